@@ -1,0 +1,113 @@
+"""The `o2v` command line: one subcommand per job, each a thin call into the package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Handler]] = {}
+
+
+def command(name: str, configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[Handler], Handler]:
+    """Register a subcommand; other modules add theirs the same way."""
+
+    def wrap(handler: Handler) -> Handler:
+        COMMANDS[name] = (configure, handler)
+        return handler
+
+    return wrap
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="training config JSON (SageMaker hyperparameters + channels)")
+    p.add_argument("--output-dir", help="override the config's output_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("train", _train_args)
+def _train(args: argparse.Namespace) -> int:
+    from service.object2vec.train import TrainConfig, train
+
+    log = train(TrainConfig.load(args.config, args.output_dir), progress=not args.quiet)
+    summary = {k: log[k] for k in ("best_epoch", "stopped_early", "train_seconds", "validation", "test") if k in log}
+    print(json.dumps(summary))
+    return 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint_dir", help="a training output folder (checkpoint.pt, training_log.json)")
+    p.add_argument("model_dir", help="the model directory to write")
+    p.add_argument("--embedding-dtype", default="float32", choices=("float32", "float16", "int8"))
+    p.add_argument("--name", help="model name in model_card.json (default: the folder name)")
+    p.add_argument("--card-extra", help="a JSON file merged into model_card.json (e.g. data sources)")
+
+
+@command("export", _export_args)
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service.object2vec.export import export_model
+
+    extra = json.loads(Path(args.card_extra).read_text()) if args.card_extra else None
+    out = export_model(args.checkpoint_dir, args.model_dir, args.embedding_dtype, args.name, extra)
+    print(f"wrote {out}")
+    return 0
+
+
+def _convert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="sentence-pair CSV or TSV")
+    p.add_argument("dst", help="Object2Vec JSON Lines to write")
+    p.add_argument("--tokenizer", required=True, help="tokenizer.json (e.g. from a model directory)")
+    p.add_argument("--max-seq-len", type=int, default=128)
+    p.add_argument("--columns", default="0,1,2", help="0-based columns of text0,text1,label")
+    p.add_argument("--delimiter", help="default: tab for .tsv/.txt, comma otherwise")
+    p.add_argument("--label-scale", type=float, default=1.0, help="multiply labels, e.g. 0.2 for 0-5 scores")
+    p.add_argument("--skip-header", action="store_true")
+
+
+@command("convert", _convert_args)
+def _convert(args: argparse.Namespace) -> int:
+    from service.object2vec.data import convert_pairs
+    from service.text import TextTokenizer
+
+    cols = tuple(int(c) for c in args.columns.split(","))
+    if len(cols) != 3:
+        raise SystemExit("--columns takes three 0-based column numbers: text0,text1,label")
+    tok = TextTokenizer.from_file(args.tokenizer, args.max_seq_len)
+    n = convert_pairs(args.src, args.dst, tok, cols, args.delimiter, args.label_scale, args.skip_header)  # type: ignore[arg-type]
+    print(f"wrote {n} records to {args.dst}")
+    return 0
+
+
+def _distill_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="folder for the distillation channels and auxiliary files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seq-len", type=int, default=128)
+
+
+@command("distill-data", _distill_args)
+def _distill(args: argparse.Namespace) -> int:
+    from service.object2vec.teacher import build
+
+    print(json.dumps(build(args.out, args.seed, args.max_seq_len)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="o2v", description="Object2Vec embedding service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (configure, _) in COMMANDS.items():
+        configure(sub.add_parser(name))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"o2v {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Readers for the public datasets in ../shared/data (STS-B, CLINC150, review sentences), read in place.
+
+The location is the `shared_data` setting (O2V_SHARED_DATA, default ../shared/data beside the repository).
+Nothing here copies data.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.settings import Settings
+
+
+def data_root() -> Path:
+    return Settings().shared_data.resolve()
+
+
+@dataclass(frozen=True)
+class StsPair:
+    score: float
+    a: str
+    b: str
+
+
+def read_sts(split: str) -> list[StsPair]:
+    """STS-B train/dev/test: tab-separated, no header, bare quotes (QUOTE_NONE), score in column 5."""
+    path = data_root() / "stsbenchmark" / f"sts-{split}.csv"
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [StsPair(float(r[4]), r[5], r[6]) for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
+
+
+def read_clinc(split: str) -> list[tuple[str, str]]:
+    """CLINC150 (data_full.json) split as (text, intent); 'oos_<split>' rows are included with intent 'oos'."""
+    data = json.loads((data_root() / "clinc150" / "data_full.json").read_text())
+    return [(t, label) for t, label in data[split] + data[f"oos_{split}"]]
+
+
+def read_reviews() -> list[tuple[str, int, str]]:
+    """The 3,000 review sentences as (sentence, sentiment, source); iterated by line, so U+0085 stays inside."""
+    out = []
+    folder = data_root() / "sentiment_labelled_sentences"
+    for source in ("amazon_cells", "yelp", "imdb"):
+        with open(folder / f"{source}_labelled.txt", encoding="utf-8", newline="") as fh:
+            for row in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                out.append((row[0].strip(), int(row[1]), source))
+    return out
+
+
+def source_files() -> list[dict[str, str]]:
+    """The dataset files a bundled model may be trained on, with sha256 (never STS-B test or CLINC150 test)."""
+    root = data_root()
+    names = [
+        "stsbenchmark/sts-train.csv",
+        "stsbenchmark/sts-dev.csv",
+        "clinc150/data_full.json",
+        "sentiment_labelled_sentences/amazon_cells_labelled.txt",
+        "sentiment_labelled_sentences/yelp_labelled.txt",
+        "sentiment_labelled_sentences/imdb_labelled.txt",
+    ]
+    return [{"file": n, "sha256": hashlib.sha256((root / n).read_bytes()).hexdigest()} for n in names]
