@@ -42,7 +42,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", help="the model directory to write")
     p.add_argument("--embedding-dtype", default="float32", choices=("float32", "float16", "int8"))
     p.add_argument("--name", help="model name in model_card.json (default: the folder name)")
-    p.add_argument("--card-extra", help="a JSON file merged into model_card.json (e.g. data sources)")
+    p.add_argument("--training-data", help="a JSON file describing the training data, kept in model_card.json")
 
 
 @command("export", _export_args)
@@ -51,7 +51,7 @@ def _export(args: argparse.Namespace) -> int:
 
     from service.object2vec.export import export_model
 
-    extra = json.loads(Path(args.card_extra).read_text()) if args.card_extra else None
+    extra = {"training_data": json.loads(Path(args.training_data).read_text())} if args.training_data else None
     out = export_model(args.checkpoint_dir, args.model_dir, args.embedding_dtype, args.name, extra)
     print(f"wrote {out}")
     return 0
@@ -94,6 +94,55 @@ def _distill(args: argparse.Namespace) -> int:
 
     print(json.dumps(build(args.out, args.seed, args.max_seq_len)))
     return 0
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="default: O2V_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, help="default: O2V_PORT or 8000")
+    p.add_argument("--model-dir", help="a model directory (default: the bundled model)")
+    p.add_argument("--backend", choices=("onnx", "sagemaker"), help="default: O2V_BACKEND or onnx")
+    p.add_argument("--data-dir", help="where collections live")
+    p.add_argument("--workers", type=int, help="uvicorn worker processes")
+    p.add_argument(
+        "--sagemaker",
+        action="store_true",
+        help="run as a SageMaker container: 0.0.0.0:8080, bodies up to 6 MiB, model from /opt/ml/model",
+    )
+
+
+@command("serve", _serve_args)
+def _serve(args: argparse.Namespace) -> int:
+    from service.api.server import serve
+
+    names = ("host", "port", "model_dir", "backend", "data_dir", "workers")
+    return serve({n: getattr(args, n) for n in names if getattr(args, n) is not None}, sagemaker=args.sagemaker)
+
+
+def _index_args(p: argparse.ArgumentParser) -> None:
+    from service.index.commands import configure
+
+    configure(p)
+
+
+@command("index", _index_args)
+def _index(args: argparse.Namespace) -> int:
+    """`o2v index load|list|search|classify|cluster`: collections from the shell (service/index/commands.py)."""
+    from service.index.commands import run
+
+    return run(args)
+
+
+def _drift_args(p: argparse.ArgumentParser) -> None:
+    from service.drift.commands import configure
+
+    configure(p)
+
+
+@command("drift", _drift_args)
+def _drift(args: argparse.Namespace) -> int:
+    from service.drift.commands import run
+
+    return run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

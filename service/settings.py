@@ -23,12 +23,15 @@ class Settings(BaseSettings):
     backend: Literal["onnx", "sagemaker"] = "onnx"
     onnx_intra_op_threads: int = Field(0, ge=0, description="0 = onnxruntime's choice")
     onnx_inter_op_threads: int = Field(1, ge=0)
+    onnx_max_batch_tokens: int = Field(16384, ge=1, description="padded tokens in one onnxruntime run")
 
     # HTTP server
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
     api_key: str | None = None
+    access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After on 503 answers (queue full, backend down)")
 
     # request limits
     max_batch_size: int = Field(256, ge=1, description="texts in one request")
@@ -47,12 +50,55 @@ class Settings(BaseSettings):
     sagemaker_endpoint_url: str | None = None
     sagemaker_connect_timeout_s: float = Field(2.0, gt=0)
     sagemaker_read_timeout_s: float = Field(70.0, gt=0, description="AWS advises 70 s for a 60 s container")
-    sagemaker_max_attempts: int = Field(3, ge=1)
+    sagemaker_max_attempts: int = Field(3, ge=1, description="attempts per call, the first included (adaptive)")
     sagemaker_max_body_bytes: int = Field(6_291_456, ge=1024, description="InvokeEndpoint's 6 MiB limit")
 
     # data
     data_dir: Path = REPO / "indexes"
     shared_data: Path = REPO.parent / "shared" / "data"
+
+    # drift monitor (service/drift; the defaults and why: docs/drift.md)
+    drift_window: int = Field(1000, ge=10, description="live scores kept per stream (last N)")
+    drift_min_samples: int = Field(100, ge=10, description="live scores needed before any verdict")
+    drift_check_every: int = Field(25, ge=1, description="new scores between two status checks")
+    drift_confirm_checks: int = Field(2, ge=1, description="consecutive checks needed to raise the status")
+    drift_clear_checks: int = Field(3, ge=1, description="consecutive checks needed to lower the status")
+    drift_hysteresis: float = Field(0.2, ge=0.0, lt=1.0, description="a raised status holds until 80% of a limit")
+    drift_ks_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0)
+    drift_ks_pvalue_drift: float = Field(0.01, gt=0.0, lt=1.0)
+    drift_linf_warning: float = Field(0.05, gt=0.0, description="KS statistic = SageMaker's L-infinity distance")
+    drift_linf_drift: float = Field(0.1, gt=0.0, description="SageMaker Model Monitor's comparison_threshold")
+    drift_psi_warning: float = Field(0.1, gt=0.0)
+    drift_psi_drift: float = Field(0.2, gt=0.0)
+    drift_js_warning: float = Field(0.05, gt=0.0, description="Jensen-Shannon distance, base 2")
+    drift_js_drift: float = Field(0.1, gt=0.0)
+    drift_wasserstein_warning: float = Field(0.05, gt=0.0, description="in baseline standard deviations")
+    drift_wasserstein_drift: float = Field(0.15, gt=0.0)
+    drift_psi_bins: int = Field(10, ge=2, description="baseline-quantile bins for PSI and Jensen-Shannon")
+    drift_bucket_seconds: int = Field(300, ge=1, description="width of one history bucket")
+    drift_history_buckets: int = Field(288, ge=1, description="history buckets kept per stream")
+    drift_max_streams: int = Field(32, ge=1, description="scores for further stream names are dropped")
+    drift_live_baseline_streams: list[str] = Field(
+        ["search_top1", "classify_confidence"], description="streams whose first full window becomes the baseline"
+    )
+    drift_persist_interval_s: float = Field(30.0, gt=0.0)
+    drift_webhook_url: str | None = None
+    drift_webhook_timeout_s: float = Field(2.0, gt=0.0)
+    drift_webhook_retries: int = Field(3, ge=0)
+
+    # collections (service/index): FAISS defaults a collection gets unless its PUT names others
+    index_default: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(16, ge=4, le=256, description="graph neighbours per node (bench/search.py: docs/search.md)")
+    hnsw_ef_construction: int = Field(40, ge=8, description="build-time beam; higher = better graph, slower")
+    hnsw_ef_search: int = Field(512, ge=8, description="query-time beam (≥ top_k); 512: recall@10 0.96 at 1M")
+    hnsw_rebuild_deleted_share: float = Field(0.2, gt=0.0, le=1.0, description="rebuild once this share is dead")
+    ivf_nlist: int = Field(1024, ge=1, description="inverted lists, capped at trained vectors / 39")
+    ivf_nprobe: int = Field(128, ge=1, description="lists scanned per query; 128 of 1024: recall@10 0.96 at 1M")
+    ivf_min_train: int = Field(20_000, ge=1, description="vectors stored before IVF trains; exact search until then")
+    index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
+    index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
+    classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
+    max_clusters: int = Field(1000, ge=1)
 
 
 @lru_cache(maxsize=1)

@@ -102,13 +102,22 @@ def with_negatives(data: PairData, rate: int, rng: random.Random) -> PairData:
 
 
 def batches(
-    data: PairData, size: int, rng: random.Random | None
+    data: PairData, size: int, rng: random.Random | None, bucket_width: int = 0
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Mini-batches of padded (in0, in1, label); shuffled when rng is given."""
+    """Mini-batches of padded (in0, in1, label); shuffled when rng is given.
+
+    With SageMaker's `bucket_width` > 0, pairs whose longer side falls in the same length bucket are batched
+    together, so short sentences are not padded to the longest one in the channel (the batches are shuffled).
+    """
     order = list(range(len(data)))
     if rng is not None:
         rng.shuffle(order)
-    for start in range(0, len(order), size):
+    if bucket_width > 0:
+        order.sort(key=lambda i: max(len(data.in0[i]), len(data.in1[i])) // bucket_width)
+    starts = list(range(0, len(order), size))
+    if rng is not None and bucket_width > 0:
+        rng.shuffle(starts)
+    for start in starts:
         idx = order[start : start + size]
         yield (
             pad([data.in0[i] for i in idx]),

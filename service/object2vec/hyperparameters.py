@@ -117,8 +117,10 @@ def _number(name: str, value: Any, spec: Spec) -> int | float:
             number = int(str(value).strip())
     except (TypeError, ValueError):
         raise _bad(name, value, spec) from None
-    if number != number or (spec.low is not None and number < spec.low) or (
-        spec.high is not None and number > spec.high
+    if (
+        number != number
+        or (spec.low is not None and number < spec.low)
+        or (spec.high is not None and number > spec.high)
     ):
         raise _bad(name, value, spec)
     return number

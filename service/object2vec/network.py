@@ -211,12 +211,14 @@ class Object2Vec(nn.Module):
             self.enc1 = self.enc0
         else:
             s1 = hp.encoder(1)
-            tie = hp.tied_token_embedding_weight and (s1["vocab_size"], s1["token_embedding_dim"]) == (
-                s0["vocab_size"],
-                s0["token_embedding_dim"],
-            )
+            shape0 = (s0["vocab_size"], s0["token_embedding_dim"])
+            if hp.tied_token_embedding_weight and (s1["vocab_size"], s1["token_embedding_dim"]) != shape0:
+                raise ValueError(
+                    "tied_token_embedding_weight=True needs enc0 and enc1 with the same vocab_size and "
+                    f"token_embedding_dim; enc0 has {shape0}, enc1 ({s1['vocab_size']}, {s1['token_embedding_dim']})"
+                )
             sparse = hp.token_embedding_storage_type == "row_sparse"
-            emb1 = emb0 if tie else self._embedding(s1, pretrained.get(1), sparse)
+            emb1 = emb0 if hp.tied_token_embedding_weight else self._embedding(s1, pretrained.get(1), sparse)
             self.enc1 = _build_encoder(s1, emb1, hp.enc_dim, hp.dropout)
         self.scorer = PairScorer(hp)
 

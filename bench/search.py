@@ -1,0 +1,206 @@
+"""Vector search speed and recall: exact (flat) vs HNSW vs IVF over random unit vectors, the service's index code.
+
+For each size and data kind: build time, index memory, queries/s one query at a time and in batches of 64, and
+recall@10 against exact search, over a sweep of efSearch (HNSW) and nprobe (IVF). `uniform` vectors are uniform
+on the sphere (the worst case: every point is almost equally far from every other); `embedding` vectors lie near
+a low-rank subspace plus noise, as sentence embeddings do. Prints a table and one JSON line.
+
+    python bench/search.py --sizes 100000,1000000 --data embedding,uniform
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import print_table
+from service.index.vector_index import HnswIndex, IndexConfig, IvfIndex, VectorIndex, unit_rows
+
+K = 10
+BATCH = 64
+
+
+def vectors(kind: str, n: int, dim: int, seed: int, rank: int, noise: float, chunk: int = 100_000) -> np.ndarray:
+    """n unit vectors; `embedding` ones share one random rank-`rank` basis (fixed by dim and rank, not seed)."""
+    rng = np.random.default_rng(seed)
+    basis = np.random.default_rng(rank).standard_normal((rank, dim)).astype(np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        x = rng.standard_normal((m, dim), dtype=np.float32)
+        if kind == "embedding":
+            x = rng.standard_normal((m, rank), dtype=np.float32) @ basis + noise * np.sqrt(rank) * x
+        out[start : start + m] = unit_rows(x)
+    return out
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_search(index: VectorIndex, queries: np.ndarray, batch: int, repeats: int = 1) -> tuple[np.ndarray, float]:
+    """(labels, queries/s) searching `batch` queries per call, after one warm-up call; the best of `repeats`
+    passes, since other processes on a shared machine only ever slow a pass down."""
+    labels = np.empty((len(queries), K), dtype=np.int64)
+    index.search(queries[:batch], K)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(queries), batch):
+            labels[i : i + batch] = index.search(queries[i : i + batch], K)[1]
+        best = min(best, time.perf_counter() - start)
+    return labels, len(queries) / best
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]))
+
+
+def build(index: VectorIndex, data: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+    """Train (IVF) and add everything; seconds and the memory the index holds afterwards."""
+    gc.collect()
+    before = rss_mib()
+    start = time.perf_counter()
+    if isinstance(index, IvfIndex):
+        sample = np.random.default_rng(0).choice(len(data), min(len(data), 64 * index.config.nlist), replace=False)
+        index.train(data[np.sort(sample)])
+    index.add(ids, data)
+    seconds = time.perf_counter() - start
+    per_million = (rss_mib() - before) / (len(data) / 1e6)
+    return {"build_s": round(seconds, 1), "index_mib_per_million": round(per_million)}
+
+
+def single_qps(index: VectorIndex, queries: np.ndarray) -> float:
+    """One query per call on one thread: a lone query has nothing to share between threads, and on a busy
+    machine an OpenMP team waiting for its second thread costs more than the query."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return timed_search(index, queries, 1, repeats=3)[1]
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def measure(index: VectorIndex, queries: np.ndarray, truth: np.ndarray, singles: int) -> dict[str, float]:
+    found, batch_qps = timed_search(index, queries, BATCH)
+    single = single_qps(index, queries[:singles])
+    return {"recall@10": round(recall(found, truth), 4), "qps_1": round(single, 1), "qps_64": round(batch_qps, 1)}
+
+
+def run_size(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
+    data = vectors(kind, n, args.dim, 1, args.rank, args.noise)
+    queries = vectors(kind, args.queries, args.dim, 2, args.rank, args.noise)
+    ids = np.arange(n, dtype=np.int64)
+    base = {"n": n, "data": kind}
+    config = IndexConfig(
+        m=args.hnsw_m, ef_construction=args.ef_construction, nlist=args.nlist or int(4 * np.sqrt(n)) // 64 * 64
+    )
+    rows = []
+
+    exact = VectorIndex(config, args.dim)
+    built = build(exact, data, ids)
+    truth, exact_qps_64 = timed_search(exact, queries, BATCH)
+    exact_qps_1 = single_qps(exact, queries[: args.exact_singles])
+    exact_row = {**base, "index": "flat", "param": "-", "recall@10": 1.0, "qps_1": round(exact_qps_1, 1)}
+    rows.append({**exact_row, "qps_64": round(exact_qps_64, 1), **built})
+    del exact
+    print(f"[{kind} {n}] flat: {rows[-1]}", file=sys.stderr, flush=True)
+
+    hnsw = HnswIndex(config, args.dim)
+    built = build(hnsw, data, ids)
+    for ef in args.ef_search:
+        hnsw.config = replace(config, ef_search=ef)
+        rows.append({**base, "index": f"hnsw M={config.m} efC={config.ef_construction}", "param": f"efSearch={ef}"})
+        rows[-1].update({**measure(hnsw, queries, truth, args.singles), **built})
+        print(f"[{kind} {n}] {rows[-1]}", file=sys.stderr, flush=True)
+    del hnsw
+
+    ivf = IvfIndex(config, args.dim)
+    built = build(ivf, data, ids)
+    for nprobe in args.nprobe:
+        ivf.config = replace(config, nprobe=nprobe)
+        rows.append({**base, "index": f"ivf nlist={ivf.index.nlist}", "param": f"nprobe={nprobe}"})
+        rows[-1].update({**measure(ivf, queries, truth, args.singles), **built})
+        print(f"[{kind} {n}] {rows[-1]}", file=sys.stderr, flush=True)
+    del ivf, data
+    for row in rows:
+        row["speedup_1"] = round(row["qps_1"] / exact_qps_1, 1)
+        row["speedup_64"] = round(row["qps_64"] / exact_qps_64, 1)
+    return rows
+
+
+def verdict(rows: list[dict], target_recall: float, target_speedup: float) -> dict:
+    """The fastest single-query HNSW setting at the largest size with recall ≥ target, per data kind."""
+    out = {}
+    for kind in sorted({r["data"] for r in rows}):
+        largest = max(r["n"] for r in rows if r["data"] == kind)
+        ok = [r for r in rows if r["data"] == kind and r["n"] == largest and r["index"].startswith("hnsw")]
+        ok = [r for r in ok if r["recall@10"] >= target_recall]
+        best = max(ok, key=lambda r: r["qps_1"], default=None)
+        met = best is not None and best["speedup_1"] >= target_speedup
+        out[kind] = {
+            "n": largest,
+            "best": best and {k: best[k] for k in ("param", "recall@10", "speedup_1")},
+            "met": met,
+        }
+    return out
+
+
+def main() -> None:
+    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=ints, default=[100_000, 1_000_000])
+    p.add_argument("--data", default="embedding,uniform", help="embedding and/or uniform")
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--rank", type=int, default=32, help="embedding data: dimension of the subspace")
+    p.add_argument("--noise", type=float, default=0.3, help="embedding data: noise beside the subspace")
+    p.add_argument("--queries", type=int, default=1024, help="queries for recall and batch speed")
+    p.add_argument("--singles", type=int, default=200, help="queries timed one at a time (approximate indexes)")
+    p.add_argument("--exact-singles", type=int, default=20, help="queries timed one at a time (exact)")
+    p.add_argument("--hnsw-m", type=int, default=16)
+    p.add_argument("--ef-construction", type=int, default=40)
+    p.add_argument("--ef-search", type=ints, default=[32, 64, 128, 256])
+    p.add_argument("--nlist", type=int, default=0, help="default: 4·sqrt(n), a multiple of 64")
+    p.add_argument("--nprobe", type=ints, default=[8, 32, 64])
+    p.add_argument("--threads", type=int, default=0, help="FAISS threads (default: all cores)")
+    args = p.parse_args()
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
+
+    started = time.perf_counter()
+    rows = [row for kind in args.data.split(",") for n in args.sizes for row in run_size(n, kind, args)]
+    columns = [("data", "data"), ("n", "vectors"), ("index", "index"), ("param", "search param")]
+    columns += [("recall@10", "recall@10"), ("qps_1", "q/s (1)"), ("speedup_1", "× exact (1)")]
+    columns += [("qps_64", "q/s (64)"), ("speedup_64", "× exact (64)"), ("build_s", "build s")]
+    columns += [("index_mib_per_million", "MiB per 1M")]
+    print_table(rows, columns)
+    summary = {
+        "bench": "search",
+        "dim": args.dim,
+        "threads": faiss.omp_get_max_threads(),
+        "peak_rss_mib": round(peak_mib()),
+        "seconds": round(time.perf_counter() - started),
+        "target": verdict(rows, 0.95, 10.0),
+        "rows": rows,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The app factory: settings + encoder → FastAPI app with the routers of ROUTERS, error handlers and metrics.
+
+A router module exposes either `router` (an APIRouter) or `build_router(settings, encoder) -> APIRouter` when
+its request schemas depend on the settings' limits or the model (so the OpenAPI schema states the real limits).
+To add a domain, import its module here and append it to ROUTERS. What a route needs at request time comes from
+the dependencies in deps.py (`get_embedder`, `get_settings`) and `app.state`: settings, encoder, embedder,
+metrics, score_observers. `uvicorn --factory service.api.app:create_app` serves the settings of the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import ModuleType
+
+from fastapi import APIRouter, FastAPI
+
+from service import __version__
+from service.api import collections, drift, embeddings, errors, health, sagemaker, similarity
+from service.api.deps import ScoreObserver
+from service.api.limits import BodyLimitMiddleware
+from service.api.metrics import Metrics, MetricsMiddleware
+from service.encoders import load_encoder
+from service.encoders.base import Encoder, EncoderError
+from service.encoders.embedder import Embedder
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROUTERS: list[ModuleType] = [embeddings, similarity, health, sagemaker, collections, drift]
+
+
+def _router(module: ModuleType, settings: Settings, encoder: Encoder) -> APIRouter:
+    router = getattr(module, "router", None)
+    return router if isinstance(router, APIRouter) else module.build_router(settings, encoder)
+
+
+def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
+    """An app serving `encoder` (default: the one the settings name, loaded now and closed on shutdown)."""
+    settings = settings or Settings()
+    owns_encoder = encoder is None
+    encoder = encoder or load_encoder(settings)
+    metrics = Metrics()
+    body_limits = {"/invocations": settings.sagemaker_max_body_bytes}  # SageMaker's own 6 MiB
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        embedder = Embedder(encoder, settings, observe=metrics.observe_encoder)
+        embedder.start()
+        metrics.track_queues(embedder)
+        app.state.embedder = embedder
+        try:
+            await embedder.check()  # warm-up: the first request should not pay for lazy allocations
+        except EncoderError as exc:
+            log.warning("the backend does not answer yet: %s", exc.message)
+        try:
+            yield
+        finally:
+            await embedder.close()
+            if owns_encoder:
+                encoder.close()
+
+    app = FastAPI(
+        title="object2vec-service",
+        version=__version__,
+        description="Object2Vec sentence embeddings: OpenAI-style embeddings, similarity, SageMaker contract.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.encoder = encoder
+    app.state.metrics = metrics
+    app.state.score_observers: list[ScoreObserver] = []
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limits.get(path, settings.max_body_bytes))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it counts the 413s too
+    for module in ROUTERS:
+        app.include_router(_router(module, settings, encoder))
+    return app

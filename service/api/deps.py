@@ -1,0 +1,34 @@
+"""FastAPI dependencies that hand routes the app's shared objects: settings, embedder, score observers.
+
+`get_embedder(request)` returns the app's Embedder (service/encoders/embedder.py): `await embedder.embed(texts)`
+gives unit-length float32 vectors [n, dim] through the micro-batcher. Anything that wants every score a caller
+sees (the drift monitor) appends a `(stream, scores) -> None` callable to `app.state.score_observers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.encoders.embedder import Embedder
+from service.settings import Settings
+
+ScoreObserver = Callable[[str, Sequence[float]], None]
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_embedder(request: Request) -> Embedder:
+    return request.app.state.embedder
+
+
+EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+
+
+def observe_scores(request: Request, stream: str, scores: Sequence[float]) -> None:
+    for observer in request.app.state.score_observers:
+        observer(stream, scores)

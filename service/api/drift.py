@@ -1,0 +1,133 @@
+"""Drift routes: GET /drift (per-stream status and statistics), PUT /drift/baseline/{stream}, GET /drift/report.
+
+The router's lifespan owns the app's DriftMonitor (service/drift): it subscribes the monitor to every score the
+other routes report (`app.state.score_observers`), adds its gauges to the app's metrics registry, runs the
+background checker, and writes the state on shutdown.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import spearmanr
+from starlette.responses import HTMLResponse, Response
+
+from service.api import limits
+from service.api.auth import require_api_key
+from service.api.deps import EmbedderDep
+from service.api.errors import BODY_ERRORS, ApiError, responses
+from service.api.render import json_response
+from service.drift import DriftMonitor, DriftWorker
+from service.drift.baseline import MIN_BASELINE
+from service.drift.metrics import DriftCollector
+from service.drift.monitor import STREAM_PATTERN
+from service.drift.report import render_html
+from service.encoders.base import Encoder
+from service.encoders.embedder import Embedder
+from service.settings import Settings
+
+MAX_BASELINE_SCORES = 100_000
+MAX_BASELINE_PAIRS = 10_000
+Score = Annotated[float, Field(allow_inf_nan=False)]
+StreamName = Annotated[str, Path(pattern=STREAM_PATTERN, description="a drift stream, e.g. similarity")]
+
+
+class BaselineOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    stream: str
+    baseline: dict[str, Any] = Field(description="source, created, n, mean, std, min, max, quantiles")
+    label_spearman: float | None = Field(None, description="Spearman of the pair cosines with the given labels")
+
+
+def get_monitor(request: Request) -> DriftMonitor:
+    return request.app.state.drift
+
+
+MonitorDep = Annotated[DriftMonitor, Depends(get_monitor)]
+
+
+async def pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: int) -> np.ndarray:
+    """Cosine of each pair, embedded `chunk` texts at a time so a large baseline never overfills the queue."""
+    texts = [t for pair in pairs for t in pair]
+    vectors = np.concatenate([await embedder.embed(texts[i : i + chunk]) for i in range(0, len(texts), chunk)])
+    return np.clip((vectors[0::2] * vectors[1::2]).sum(axis=1), -1.0, 1.0)
+
+
+def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
+    Text = limits.text(settings)
+    Pair = tuple[Text, Text] | tuple[Text, Text, Score]
+
+    class BaselineIn(BaseModel):
+        """Exactly one of `scores` (raw scores) or `pairs` (texts the service embeds and scores itself)."""
+
+        model_config = ConfigDict(extra="forbid")
+        scores: Annotated[list[Score], Field(min_length=MIN_BASELINE, max_length=MAX_BASELINE_SCORES)] | None = None
+        pairs: Annotated[list[Pair], Field(min_length=MIN_BASELINE, max_length=MAX_BASELINE_PAIRS)] | None = None
+        source: Annotated[str, Field(max_length=200)] | None = Field(None, description="a note kept with it")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        monitor = DriftMonitor.from_settings(settings, encoder.model.card)
+        collector = DriftCollector(monitor)
+        worker = DriftWorker(monitor)
+        app.state.drift = monitor
+        app.state.score_observers.append(monitor.record_many)
+        app.state.metrics.registry.register(collector)
+        worker.start()
+        try:
+            yield
+        finally:
+            app.state.score_observers.remove(monitor.record_many)
+            app.state.metrics.registry.unregister(collector)
+            await asyncio.to_thread(worker.stop)
+
+    router = APIRouter(tags=["drift"], lifespan=lifespan)
+
+    @router.get("/drift", responses=responses(404, 422))
+    def drift(monitor: MonitorDep, stream: Annotated[str | None, Query(pattern=STREAM_PATTERN)] = None) -> Response:
+        """Every stream (or one): status, raw status, counts, each statistic with its thresholds, baseline and live
+        summaries, histogram, history and advice."""
+        doc = monitor.report()
+        if stream is not None:
+            if stream not in doc["streams"]:
+                raise ApiError(404, f"no drift stream named {stream!r}", "stream")
+            doc["streams"] = {stream: doc["streams"][stream]}
+        return json_response(doc)
+
+    @router.get("/drift/report", response_class=HTMLResponse)
+    def drift_report(monitor: MonitorDep) -> HTMLResponse:
+        """An HTML page with the baseline-vs-live histogram of every stream (inline SVG, no scripts)."""
+        return HTMLResponse(render_html(monitor.report()))
+
+    @router.put(
+        "/drift/baseline/{stream}",
+        response_model=BaselineOut,
+        dependencies=[Depends(require_api_key)],
+        responses=responses(*BODY_ERRORS, 401, 503),
+    )
+    async def set_baseline(
+        stream: StreamName, body: BaselineIn, monitor: MonitorDep, embedder: EmbedderDep
+    ) -> Response:
+        """Replace the stream's baseline (its status starts again from no verdict); stored before the answer."""
+        if (body.scores is None) == (body.pairs is None):
+            raise ApiError(422, "give exactly one of scores and pairs", "scores")
+        label_spearman = None
+        if body.pairs is not None:
+            scores = await pair_cosines(embedder, [(p[0], p[1]) for p in body.pairs], settings.max_batch_size)
+            labels = [p[2] for p in body.pairs if len(p) == 3]
+            if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
+                label_spearman = round(float(spearmanr(scores, labels).statistic), 6)
+            source = body.source or f"pairs:{len(body.pairs)} scored by {encoder.name}"
+        else:
+            scores, source = body.scores, body.source or f"scores:{len(body.scores or [])}"
+        try:
+            described = await asyncio.to_thread(monitor.set_baseline, stream, scores, source)
+        except ValueError as exc:
+            raise ApiError(422, str(exc), "scores") from exc
+        return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
+
+    return router

@@ -1,0 +1,71 @@
+"""Request limits: the body-size middleware, and pydantic types built from the settings so that validation and
+the OpenAPI schema state the same limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, WithJsonSchema
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import ApiError, error_response
+from service.settings import Settings
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than the limit of {limit} bytes"
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large(limit))
+
+
+class BodyLimitMiddleware:
+    """413 for a body over `limit_for(path)` bytes: at once when Content-Length says so, else as soon as the
+    bytes received pass it, so an oversized body is never held in memory whole."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            await error_response(ApiError(413, _too_large(limit), field="body"))(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def text(settings: Settings) -> Any:
+    """A non-empty string of at most O2V_MAX_TEXT_CHARS characters."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=settings.max_text_chars)]
+
+
+def texts(settings: Settings) -> Any:
+    """1 to O2V_MAX_BATCH_SIZE texts."""
+    return Annotated[list[text(settings)], Field(min_length=1, max_length=settings.max_batch_size)]
+
+
+def text_or_texts(settings: Settings) -> Any:
+    """OpenAI's `input`: one text or a list of them, validated as a list."""
+    one, many = text(settings), texts(settings)
+    schema = {"anyOf": [TypeAdapter(one).json_schema(), TypeAdapter(many).json_schema()]}
+    return Annotated[many, BeforeValidator(lambda v: [v] if isinstance(v, str) else v), WithJsonSchema(schema)]

@@ -1,0 +1,176 @@
+"""SageMaker's container contract: GET /ping and POST /invocations in Object2Vec's inference formats.
+
+/invocations takes `{"instances":[...]}` (application/json) or one instance per line (application/jsonlines);
+an instance with only in0 or only in1 gets `{"embeddings":[...]}` from that encoder, one with both gets
+`{"scores":[...]}`. Ids are token ids of this model's vocabulary, as SageMaker takes them. The answer is JSON
+unless Accept asks for JSON Lines. `infer_max_seqlens=N[,M]` in the Content-Type truncates in0 (and in1).
+"""
+
+import json
+from email.message import Message
+from typing import Annotated, Any, Self
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from starlette.responses import Response
+
+from service.api.deps import EmbedderDep
+from service.api.errors import BODY_ERRORS, ApiError, from_validation_errors, responses
+from service.api.render import dumps, json_response
+from service.encoders.base import MAX_SEQ_LEN, Encoder
+from service.encoders.embedder import Embedder
+from service.settings import Settings
+
+JSON_LINES = ("application/jsonlines", "application/jsonl", "application/x-jsonlines")
+CHANNELS = ("in0", "in1")
+
+
+class EmbeddingPrediction(BaseModel):
+    embeddings: list[float]
+
+
+class ScorePrediction(BaseModel):
+    scores: list[float]
+
+
+class InvocationsResponse(BaseModel):
+    predictions: list[EmbeddingPrediction | ScorePrediction]
+
+
+class PingResponse(BaseModel):
+    status: str
+
+
+def _content_type(header: str) -> tuple[str, str | None]:
+    message = Message()
+    message["content-type"] = header
+    seqlens = message.get_param("infer_max_seqlens")
+    return message.get_content_type(), seqlens if isinstance(seqlens, str) else None
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer: 7 and 7.0, but not 7.5, "7" or true."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _seqlens(value: str | None) -> tuple[int | None, int | None]:
+    """`N` or `N,M` (each 1..5000) → the in0 and in1 truncation lengths."""
+    if value is None:
+        return None, None
+    try:
+        lengths = [int(v) for v in value.split(",")]
+    except ValueError:
+        lengths = []
+    if not 1 <= len(lengths) <= 2 or not all(1 <= n <= MAX_SEQ_LEN for n in lengths):
+        raise ApiError(422, f"infer_max_seqlens must be N or N,M with each in 1..{MAX_SEQ_LEN}", "Content-Type")
+    return lengths[0], lengths[-1]
+
+
+def _instances(raw: bytes, media: str) -> Any:
+    if not raw.strip():
+        raise ApiError(400, "the body is empty: send Object2Vec instances", "body")
+    if media in JSON_LINES:
+        lines = [line for line in raw.splitlines() if line.strip()]
+        try:
+            return {"instances": [json.loads(line) for line in lines]}
+        except ValueError as exc:
+            raise ApiError(400, f"a line of the JSON Lines body is not valid JSON: {exc}", "body") from exc
+    if media != "application/json":
+        message = f"Content-Type must be application/json or application/jsonlines, not {media}"
+        raise ApiError(415, message, "Content-Type")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}", "body") from exc
+
+
+def _render(predictions: list[dict[str, Any]], accept: str) -> Response:
+    if any(kind in accept for kind in JSON_LINES):
+        return Response(b"".join(dumps(p) + b"\n" for p in predictions), media_type="application/jsonlines")
+    return json_response({"predictions": predictions})
+
+
+async def _predict(embedder: Embedder, rows: list[dict[str, list[int] | None]]) -> list[dict[str, Any]]:
+    """Object2Vec's two modes per instance: scores for in0+in1 pairs, embeddings from the one encoder given."""
+    predictions: list[dict[str, Any]] = [{} for _ in rows]
+    pairs = [i for i, r in enumerate(rows) if r["in0"] and r["in1"]]
+    if pairs:
+        scores = await embedder.score_ids([rows[i]["in0"] for i in pairs], [rows[i]["in1"] for i in pairs])
+        for i, s in zip(pairs, scores, strict=True):
+            predictions[i] = {"scores": s}
+    for channel in CHANNELS:
+        alone = [i for i, r in enumerate(rows) if r[channel] and not predictions[i]]
+        if alone:
+            vectors = await embedder.embed_ids([rows[i][channel] for i in alone], channel)
+            for i, v in zip(alone, vectors, strict=True):
+                predictions[i] = {"embeddings": v}
+    return predictions
+
+
+def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
+    router = APIRouter(tags=["sagemaker"])
+    model = encoder.model
+
+    def ids(channel: str) -> Any:
+        token = Annotated[int, Field(strict=True, ge=0, lt=model.vocab_size(channel)), BeforeValidator(_integral)]
+        return Annotated[list[token], Field(min_length=1, description=f"token ids for encoder {channel[-1]}")]
+
+    class Instance(BaseModel):
+        model_config = ConfigDict(
+            extra="ignore",
+            json_schema_extra={"anyOf": [{"required": [c], "properties": {c: {"type": "array"}}} for c in CHANNELS]},
+        )
+        in0: ids("in0") | None = None
+        in1: ids("in1") | None = None
+
+        @model_validator(mode="after")
+        def _has_input(self) -> Self:
+            if self.in0 is None and self.in1 is None:
+                raise ValueError("an instance needs in0, in1 or both")
+            return self
+
+    class InvocationsRequest(BaseModel):
+        instances: Annotated[list[Instance], Field(min_length=1)]
+
+    instance_schema = Instance.model_json_schema()
+    request_schema = {
+        "type": "object",
+        "required": ["instances"],
+        "properties": {"instances": {"type": "array", "minItems": 1, "items": instance_schema}},
+    }
+    openapi_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": request_schema},
+                "application/jsonlines": {
+                    "schema": {**request_schema["properties"]["instances"], "description": "one instance per line"}
+                },
+            },
+        }
+    }
+
+    @router.get("/ping", response_model=PingResponse)
+    async def ping() -> Response:
+        """SageMaker's health check: 200 once the model is loaded (the server listens only after that)."""
+        return json_response({"status": "ok"})
+
+    @router.post(
+        "/invocations",
+        response_model=InvocationsResponse,
+        responses=responses(*BODY_ERRORS, 502, 503),
+        openapi_extra=openapi_body,
+    )
+    async def invocations(request: Request, embedder: EmbedderDep) -> Response:
+        """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs."""
+        media, seqlens = _content_type(request.headers.get("content-type", "application/json"))
+        limit0, limit1 = _seqlens(seqlens)
+        payload = _instances(await request.body(), media)
+        try:
+            instances = InvocationsRequest.model_validate(payload).instances
+        except ValidationError as exc:
+            raise from_validation_errors(exc.errors()) from exc
+        rows = [{"in0": x.in0 and x.in0[:limit0], "in1": x.in1 and x.in1[:limit1]} for x in instances]
+        return _render(await _predict(embedder, rows), request.headers.get("accept", ""))
+
+    return router

@@ -1,0 +1,96 @@
+"""Running the app: `serve` (uvicorn in this process, for `o2v serve`) and `ServerProcess` (a child `o2v serve`
+on a free loopback port, for the end-to-end tests and the HTTP benchmark)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from service.settings import Settings
+
+SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
+
+
+def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
+    """Serve with the environment's settings plus `overrides`; they travel as O2V_* variables so that every
+    uvicorn worker process builds the same Settings. `sagemaker`: what a SageMaker container needs unless
+    overridden: 0.0.0.0:8080, InvokeEndpoint's body limit, the model SageMaker unpacks to /opt/ml/model."""
+    if sagemaker:
+        defaults: dict[str, Any] = {
+            "host": "0.0.0.0",
+            "port": 8080,
+            "max_body_bytes": Settings().sagemaker_max_body_bytes,
+        }
+        if (SAGEMAKER_MODEL_DIR / "encoder.onnx").is_file():
+            defaults["model_dir"] = SAGEMAKER_MODEL_DIR
+        overrides = {**defaults, **overrides}
+    for name, value in overrides.items():
+        os.environ[f"O2V_{name.upper()}"] = str(value)
+    settings = Settings()
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=settings.access_log,
+    )
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`with ServerProcess(env) as server:` runs `o2v serve` on 127.0.0.1 until /readyz answers 200."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 60.0):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.args = args
+        self.timeout_s = timeout_s
+        self.log = Path(tempfile.mkstemp(prefix="o2v-serve-", suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen([*command, *self.args], env=self.env, stdout=out, stderr=out)
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        log = self.log.read_text(errors="replace")[-4000:]
+        self.__exit__()
+        raise RuntimeError(f"o2v serve did not become ready in {self.timeout_s:.0f} s; its log:\n{log}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.unlink(missing_ok=True)

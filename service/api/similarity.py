@@ -1,0 +1,54 @@
+"""POST /similarity: cosine of each pair's embeddings, plus the Object2Vec comparator score where the model has one."""
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from service.api import limits
+from service.api.deps import EmbedderDep, observe_scores
+from service.api.errors import BODY_ERRORS, responses
+from service.api.render import json_response
+from service.drift.monitor import STREAM_PATTERN
+from service.encoders.base import Encoder, l2_normalize
+from service.settings import Settings
+
+
+class SimilarityResult(BaseModel):
+    cosine: float = Field(ge=-1.0, le=1.0)
+    score: float | None = Field(
+        description="Object2Vec's own score: the value for a regression model, the probability of the last class "
+        "for a softmax one; null when the model has no scorer"
+    )
+
+
+class SimilarityResponse(BaseModel):
+    results: list[SimilarityResult]
+
+
+def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
+    router = APIRouter(tags=["similarity"])
+    text = limits.text(settings)
+
+    class SimilarityRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        pairs: Annotated[list[tuple[text, text]], Field(min_length=1, max_length=settings.max_batch_size)]
+        stream: str | None = Field(
+            None, pattern=STREAM_PATTERN, description="drift stream the cosines are counted in (default: similarity)"
+        )
+
+    @router.post("/similarity", response_model=SimilarityResponse, responses=responses(*BODY_ERRORS, 502, 503))
+    async def similarity(body: SimilarityRequest, request: Request, embedder: EmbedderDep) -> Response:
+        """Texts a and b of each pair go through encoder 0 for the cosine, through in0/in1 for the score."""
+        n = len(body.pairs)
+        rows = await embedder.tokenize([a for a, _ in body.pairs] + [b for _, b in body.pairs])
+        vectors = l2_normalize(await embedder.embed_ids(rows))
+        cosines = np.clip((vectors[:n] * vectors[n:]).sum(axis=1), -1.0, 1.0)
+        scores = (await embedder.score_ids(rows[:n], rows[n:]))[:, -1].tolist() if embedder.has_scorer else [None] * n
+        observe_scores(request, body.stream or "similarity", cosines.tolist())
+        results = [{"cosine": c, "score": s} for c, s in zip(cosines.tolist(), scores, strict=True)]
+        return json_response({"results": results})
+
+    return router

@@ -1,0 +1,99 @@
+"""The drift monitor's knobs as one plain object, read from the O2V_DRIFT_* settings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+LEVELS = ("ok", "warning", "drift")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A test's warning and drift thresholds; for a p-value a smaller value is worse."""
+
+    warning: float
+    drift: float
+    smaller_is_worse: bool = False
+
+    def threshold(self, level: int) -> float:
+        return self.drift if level == LEVELS.index("drift") else self.warning
+
+    def severity(self, value: float, level: int) -> float:
+        """How far `value` is toward the level's threshold: ≥ 1 means crossed.
+
+        p-values compare on a log scale, so a hysteresis factor of 0.8 lets a p of 0.01 hold until about 0.025.
+        """
+        threshold = self.threshold(level)
+        if self.smaller_is_worse:
+            return math.log(max(value, 1e-300)) / math.log(threshold)
+        return value / threshold
+
+    def as_dict(self) -> dict[str, float]:
+        return {"warning": self.warning, "drift": self.drift}
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Built from the settings (`from_settings`), which hold every default and its reason."""
+
+    window: int
+    min_samples: int
+    check_every: int
+    confirm_checks: int
+    clear_checks: int
+    hysteresis: float
+    limits: dict[str, Limit]
+    psi_bins: int
+    bucket_seconds: int
+    history_buckets: int
+    max_streams: int
+    live_baseline_streams: tuple[str, ...]
+    persist_interval_s: float
+    webhook_url: str | None
+    webhook_timeout_s: float
+    webhook_retries: int
+
+    @classmethod
+    def from_settings(cls, s: Any) -> DriftConfig:
+        """Read the `drift_*` fields of a `service.settings.Settings`."""
+        limits = {
+            "ks_pvalue": Limit(s.drift_ks_pvalue_warning, s.drift_ks_pvalue_drift, smaller_is_worse=True),
+            "linf": Limit(s.drift_linf_warning, s.drift_linf_drift),
+            "psi": Limit(s.drift_psi_warning, s.drift_psi_drift),
+            "js": Limit(s.drift_js_warning, s.drift_js_drift),
+            "wasserstein_norm": Limit(s.drift_wasserstein_warning, s.drift_wasserstein_drift),
+        }
+        return cls(
+            window=s.drift_window,
+            min_samples=min(s.drift_min_samples, s.drift_window),
+            check_every=s.drift_check_every,
+            confirm_checks=s.drift_confirm_checks,
+            clear_checks=s.drift_clear_checks,
+            hysteresis=s.drift_hysteresis,
+            limits=limits,
+            psi_bins=s.drift_psi_bins,
+            bucket_seconds=s.drift_bucket_seconds,
+            history_buckets=s.drift_history_buckets,
+            max_streams=s.drift_max_streams,
+            live_baseline_streams=tuple(s.drift_live_baseline_streams),
+            persist_interval_s=s.drift_persist_interval_s,
+            webhook_url=s.drift_webhook_url,
+            webhook_timeout_s=s.drift_webhook_timeout_s,
+            webhook_retries=s.drift_webhook_retries,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What GET /drift shows of the configuration (no webhook address: it may carry a token)."""
+        return {
+            "window": self.window,
+            "min_samples": self.min_samples,
+            "check_every": self.check_every,
+            "confirm_checks": self.confirm_checks,
+            "clear_checks": self.clear_checks,
+            "hysteresis": self.hysteresis,
+            "psi_bins": self.psi_bins,
+            "thresholds": {name: limit.as_dict() for name, limit in self.limits.items()},
+            "webhook": self.webhook_url is not None,
+        }

@@ -1,0 +1,68 @@
+"""One named score stream: a bounded live window plus time-bucketed history, appended in O(1) under a lock."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+class ScoreStream:
+    """The last `window` scores and, per `bucket_seconds`, count/mean/min/max for the last `buckets` buckets.
+
+    Recording does no statistics: O(1) work per score under an uncontended lock, so a request never waits.
+    """
+
+    def __init__(self, name: str, window: int, bucket_seconds: int, buckets: int) -> None:
+        self.name = name
+        self.bucket_seconds = bucket_seconds
+        self.lock = threading.Lock()
+        self.scores: deque[float] = deque(maxlen=window)
+        self.total = 0  # scores ever recorded, the clock that schedules checks
+        self.history: deque[list[float]] = deque(maxlen=buckets)  # [start, n, sum, min, max]
+
+    def record(self, scores: Sequence[float], now: float) -> int:
+        """Append scores (one request's, all in the current bucket); return the running total."""
+        start = float(int(now // self.bucket_seconds) * self.bucket_seconds)
+        with self.lock:
+            self.scores.extend(scores)
+            self.total += len(scores)
+            last = self.history[-1] if self.history else None
+            if last is None or last[0] != start:
+                last = [start, 0, 0.0, math.inf, -math.inf]
+                self.history.append(last)
+            last[1] += len(scores)
+            last[2] += math.fsum(scores)
+            last[3] = min(last[3], *scores)
+            last[4] = max(last[4], *scores)
+            return self.total
+
+    def window(self) -> np.ndarray:
+        with self.lock:
+            return np.fromiter(self.scores, dtype=np.float64, count=len(self.scores))
+
+    def take_window(self) -> np.ndarray:
+        """The window's scores, leaving it empty (they become a baseline)."""
+        with self.lock:
+            out = np.fromiter(self.scores, dtype=np.float64, count=len(self.scores))
+            self.scores.clear()
+            return out
+
+    def buckets(self) -> list[dict[str, float]]:
+        with self.lock:
+            rows = [list(b) for b in self.history]
+        return [{"start": b[0], "n": int(b[1]), "mean": round(b[2] / b[1], 6), "min": b[3], "max": b[4]} for b in rows]
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            return {"scores": list(self.scores), "total": self.total, "history": [list(b) for b in self.history]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self.lock:
+            self.scores.extend(float(s) for s in state.get("scores", []) if math.isfinite(s))
+            self.total = int(state.get("total", len(self.scores)))
+            self.history.extend([float(v) for v in b] for b in state.get("history", []))

@@ -1,0 +1,95 @@
+"""The Encoder interface every backend implements, and the errors an encoder may raise to its callers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from service.encoders.model_dir import ModelDir
+
+Channel = Literal["in0", "in1"]
+Rows = Sequence[Sequence[int]]
+MAX_SEQ_LEN = 5000  # Object2Vec's bound on enc*_max_seq_len and infer_max_seqlens
+
+
+class EncoderError(Exception):
+    """A failure the caller should see as it is: `status`, `type` and `message` go into the HTTP error body."""
+
+    status = 503  # 503s are answered with Retry-After
+    type = "backend_unavailable"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class BackendUnavailable(EncoderError):
+    """The backend could not answer (throttled, down, timed out) after its own retries."""
+
+
+class Overloaded(EncoderError):
+    """The micro-batcher's queue is full; refusing at once keeps memory bounded and tells the client to back off."""
+
+    type = "overloaded"
+
+
+class BadBackendResponse(EncoderError):
+    """The backend answered, but not in the documented shape: retrying will not help."""
+
+    status = 502
+    type = "bad_gateway"
+
+
+class NoScorer(EncoderError):
+    """Pair scores were asked of a model directory without scorer.onnx."""
+
+    status = 422
+    type = "validation_error"
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class Encoder(ABC):
+    """Token ids (or texts) → float32 embeddings [n, dim], not normalised, in the order given.
+
+    Ids follow Object2Vec: `in0` rows go to encoder 0 and `in1` rows to encoder 1 (the same network unless the
+    model has its own enc1). `score_ids` is Object2Vec's pair mode: in0 and in1 rows → scores [n, K], K=1 for
+    regression, K=num_classes probabilities for softmax. Methods block; callers run them off the event loop.
+    """
+
+    backend: str
+
+    def __init__(self, model: ModelDir) -> None:
+        self.model = model
+        self.tokenizer = model.tokenizer()
+        self.name = model.name
+        self.dim = model.hp.enc_dim
+
+    @property
+    @abstractmethod
+    def has_scorer(self) -> bool: ...
+
+    @abstractmethod
+    def embed_ids(self, rows: Rows, channel: Channel = "in0") -> np.ndarray: ...
+
+    @abstractmethod
+    def score_ids(self, rows0: Rows, rows1: Rows) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str], channel: Channel = "in0") -> np.ndarray:
+        return self.embed_ids(self.tokenizer.encode(texts), channel)
+
+    def check(self) -> None:
+        """Raise EncoderError unless the backend answers now; the readiness probe calls it."""
+        self.embed_ids([[self.tokenizer.unk_id]])
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release sessions and connections."""

@@ -1,0 +1,145 @@
+"""MicroBatcher: gathers rows from concurrent requests into one encoder call, behind a bounded queue.
+
+One worker task per batcher takes what is waiting (up to `max_batch` rows, waiting at most `max_wait_ms` for more
+while the batch is not full) and runs the blocking encoder function on its own thread, so requests that arrive
+while the encoder is busy form the next batch. A request larger than `max_batch` is fed one full batch at a time,
+which keeps any one caller from filling the queue. When the rows waiting would pass `max_queue`, `run` raises
+Overloaded at once: a 503 now is better than memory and latency that grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.encoders.base import Overloaded
+
+BatchFn = Callable[[list[Any]], np.ndarray]
+OnBatch = Callable[[int, float], None]
+
+
+@dataclass
+class _Job:
+    rows: Sequence[Any]
+    future: asyncio.Future[np.ndarray]
+
+
+SHUTTING_DOWN = "the server is shutting down"
+
+
+def _fail(jobs: Iterable[_Job], exc: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(exc)
+
+
+class MicroBatcher:
+    """`await run(rows)` → fn(rows) as a [len(rows), ...] array, computed together with other callers' rows."""
+
+    def __init__(
+        self,
+        fn: BatchFn,
+        max_batch: int,
+        max_wait_ms: float,
+        max_queue: int,
+        on_batch: OnBatch | None = None,
+        name: str = "batch",
+    ) -> None:
+        self.fn = fn
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_queue = max_queue
+        self.on_batch = on_batch
+        self.depth = 0  # rows waiting, not yet handed to the encoder
+        self._jobs: deque[_Job] = deque()
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"o2v-{name}")
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the worker on the running event loop (the app's lifespan calls this)."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def close(self) -> None:
+        """Stop the worker; callers still waiting get Overloaded rather than hanging."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        _fail(self._jobs, Overloaded(SHUTTING_DOWN))
+        self._jobs.clear()
+        self.depth = 0
+        await asyncio.to_thread(self._executor.shutdown)  # lets a running encoder call finish
+
+    async def run(self, rows: Sequence[Any]) -> np.ndarray:
+        if self._worker is None:
+            raise RuntimeError("MicroBatcher.start() was not called")
+        parts = [await self._submit(rows[i : i + self.max_batch]) for i in range(0, len(rows), self.max_batch)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    async def _submit(self, rows: Sequence[Any]) -> np.ndarray:
+        if self.depth + len(rows) > self.max_queue:
+            raise Overloaded(
+                f"{self.depth} texts are waiting for the encoder; the queue holds {self.max_queue} "
+                "(O2V_QUEUE_MAX_SIZE): retry later"
+            )
+        job = _Job(rows, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        self.depth += len(rows)
+        self._wakeup.set()
+        return await job.future
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._jobs:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            deadline = loop.time() + self.max_wait
+            while self.depth < self.max_batch and (left := deadline - loop.time()) > 0:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), left)
+            jobs = self._take()
+            if not jobs:
+                continue
+            rows = [row for job in jobs for row in job.rows]
+            started = time.perf_counter()
+            try:
+                out = await loop.run_in_executor(self._executor, self.fn, rows)
+            except asyncio.CancelledError:
+                _fail(jobs, Overloaded(SHUTTING_DOWN))
+                raise
+            except Exception as exc:
+                _fail(jobs, exc)
+                continue
+            if self.on_batch is not None:
+                self.on_batch(len(rows), time.perf_counter() - started)
+            start = 0
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_result(out[start : start + len(job.rows)])
+                start += len(job.rows)
+
+    def _take(self) -> list[_Job]:
+        """Waiting jobs in arrival order up to max_batch rows; jobs whose caller went away are dropped."""
+        jobs: list[_Job] = []
+        size = 0
+        while self._jobs and (not jobs or size + len(self._jobs[0].rows) <= self.max_batch):
+            job = self._jobs.popleft()
+            self.depth -= len(job.rows)
+            if job.future.done():
+                continue
+            jobs.append(job)
+            size += len(job.rows)
+        return jobs

@@ -1,0 +1,341 @@
+"""One collection: its SQLite store (the truth) and FAISS index (derived), kept in step under one lock.
+
+Writes commit to SQLite first and only then touch the index, so an acknowledged write survives a crash even when
+the index does not: on open the last snapshot is loaded and the change log after its seq is replayed. Before each
+read the collection also replays changes other processes (other server workers) committed meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.index import snapshot
+from service.index.errors import InvalidRequest, NotFound
+from service.index.metadata import Conditions, check_filter, check_metadata, matches
+from service.index.store import ADD, Item, Store, Written
+from service.index.vector_index import CLASSES, IndexConfig, VectorIndex, build, exact_topk, from_state, unit_rows
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "items.sqlite"
+SNAPSHOT_FILE = "index.npz"
+MAX_ID_CHARS = 256
+OVERFETCH = 2.0
+"""A common filter value is first searched for among OVERFETCH × top_k / (its share) unfiltered neighbours."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Service-wide knobs a collection reads (from Settings)."""
+
+    snapshot_every: int = 10_000
+    filter_exact_max: int = 20_000
+
+
+class Collection:
+    """Open with `Collection(folder, defaults, options)` after `initialise`; close to snapshot."""
+
+    def __init__(self, folder: Path, defaults: IndexConfig, options: Options) -> None:
+        self.name = folder.name
+        self.folder = folder
+        self.options = options
+        self.store = Store(folder / DB_FILE)
+        stored = self.store.get_meta("index")
+        if stored is None:
+            self.store.close()
+            raise NotFound(f"no collection {self.name!r}", "name")
+        self.config = defaults.from_public(stored)
+        self.dim: int | None = self.store.get_meta("dim")
+        self.index: VectorIndex | None = None
+        self.covered = 0
+        self._dirty = 0
+        self._closed = False
+        self._lock = threading.RLock()
+        self._snapshotting = threading.Lock()
+        self._version = self.store.data_version()
+        snapshot.remove_orphans(folder / SNAPSHOT_FILE)
+        with self._lock:
+            self._load()
+        self._saved_often_enough()
+
+    @staticmethod
+    def initialise(folder: Path, config: IndexConfig) -> tuple[dict[str, Any], bool]:
+        """Create the store with this config unless one exists; (the stored public config, created?)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        store = Store(folder / DB_FILE)
+        try:
+            with store.transaction():
+                stored = store.get_meta("index")
+                if stored is None:
+                    store.set_meta("index", config.public())
+                    return config.public(), True
+                return stored, False
+        finally:
+            store.close()
+
+    # -- lifecycle
+
+    def close(self, save: bool = True) -> None:
+        """Snapshot unsaved changes (unless the collection is being dropped) and close the store."""
+        if save:
+            self.snapshot()
+        with self._lock:
+            self._closed = True
+            self.store.close()
+
+    @contextmanager
+    def _current(self) -> Iterator[None]:
+        """Hold the lock with the index caught up with every commit, ours and other processes'."""
+        with self._lock:
+            if self._closed:
+                raise NotFound(f"collection {self.name!r} was dropped", "name")
+            version = self.store.data_version()
+            if version != self._version:
+                self._version = version
+                self._catch_up()
+            yield
+
+    def _load(self) -> None:
+        """Index from the snapshot plus the log after it, or rebuilt from the store when that is not possible."""
+        self.index = None
+        if self.dim is None:
+            self.covered = self.store.last_seq()
+            return
+        loaded = snapshot.read(self.folder / SNAPSHOT_FILE)
+        if loaded and self._usable(loaded[0]):
+            try:
+                self.index = from_state(self.config, self.dim, loaded[1])
+                self.covered = int(loaded[0]["seq"])
+            except (ValueError, RuntimeError, KeyError):
+                self.index = None
+        if self.index is None:
+            self._rebuild()
+        else:
+            self._catch_up()
+            if self.index.needs_rebuild():
+                self._rebuild()
+
+    def _usable(self, header: dict[str, Any]) -> bool:
+        floor = self.store.get_meta("log_floor") or 0
+        seq = header.get("seq", -1)
+        fits = header.get("kind") == self.config.kind and header.get("dim") == self.dim
+        return fits and floor <= seq <= self.store.last_seq()
+
+    def _rebuild(self) -> None:
+        """A fresh index from every live vector in the store, read in one consistent view."""
+        with self.store.transaction(write=False):
+            seq = self.store.last_seq()
+            rows, vectors = self.store.vectors(dim=self.dim or 0)
+        self.index = build(self.config, self.dim or 0, rows, vectors)
+        self.covered = seq
+        self._dirty = max(self._dirty, self.options.snapshot_every)
+
+    def _catch_up(self) -> None:
+        """Apply committed changes after `covered`; a removal whose add is not stored any more was never indexed."""
+        with self.store.transaction(write=False):
+            if self.covered < (self.store.get_meta("log_floor") or 0):
+                self.dim = self.store.get_meta("dim")
+                self._load()
+                return
+            changes = self.store.changes_since(self.covered)
+            if not changes:
+                return
+            self.dim = self.dim or self.store.get_meta("dim")
+            added = [row for _, op, row in changes if op == ADD]
+            rows, vectors = self.store.vectors(added, self.dim or 0)
+        never_indexed = set(added) - set(rows.tolist())
+        removed = np.array([row for _, op, row in changes if op != ADD and row not in never_indexed], dtype=np.int64)
+        self._apply(Written(removed, rows, changes[-1][0]), vectors)
+
+    def _apply(self, written: Written, vectors: np.ndarray) -> None:
+        if self.index is None:
+            self.index = CLASSES[self.config.kind](self.config, self.dim or 0)
+        self.index.remove(written.removed)
+        self.index.add(written.added, vectors)
+        self.covered = written.seq
+        self._dirty += len(written.removed) + len(written.added)
+        if self.index.needs_rebuild():
+            self._rebuild()
+
+    def snapshot(self) -> bool:
+        """Save the index with the seq it covers, then drop the log up to that seq; False if nothing was saved.
+
+        The index is serialised under the lock but written to disk outside it, so searches go on meanwhile.
+        """
+        if not self._snapshotting.acquire(blocking=False):
+            return False
+        try:
+            with self._lock:
+                if self._closed or self.index is None or self._dirty == 0:
+                    return False
+                seq, dirty, arrays = self.covered, self._dirty, self.index.state()
+            header = {"seq": seq, "kind": self.config.kind, "dim": self.dim, "format": 1}
+            tmp = snapshot.write_temp(self.folder / SNAPSHOT_FILE, arrays, header)
+            del arrays
+            with self._lock, self.store.transaction():
+                newer = (self.store.get_meta("snapshot_seq") or 0) >= seq  # another process saved a later one
+                if self._closed or newer:
+                    tmp.unlink()
+                else:
+                    snapshot.publish(tmp, self.folder / SNAPSHOT_FILE)
+                    self.store.set_meta("snapshot_seq", seq)
+                    self.store.set_meta("log_floor", seq)
+                    self.store.truncate_log(seq)
+                self._dirty -= dirty
+            return not newer
+        finally:
+            self._snapshotting.release()
+
+    def _saved_often_enough(self) -> None:
+        """Snapshot when due. A failure (disk full) must not fail the write that was already committed: the
+        store still has everything, and the next attempt or the next start catches up."""
+        if self._dirty >= self.options.snapshot_every:
+            try:
+                self.snapshot()
+            except OSError:
+                log.exception("snapshot of collection %r failed; the store is unaffected", self.name)
+
+    # -- writes
+
+    def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
+        """Insert or replace items by id (the last of repeated ids wins); durable once this returns."""
+        items, vectors = self._check_items(items, vectors)
+        with self._current():
+            with self.store.transaction():
+                self._catch_up()
+                dim = self.dim or vectors.shape[1]
+                if vectors.shape[1] != dim:
+                    message = f"vectors have {vectors.shape[1]} numbers, the collection's have {dim}"
+                    raise InvalidRequest(message, "items.vector")
+                if self.dim is None:
+                    self.store.set_meta("dim", dim)
+                written = self.store.upsert(items, vectors)
+            self.dim = dim
+            self._apply(written, vectors)
+        self._saved_often_enough()
+        return len(items)
+
+    def delete(self, item_id: str) -> bool:
+        """Remove an item; False if there was none. Durable once this returns."""
+        with self._current():
+            with self.store.transaction():
+                self._catch_up()
+                written = self.store.delete(item_id)
+            if written is None:
+                return False
+            self._apply(written, np.empty((0, self.dim or 0), np.float32))
+        self._saved_often_enough()
+        return True
+
+    def _check_items(self, items: Sequence[Item], vectors: np.ndarray) -> tuple[list[Item], np.ndarray]:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(items):
+            raise InvalidRequest("one vector per item is needed", "items")
+        last: dict[str, Item] = {}
+        where: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if not isinstance(item.id, str) or not 0 < len(item.id) <= MAX_ID_CHARS:
+                raise InvalidRequest(f"id must be a string of 1 to {MAX_ID_CHARS} characters", f"items[{i}].id")
+            if not isinstance(item.text, str):
+                raise InvalidRequest("text must be a string", f"items[{i}].text")
+            last[item.id] = Item(item.id, item.text, check_metadata(item.metadata, f"items[{i}].metadata"))
+            where[item.id] = i
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1) | ~vectors.any(axis=1))
+        if len(bad):
+            raise InvalidRequest("vector must be finite and not all zeros", f"items[{bad[0]}].vector")
+        keep = sorted(where.values())
+        return [last[items[i].id] for i in keep], unit_rows(vectors[keep])
+
+    # -- reads
+
+    def info(self) -> dict[str, Any]:
+        with self._current():
+            stats = self.index.stats() if self.index is not None else {}
+            return {"name": self.name, "count": self.store.count(), "dim": self.dim, **self.config.public(), **stats}
+
+    def search(self, vector: Any, top_k: int, flt: Mapping[str, Any] | None = None) -> list[Hit]:
+        """Nearest items by cosine, best first, among those whose metadata matches `flt` exactly."""
+        return self.nearest(vector, positive(top_k, "top_k"), check_filter(flt))
+
+    def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
+        """The k nearest items meeting `conditions`; k is assumed checked."""
+        query = self._check_query(vector)
+        with self._current():
+            if self.index is None or self.index.size == 0:
+                return []
+            scores, rows = self._nearest_rows(query, k, conditions)
+            found = self.store.items(rows.tolist())
+        return [
+            Hit(found[r].id, float(s), found[r].text, found[r].metadata)
+            for s, r in zip(scores, rows.tolist(), strict=True)
+            if r in found
+        ]
+
+    def vectors(self) -> tuple[list[str], np.ndarray]:
+        """(ids, unit vectors) of every item in insertion order, from the store in one consistent view."""
+        with self._current(), self.store.transaction(write=False):
+            rows, vectors = self.store.vectors(dim=self.dim or 0)
+            ids = self.store.ids()
+        return [ids[r] for r in rows.tolist()], vectors
+
+    def items(self, ids: Sequence[str]) -> list[Item | None]:
+        """The stored items of these ids, None where there is none."""
+        with self._current():
+            return [self.store.item(i) for i in ids]
+
+    def _check_query(self, vector: Any) -> np.ndarray:
+        query = np.asarray(vector, dtype=np.float32)
+        if query.ndim != 1 or (self.dim is not None and len(query) != self.dim):
+            raise InvalidRequest(f"query vector must have {self.dim} numbers, got shape {list(query.shape)}", "vector")
+        norm = float(np.linalg.norm(query))
+        if not math.isfinite(norm) or norm == 0:
+            raise InvalidRequest("query vector must be finite and not all zeros", "vector")
+        return query / norm
+
+    def _nearest_rows(self, query: np.ndarray, k: int, conditions: Conditions) -> tuple[np.ndarray, np.ndarray]:
+        """Filters matching few items are searched exactly; common ones by over-fetching from the index and
+        checking, falling back to exact search over the matches when too few survive."""
+        assert self.index is not None
+        if not conditions:
+            return self._index_search(query, k)
+        count = self.store.count_matching(conditions)
+        if count == 0:
+            return np.empty(0, np.float32), np.empty(0, np.int64)
+        if count > self.options.filter_exact_max:
+            fetch = min(self.index.size, math.ceil(OVERFETCH * k * self.index.size / count) + k)
+            scores, rows = self._index_search(query, fetch)
+            found = self.store.items(rows.tolist())
+            keep = [i for i, r in enumerate(rows.tolist()) if r in found and matches(found[r].metadata, conditions)]
+            if len(keep) >= min(k, count):
+                return scores[keep[:k]], rows[keep[:k]]
+        rows, vectors = self.store.vectors(self.store.rows_matching(conditions).tolist(), self.dim or 0)
+        return exact_topk(query, rows, vectors, k)
+
+    def _index_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self.index is not None
+        scores, rows = self.index.search(query[None, :], k)
+        valid = rows[0] >= 0
+        return scores[0][valid], rows[0][valid]
+
+
+def positive(value: Any, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidRequest("must be a positive integer", field)
+    return value

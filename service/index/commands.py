@@ -1,0 +1,146 @@
+"""The `o2v index ...` subcommands: bulk load a file into a collection, list, search, classify and cluster.
+
+They open the data directory directly (no server needed; a running server sees the changes on its next request).
+Heavy imports wait for the handler, so `o2v --help` does not load FAISS or the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="where collections live (default: O2V_DATA_DIR or ./indexes)")
+    common.add_argument("--model-dir", help="model that embeds texts (default: O2V_MODEL_DIR or the bundled one)")
+    sub = parser.add_subparsers(dest="index_command", required=True)
+
+    load = sub.add_parser("load", parents=[common], help="embed and upsert the rows of a CSV/TSV/JSONL/JSON file")
+    load.add_argument("collection")
+    load.add_argument("file")
+    load.add_argument("--format", choices=("csv", "tsv", "jsonl", "json"), help="default: from the file suffix")
+    load.add_argument("--no-header", action="store_true", help="CSV/TSV without a header: columns are 0-based numbers")
+    load.add_argument("--records", help="JSON: the key of the top-level object that holds the rows")
+    load.add_argument("--text", default="text", help="column of the text (default: text)")
+    load.add_argument("--id", help="column of the item id (default: <file stem>-<row number>)")
+    load.add_argument("--id-prefix", help="prefix of default ids (default: the file stem)")
+    load.add_argument("--label", help="column stored as metadata[--label-key]")
+    load.add_argument("--label-key", default="label")
+    load.add_argument("--meta", action="append", default=[], metavar="KEY=COLUMN", help="more metadata columns")
+    load.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="metadata every item gets")
+    load.add_argument("--index", choices=("flat", "hnsw", "ivf"), help="index kind if the collection is new")
+    load.add_argument("--batch-size", type=int, default=256)
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("list", parents=[common], help="collections and their info, one JSON object a line")
+
+    search = sub.add_parser("search", parents=[common], help="nearest items to a text")
+    search.add_argument("collection")
+    search.add_argument("text")
+    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="exact metadata match")
+
+    classify = sub.add_parser("classify", parents=[common], help="kNN label of each text (null = out of scope)")
+    classify.add_argument("collection")
+    classify.add_argument("texts", nargs="+")
+    classify.add_argument("--label-key", default="label")
+    classify.add_argument("--k", type=int, default=10)
+    classify.add_argument("--min-score", type=float, help="default: O2V_CLASSIFY_MIN_SCORE")
+
+    cluster = sub.add_parser("cluster", parents=[common], help="k-means clusters and the items nearest each centre")
+    cluster.add_argument("collection")
+    cluster.add_argument("--k", type=int, required=True)
+    cluster.add_argument("--seed", type=int, default=1234)
+    cluster.add_argument("--representatives", type=int, default=3)
+
+
+def pairs(values: list[str], parse: bool) -> dict[str, Any]:
+    """KEY=VALUE options → dict; with `parse`, values that read as JSON scalars (1, true, null) become those."""
+    from service.index.loader import scalar_or_text
+
+    out: dict[str, Any] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {value!r}")
+        out[key] = scalar_or_text(raw) if parse else raw
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.index.registry import Collections
+    from service.settings import Settings
+
+    overrides = {"data_dir": args.data_dir, "model_dir": args.model_dir}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    collections = Collections.from_settings(settings)
+    try:
+        return HANDLERS[args.index_command](args, settings, collections)
+    finally:
+        collections.close()
+
+
+def _embedder(settings: Any) -> Any:
+    from service.encoders import load_encoder
+
+    return load_encoder(settings).embed_texts
+
+
+def _load(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    from service.index.loader import Columns, count_records, guess_format, load, read_records
+
+    path = Path(args.file)
+    fmt = args.format or guess_format(path)
+    header = not args.no_header
+    metadata, constants = pairs(args.meta, False), pairs(args.set, True)
+    typed = fmt in ("csv", "tsv")
+    columns = Columns(args.text, args.id, args.label, args.label_key, metadata, constants, typed)
+    collection, _ = collections.create(args.collection, args.index)
+    records = read_records(path, fmt, header, args.records)
+    total = count_records(path, fmt, header, args.records)
+    prefix = args.id_prefix or path.stem
+    report = load(collection, records, columns, _embedder(settings), prefix, args.batch_size, total, not args.quiet)
+    print(json.dumps({"collection": args.collection, **vars(report), "count": collection.info()["count"]}))
+    return 0
+
+
+def _list(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    for name in collections.names():
+        print(json.dumps(collections.get(name).info()))
+    return 0
+
+
+def _search(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    collection = collections.get(args.collection)
+    hits = collection.search(_embedder(settings)([args.text])[0], args.top_k, pairs(args.filter, True))
+    for hit in hits:
+        print(f"{hit.score:.3f}  {hit.id}  {hit.text}  {json.dumps(hit.metadata, ensure_ascii=False)}")
+    return 0
+
+
+def _classify(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    from service.index.classify import classify
+
+    collection = collections.get(args.collection)
+    min_score = settings.classify_min_score if args.min_score is None else args.min_score
+    for text, vector in zip(args.texts, _embedder(settings)(args.texts), strict=True):
+        result = classify(collection, vector, args.label_key, args.k, min_score)
+        print(json.dumps({"text": text, "label": result.label, "confidence": round(result.confidence, 4)}))
+    return 0
+
+
+def _cluster(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    from service.index.cluster import cluster
+
+    result = cluster(collections.get(args.collection), args.k, args.seed, args.representatives)
+    for c in result.clusters:
+        print(f"cluster {c.cluster}: {c.size} items")
+        for item in c.representatives:
+            print(f"    {item.id}  {item.text}")
+    return 0
+
+
+HANDLERS = {"load": _load, "list": _list, "search": _search, "classify": _classify, "cluster": _cluster}

@@ -1,0 +1,30 @@
+"""The collection layer's exceptions; the API maps each to one status code and names the field at fault."""
+
+from __future__ import annotations
+
+
+class CollectionError(ValueError):
+    """A caller's mistake about a collection; `field` names the request field (or path part) at fault."""
+
+    status = 422
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidRequest(CollectionError):
+    """A value the collection cannot take: bad name, wrong vector size, limit exceeded, unknown option."""
+
+
+class NotFound(CollectionError):
+    """The collection or item does not exist."""
+
+    status = 404
+
+
+class Conflict(CollectionError):
+    """The collection exists with settings other than those asked for."""
+
+    status = 409

@@ -1,0 +1,64 @@
+"""FAISS snapshot files: one .npz holding the index, its tombstones and the change seq it covers, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+HEADER = "header"
+
+
+def write_temp(path: Path, arrays: dict[str, np.ndarray], header: dict) -> Path:
+    """Write the snapshot beside `path` under a temporary name and fsync it; `publish` makes it the snapshot."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays, **{HEADER: blob})
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp
+
+
+def remove_orphans(path: Path) -> None:
+    """Delete temporary snapshots left by processes that died while writing them."""
+    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename over `path` and fsync the folder: readers see the old snapshot or the new one, never half of one."""
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """(header, arrays), or None when there is no readable snapshot (the zip CRC catches a damaged file)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        header = json.loads(arrays.pop(HEADER).tobytes())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return header, arrays

@@ -1,0 +1,227 @@
+"""The FAISS index kinds a collection can use (flat, hnsw, ivf), keyed by store rows, over unit vectors.
+
+Inner product on L2-normalised vectors is cosine. FAISS's HNSW cannot remove vectors, so removed rows stay in
+the graph as tombstones that every search excludes through an IDSelector, and the collection rebuilds the graph
+once their share passes a threshold. IVF answers exactly (a flat index) until enough vectors exist to train it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+from service.index.errors import InvalidRequest
+from service.settings import Settings
+
+Kind = Literal["flat", "hnsw", "ivf"]
+KINDS: tuple[Kind, ...] = ("flat", "hnsw", "ivf")
+PARAMS: dict[str, tuple[str, ...]] = {
+    "flat": (),
+    "hnsw": ("m", "ef_construction", "ef_search"),
+    "ivf": ("nlist", "nprobe", "min_train"),
+}
+DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+"""Settings' own defaults (not the environment's): an IndexConfig() without settings gets the same values."""
+POINTS_PER_LIST = 39
+"""FAISS k-means wants at least this many training points per centroid."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """A collection's index kind and the parameters that kind reads; stored with the collection."""
+
+    kind: Kind = DEFAULTS["index_default"]
+    m: int = DEFAULTS["hnsw_m"]
+    ef_construction: int = DEFAULTS["hnsw_ef_construction"]
+    ef_search: int = DEFAULTS["hnsw_ef_search"]
+    nlist: int = DEFAULTS["ivf_nlist"]
+    nprobe: int = DEFAULTS["ivf_nprobe"]
+    min_train: int = DEFAULTS["ivf_min_train"]
+    rebuild_deleted_share: float = DEFAULTS["hnsw_rebuild_deleted_share"]
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> IndexConfig:
+        """The service-wide defaults from Settings (hnsw_*, ivf_*, index_default)."""
+        return cls(
+            kind=settings.index_default,
+            m=settings.hnsw_m,
+            ef_construction=settings.hnsw_ef_construction,
+            ef_search=settings.hnsw_ef_search,
+            nlist=settings.ivf_nlist,
+            nprobe=settings.ivf_nprobe,
+            min_train=settings.ivf_min_train,
+            rebuild_deleted_share=settings.hnsw_rebuild_deleted_share,
+        )
+
+    def with_params(self, kind: str | None, params: dict[str, Any]) -> IndexConfig:
+        """Defaults overridden by a create request; names a bad field rather than ignoring it."""
+        kind = kind or self.kind
+        if kind not in KINDS:
+            raise InvalidRequest(f"index must be one of {', '.join(KINDS)}", "index")
+        for key, value in params.items():
+            if key not in PARAMS[kind]:
+                raise InvalidRequest(f"{key} is not a parameter of a {kind} index", key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidRequest(f"{key} must be a positive integer", key)
+        return replace(self, kind=kind, **params)  # type: ignore[arg-type]
+
+    def public(self) -> dict[str, Any]:
+        """The kind and only the parameters it uses."""
+        full = asdict(self)
+        return {"index": self.kind, **{k: full[k] for k in PARAMS[self.kind]}}
+
+    def from_public(self, data: dict[str, Any]) -> IndexConfig:
+        """A stored `public()` dict read back over these defaults."""
+        return self.with_params(data["index"], {k: v for k, v in data.items() if k != "index"})
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Float32, C-contiguous, each row scaled to length 1 (zero rows stay zero; callers reject them)."""
+    vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.ascontiguousarray(vecs / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def exact_topk(query: np.ndarray, rows: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best k (scores, rows) of `vectors` for one query, brute force; used for filters that match few items."""
+    if len(rows) == 0:
+        return np.empty(0, np.float32), np.empty(0, np.int64)
+    scores = vectors @ query
+    top = np.argpartition(-scores, min(k, len(rows)) - 1)[:k] if len(rows) > k else np.arange(len(rows))
+    order = top[np.lexsort((rows[top], -scores[top]))]
+    return scores[order], rows[order]
+
+
+class VectorIndex:
+    """Flat exact search; the base the other kinds extend. Scores and rows come back best first, -1 padded."""
+
+    kind: Kind = "flat"
+
+    def __init__(self, config: IndexConfig, dim: int, index: faiss.Index | None = None) -> None:
+        self.config = config
+        self.dim = dim
+        self.index = index if index is not None else faiss.IndexIDMap(faiss.IndexFlatIP(dim))
+
+    @property
+    def size(self) -> int:
+        """Live vectors."""
+        return int(self.index.ntotal)
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        if len(rows):
+            self.index.add_with_ids(vectors, rows)
+
+    def remove(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self.index.remove_ids(rows)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = max(1, min(k, self.size))
+        return self.index.search(queries, k, params=self._params(k))
+
+    def _params(self, k: int) -> faiss.SearchParameters | None:
+        return None
+
+    def needs_rebuild(self) -> bool:
+        return False
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays a snapshot stores; `from_state` turns them back into an index."""
+        return {"faiss": faiss.serialize_index(self.index)}
+
+
+class HnswIndex(VectorIndex):
+    """HNSW graph plus tombstones for removed rows (the graph keeps them as stepping stones, results do not)."""
+
+    kind: Kind = "hnsw"
+
+    def __init__(self, config: IndexConfig, dim: int, index: faiss.Index | None = None, dead: Any = ()) -> None:
+        if index is None:
+            graph = faiss.IndexHNSWFlat(dim, config.m, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = config.ef_construction
+            index = faiss.IndexIDMap(graph)
+        super().__init__(config, dim, index)
+        self.dead = {int(r) for r in dead}
+        self._selector: Any = None
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal) - len(self.dead)
+
+    def remove(self, rows: np.ndarray) -> None:
+        self.dead.update(int(r) for r in rows)
+        self._selector = None
+
+    def _params(self, k: int) -> faiss.SearchParameters:
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self.config.ef_search, k)
+        if self.dead:
+            if self._selector is None:
+                batch = faiss.IDSelectorBatch(np.fromiter(self.dead, np.int64, len(self.dead)))
+                self._selector = (batch, faiss.IDSelectorNot(batch))
+            params.sel = self._selector[1]
+        return params
+
+    def needs_rebuild(self) -> bool:
+        return len(self.dead) > 0 and len(self.dead) >= self.config.rebuild_deleted_share * self.index.ntotal
+
+    def stats(self) -> dict[str, Any]:
+        return {"deleted": len(self.dead)}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {**super().state(), "dead": np.array(sorted(self.dead), dtype=np.int64)}
+
+
+class IvfIndex(VectorIndex):
+    """IVF-Flat once trained; before that the base class's flat index answers exactly."""
+
+    kind: Kind = "ivf"
+
+    @property
+    def trained(self) -> bool:
+        return isinstance(self.index, faiss.IndexIVF)
+
+    def train(self, vectors: np.ndarray, seed: int = 0) -> None:
+        """Replace the flat index by an empty trained IVF; the caller adds the vectors."""
+        nlist = max(1, min(self.config.nlist, len(vectors) // POINTS_PER_LIST))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.seed = seed
+        ivf.train(vectors)
+        self.index = ivf
+
+    def _params(self, k: int) -> faiss.SearchParameters | None:
+        return faiss.SearchParametersIVF(nprobe=min(self.config.nprobe, self.index.nlist)) if self.trained else None
+
+    def needs_rebuild(self) -> bool:
+        return not self.trained and self.size >= self.config.min_train
+
+    def stats(self) -> dict[str, Any]:
+        return {"trained": self.trained, "lists": int(self.index.nlist) if self.trained else None}
+
+
+CLASSES: dict[str, type[VectorIndex]] = {"flat": VectorIndex, "hnsw": HnswIndex, "ivf": IvfIndex}
+
+
+def build(config: IndexConfig, dim: int, rows: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+    """A fresh index over these rows (an IVF one trained on them when there are enough)."""
+    index = CLASSES[config.kind](config, dim)
+    if isinstance(index, IvfIndex) and len(rows) >= config.min_train:
+        index.train(vectors)
+    index.add(rows, vectors)
+    return index
+
+
+def from_state(config: IndexConfig, dim: int, arrays: dict[str, np.ndarray]) -> VectorIndex:
+    """The index a snapshot's arrays hold; raises ValueError if they do not fit this collection."""
+    index = faiss.deserialize_index(np.ascontiguousarray(arrays["faiss"], dtype=np.uint8))
+    if index.d != dim:
+        raise ValueError(f"snapshot dimension {index.d} != collection dimension {dim}")
+    if config.kind == "hnsw":
+        return HnswIndex(config, dim, index, arrays["dead"])
+    return CLASSES[config.kind](config, dim, index)

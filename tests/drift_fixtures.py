@@ -1,0 +1,56 @@
+"""Small drift-monitor configurations, model cards and score samples the drift tests build for themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.drift import DriftConfig, DriftMonitor
+from service.drift.notify import StatusNotifier
+from service.drift.store import DriftStore
+from service.settings import Settings
+
+
+def config(**overrides: Any) -> DriftConfig:
+    """The settings' drift defaults with `overrides` by short name (window=… for O2V_DRIFT_WINDOW)."""
+    return DriftConfig.from_settings(Settings(**{f"drift_{k}": v for k, v in overrides.items()}))
+
+
+FAST = config(window=200, min_samples=50, check_every=10, confirm_checks=2, clear_checks=3)
+
+
+def scores(n: int, mean: float = 0.5, std: float = 0.1, seed: int = 0) -> list[float]:
+    return np.random.default_rng(seed).normal(mean, std, n).tolist()
+
+
+def card(n: int = 400, mean: float = 0.5, std: float = 0.1, name: str = "test-model") -> dict[str, Any]:
+    """A model card with a validation score distribution, as service/object2vec/export.py writes it."""
+    return {
+        "name": name,
+        "created": "2026-01-01T00:00:00Z",
+        "hyperparameters": {"dropout": "0.0", "weight_decay": "0.0"},
+        "validation_score_distribution": {"n": n, "scores": scores(n, mean, std, seed=99)},
+    }
+
+
+def monitor(
+    folder: Path | None = None,
+    config: DriftConfig = FAST,
+    model_card: dict[str, Any] | None = None,
+    notifier: StatusNotifier | None = None,
+) -> DriftMonitor:
+    store = DriftStore(folder) if folder is not None else None
+    return DriftMonitor(config, card() if model_card is None else model_card, store, notifier)
+
+
+def feed(m: DriftMonitor, stream: str, values: list[float], chunk: int | None = None) -> list[str]:
+    """Record `values` in chunks of check_every, running the due checks after each; the statuses seen."""
+    step = chunk or m.config.check_every
+    seen = []
+    for i in range(0, len(values), step):
+        m.record_many(stream, values[i : i + step])
+        m.run_due_checks()
+        seen.append(m.stream_report(stream)["status"])
+    return seen

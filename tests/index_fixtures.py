@@ -1,0 +1,36 @@
+"""Random unit vectors, tiny items and small-parameter registries the index tests build for themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.index.collection import Options
+from service.index.registry import Collections
+from service.index.store import Item
+from service.index.vector_index import IndexConfig
+
+DIM = 16
+KINDS = ("flat", "hnsw", "ivf")
+SMALL = IndexConfig(m=16, ef_construction=64, ef_search=256, nlist=4, nprobe=4, min_train=120)
+"""IVF trains at 120 vectors and probes all its lists, HNSW's beam covers every item: exact on these sizes."""
+
+
+def unit_vectors(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def items(n: int, start: int = 0, **metadata: Any) -> list[Item]:
+    return [Item(f"item-{i}", f"text {i}", {"i": i, "parity": i % 2, **metadata}) for i in range(start, start + n)]
+
+
+def registry(folder: Path, config: IndexConfig = SMALL, **options: Any) -> Collections:
+    return Collections(folder, config, Options(**options))
+
+
+def exact_ids(vectors: np.ndarray, ids: list[str], query: np.ndarray, k: int) -> list[str]:
+    scores = vectors @ (query / np.linalg.norm(query))
+    return [ids[i] for i in np.argsort(-scores, kind="stable")[:k]]

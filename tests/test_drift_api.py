@@ -1,0 +1,117 @@
+"""The drift routes through the real app and the bundled model: recording, baselines, report, restart, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.gateway_fixtures import client
+
+KEY = {"Authorization": "Bearer secret"}
+FAST = {"drift_min_samples": 10, "drift_check_every": 5, "drift_window": 200}
+PAIRS = [
+    ["A man is playing a guitar.", "A man plays the guitar.", 4.8],
+    ["A woman is slicing an onion.", "Someone is cutting an onion.", 4.2],
+    ["Two dogs run through a snowy field.", "Dogs are running in the snow.", 4.0],
+    ["A child is riding a horse.", "A kid rides a pony.", 3.6],
+    ["The cat sleeps on the sofa.", "A cat is asleep on a couch.", 4.4],
+    ["A man is playing a guitar.", "The stock market fell sharply.", 0.0],
+    ["A woman is slicing an onion.", "The train arrived late.", 0.2],
+    ["Two dogs run through a snowy field.", "He signed the contract.", 0.0],
+    ["A child is riding a horse.", "Interest rates went up.", 0.1],
+    ["The cat sleeps on the sofa.", "She is writing a letter.", 0.4],
+    ["A plane is taking off.", "An airplane departs.", 4.6],
+    ["A plane is taking off.", "A bowl of soup is on the table.", 0.0],
+]
+
+
+def settings(tmp_path: Path) -> dict:
+    return {"data_dir": tmp_path, "api_key": "secret", **FAST}
+
+
+def test_similarity_scores_are_recorded_per_stream(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        pairs = [p[:2] for p in PAIRS]
+        assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
+        assert c.post("/similarity", json={"pairs": pairs[:3], "stream": "team-a"}).status_code == 200
+        streams = c.get("/drift").json()["streams"]
+        assert (streams["similarity"]["n_total"], streams["team-a"]["n_total"]) == (12, 3)
+        assert streams["similarity"]["status"] == "ok"  # 12 ≥ min_samples 10: a verdict, not yet confirmed
+        assert streams["similarity"]["baseline"]["source"].startswith("model_card:")
+        assert set(streams["similarity"]["statistics"]) >= {"ks_pvalue", "linf", "psi", "js", "wasserstein_norm"}
+        assert c.get("/drift", params={"stream": "team-a"}).json()["streams"].keys() == {"team-a"}
+        assert c.get("/drift", params={"stream": "nope"}).status_code == 404
+
+
+def test_search_and_classify_feed_their_streams(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        assert c.put("/collections/c", headers=KEY).status_code == 201
+        items = [{"id": str(i), "text": p[0], "metadata": {"label": str(i % 2)}} for i, p in enumerate(PAIRS[:5])]
+        assert c.post("/collections/c/items", json={"items": items}, headers=KEY).status_code == 200
+        assert c.post("/collections/c/search", json={"query": "guitar music"}).status_code == 200
+        assert c.post("/collections/c/classify", json={"text": "an onion", "k": 3}).status_code == 200
+        streams = c.get("/drift").json()["streams"]
+        assert (streams["search_top1"]["n_total"], streams["classify_confidence"]["n_total"]) == (1, 1)
+
+
+def test_baseline_upload_by_scores(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        scores = np.linspace(0.1, 0.9, 50).tolist()
+        assert c.put("/drift/baseline/similarity", json={"scores": scores}).status_code == 401
+        r = c.put("/drift/baseline/similarity", json={"scores": scores, "source": "golden set"}, headers=KEY)
+        assert r.status_code == 200
+        assert r.json()["baseline"]["n"] == 50 and r.json()["baseline"]["mean"] == 0.5
+        shown = c.get("/drift").json()["streams"]["similarity"]
+        assert (shown["baseline"]["source"], shown["n_baseline"], shown["status"]) == ("golden set", 50, "pending")
+
+
+def test_baseline_upload_rejects_bad_bodies(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        put = lambda body, stream="similarity": c.put(f"/drift/baseline/{stream}", json=body, headers=KEY)  # noqa: E731
+        assert put({}).json()["error"]["field"] == "scores"
+        assert put({"scores": [0.1] * 20, "pairs": [p[:2] for p in PAIRS]}).status_code == 422
+        assert put({"scores": [0.1, 0.2]}).status_code == 422
+        assert put({"scores": [0.1] * 20}, stream="bad name").status_code == 422
+
+
+def test_baseline_upload_by_pairs_scores_them_like_similarity(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        r = c.put("/drift/baseline/similarity", json={"pairs": PAIRS}, headers=KEY)
+        assert r.status_code == 200
+        body = r.json()
+        cosines = [x["cosine"] for x in c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS]}).json()["results"]]
+        assert body["baseline"]["n"] == len(PAIRS)
+        assert body["baseline"]["mean"] == round(float(np.mean(cosines)), 6)
+        assert -1.0 <= body["label_spearman"] <= 1.0
+        assert body["baseline"]["source"].startswith("pairs:12 scored by ")
+
+
+def test_report_page_has_an_svg_per_stream(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS]})
+        r = c.get("/drift/report")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        streams = c.get("/drift").json()["streams"]
+        assert r.text.count("<svg") >= len(streams)
+        for name in streams:
+            assert f'<section id="{name}">' in r.text
+        assert "<script" not in r.text
+
+
+def test_windows_survive_a_restart(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS], "stream": "kept"})
+        before = c.get("/drift", params={"stream": "kept"}).json()["streams"]["kept"]
+    with client(**settings(tmp_path)) as c:
+        after = c.get("/drift", params={"stream": "kept"}).json()["streams"]["kept"]
+    assert (after["n_live"], after["live"], after["status"]) == (before["n_live"], before["live"], before["status"])
+
+
+def test_metrics_export_drift_gauges(tmp_path: Path) -> None:
+    with client(**settings(tmp_path)) as c:
+        c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS]})
+        text = c.get("/metrics").text
+        assert 'o2v_drift_status{stream="similarity"} 0.0' in text
+        assert 'o2v_drift_statistic{stream="similarity",test="ks_pvalue"}' in text
+        assert 'o2v_drift_threshold{level="drift",test="linf"} 0.1' in text

@@ -1,0 +1,169 @@
+"""Streams, baselines, persistence across a restart, the webhook and the background worker of the drift monitor."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.drift import DriftWorker
+from service.drift.notify import StatusNotifier
+from service.drift.store import DriftStore
+from tests.drift_fixtures import FAST, card, config, feed, monitor, scores
+
+
+def test_card_seeds_pair_streams_and_live_streams_learn_their_own() -> None:
+    m = monitor()
+    assert m.stream_report("similarity")["baseline"]["source"] == "model_card:test-model:validation"
+    m.record("my-pairs", 0.5)
+    assert m.stream_report("my-pairs")["n_baseline"] == 400  # any /similarity stream is pair cosines too
+    with pytest.raises(KeyError):
+        m.stream_report("never-recorded")
+    assert m.stream_report("search_top1")["baseline"] is None
+    feed(m, "search_top1", scores(FAST.window, mean=0.8, seed=3))
+    r = m.stream_report("search_top1")
+    assert (r["n_baseline"], r["n_live"], r["status"]) == (FAST.window, 0, "pending")
+    assert r["baseline"]["source"] == f"live:first {FAST.window} scores"
+    assert set(feed(m, "search_top1", scores(100, mean=0.8, seed=4))[-3:]) == {"ok"}
+
+
+def test_set_baseline_replaces_and_resets_the_status() -> None:
+    m = monitor()
+    assert feed(m, "similarity", scores(100, mean=0.8))[-1] == "drift"
+    described = m.set_baseline("similarity", scores(300, mean=0.8, seed=5), "upload")
+    assert (described["n"], described["source"]) == (300, "upload")
+    r = m.stream_report("similarity")
+    assert (r["status"], r["n_live"], r["baseline"]["source"]) == ("pending", 100, "upload")
+    assert set(feed(m, "similarity", scores(40, mean=0.8, seed=6))) == {"ok"}
+
+
+@pytest.mark.parametrize("bad", [[1.0] * 5, [0.1] * 20 + [float("nan")]])
+def test_set_baseline_rejects_too_few_or_non_finite_scores(bad: list[float]) -> None:
+    with pytest.raises(ValueError):
+        monitor().set_baseline("similarity", bad, "upload")
+
+
+def test_record_drops_bad_scores_and_names_without_raising() -> None:
+    m = monitor(config=config(max_streams=4))
+    assert m.record("similarity", 0.5)
+    assert not m.record("similarity", float("inf"))
+    assert not m.record("similarity", "x")  # type: ignore[arg-type]
+    assert not m.record("bad name!", 0.5)
+    assert m.record("extra", 0.5)
+    assert not m.record("one-too-many", 0.5)
+    assert m.dropped == 4
+    assert m.stream_report("similarity")["n_total"] == 1
+
+
+def test_restart_keeps_windows_baselines_and_status(tmp_path: Path) -> None:
+    m = monitor(tmp_path)
+    feed(m, "similarity", scores(150, mean=0.8))
+    m.set_baseline("custom", scores(50, seed=8), "upload")
+    feed(m, "custom", scores(120, seed=9))
+    before = m.report()["streams"]
+    assert before["similarity"]["status"] == "drift"
+    m.close()
+
+    again = monitor(tmp_path)
+    after = again.report()["streams"]
+    for name in ("similarity", "custom"):
+        for key in ("status", "n_live", "n_total", "n_baseline", "live", "baseline", "statistics", "history"):
+            assert after[name][key] == before[name][key], (name, key)
+    again.record_many("similarity", scores(10, mean=0.8, seed=10))
+    again.run_due_checks()
+    assert again.stream_report("similarity")["status"] == "drift"  # no second alarm after a restart
+
+
+def test_a_new_model_starts_windows_afresh_and_keeps_uploaded_baselines(tmp_path: Path) -> None:
+    m = monitor(tmp_path)
+    feed(m, "similarity", scores(150, mean=0.8))
+    m.set_baseline("custom", scores(50, seed=8), "upload")
+    feed(m, "custom", scores(60, seed=9))
+    feed(m, "search_top1", scores(FAST.window, seed=10))  # becomes its learned baseline
+    m.close()
+    again = monitor(tmp_path, model_card=card(name="retrained"))
+    streams = again.report()["streams"]
+    assert all(s["n_live"] == 0 and s["status"] == "pending" for s in streams.values())
+    assert streams["custom"]["baseline"]["source"] == "upload"
+    assert streams["search_top1"]["baseline"] is None
+    assert streams["similarity"]["baseline"]["source"] == "model_card:retrained:validation"
+
+
+def test_state_file_is_written_atomically(tmp_path: Path) -> None:
+    m = monitor(tmp_path)
+    m.record_many("similarity", scores(5))
+    assert m.save() and not m.save()  # nothing new, nothing written
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert DriftStore(tmp_path).load()["streams"]["similarity"]["window"]["total"] == 5
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+    fail_first: list[bool]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.fail_first and self.fail_first.pop():
+            self.send_response(503)
+        else:
+            self.received.append(body)
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A real HTTP server on 127.0.0.1 that answers 503 once, then records every POSTed JSON body."""
+    handler = type("Hook", (_Hook,), {"received": [], "fail_first": [True]})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_receives_the_status_change_after_a_retry(webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    url, received = webhook
+    notifier = StatusNotifier(url, timeout_s=2.0, retries=2, backoff_s=0.01)
+    m = monitor(notifier=notifier)
+    assert feed(m, "similarity", scores(70, mean=0.8))[-1] == "drift"
+    notifier.close()
+    assert [(e["stream"], e["from"], e["to"]) for e in received] == [("similarity", "ok", "drift")]
+    event = received[0]
+    assert event["event"] == "drift_status_change" and event["statistics"]["ks_pvalue"] < 0.01
+    assert "dropout" in event["advice"] and "L1" not in event["advice"]
+    assert notifier.delivered == 1
+
+
+def test_unreachable_webhook_never_blocks_recording() -> None:
+    notifier = StatusNotifier("http://127.0.0.1:9/none", timeout_s=0.2, retries=1, backoff_s=0.01)
+    m = monitor(notifier=notifier)
+    started = time.perf_counter()
+    feed(m, "similarity", scores(70, mean=0.8))
+    assert time.perf_counter() - started < 1.0
+    notifier.close()
+    assert notifier.failed == 1
+
+
+def test_worker_checks_in_the_background_and_saves_on_stop(tmp_path: Path) -> None:
+    m = monitor(tmp_path)
+    worker = DriftWorker(m)
+    worker.start()
+    m.record_many("similarity", scores(80, mean=0.8))
+    deadline = time.monotonic() + 5
+    while m.stream_report("similarity")["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert m.stream_report("similarity")["status"] != "pending"
+    worker.stop()
+    assert DriftStore(tmp_path).load()["streams"]["similarity"]["window"]["total"] == 80

@@ -1,0 +1,164 @@
+"""Every request limit and malformed input gets a 4xx in the shared error shape, naming the field; never a 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+from service.api import errors
+from service.api.auth import require_api_key
+from service.settings import Settings
+from tests.gateway_fixtures import client
+
+LIMITS = {"max_batch_size": 4, "max_text_chars": 50, "max_body_bytes": 4096, "sagemaker_max_body_bytes": 8192}
+
+
+@pytest.fixture(scope="module")
+def http():
+    with client(**LIMITS) as test_client:
+        yield test_client
+
+
+def error_of(answer, status: int) -> dict:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"type", "message", "field"}
+    return body["error"]
+
+
+CASES = [
+    # route, JSON body, field at fault, words of the message
+    ("/v1/embeddings", {}, "input", "required"),
+    ("/v1/embeddings", {"input": []}, "input", "at least 1"),
+    ("/v1/embeddings", {"input": ""}, "input[0]", "at least 1 character"),
+    ("/v1/embeddings", {"input": ["ok", ""]}, "input[1]", "at least 1 character"),
+    ("/v1/embeddings", {"input": ["x" * 51]}, "input[0]", "at most 50 characters"),
+    ("/v1/embeddings", {"input": ["a"] * 5}, "input", "at most 4 items"),
+    ("/v1/embeddings", {"input": 5}, "input", "valid list"),
+    ("/v1/embeddings", {"input": [1, 2]}, "input[0]", "valid string"),
+    ("/v1/embeddings", {"input": [None]}, "input[0]", "valid string"),
+    ("/v1/embeddings", {"input": "a", "encoding_format": "hex"}, "encoding_format", "'float' or 'base64'"),
+    ("/embed", {"texts": ["a"] * 5}, "texts", "at most 4 items"),
+    ("/embed", {"texts": ["a"], "normalize": "maybe"}, "normalize", "valid boolean"),
+    ("/embed", {"texts": ["a"], "normalise": True}, "normalise", "not permitted"),
+    ("/embed", [], "body", "valid dictionary"),
+    ("/similarity", {"pairs": []}, "pairs", "at least 1"),
+    ("/similarity", {"pairs": [["a"]]}, "pairs[0][1]", "required"),
+    ("/similarity", {"pairs": [["a", "b", "c"]]}, "pairs[0]", "at most 2"),
+    ("/similarity", {"pairs": [["a", "x" * 51]]}, "pairs[0][1]", "at most 50"),
+    ("/similarity", {"pairs": [["a", "b"]] * 5}, "pairs", "at most 4"),
+    ("/similarity", {"pairs": [["a", "b"]], "stream": "no spaces"}, "stream", "pattern"),
+    ("/invocations", {"instances": []}, "instances", "at least 1"),
+    ("/invocations", {"instances": [{"label": 1}]}, "instances[0]", "in0, in1 or both"),
+    ("/invocations", {"instances": [{"in0": []}]}, "instances[0].in0", "at least 1"),
+    ("/invocations", {"instances": [{"in0": [30522]}]}, "instances[0].in0[0]", "less than 30522"),
+    ("/invocations", {"instances": [{"in0": [-1]}]}, "instances[0].in0[0]", "greater than or equal to 0"),
+    ("/invocations", {"instances": [{"in1": [1.5]}]}, "instances[0].in1[0]", "valid integer"),
+    ("/invocations", {"instances": [{"in0": ["5"]}]}, "instances[0].in0[0]", "valid integer"),
+    ("/invocations", {"instances": [{"in0": [True]}]}, "instances[0].in0[0]", "valid integer"),
+    ("/invocations", {"instances": [{"in0": None}]}, "instances[0]", "in0, in1 or both"),
+    ("/invocations", {"instances": "all"}, "instances", "valid list"),
+    ("/invocations", [1, 2], "body", "valid dictionary"),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "field", "words"), CASES)
+def test_invalid_bodies_are_422_naming_the_field(http, route, body, field, words):
+    error = error_of(http.post(route, json=body), 422)
+    assert error["type"] == "validation_error"
+    assert error["field"] == field
+    assert words in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("route", "raw"),
+    [
+        ("/v1/embeddings", b'{"input": [NaN]}'),
+        ("/v1/embeddings", b'{"input": Infinity}'),
+        ("/invocations", b'{"instances": [{"in0": [NaN]}]}'),
+        ("/invocations", b'{"instances": [{"in0": [1e999]}]}'),
+    ],
+)
+def test_non_finite_numbers_are_422(http, route, raw):
+    error_of(http.post(route, content=raw, headers={"content-type": "application/json"}), 422)
+
+
+@pytest.mark.parametrize("route", ["/v1/embeddings", "/embed", "/similarity", "/invocations"])
+def test_a_body_that_is_not_json_is_400(http, route):
+    error = error_of(http.post(route, content=b'{"input": [', headers={"content-type": "application/json"}), 400)
+    assert error["field"] == "body" and "JSON" in error["message"]
+
+
+def test_an_empty_invocation_is_400(http):
+    error_of(http.post("/invocations", content=b"", headers={"content-type": "application/json"}), 400)
+
+
+@pytest.mark.parametrize(("route", "media"), [("/embed", "text/plain"), ("/invocations", "text/csv")])
+def test_a_body_that_is_not_declared_json_is_415(http, route, media):
+    error = error_of(http.post(route, content=b'{"texts": ["a"]}', headers={"content-type": media}), 415)
+    assert error["type"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("seqlens", ["0", "5001", "a", "1,2,3"])
+def test_bad_infer_max_seqlens_is_422(http, seqlens):
+    headers = {"content-type": f"application/json; infer_max_seqlens={seqlens}"}
+    error = error_of(http.post("/invocations", json={"instances": [{"in0": [5]}]}, headers=headers), 422)
+    assert error["field"] == "Content-Type"
+
+
+def test_a_body_over_the_limit_is_413_when_content_length_says_so(http):
+    error = error_of(http.post("/embed", content=b"{" + b" " * 5000 + b"}"), 413)
+    assert error == {"type": "payload_too_large", "message": error["message"], "field": "body"}
+    assert "4096 bytes" in error["message"]
+
+
+def test_a_chunked_body_over_the_limit_is_413_too(http):
+    chunks = (b'{"texts": ["' + b"a" * 1000 + b'"]}' for _ in range(6))
+    error = error_of(http.post("/embed", content=chunks, headers={"content-type": "application/json"}), 413)
+    assert "4096 bytes" in error["message"]
+
+
+def test_invocations_take_bodies_up_to_the_sagemaker_limit(http):
+    instances = [{"in0": [1000 + i % 50]} for i in range(400)]
+    assert 4096 < len(json.dumps({"instances": instances})) < 8192
+    assert http.post("/invocations", json={"instances": instances}).status_code == 200
+    error = error_of(http.post("/invocations", json={"instances": instances * 2}), 413)
+    assert "8192 bytes" in error["message"]
+
+
+def test_unknown_routes_and_methods(http):
+    assert error_of(http.get("/nope"), 404)["type"] == "not_found"
+    assert error_of(http.get("/embed"), 405)["type"] == "method_not_allowed"
+
+
+def test_read_routes_are_open_even_with_an_api_key():
+    with client(api_key="s3cret") as http:
+        assert http.post("/embed", json={"texts": ["a"]}).status_code == 200
+
+
+def guarded_app(api_key: str | None) -> TestClient:
+    app = FastAPI()
+    app.state.settings = Settings(api_key=api_key)
+    errors.install(app)
+
+    @app.post("/write", dependencies=[Depends(require_api_key)])
+    async def write() -> dict[str, bool]:
+        return {"written": True}
+
+    return TestClient(app)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic czNjcmV0", "s3cret"])
+def test_write_routes_need_the_api_key(header):
+    headers = {"Authorization": header} if header else {}
+    answer = guarded_app("s3cret").post("/write", headers=headers)
+    error = error_of(answer, 401)
+    assert error["field"] == "Authorization" and answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_right_key_or_no_key_set_lets_writes_through():
+    assert guarded_app("s3cret").post("/write", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert guarded_app(None).post("/write").status_code == 200

@@ -1,0 +1,145 @@
+"""Training: each encoder learns, early stopping stops, seeds repeat, JSON Lines errors name file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from service.object2vec.data import DataError, read_jsonl, with_negatives
+from service.object2vec.hyperparameters import parse_hyperparameters
+from service.object2vec.network import Object2Vec
+from service.object2vec.train import ConfigError, EarlyStopping, TrainConfig, train
+from tests.object2vec_fixtures import VOCAB, tiny_config, write_jsonl
+
+
+def run(tmp_path: Path, config: dict) -> dict:
+    return train(TrainConfig.from_dict(config, tmp_path), progress=False)
+
+
+@pytest.mark.parametrize("network", ["pooled_embedding", "hcnn", "bilstm"])
+def test_each_encoder_type_learns(tmp_path: Path, network: str) -> None:
+    log = run(tmp_path, tiny_config(tmp_path, network, epochs=4, early_stopping_patience=5))
+    losses = [e["validation"]["loss"] for e in log["epochs"]]
+    assert losses[-1] < losses[0] * 0.8, losses
+    assert log["epochs"][-1]["train_loss"] < log["epochs"][0]["train_loss"]
+    assert (tmp_path / "out" / "checkpoint.pt").exists()
+    saved = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    assert len(saved["validation_scores"]) == 128 and saved["best_epoch"] >= 1
+
+
+def test_softmax_classification_reports_accuracy(tmp_path: Path) -> None:
+    log = run(tmp_path, tiny_config(tmp_path, output_layer="softmax", num_classes=2, epochs=4))
+    assert 0.6 < log["validation"]["accuracy"] <= 1.0
+    assert "cross_entropy" in log["validation"]
+
+
+def test_same_seed_same_result(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        runs.append(run(tmp_path / name, tiny_config(tmp_path / name)))
+    first, second = runs
+    assert [e["train_loss"] for e in first["epochs"]] == [e["train_loss"] for e in second["epochs"]]
+
+
+def test_early_stopping_rule() -> None:
+    stop = EarlyStopping(patience=2, tolerance=0.01)
+    assert not stop.step(1.0)
+    assert not stop.step(0.95)  # improved by 0.05
+    assert not stop.step(0.945)  # 0.005 < tolerance: first epoch without improvement
+    assert stop.step(0.944)  # second: stop
+
+
+def test_early_stopping_stops_training(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, epochs=30, learning_rate=1e-6, early_stopping_patience=1, early_stopping_tolerance=0.1)
+    log = run(tmp_path, cfg)
+    assert log["stopped_early"] == 2 and len(log["epochs"]) == 2
+    cfg["early_stopping"] = False
+    cfg["hyperparameters"]["epochs"] = "4"
+    assert len(run(tmp_path, cfg)["epochs"]) == 4
+
+
+def test_pretrained_embeddings_loaded_and_frozen(tmp_path: Path) -> None:
+    vocab = {f"tok{i}": i for i in range(VOCAB)}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    lines = [f"tok{i} " + " ".join(str(float(i % 7) / 10 + j / 100) for j in range(16)) for i in range(1, VOCAB)]
+    (tmp_path / "vectors.txt").write_text("\n".join(lines) + "\n")
+    cfg = tiny_config(
+        tmp_path,
+        enc0_pretrained_embedding_file="vectors.txt",
+        enc0_vocab_file="vocab.json",
+        enc0_freeze_pretrained_embedding="True",
+    )
+    cfg["auxiliary"] = "."
+    run(tmp_path, cfg)
+    state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)["state_dict"]
+    table = state["enc0.embedding.weight"]
+    assert torch.allclose(table[3], torch.tensor([0.3 + j / 100 for j in range(16)]), atol=1e-6)
+
+
+def test_row_sparse_and_tied_embeddings(tmp_path: Path) -> None:
+    cfg = tiny_config(
+        tmp_path,
+        enc1_network="pooled_embedding",
+        enc1_token_embedding_dim="16",
+        tied_token_embedding_weight="True",
+        token_embedding_storage_type="row_sparse",
+        epochs=2,
+    )
+    run(tmp_path, cfg)
+    model = Object2Vec(parse_hyperparameters(cfg["hyperparameters"]))
+    assert model.enc0 is not model.enc1 and model.enc0.embedding is model.enc1.embedding
+    cfg["hyperparameters"]["optimizer"] = "rmsprop"
+    with pytest.raises(ConfigError, match="row_sparse"):
+        run(tmp_path, cfg)
+    cfg["hyperparameters"].update(optimizer="adam", enc1_token_embedding_dim="8")
+    with pytest.raises(ValueError, match="tied_token_embedding_weight"):
+        run(tmp_path, cfg)
+
+
+def test_negative_sampling_adds_label_zero_pairs() -> None:
+    import random
+
+    from service.object2vec.data import PairData
+
+    data = PairData([[1, 2], [3, 4], [5]], [[2], [4], [6]], [1.0, 1.0, 0.0])
+    out = with_negatives(data, 3, random.Random(0))
+    assert len(out) == 3 + 2 * 3 and out.labels[3:] == [0.0] * 6
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"label": 1, "in0": [1]}', "missing 'in1'"),
+        ('{"label": 1, "in0": [1, "x"], "in1": [2]}', "'in0' holds 'x'"),
+        ('{"label": 1, "in0": [1], "in1": [999]}', "token id 999 is outside"),
+        ('{"label": 1, "in0": [], "in1": [2]}', "non-empty list"),
+        ('{"label": 3, "in0": [1], "in1": [2]}', "not a class id"),
+        ('{"label": "high", "in0": [1], "in1": [2]}', "finite number"),
+        ("[1, 2]", "JSON object"),
+    ],
+)
+def test_jsonl_errors_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"label": 0, "in0": [1], "in1": [2]}])
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+    with pytest.raises(DataError) as err:
+        read_jsonl(path, (VOCAB, VOCAB), (10, 10), 2)
+    assert f"{path}:2:" in str(err.value) and message in str(err.value)
+
+
+def test_sequences_are_truncated_to_max_seq_len(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "long.jsonl", [{"label": 0.5, "in0": list(range(1, 30)), "in1": [1]}])
+    data = read_jsonl(path, (VOCAB, VOCAB), (10, 10), None)
+    assert data.in0[0] == list(range(1, 11))
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        TrainConfig.from_dict({"channels": {"train": "x"}, "l1": 0.1}, tmp_path)
+    with pytest.raises(ConfigError, match="'train'"):
+        TrainConfig.from_dict({"channels": {}}, tmp_path)
