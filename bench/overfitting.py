@@ -22,7 +22,7 @@ from service.text import TextTokenizer
 
 RUNS = {
     "unregularized": {"dropout": "0.0", "weight_decay": "0.0", "early_stopping": False},
-    "regularized": {"dropout": "0.5", "weight_decay": "0.0001", "early_stopping": True},
+    "regularized": {"dropout": "0.3", "weight_decay": "0.00001", "early_stopping": True},
 }
 
 

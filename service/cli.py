@@ -57,6 +57,20 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokens_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint_dir", help="a training output folder (checkpoint.pt)")
+    p.add_argument("vocab", help="vocab.json ({token: id}) naming the table's rows")
+    p.add_argument("out", help="GloVe-format text file to write")
+
+
+@command("export-embeddings", _tokens_args)
+def _export_embeddings(args: argparse.Namespace) -> int:
+    from service.object2vec.export import write_token_embeddings
+
+    print(f"wrote {write_token_embeddings(args.checkpoint_dir, args.vocab, args.out)} token vectors to {args.out}")
+    return 0
+
+
 def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="sentence-pair CSV or TSV")
     p.add_argument("dst", help="Object2Vec JSON Lines to write")

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, WithJsonSchema
 from starlette.responses import Response
 
 from service.api import limits
@@ -35,6 +35,11 @@ from service.settings import Settings
 T = TypeVar("T")
 MAX_DIM = 65_536
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Filter = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}),
+    Field(description="exact match on metadata: {key: scalar}"),
+]
 
 
 class CollectionInfo(BaseModel):
@@ -106,11 +111,11 @@ def _hit(hit: Hit) -> dict[str, Any]:
     return {"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata}
 
 
-def exactly_one(text_field: str) -> dict[str, Any]:
-    """JSON schema: the body has the text field or `vector`, not both (the route checks it too)."""
+def text_or_vector(text_field: str, combine: str = "oneOf") -> dict[str, Any]:
+    """JSON schema: the object has a (non-null) text field or `vector`; with oneOf, not both. Routes check it too."""
     text = {"required": [text_field], "properties": {text_field: {"type": "string"}}}
     vector = {"required": ["vector"], "properties": {"vector": {"type": "array"}}}
-    return {"oneOf": [text, vector]}
+    return {combine: [text, vector]}
 
 
 def _one_of(text: str | None, vector: list[float] | None, field: str) -> None:
@@ -119,7 +124,10 @@ def _one_of(text: str | None, vector: list[float] | None, field: str) -> None:
 
 
 async def _query_vector(embedder: Embedder, text: str | None, given: list[float] | None) -> np.ndarray:
-    return (await embedder.embed([text]))[0] if text is not None else np.asarray(given, dtype=np.float32)
+    if text is not None:
+        return (await embedder.embed([text]))[0]
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, which service.index refuses by field
+        return np.asarray(given, dtype=np.float32)
 
 
 async def _item_vectors(items: Sequence[Any], embedder: Embedder) -> np.ndarray:
@@ -134,7 +142,8 @@ async def _item_vectors(items: Sequence[Any], embedder: Embedder) -> np.ndarray:
             if len(item.vector) != width:
                 message = f"vector has {len(item.vector)} numbers; this request's vectors have {width}"
                 raise ApiError(422, message, f"items[{i}].vector")
-            vectors[i] = item.vector
+            with np.errstate(over="ignore"):  # as in _query_vector
+                vectors[i] = item.vector
     if to_embed:
         vectors[to_embed] = await embedder.embed([items[i].text for i in to_embed])
     return vectors
@@ -158,7 +167,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         min_train: PositiveInt | None = Field(None, description="ivf: vectors stored before it trains")
 
     class ItemIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_vector("text", "anyOf"))
         id: ItemId
         text: Text | None = None
         metadata: dict[str, Any] = Field(default_factory=dict)
@@ -169,14 +178,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         items: Annotated[list[ItemIn], Field(min_length=1, max_length=settings.max_batch_size)]
 
     class SearchRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one("query"))
+        model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_vector("query"))
         query: Text | None = None
         vector: Numbers | None = None
         top_k: TopK = 10
-        filter: dict[str, Any] | None = Field(None, description="exact match on metadata: {key: scalar}")
+        filter: Filter | None = None
 
     class ClassifyRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one("text"))
+        model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_vector("text"))
         text: Text | None = None
         vector: Numbers | None = None
         label_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] = "label"
@@ -206,7 +215,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         "/collections/{name}",
         response_model=CollectionInfo,
         dependencies=write,
-        responses=responses(400, 401, 409, 422),
+        responses={201: {"model": CollectionInfo, "description": "created"}, **responses(400, 401, 409, 422)},
     )
     async def create_collection(name: Name, collections: CollectionsDep, body: CreateRequest | None = None) -> Response:
         """Create the collection, or return it when it exists with the settings asked for (409 when not)."""

@@ -92,6 +92,20 @@ def export_scorer(model: Object2Vec, path: Path) -> None:
     )
 
 
+def write_token_embeddings(checkpoint_dir: str | Path, vocab_file: str | Path, out: str | Path) -> int:
+    """Write enc0's trained token table as a GloVe-format text file keyed by a vocab.json: the pretrained
+    embedding file format, so a trained model can seed the next one (`enc0_pretrained_embedding_file`)."""
+    table = load_checkpoint(Path(checkpoint_dir) / "checkpoint.pt").enc0.embedding.weight.detach().numpy()
+    vocab = json.loads(Path(vocab_file).read_text())
+    rows = 0
+    with open(out, "w", encoding="utf-8") as fh:
+        for token, index in sorted(vocab.items(), key=lambda kv: kv[1]):
+            if 0 < index < table.shape[0]:
+                fh.write(token + " " + " ".join(f"{v:.6g}" for v in table[index]) + "\n")
+                rows += 1
+    return rows
+
+
 def score_distribution(scores: list[float], bins: int = 20) -> dict[str, Any]:
     """The drift baseline: summary, quantiles, a histogram on [-1, 1] and the raw validation cosines."""
     arr = np.asarray(scores, dtype=np.float64)
