@@ -100,13 +100,14 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="folder for the distillation channels and auxiliary files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seq-len", type=int, default=128)
+    p.add_argument("--gold-repeats", type=int, default=2, help="copies of the human-scored STS-B train pairs")
 
 
 @command("distill-data", _distill_args)
 def _distill(args: argparse.Namespace) -> int:
     from service.object2vec.teacher import build
 
-    print(json.dumps(build(args.out, args.seed, args.max_seq_len)))
+    print(json.dumps(build(args.out, args.seed, args.max_seq_len, gold_repeats=args.gold_repeats)))
     return 0
 
 

@@ -147,6 +147,7 @@ def build(
         "validation_pairs": len(dev),
         "sentences": n,
         "seed": seed,
+        "gold_repeats": gold_repeats,
     }
     (out / "sources.json").write_text(json.dumps(sources, indent=1))
     return sources
