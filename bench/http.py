@@ -1,7 +1,7 @@
 """HTTP overhead benchmark: sentences/s of the in-process encoder vs POST /v1/embeddings on a real uvicorn server.
 
-    python bench/http.py                          # batch 1, 16, 64; 3 rounds of 2 s per side; 8 HTTP clients
-    python bench/http.py --seconds 1 --rounds 1 --concurrency 4 --encoding base64
+    python -m bench.http                          # batch 1, 16, 64; 3 rounds of 2 s per side; 8 HTTP clients
+    python -m bench.http --seconds 1 --rounds 1 --concurrency 4 --encoding base64
 
 Both sides run in one go on the same machine with the same settings (O2V_* from the environment), taking turns
 round by round so that load from other processes weighs on both alike; each figure is the median of its rounds.

@@ -6,7 +6,7 @@ the answer is null (out of scope), is chosen on val only: the value maximising t
 out-of-scope recall. Reported on test: in-scope accuracy of the plain vote and with min_score applied, and
 out-of-scope recall and precision. The bundled model runs beside all-MiniLM-L6-v2 in the same run.
 
-    python bench/intent.py [--model-dir models/object2vec-sts-384] [--k 10] [--limit 500] [--no-peer]
+    python -m bench.intent [--model-dir models/object2vec-sts-384] [--k 10] [--limit 500] [--no-peer]
 """
 
 from __future__ import annotations

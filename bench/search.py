@@ -5,7 +5,7 @@ recall@10 against exact search, over a sweep of efSearch (HNSW) and nprobe (IVF)
 on the sphere (the worst case: every point is almost equally far from every other); `embedding` vectors lie near
 a low-rank subspace plus noise, as sentence embeddings do. Prints a table and one JSON line.
 
-    python bench/search.py --sizes 100000,1000000 --data embedding,uniform
+    python -m bench.search --sizes 100000,1000000 --data embedding,uniform
 """
 
 from __future__ import annotations

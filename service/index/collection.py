@@ -310,15 +310,17 @@ class Collection:
         return query / norm
 
     def _nearest_rows(self, query: np.ndarray, k: int, conditions: Conditions) -> tuple[np.ndarray, np.ndarray]:
-        """Filters matching few items are searched exactly; common ones by over-fetching from the index and
-        checking, falling back to exact search over the matches when too few survive."""
+        """Filters matching few items are searched exactly; common ones (many items, or at least half) by
+        over-fetching from the index and checking, falling back to exact search when too few survive."""
         assert self.index is not None
         if not conditions:
             return self._index_search(query, k)
         count = self.store.count_matching(conditions)
         if count == 0:
             return np.empty(0, np.float32), np.empty(0, np.int64)
-        if count > self.options.filter_exact_max:
+        # Over-fetch from the in-memory index when the filter matches many items, or most of them (classify's
+        # "has a label" filter usually does): reading their vectors back from SQLite would cost far more.
+        if count > self.options.filter_exact_max or 2 * count >= self.index.size:
             fetch = min(self.index.size, math.ceil(OVERFETCH * k * self.index.size / count) + k)
             scores, rows = self._index_search(query, fetch)
             found = self.store.items(rows.tolist())
