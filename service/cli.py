@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Handler]] = {}
@@ -71,6 +72,27 @@ def _export_embeddings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", nargs="?", help="model directory (default: the served one, O2V_MODEL_DIR)")
+
+
+@command("eval", _eval_args)
+def _eval(args: argparse.Namespace) -> int:
+    from service.encoders.base import l2_normalize
+    from service.encoders.model_dir import ModelDir
+    from service.encoders.onnx import OnnxEncoder
+    from service.evaluation import clinc, sts_spearman
+    from service.settings import get_settings
+
+    encoder = OnnxEncoder(ModelDir.load(args.model_dir or get_settings().model_dir))
+
+    def embed(texts: Sequence[str]) -> Any:
+        return l2_normalize(encoder.embed_texts(texts))
+
+    print(json.dumps({"model": encoder.name, "sts_test_spearman": round(sts_spearman(embed), 4), **clinc(embed)}))
+    return 0
+
+
 def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="sentence-pair CSV or TSV")
     p.add_argument("dst", help="Object2Vec JSON Lines to write")
@@ -101,13 +123,16 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seq-len", type=int, default=128)
     p.add_argument("--gold-repeats", type=int, default=2, help="copies of the human-scored STS-B train pairs")
+    p.add_argument("--dev-train-pairs", type=int, default=0, help="STS-B dev pairs moved into training")
+    p.add_argument("--crops", action="store_true", help="add a cropped copy of each longer sentence to the pool")
 
 
 @command("distill-data", _distill_args)
 def _distill(args: argparse.Namespace) -> int:
     from service.object2vec.teacher import build
 
-    print(json.dumps(build(args.out, args.seed, args.max_seq_len, gold_repeats=args.gold_repeats)))
+    out = build(args.out, args.seed, args.max_seq_len, 20, args.gold_repeats, args.dev_train_pairs, args.crops)
+    print(json.dumps(out))
     return 0
 
 

@@ -76,6 +76,16 @@ def augment(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
+def crop(text: str, rng: random.Random) -> str | None:
+    """A contiguous part (half to four fifths) of a sentence of six words or more: more text for the teacher."""
+    words = text.split()
+    if len(words) < 6:
+        return None
+    size = rng.randint(len(words) // 2, (4 * len(words)) // 5)
+    start = rng.randrange(len(words) - size + 1)
+    return " ".join(words[start : start + size])
+
+
 def _write(path: Path, pairs: list[tuple[list[int], list[int], float]]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for a, b, label in pairs:
@@ -83,12 +93,20 @@ def _write(path: Path, pairs: list[tuple[list[int], list[int], float]]) -> None:
 
 
 def build(
-    out: str | Path, seed: int = 0, max_seq_len: int = 128, neighbours: int = 20, gold_repeats: int = 2
+    out: str | Path,
+    seed: int = 0,
+    max_seq_len: int = 128,
+    neighbours: int = 20,
+    gold_repeats: int = 2,
+    dev_train_pairs: int = 0,
+    crops: bool = False,
 ) -> dict[str, Any]:
     """Write tokenizer.json, vocab.json, token_vectors.txt, train.jsonl, validation.jsonl and sources.json.
 
     Labels: STS-B train pairs keep their human score / 5 (repeated `gold_repeats` times); every other pair is
-    labelled with the teacher's cosine. The validation channel is STS-B dev with its human scores / 5.
+    labelled with the teacher's cosine. The validation channel is STS-B dev with its human scores / 5, less
+    `dev_train_pairs` of its pairs (seeded draw), which join STS-B train. `crops` adds a cropped copy of each
+    longer sentence to the pool.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,10 +121,15 @@ def build(
         for i, row in enumerate(tqdm(table, desc="write token vectors")):
             fh.write(id_to_token[i] + " " + " ".join(f"{v:.5f}" for v in row) + "\n")
 
-    sts_train = read_sts("train")
+    dev = read_sts("dev")
+    random.Random(seed).shuffle(dev)
+    dev_train, dev = dev[:dev_train_pairs], dev[dev_train_pairs:]
+    sts_train = read_sts("train") + dev_train
     pool = {p.a for p in sts_train} | {p.b for p in sts_train}
     pool |= {t for split in ("train", "val") for t, _ in read_clinc(split)}
     pool |= {s for s, _, _ in read_reviews()}
+    if crops:
+        pool |= {c for c in (crop(s, rng) for s in sorted(pool)) if c}
     sentences = sorted(s for s in pool if s.strip())
     variants = [augment(s, rng) for s in sentences]
     vecs = encode(teacher, sentences + variants)
@@ -136,7 +159,6 @@ def build(
     rng.shuffle(rows)
     _write(out / "train.jsonl", rows)
 
-    dev = read_sts("dev")
     dev_ids = zip(tokenizer.encode([p.a for p in dev]), tokenizer.encode([p.b for p in dev]), strict=True)
     _write(out / "validation.jsonl", [(a, b, p.score / 5.0) for (a, b), p in zip(dev_ids, dev, strict=True)])
     sources = {
@@ -148,6 +170,8 @@ def build(
         "sentences": n,
         "seed": seed,
         "gold_repeats": gold_repeats,
+        "dev_train_pairs": dev_train_pairs,
+        "crops": crops,
     }
     (out / "sources.json").write_text(json.dumps(sources, indent=1))
     return sources
