@@ -38,7 +38,9 @@ class MiniLM:
         self.model = load_teacher()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        from service.object2vec.teacher import encode
+
+        return encode(self.model, list(texts), batch_size=64)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

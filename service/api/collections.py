@@ -26,7 +26,6 @@ from service.encoders.embedder import Embedder
 from service.index.classify import classify
 from service.index.cluster import cluster
 from service.index.collection import Hit
-from service.index.errors import CollectionError
 from service.index.names import NAME_RE
 from service.index.registry import Collections
 from service.index.store import Item
@@ -100,11 +99,8 @@ Name = Annotated[str, Path(pattern=f"^{NAME_RE.pattern}$", description="collecti
 
 
 async def _call(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking service.index call in a worker thread; its errors become the shared error answer."""
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except CollectionError as exc:
-        raise ApiError(exc.status, exc.message, exc.field) from exc
+    """Run a blocking service.index call in a worker thread; its CollectionErrors reach the shared handler."""
+    return await asyncio.to_thread(fn, *args)
 
 
 def _hit(hit: Hit) -> dict[str, Any]:

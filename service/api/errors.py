@@ -2,9 +2,9 @@
 
 Statuses: 400 unreadable body, 401 API key, 404 unknown route or resource, 405 method, 409 conflict, 413 body over
 its limit, 415 body media type, 422 a field breaks its rule, 502 the backend answered nonsense, 503 overloaded or
-backend down (with Retry-After). Bad input never becomes a 500. Domain exceptions that carry `status`, `type`,
-`message` and `field` (as EncoderError does) are answered as they say; add another domain's base class to
-DOMAIN_ERRORS to get the same treatment.
+backend down (with Retry-After). Bad input never becomes a 500. Domain exceptions that carry `status`, `message`
+and `field` (and optionally `type`), as EncoderError and CollectionError do, are answered as they say; add another
+domain's base class to DOMAIN_ERRORS to get the same treatment.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from service.api.render import json_response
 from service.encoders.base import EncoderError
+from service.index.errors import CollectionError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ TYPES = {
     502: "bad_gateway",
     503: "unavailable",
 }
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (EncoderError,)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (EncoderError, CollectionError)
 
 
 class ErrorDetail(BaseModel):

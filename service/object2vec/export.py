@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from service.datasets import file_sha256
 from service.object2vec.network import Encoder, Object2Vec
-from service.object2vec.train import file_sha256, load_checkpoint
+from service.object2vec.train import load_checkpoint
 from service.text import TextTokenizer
 
 OPSET = 17

@@ -7,7 +7,6 @@ an optional cosine loss); see configs/*.json. Training writes checkpoint.pt and 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import random
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
+from service.datasets import file_sha256
 from service.object2vec.data import PairData, batches, read_jsonl, with_negatives
 from service.object2vec.hyperparameters import Hyperparameters, parse_hyperparameters
 from service.object2vec.network import Object2Vec, load_pretrained_embeddings
@@ -119,14 +119,6 @@ class EarlyStopping:
         self.best = min(self.best, loss)
         self.bad_epochs = 0 if improved else self.bad_epochs + 1
         return self.bad_epochs >= self.patience
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def seed_everything(seed: int) -> random.Random:
