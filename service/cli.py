@@ -125,13 +125,16 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gold-repeats", type=int, default=2, help="copies of the human-scored STS-B train pairs")
     p.add_argument("--dev-train-pairs", type=int, default=0, help="STS-B dev pairs moved into training")
     p.add_argument("--crops", action="store_true", help="add a cropped copy of each longer sentence to the pool")
+    p.add_argument("--per-band", type=int, default=2, help="teacher pairs per sentence in each similarity band")
 
 
 @command("distill-data", _distill_args)
 def _distill(args: argparse.Namespace) -> int:
     from service.object2vec.teacher import build
 
-    out = build(args.out, args.seed, args.max_seq_len, 20, args.gold_repeats, args.dev_train_pairs, args.crops)
+    out = build(
+        args.out, args.seed, args.max_seq_len, 20, args.gold_repeats, args.dev_train_pairs, args.crops, args.per_band
+    )
     print(json.dumps(out))
     return 0
 
@@ -183,6 +186,37 @@ def _drift(args: argparse.Namespace) -> int:
     from service.drift.commands import run
 
     return run(args)
+
+
+def _loadtests() -> Any:
+    """loadtests/run.py of the source checkout (like bench/, not part of the installed package), or None."""
+    from service.settings import REPO
+
+    if not (REPO / "loadtests" / "run.py").is_file():
+        return None
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import loadtests.run
+
+    return loadtests.run
+
+
+def _loadtest_args(p: argparse.ArgumentParser) -> None:
+    runner = _loadtests()
+    if runner is None:
+        p.description = "needs a source checkout (loadtests/) with the dev extra installed (locust, psutil)"
+    else:
+        p.description = "the service on a loopback port under locust's callers: reports, summary, SLO check"
+        runner.configure(p)
+
+
+@command("loadtest", _loadtest_args)
+def _loadtest(args: argparse.Namespace) -> int:
+    """`o2v loadtest`: loadtests/run.py (python -m loadtests.run) under the o2v command."""
+    runner = _loadtests()
+    if runner is None:
+        raise FileNotFoundError("o2v loadtest runs from a source checkout: loadtests/run.py is not here")
+    return runner.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
     classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
     max_clusters: int = Field(1000, ge=1)
+
+    # collection engine: embedded FAISS + SQLite under data_dir, or Milvus (service/index/milvus.py, extra [milvus])
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = Field(None, description="http(s)://host:19530 or a .db path (Lite); data_dir/milvus.db")
+    milvus_token: SecretStr | None = Field(None, description="'user:password' or an API key")
+    milvus_db: str | None = Field(None, description="database (it must exist); the server's default when unset")
+    milvus_timeout_s: float = Field(10.0, gt=0, description="limit of one Milvus call; past it the request gets 503")
 
 
 @lru_cache(maxsize=1)

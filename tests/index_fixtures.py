@@ -1,4 +1,5 @@
-"""Random unit vectors, tiny items and small-parameter registries the index tests build for themselves."""
+"""Random unit vectors, tiny items and small-parameter registries the index tests build for themselves, on either
+engine: `registry(folder, store="milvus")` is a Milvus Lite file in the folder, closed after the test (conftest)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from service.index.base import CollectionRegistry, Item
 from service.index.collection import Options
 from service.index.registry import Collections
-from service.index.store import Item
 from service.index.vector_index import IndexConfig
 
 DIM = 16
 KINDS = ("flat", "hnsw", "ivf")
+STORES = ("faiss", "milvus")
+OPENED: list[CollectionRegistry] = []
+"""Milvus registries of the running test; each keeps a Milvus Lite server until closed."""
 SMALL = IndexConfig(m=16, ef_construction=64, ef_search=256, nlist=4, nprobe=4, min_train=120)
 """IVF trains at 120 vectors and probes all its lists, HNSW's beam covers every item: exact on these sizes."""
 
@@ -27,8 +31,19 @@ def items(n: int, start: int = 0, **metadata: Any) -> list[Item]:
     return [Item(f"item-{i}", f"text {i}", {"i": i, "parity": i % 2, **metadata}) for i in range(start, start + n)]
 
 
-def registry(folder: Path, config: IndexConfig = SMALL, **options: Any) -> Collections:
+def registry(folder: Path, config: IndexConfig = SMALL, store: str = "faiss", **options: Any) -> CollectionRegistry:
+    """The embedded engine's registry of `folder` (with Options), or Milvus Lite's in folder/milvus.db."""
+    if store == "milvus":
+        from service.index.milvus import MilvusCollections
+
+        OPENED.append(MilvusCollections(str(folder / "milvus.db"), defaults=config))
+        return OPENED[-1]
     return Collections(folder, config, Options(**options))
+
+
+def close_opened() -> None:
+    while OPENED:
+        OPENED.pop().close()
 
 
 def exact_ids(vectors: np.ndarray, ids: list[str], query: np.ndarray, k: int) -> list[str]:

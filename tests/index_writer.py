@@ -1,7 +1,7 @@
 """Child process of the SIGKILL test: writes batches until killed, printing each batch number once acknowledged.
 
 Batch b upserts items b{b}-0..b{b}-4 (metadata batch=b) and replaces item "hot" (text str(b)), then deletes b{b}-0;
-only after both calls return is "b" printed. Usage: python -m tests.index_writer FOLDER KIND
+only after both calls return is "b" printed. Usage: python -m tests.index_writer FOLDER KIND [faiss|milvus]
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def batch_vectors(b: int) -> np.ndarray:
     return unit_vectors(BATCH + 1, seed=1000 + b, dim=DIM)
 
 
-def main(folder: str, kind: str) -> None:
-    collection, _ = registry(Path(folder), snapshot_every=40).create("durable", kind)
+def main(folder: str, kind: str, store: str = "faiss") -> None:
+    collection, _ = registry(Path(folder), store=store, snapshot_every=40).create("durable", kind)
     b = 0
     while True:
         batch = [Item(f"b{b}-{j}", f"batch {b} item {j}", {"batch": b}) for j in range(BATCH)]
@@ -35,4 +35,4 @@ def main(folder: str, kind: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

@@ -72,6 +72,8 @@ def test_baseline_upload_rejects_bad_bodies(tmp_path: Path) -> None:
         assert put({}).json()["error"]["field"] == "scores"
         assert put({"scores": [0.1] * 20, "pairs": [p[:2] for p in PAIRS]}).status_code == 422
         assert put({"scores": [0.1, 0.2]}).status_code == 422
+        huge = put({"scores": [0.1] * 19 + [1e308]})
+        assert huge.status_code == 422 and "1000000" in huge.json()["error"]["message"]
         assert put({"scores": [0.1] * 20}, stream="bad name").status_code == 422
 
 
@@ -115,3 +117,5 @@ def test_metrics_export_drift_gauges(tmp_path: Path) -> None:
         assert 'o2v_drift_status{stream="similarity"} 0.0' in text
         assert 'o2v_drift_statistic{stream="similarity",test="ks_pvalue"}' in text
         assert 'o2v_drift_threshold{level="drift",test="linf"} 0.1' in text
+        assert f'o2v_drift_score_bucket{{le="+Inf",stream="similarity"}} {float(len(PAIRS))}' in text
+        assert 'o2v_drift_baseline_cdf{le="1.0",stream="similarity"} 1.0' in text

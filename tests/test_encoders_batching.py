@@ -90,6 +90,8 @@ def test_a_full_queue_answers_overloaded_at_once():
         with pytest.raises(Overloaded, match="queue holds 8"):
             await batcher.run(ROWS[12:13])
         refused_in = time.perf_counter() - started
+        with pytest.raises(Overloaded):
+            batcher.admit(1)  # what a caller asks before it tokenizes
         gate.set()
         done = await asyncio.gather(first, *waiting)
         return refused_in, done

@@ -1,4 +1,4 @@
-"""kNN classify (in scope, out of scope, unlabelled items) and seeded k-means clusters."""
+"""kNN classify (in scope, out of scope, unlabelled items) and seeded k-means clusters, on both engines."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def blobs(n_per: int, centres: np.ndarray, spread: float, seed: int) -> np.ndarr
 
 
 @pytest.fixture
-def labelled(tmp_path):
+def labelled(tmp_path, store):
     centres = unit_vectors(3, seed=5)
-    collection, _ = registry(tmp_path).create("intents", "hnsw")
+    collection, _ = registry(tmp_path, store=store).create("intents", "hnsw")
     vectors = blobs(30, centres, 0.05, seed=1)
     labels = ["greet", "bye", "help"]
     batch = [Item(f"t{i}", f"utterance {i}", {"label": labels[i % 3]}) for i in range(len(vectors))]
@@ -57,8 +57,8 @@ def test_items_without_the_label_key_never_vote(labelled) -> None:
     assert classify(collection, centres[0], "nope", 5, 0.0).label is None
 
 
-def test_numeric_labels_come_back_as_stored(tmp_path) -> None:
-    collection, _ = registry(tmp_path).create("c")
+def test_numeric_labels_come_back_as_stored(tmp_path, store) -> None:
+    collection, _ = registry(tmp_path, store=store).create("c")
     collection.upsert([Item("a", "", {"label": 1}), Item("b", "", {"label": 0})], unit_vectors(2))
     assert classify(collection, unit_vectors(2)[0], "label", 1, 0.0).label == 1
     with pytest.raises(InvalidRequest) as err:
@@ -66,9 +66,9 @@ def test_numeric_labels_come_back_as_stored(tmp_path) -> None:
     assert err.value.field == "k"
 
 
-def test_cluster_is_repeatable_with_a_seed_and_finds_blobs(tmp_path) -> None:
+def test_cluster_is_repeatable_with_a_seed_and_finds_blobs(tmp_path, store) -> None:
     centres = unit_vectors(4, seed=11)
-    collection, _ = registry(tmp_path).create("c", "ivf")
+    collection, _ = registry(tmp_path, store=store).create("c", "ivf")
     vectors = blobs(50, centres, 0.03, seed=2)
     collection.upsert([Item(f"p{i}", f"point {i}", {}) for i in range(len(vectors))], vectors)
     first, second = cluster(collection, 4, seed=7), cluster(collection, 4, seed=7)
@@ -81,8 +81,8 @@ def test_cluster_is_repeatable_with_a_seed_and_finds_blobs(tmp_path) -> None:
         assert len(c.representatives) == 3 and {r.id for r in c.representatives} <= members
 
 
-def test_cluster_k_bounds(tmp_path) -> None:
-    collection, _ = registry(tmp_path).create("c")
+def test_cluster_k_bounds(tmp_path, store) -> None:
+    collection, _ = registry(tmp_path, store=store).create("c")
     collection.upsert([Item("a", "", {})], unit_vectors(1))
     for k in (0, 2):
         with pytest.raises(InvalidRequest) as err:

@@ -1,4 +1,6 @@
-"""Durability: SIGKILL mid-write loses nothing acknowledged and shows nothing half-written; restarts keep all."""
+"""Durability: SIGKILL mid-write loses nothing acknowledged and shows nothing half-written; restarts keep all. On
+Milvus the killed writer is a gateway replica, and the process that reads after it a replica restarted on the same
+Milvus data."""
 
 from __future__ import annotations
 
@@ -21,11 +23,12 @@ from tests.index_writer import BATCH, batch_vectors
 REPO = Path(__file__).resolve().parent.parent
 
 
-def acknowledged_until_killed(folder: Path, kind: str, wanted: int, timeout: float = 60.0) -> list[int]:
+def acknowledged_until_killed(
+    folder: Path, kind: str, wanted: int, store: str = "faiss", timeout: float = 60.0
+) -> list[int]:
     """Run the writer, SIGKILL it once `wanted` batches are acknowledged; every batch number it printed."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.index_writer", str(folder), kind], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
+    command = [sys.executable, "-m", "tests.index_writer", str(folder), kind, store]
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     acked: list[int] = []
     with selectors.DefaultSelector() as sel:
@@ -45,9 +48,9 @@ def acknowledged_until_killed(folder: Path, kind: str, wanted: int, timeout: flo
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_sigkill_loses_nothing_acknowledged(tmp_path, kind) -> None:
-    acked = acknowledged_until_killed(tmp_path, kind, wanted=40 + 7 * KINDS.index(kind))
-    collection = registry(tmp_path).get("durable")
+def test_sigkill_loses_nothing_acknowledged(tmp_path, kind, store) -> None:
+    acked = acknowledged_until_killed(tmp_path, kind, wanted=40 + 7 * KINDS.index(kind), store=store)
+    collection = registry(tmp_path, store=store).get("durable")
     ids, _ = collection.vectors()
     per_batch = Counter(int(i[1:].split("-")[0]) for i in ids if i != "hot")
     last = max(per_batch)
@@ -69,8 +72,8 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path, kind) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_restart_keeps_everything(tmp_path, kind) -> None:
-    collections = registry(tmp_path, snapshot_every=50)
+def test_restart_keeps_everything(tmp_path, kind, store) -> None:
+    collections = registry(tmp_path, store=store, snapshot_every=50)
     collection, _ = collections.create("c", kind)
     vectors = unit_vectors(230)
     for start in range(0, 230, 10):
@@ -81,12 +84,12 @@ def test_restart_keeps_everything(tmp_path, kind) -> None:
     queries = unit_vectors(5, seed=3)
     expected = [[(h.id, h.text) for h in collection.search(q, 10)] for q in queries]
 
-    crashed = registry(tmp_path).get("c")  # a second process would see the same files: snapshot + newer log
+    crashed = registry(tmp_path, store=store).get("c")  # a second process (replica) sees the same files or Milvus
     assert crashed.info() == before
     assert [[(h.id, h.text) for h in crashed.search(q, 10)] for q in queries] == expected
 
     collections.close()
-    reopened = registry(tmp_path).get("c")
+    reopened = registry(tmp_path, store=store).get("c")
     assert reopened.info() == before
     assert [[(h.id, h.text) for h in reopened.search(q, 10)] for q in queries] == expected
     assert reopened.search(-vectors[8], 1)[0].metadata == {"x": 1}

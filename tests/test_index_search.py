@@ -1,4 +1,5 @@
-"""Upsert, replace, delete and search on every index kind, against brute force over the same vectors."""
+"""Upsert, replace, delete and search on every index kind of both engines, against brute force over the same vectors;
+filters and ids that look like expression syntax are only ever literal values."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from tests.index_fixtures import DIM, KINDS, SMALL, exact_ids, items, registry, 
 
 
 @pytest.fixture(params=KINDS)
-def filled(request, tmp_path):
+def filled(request, tmp_path, store):
     """A collection of 200 items (IVF is trained at this size) and its vectors."""
-    collection, _ = registry(tmp_path).create("c", request.param)
+    collection, _ = registry(tmp_path, store=store).create("c", request.param)
     vectors = unit_vectors(200)
     collection.upsert(items(200), vectors)
     return collection, vectors
@@ -73,8 +74,8 @@ def test_hnsw_tombstones_are_excluded_then_rebuilt(tmp_path) -> None:
     assert len(collection.search(vectors[0], 100)) == 70
 
 
-def test_repeated_id_in_one_batch_keeps_the_last(tmp_path) -> None:
-    collection, _ = registry(tmp_path).create("c")
+def test_repeated_id_in_one_batch_keeps_the_last(tmp_path, store) -> None:
+    collection, _ = registry(tmp_path, store=store).create("c")
     vectors = unit_vectors(2)
     collection.upsert([Item("a", "first", {}), Item("a", "second", {})], vectors)
     hits = collection.search(vectors[1], 5)
@@ -82,8 +83,8 @@ def test_repeated_id_in_one_batch_keeps_the_last(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_filter_is_exact_for_rare_and_common_values(tmp_path, kind) -> None:
-    collection, _ = registry(tmp_path, filter_exact_max=5).create("c", kind)
+def test_filter_is_exact_for_rare_and_common_values(tmp_path, kind, store) -> None:
+    collection, _ = registry(tmp_path, store=store, filter_exact_max=5).create("c", kind)
     vectors = unit_vectors(200)
     batch = [
         Item(f"item-{i}", "", {"parity": i % 2, "rare": i in (17, 150), "tag": "x" if i < 3 else None})
@@ -103,8 +104,8 @@ def test_filter_is_exact_for_rare_and_common_values(tmp_path, kind) -> None:
     assert collection.search(query, 5, {"missing": 1}) == []
 
 
-def test_bad_requests_name_their_field(tmp_path) -> None:
-    collection, _ = registry(tmp_path).create("c")
+def test_bad_requests_name_their_field(tmp_path, store) -> None:
+    collection, _ = registry(tmp_path, store=store).create("c")
     collection.upsert(items(3), unit_vectors(3))
     cases = [
         (lambda: collection.search(np.ones(DIM + 1), 3), "vector"),
@@ -124,7 +125,47 @@ def test_bad_requests_name_their_field(tmp_path) -> None:
     assert collection.info()["count"] == 3
 
 
-def test_empty_collection_answers_empty(tmp_path) -> None:
-    collection, _ = registry(tmp_path).create("c", "hnsw")
+def test_empty_collection_answers_empty(tmp_path, store) -> None:
+    collection, _ = registry(tmp_path, store=store).create("c", "hnsw")
     assert collection.search(np.ones(DIM), 5) == []
     assert collection.info() == {**collection.info(), "count": 0, "dim": None}
+
+
+HOSTILE = [
+    'x" or 1==1 or "',
+    "') or true or ('",
+    "back\\slash\\",
+    '\\"',
+    "new\nline",
+    "]) or array_contains(tags, 1",
+    "1",
+    "",
+]
+HOSTILE_KEY = 'a"] or true or meta["b'
+
+
+def test_filter_values_and_keys_that_look_like_expressions_are_literal(tmp_path, store) -> None:
+    collection, _ = registry(tmp_path, store=store).create("c")
+    batch = [Item(f"plain-{i}", "", {"k": "plain", HOSTILE_KEY: "plain", "b": 1}) for i in range(5)]
+    batch += [Item(f"h{j}", value, {"k": value, HOSTILE_KEY: value}) for j, value in enumerate(HOSTILE)]
+    collection.upsert(batch, unit_vectors(len(batch)))
+    query = unit_vectors(1, seed=4)[0]
+    for j, value in enumerate(HOSTILE):
+        for key in ("k", HOSTILE_KEY):
+            assert [h.id for h in collection.search(query, 50, {key: value})] == [f"h{j}"], (key, value)
+    assert collection.search(query, 50, {'k"] or true or meta["k': "plain"}) == []
+    assert collection.search(query, 50, {"b": 'x" or 1==1 or "'}) == []
+    assert collection.search(query, 50, {"k": "1"})[0].metadata == {"k": "1", HOSTILE_KEY: "1"}
+
+
+def test_ids_that_look_like_expressions_are_literal(tmp_path, store) -> None:
+    collection, _ = registry(tmp_path, store=store).create("c")
+    ids = ["a", "b", "a','b", 'a","b', "a\\", "x' or true or 'y"]
+    collection.upsert([Item(i, i, {}) for i in ids], unit_vectors(len(ids)))
+    assert [item.text for item in collection.items(ids)] == ids  # type: ignore[union-attr]
+    assert collection.items(["a', 'b", 'a", "b', "' or true or '"]) == [None, None, None]
+    assert collection.delete("a', 'b") is False and collection.delete('a", "b') is False
+    assert collection.delete("x' or true or 'y") is True
+    assert collection.delete("a','b") is True
+    assert sorted(i.id for i in collection.items(ids) if i is not None) == sorted(["a", "b", 'a","b', "a\\"])
+    assert collection.info()["count"] == 4

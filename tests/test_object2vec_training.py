@@ -138,7 +138,18 @@ def test_sequences_are_truncated_to_max_seq_len(tmp_path: Path) -> None:
     assert data.in0[0] == list(range(1, 11))
 
 
+def test_best_epoch_follows_the_watched_metric(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, epochs=5, early_stopping_patience=5)
+    cfg["early_stopping_metric"] = "spearman_cosine"
+    log = run(tmp_path, cfg)
+    spearmans = [e["validation"]["spearman_cosine"] for e in log["epochs"]]
+    assert log["best_epoch"] == 1 + spearmans.index(max(spearmans))
+    assert log["validation"]["spearman_cosine"] == pytest.approx(max(spearmans), abs=1e-6)
+
+
 def test_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="early_stopping_metric"):
+        TrainConfig.from_dict({"channels": {"train": "x"}, "early_stopping_metric": "accuracy"}, tmp_path)
     with pytest.raises(ConfigError, match="unknown config keys"):
         TrainConfig.from_dict({"channels": {"train": "x"}, "l1": 0.1}, tmp_path)
     with pytest.raises(ConfigError, match="'train'"):

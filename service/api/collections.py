@@ -1,8 +1,9 @@
 """Collection routes: create/list/info/drop, batch upsert, delete, search, classify and cluster (service/index).
 
 Thin on purpose: the schemas check limits that depend on settings, texts are embedded by the app's Embedder, and
-everything else is a call into service.index run off the event loop (SQLite commits and FAISS searches block).
-The router owns the registry of open collections through its lifespan, so shutdown snapshots every index.
+everything else is a call into service.index run off the event loop (SQLite commits, FAISS searches and Milvus
+calls block). The router owns the registry of the engine the settings name (O2V_VECTOR_STORE) through its lifespan,
+so shutdown snapshots every FAISS index or closes the Milvus connection.
 Scores of text queries go to the drift streams `search_top1` and `classify_confidence`.
 """
 
@@ -23,17 +24,16 @@ from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
+from service.index.base import MAX_ID_CHARS, CollectionRegistry, Hit, Item
 from service.index.classify import classify
 from service.index.cluster import cluster
-from service.index.collection import Hit
 from service.index.names import NAME_RE
-from service.index.registry import Collections
-from service.index.store import Item
+from service.index.registry import open_collections
 from service.settings import Settings
 
 T = TypeVar("T")
 MAX_DIM = 65_536
-ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+ItemId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 Filter = Annotated[
     dict[str, Any],
     WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}),
@@ -90,11 +90,11 @@ class ClusterResponse(BaseModel):
     assignments: dict[str, int]
 
 
-def get_collections(request: Request) -> Collections:
+def get_collections(request: Request) -> CollectionRegistry:
     return request.app.state.collections
 
 
-CollectionsDep = Annotated[Collections, Depends(get_collections)]
+CollectionsDep = Annotated[CollectionRegistry, Depends(get_collections)]
 Name = Annotated[str, Path(pattern=f"^{NAME_RE.pattern}$", description="collection name")]
 
 
@@ -198,7 +198,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.collections = Collections.from_settings(settings)
+        app.state.collections = await asyncio.to_thread(open_collections, settings)
         try:
             yield
         finally:

@@ -32,7 +32,8 @@ from service.settings import Settings
 
 MAX_BASELINE_SCORES = 100_000
 MAX_BASELINE_PAIRS = 10_000
-Score = Annotated[float, Field(allow_inf_nan=False)]
+SCORE_LIMIT = 1.0e6  # far beyond any similarity score; larger magnitudes overflow the baseline's variance
+Score = Annotated[float, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT, allow_inf_nan=False)]
 StreamName = Annotated[str, Path(pattern=STREAM_PATTERN, description="a drift stream, e.g. similarity")]
 
 

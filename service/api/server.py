@@ -11,7 +11,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +56,30 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`with ServerProcess(env) as server:` runs `o2v serve` on 127.0.0.1 until /readyz answers 200."""
+    """`with ServerProcess(env) as server:` runs `o2v serve` on 127.0.0.1 until /readyz answers 200.
 
-    def __init__(self, env: Mapping[str, str] | None = None, args: tuple[str, ...] = (), timeout_s: float = 60.0):
-        self.port = free_port()
+    `command` runs another launcher instead (the container's `serve` script), which must listen on `port`."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        timeout_s: float = 60.0,
+        command: Sequence[str] | None = None,
+        port: int | None = None,
+    ):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
-        self.args = args
+        serve = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.command = [*(command or serve), *args]
         self.timeout_s = timeout_s
         self.log = Path(tempfile.mkstemp(prefix="o2v-serve-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
-        command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen([*command, *self.args], env=self.env, stdout=out, stderr=out)
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=out)
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,16 +1,26 @@
-"""Prometheus gauges per stream and test, collected from the monitor's report at scrape time."""
+"""Prometheus metrics per stream and test, collected from the monitor at scrape time.
+
+Besides the replica's own verdict (status, statistics), `o2v_drift_score` is a histogram of the live scores over
+fixed buckets and `o2v_drift_baseline_cdf` the baseline's CDF at the same edges: Prometheus sums the buckets of all
+replicas, so the fleet's distribution, and its L∞ distance from the baseline, can be read there (README).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
+import numpy as np
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from service.drift.config import LEVELS
 from service.drift.monitor import DriftMonitor
+from service.drift.stream import SCORE_EDGES
 
 STATUS_VALUE = {"pending": -1, **{name: i for i, name in enumerate(LEVELS)}}
+LE = [*(floatToGoString(edge) for edge in SCORE_EDGES), "+Inf"]
+"""`le` label values, written as prometheus_client writes a histogram's, so the two series join on them."""
 
 
 class DriftCollector(Collector):
@@ -19,11 +29,11 @@ class DriftCollector(Collector):
     def __init__(self, monitor: DriftMonitor) -> None:
         self.monitor = monitor
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+    def describe(self) -> Iterator[Metric]:
         return iter(self._families())
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        status, live, base, stat, limit = families = self._families()
+    def collect(self) -> Iterator[Metric]:
+        status, live, base, stat, limit, scores, cdf = families = self._families()
         for name, s in self.monitor.report(detail=False)["streams"].items():
             status.add_metric([name], STATUS_VALUE[s["status"]])
             live.add_metric([name], s["n_live"])
@@ -33,14 +43,22 @@ class DriftCollector(Collector):
         for test, lim in self.monitor.config.limits.items():
             for lvl, value in lim.as_dict().items():
                 limit.add_metric([test, lvl], value)
+        for name, b in self.monitor.score_buckets().items():
+            # no _sum (so no _count): OpenMetrics has none for buckets below zero; the +Inf bucket is the count
+            scores.add_metric([name], list(zip(LE, np.cumsum(b["counts"]).tolist(), strict=True)), None)
+            if b["baseline_cdf"] is not None:
+                for le, value in zip(LE, [*b["baseline_cdf"].tolist(), 1.0], strict=True):
+                    cdf.add_metric([name, le], value)
         return iter(families)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, ...]:
+    def _families() -> tuple[GaugeMetricFamily | HistogramMetricFamily, ...]:
         return (
             GaugeMetricFamily("o2v_drift_status", "-1 pending, 0 ok, 1 warning, 2 drift", labels=["stream"]),
             GaugeMetricFamily("o2v_drift_live_samples", "scores in the live window", labels=["stream"]),
             GaugeMetricFamily("o2v_drift_baseline_samples", "scores in the baseline", labels=["stream"]),
             GaugeMetricFamily("o2v_drift_statistic", "live vs baseline, per test", labels=["stream", "test"]),
             GaugeMetricFamily("o2v_drift_threshold", "threshold per test and level", labels=["test", "level"]),
+            HistogramMetricFamily("o2v_drift_score", "live scores since this process started", labels=["stream"]),
+            GaugeMetricFamily("o2v_drift_baseline_cdf", "baseline share <= le", labels=["stream", "le"]),
         )

@@ -21,7 +21,7 @@ from service.drift.notify import StatusNotifier
 from service.drift.stats import Statistics, compare, shared_histogram, summary
 from service.drift.status import PENDING, StatusTracker, level
 from service.drift.store import DriftStore
-from service.drift.stream import ScoreStream
+from service.drift.stream import SCORE_EDGES, ScoreStream
 
 log = logging.getLogger("service.drift")
 
@@ -249,6 +249,19 @@ class DriftMonitor:
             "dropped_scores": self.dropped,
             "streams": streams,
         }
+
+    def score_buckets(self) -> dict[str, dict[str, Any]]:
+        """Per stream, what Prometheus adds up across replicas: `counts` of the scores this process recorded per
+        SCORE_EDGES bucket (+Inf last) and the baseline's CDF at those edges (None without one)."""
+        out = {}
+        for name in self.streams():
+            counts = self._streams[name].stream.score_counts()
+            baseline = self.baseline(name)
+            cdf = None
+            if baseline is not None:
+                cdf = np.searchsorted(baseline.scores, SCORE_EDGES, side="right") / baseline.scores.size
+            out[name] = {"counts": counts, "baseline_cdf": cdf}
+        return out
 
     def stream_report(self, name: str) -> dict[str, Any]:
         with self._lock:

@@ -87,12 +87,18 @@ class MicroBatcher:
         parts = [await self._submit(rows[i : i + self.max_batch]) for i in range(0, len(rows), self.max_batch)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    async def _submit(self, rows: Sequence[Any]) -> np.ndarray:
-        if self.depth + len(rows) > self.max_queue:
+    def admit(self, rows: int) -> None:
+        """Raise Overloaded when the queue cannot take the first batch of `rows` rows now. `run` checks each batch;
+        a caller that must prepare its rows first (tokenize them) checks before, so that a full queue refuses at
+        once rather than after the work, which under overload is what keeps the 503s fast."""
+        if self.depth + min(rows, self.max_batch) > self.max_queue:
             raise Overloaded(
                 f"{self.depth} texts are waiting for the encoder; the queue holds {self.max_queue} "
                 "(O2V_QUEUE_MAX_SIZE): retry later"
             )
+
+    async def _submit(self, rows: Sequence[Any]) -> np.ndarray:
+        self.admit(len(rows))
         job = _Job(rows, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
         self.depth += len(rows)

@@ -62,7 +62,9 @@ class Embedder:
 
     async def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Short inputs are tokenized on the event loop (tens of microseconds, less than a thread hop costs);
-        longer ones on a worker thread, so that one large request cannot stall every other."""
+        longer ones on a worker thread, so that one large request cannot stall every other. Texts are embedded
+        by encoder 0 next: when its queue is full this refuses (Overloaded, 503) before tokenizing."""
+        self.batchers["in0"].admit(len(texts))
         if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
             return self.encoder.tokenizer.encode(texts)
         return await asyncio.to_thread(self.encoder.tokenizer.encode, texts)

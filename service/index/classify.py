@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.index.collection import Collection, Hit, positive
+from service.index.base import Hit, VectorCollection, check_k
 from service.index.metadata import ANY, canonical
 
 
@@ -19,9 +19,9 @@ class Classification:
     neighbors: list[Hit]
 
 
-def classify(collection: Collection, vector: Any, label_key: str, k: int, min_score: float) -> Classification:
+def classify(collection: VectorCollection, vector: Any, label_key: str, k: int, min_score: float) -> Classification:
     """Vote among the k nearest items that have `label_key`; items without it never vote."""
-    neighbors = collection.nearest(vector, positive(k, "k"), {label_key: ANY})
+    neighbors = collection.nearest(vector, check_k(collection, k, "k"), {label_key: ANY})
     return vote(neighbors, label_key, min_score)
 
 

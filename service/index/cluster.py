@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from service.index.collection import Collection, positive
+from service.index.base import Item, VectorCollection, positive
 from service.index.errors import InvalidRequest
-from service.index.store import Item
 
 NITER = 20
 
@@ -29,8 +28,9 @@ class Clustering:
     assignments: dict[str, int]
 
 
-def cluster(collection: Collection, k: int, seed: int = 1234, representatives: int = 3) -> Clustering:
-    """Same seed and same items → same clusters. Reads the store's vectors, so it never depends on index kind."""
+def cluster(collection: VectorCollection, k: int, seed: int = 1234, representatives: int = 3) -> Clustering:
+    """Same seed and same items → same clusters. Reads the stored vectors back and runs k-means here, so it never
+    depends on the index kind or the engine."""
     ids, vectors = collection.vectors()
     if positive(k, "k") > len(ids):
         raise InvalidRequest(f"k={k} is more than the {len(ids)} items in the collection", "k")

@@ -1,4 +1,4 @@
-"""One collection: its SQLite store (the truth) and FAISS index (derived), kept in step under one lock.
+"""The embedded engine's collection: its SQLite store (the truth) and FAISS index (derived), in step under one lock.
 
 Writes commit to SQLite first and only then touch the index, so an acknowledged write survives a crash even when
 the index does not: on open the last snapshot is loaded and the change log after its seq is replayed. Before each
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,26 +19,18 @@ from typing import Any
 import numpy as np
 
 from service.index import snapshot
-from service.index.errors import InvalidRequest, NotFound
-from service.index.metadata import Conditions, check_filter, check_metadata, matches
-from service.index.store import ADD, Item, Store, Written
-from service.index.vector_index import CLASSES, IndexConfig, VectorIndex, build, exact_topk, from_state, unit_rows
+from service.index.base import Hit, Item, VectorCollection, check_dim, check_items, check_query
+from service.index.errors import NotFound
+from service.index.metadata import Conditions, matches
+from service.index.store import ADD, Store, Written
+from service.index.vector_index import CLASSES, IndexConfig, VectorIndex, build, exact_topk, from_state
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "items.sqlite"
 SNAPSHOT_FILE = "index.npz"
-MAX_ID_CHARS = 256
 OVERFETCH = 2.0
 """A common filter value is first searched for among OVERFETCH × top_k / (its share) unfiltered neighbours."""
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -49,7 +41,7 @@ class Options:
     filter_exact_max: int = 20_000
 
 
-class Collection:
+class Collection(VectorCollection):
     """Open with `Collection(folder, defaults, options)` after `initialise`; close to snapshot."""
 
     def __init__(self, folder: Path, defaults: IndexConfig, options: Options) -> None:
@@ -216,14 +208,12 @@ class Collection:
 
     def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
         """Insert or replace items by id (the last of repeated ids wins); durable once this returns."""
-        items, vectors = self._check_items(items, vectors)
+        items, vectors = check_items(items, vectors)
         with self._current():
             with self.store.transaction():
                 self._catch_up()
                 dim = self.dim or vectors.shape[1]
-                if vectors.shape[1] != dim:
-                    message = f"vectors have {vectors.shape[1]} numbers, the collection's have {dim}"
-                    raise InvalidRequest(message, "items.vector")
+                check_dim(vectors, dim)
                 if self.dim is None:
                     self.store.set_meta("dim", dim)
                 written = self.store.upsert(items, vectors)
@@ -244,25 +234,6 @@ class Collection:
         self._saved_often_enough()
         return True
 
-    def _check_items(self, items: Sequence[Item], vectors: np.ndarray) -> tuple[list[Item], np.ndarray]:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(items):
-            raise InvalidRequest("one vector per item is needed", "items")
-        last: dict[str, Item] = {}
-        where: dict[str, int] = {}
-        for i, item in enumerate(items):
-            if not isinstance(item.id, str) or not 0 < len(item.id) <= MAX_ID_CHARS:
-                raise InvalidRequest(f"id must be a string of 1 to {MAX_ID_CHARS} characters", f"items[{i}].id")
-            if not isinstance(item.text, str):
-                raise InvalidRequest("text must be a string", f"items[{i}].text")
-            last[item.id] = Item(item.id, item.text, check_metadata(item.metadata, f"items[{i}].metadata"))
-            where[item.id] = i
-        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1) | ~vectors.any(axis=1))
-        if len(bad):
-            raise InvalidRequest("vector must be finite and not all zeros", f"items[{bad[0]}].vector")
-        keep = sorted(where.values())
-        return [last[items[i].id] for i in keep], unit_rows(vectors[keep])
-
     # -- reads
 
     def info(self) -> dict[str, Any]:
@@ -270,13 +241,9 @@ class Collection:
             stats = self.index.stats() if self.index is not None else {}
             return {"name": self.name, "count": self.store.count(), "dim": self.dim, **self.config.public(), **stats}
 
-    def search(self, vector: Any, top_k: int, flt: Mapping[str, Any] | None = None) -> list[Hit]:
-        """Nearest items by cosine, best first, among those whose metadata matches `flt` exactly."""
-        return self.nearest(vector, positive(top_k, "top_k"), check_filter(flt))
-
     def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
         """The k nearest items meeting `conditions`; k is assumed checked."""
-        query = self._check_query(vector)
+        query = check_query(vector, self.dim)
         with self._current():
             if self.index is None or self.index.size == 0:
                 return []
@@ -299,15 +266,6 @@ class Collection:
         """The stored items of these ids, None where there is none."""
         with self._current():
             return [self.store.item(i) for i in ids]
-
-    def _check_query(self, vector: Any) -> np.ndarray:
-        query = np.asarray(vector, dtype=np.float32)
-        if query.ndim != 1 or (self.dim is not None and len(query) != self.dim):
-            raise InvalidRequest(f"query vector must have {self.dim} numbers, got shape {list(query.shape)}", "vector")
-        norm = float(np.linalg.norm(query))
-        if not math.isfinite(norm) or norm == 0:
-            raise InvalidRequest("query vector must be finite and not all zeros", "vector")
-        return query / norm
 
     def _nearest_rows(self, query: np.ndarray, k: int, conditions: Conditions) -> tuple[np.ndarray, np.ndarray]:
         """Filters matching few items are searched exactly; common ones (many items, or at least half) by
@@ -335,9 +293,3 @@ class Collection:
         scores, rows = self.index.search(query[None, :], k)
         valid = rows[0] >= 0
         return scores[0][valid], rows[0][valid]
-
-
-def positive(value: Any, field: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidRequest("must be a positive integer", field)
-    return value

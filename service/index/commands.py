@@ -1,6 +1,7 @@
 """The `o2v index ...` subcommands: bulk load a file into a collection, list, search, classify and cluster.
 
-They open the data directory directly (no server needed; a running server sees the changes on its next request).
+They open the settings' store directly (no server needed; a running server sees the changes on its next request);
+with Milvus Lite, whose file one process holds at a time, stop the server first.
 Heavy imports wait for the handler, so `o2v --help` does not load FAISS or the model.
 """
 
@@ -71,12 +72,12 @@ def pairs(values: list[str], parse: bool) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.index.registry import Collections
+    from service.index.registry import open_collections
     from service.settings import Settings
 
     overrides = {"data_dir": args.data_dir, "model_dir": args.model_dir}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    collections = Collections.from_settings(settings)
+    collections = open_collections(settings)
     try:
         return HANDLERS[args.index_command](args, settings, collections)
     finally:

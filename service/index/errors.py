@@ -28,3 +28,9 @@ class Conflict(CollectionError):
     """The collection exists with settings other than those asked for."""
 
     status = 409
+
+
+class StoreUnavailable(CollectionError):
+    """The vector store (a Milvus server) did not answer or failed; the same request may succeed later."""
+
+    status = 503

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from service.index.collection import Collection
+from service.index.base import Item, VectorCollection
 from service.index.errors import InvalidRequest
-from service.index.store import Item
 
 Record = dict[str, Any] | list[Any]
 Embed = Callable[[list[str]], np.ndarray]
@@ -114,7 +113,7 @@ class LoadReport:
 
 
 def load(
-    collection: Collection,
+    collection: VectorCollection,
     records: Iterable[Record],
     columns: Columns,
     embed: Embed,
@@ -140,7 +139,7 @@ def load(
     return report
 
 
-def _changed(collection: Collection, items: Sequence[Item]) -> list[Item]:
+def _changed(collection: VectorCollection, items: Sequence[Item]) -> list[Item]:
     """Items not stored yet, or stored with another text or metadata (the last of a repeated id wins)."""
     latest = {item.id: item for item in items}
     stored = dict(zip(latest, collection.items(list(latest)), strict=True))

@@ -1,4 +1,5 @@
-"""The collections under one data directory: create (idempotent), get, list and drop, each opened once per process."""
+"""The embedded engine's collections under one data directory: create (idempotent), get, list and drop, each opened
+once per process; and `open_collections`, the registry of whichever engine the settings name."""
 
 from __future__ import annotations
 
@@ -7,14 +8,25 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from service.index.base import CollectionRegistry, check_same
 from service.index.collection import DB_FILE, Collection, Options
-from service.index.errors import Conflict, NotFound
+from service.index.errors import NotFound
 from service.index.names import NAME_RE, collection_dir
-from service.index.vector_index import PARAMS, IndexConfig
+from service.index.vector_index import IndexConfig
 from service.settings import Settings, get_settings
 
 
-class Collections:
+def open_collections(settings: Settings | None = None) -> CollectionRegistry:
+    """The registry of the engine `O2V_VECTOR_STORE` names: embedded FAISS + SQLite, or Milvus."""
+    s = settings or get_settings()
+    if s.vector_store == "milvus":
+        from service.index.milvus import MilvusCollections  # pymilvus is imported only when it is used
+
+        return MilvusCollections.from_settings(s)
+    return Collections.from_settings(s)
+
+
+class Collections(CollectionRegistry):
     """Thread-safe registry; `close()` snapshots every open collection (call it at shutdown)."""
 
     def __init__(self, data_dir: Path, defaults: IndexConfig | None = None, options: Options | None = None) -> None:
@@ -43,7 +55,7 @@ class Collections:
                 collection = self._get(name)
                 if created:
                     return collection, True
-            _same(collection.config, index, params)
+            check_same(collection.config, index, params)
             return collection, False
 
     def get(self, name: str) -> Collection:
@@ -82,13 +94,3 @@ class Collections:
     @staticmethod
     def _exists(folder: Path) -> bool:
         return (folder / DB_FILE).is_file()
-
-
-def _same(config: IndexConfig, index: str | None, params: dict[str, Any]) -> None:
-    """Raise Conflict naming the first setting asked for that differs from the existing collection's."""
-    if index is not None and index != config.kind:
-        raise Conflict(f"collection exists with index {config.kind!r}", "index")
-    config.with_params(config.kind, params)
-    for key, value in params.items():
-        if key in PARAMS[config.kind] and getattr(config, key) != value:
-            raise Conflict(f"collection exists with {key}={getattr(config, key)}", key)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from service.index.base import Item
 from service.index.metadata import ANY, Conditions, tags
 
 ADD, REMOVE = 1, 0
@@ -36,13 +37,6 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_row ON tags (row);
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, op INTEGER NOT NULL, row INTEGER NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class Item:
-    id: str
-    text: str
-    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -100,13 +100,15 @@ def build(
     gold_repeats: int = 2,
     dev_train_pairs: int = 0,
     crops: bool = False,
+    per_band: int = 2,
 ) -> dict[str, Any]:
     """Write tokenizer.json, vocab.json, token_vectors.txt, train.jsonl, validation.jsonl and sources.json.
 
     Labels: STS-B train pairs keep their human score / 5 (repeated `gold_repeats` times); every other pair is
     labelled with the teacher's cosine. The validation channel is STS-B dev with its human scores / 5, less
     `dev_train_pairs` of its pairs (seeded draw), which join STS-B train. `crops` adds a cropped copy of each
-    longer sentence to the pool.
+    longer sentence to the pool. Each sentence is paired with `per_band` close neighbours, `per_band`
+    related-but-different sentences and `per_band` random ones: more pairs pin the teacher's geometry down better.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,9 +149,9 @@ def build(
             ranked = np.argpartition(-sims[row], 10 * neighbours)[: 10 * neighbours]
             ranked = ranked[np.argsort(-sims[row, ranked])]
             # close neighbours, related-but-different ones, unrelated ones and a reordered near-copy
-            picks = [int(ranked[rng.randrange(neighbours)]) for _ in range(2)]
-            picks += [int(ranked[rng.randrange(neighbours, 10 * neighbours)]) for _ in range(2)]
-            picks += [rng.randrange(n) for _ in range(2)]
+            picks = [int(ranked[rng.randrange(neighbours)]) for _ in range(per_band)]
+            picks += [int(ranked[rng.randrange(neighbours, 10 * neighbours)]) for _ in range(per_band)]
+            picks += [rng.randrange(n) for _ in range(per_band)]
             pairs.extend((i, j, float(base[i] @ base[j])) for j in picks)
             if variants[i] != sentences[i]:
                 pairs.append((i, f"v{i}", float(base[i] @ var[i])))
@@ -172,6 +174,7 @@ def build(
         "gold_repeats": gold_repeats,
         "dev_train_pairs": dev_train_pairs,
         "crops": crops,
+        "per_band": per_band,
     }
     (out / "sources.json").write_text(json.dumps(sources, indent=1))
     return sources

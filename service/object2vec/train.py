@@ -34,12 +34,18 @@ LOCAL_OPTIONS = {
     "output_dir",
     "seed",
     "early_stopping",
+    "early_stopping_metric",
     "cosine_loss_weight",
     "evaluate_train",
     "threads",
     "data_sources",
     "description",
 }
+
+
+# Validation numbers early stopping and the best-epoch choice may watch: the loss (SageMaker's choice) or a
+# Spearman, which is what an embedding's users see (the loss also grades the cosines' scale, which ranking ignores).
+WATCHABLE = {"loss": 1.0, "spearman_cosine": -1.0}
 
 
 class ConfigError(ValueError):
@@ -57,6 +63,7 @@ class TrainConfig:
     tokenizer: Path | None = None
     seed: int = 0
     early_stopping: bool = True
+    early_stopping_metric: str = "loss"
     cosine_loss_weight: float = 0.0
     evaluate_train: bool = False
     threads: int | None = None
@@ -83,6 +90,10 @@ class TrainConfig:
         if not 0.0 <= weight <= 100.0:
             raise ConfigError("config 'cosine_loss_weight' must be in [0, 100]")
 
+        metric = str(raw.get("early_stopping_metric", "loss"))
+        if metric not in WATCHABLE:
+            raise ConfigError(f"config 'early_stopping_metric' must be one of {sorted(WATCHABLE)}, not '{metric}'")
+
         def resolve(p: str | None) -> Path | None:
             return None if p is None else (base / p).resolve()
 
@@ -95,6 +106,7 @@ class TrainConfig:
             tokenizer=resolve(raw.get("tokenizer")),
             seed=int(raw.get("seed", 0)),
             early_stopping=bool(raw.get("early_stopping", True)),
+            early_stopping_metric=metric,
             cosine_loss_weight=weight,
             evaluate_train=bool(raw.get("evaluate_train", False)),
             threads=raw.get("threads"),
@@ -219,7 +231,10 @@ def _public(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train, keep the best epoch by validation loss, write checkpoint.pt and training_log.json; return the log."""
+    """Train, keep the best epoch by the watched validation number, write checkpoint.pt and training_log.json.
+
+    Returns the log.
+    """
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     rng = seed_everything(cfg.seed)
@@ -256,7 +271,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         watched = row["train_loss"]
         if monitor is not None:
             row["validation"] = _public(evaluate(model, monitor, cfg.cosine_loss_weight))
-            watched = row["validation"]["loss"]
+            metric = cfg.early_stopping_metric
+            watched = WATCHABLE[metric] * row["validation"][metric]
         log["epochs"].append(row)
         if progress:
             tqdm.write(json.dumps(row))

@@ -1,0 +1,483 @@
+"""The Milvus engine: collections in a Milvus cluster, Standalone, Zilliz Cloud or Milvus Lite, via `MilvusClient`.
+
+Selected by `O2V_VECTOR_STORE=milvus`; `O2V_MILVUS_URI` is `http(s)://host:19530` or a local `.db` path (Milvus Lite,
+one process per file). The same interface, semantics and errors as the embedded engine (base.py), so the gateway
+keeps no state of its own and any number of replicas can serve one Milvus. In Milvus:
+
+- `o2v_collections`, the catalog: a row per collection, {name, config (index kind and parameters), dim}. A
+  collection exists from its PUT, but Milvus fixes a vector field's dimension when it creates the collection, and
+  the dimension is known only at the first write; so the items' collection is made by the first upsert.
+- `o2v_items_<name>`, the items: pk (hex of the UTF-8 id), id, text, metadata (JSON), tags (ARRAY<INT64>), seq
+  (write order, so k-means reads items in the order the embedded engine does and gives the same clusters) and
+  vector (FLOAT_VECTOR of unit vectors, metric IP: the score is the cosine, as FAISS's is). Flat is FLAT, hnsw is
+  HNSW (M, efConstruction; ef = max(ef_search, top_k) per search), ivf is IVF_FLAT (nlist; nprobe per search).
+  Consistency level Strong: a write acknowledged by any replica is seen by the next search on every replica.
+
+No caller's text ever enters a Milvus expression. Ids are matched by their hex, and a filter {key: value} by
+`tags`, 64-bit hashes of (key, canonical value) as metadata.py defines them (1 == 1.0 != "1", null matches null);
+hits are then checked against the metadata itself, so even a hash collision cannot return a wrong item. An
+expression holds only hex digits and integers: injection is impossible by construction, and metadata keys need
+no pattern. (pymilvus' `ids=` helpers quote string keys without escaping, and Milvus Lite 3.2 parses no
+`filter_params` templates, so neither is used.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.index.base import (
+    MAX_ID_CHARS,
+    CollectionRegistry,
+    Hit,
+    Item,
+    VectorCollection,
+    check_dim,
+    check_items,
+    check_query,
+    check_same,
+)
+from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
+from service.index.metadata import ANY, Conditions, canonical, matches
+from service.index.names import check_name
+from service.index.vector_index import IndexConfig
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CATALOG = "o2v_collections"
+ITEMS_PREFIX = "o2v_items_"
+STRONG = "Strong"
+MAX_TOP_K = 16_384
+"""Milvus' limit on topk (and on offset + limit of a query)."""
+MAX_TEXT_BYTES = 65_535
+"""VARCHAR's largest max_length."""
+MAX_METADATA_BYTES = 65_536
+"""Milvus' limit on one JSON value."""
+MAX_TAGS = 4_096
+"""ARRAY's largest max_capacity: a tag per scalar metadata value and one per key."""
+MAX_BATCH_BYTES = 16 * 2**20
+"""Rows per upsert call are cut to stay well under Milvus' 64 MiB gRPC message."""
+READ_BATCH = 4_096
+COLLECTION_NOT_FOUND = 100
+_LITE_USERS: Counter[str] = Counter()
+"""Open registries per Milvus Lite file in this process: its in-process server stops with the last one."""
+_LITE_LOCK = threading.Lock()
+INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT"}
+
+
+def _pymilvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError as exc:
+        raise RuntimeError(
+            "O2V_VECTOR_STORE=milvus needs pymilvus: pip install 'object2vec-service[milvus]' for a Milvus "
+            "server, 'object2vec-service[milvus-lite]' for a local .db file"
+        ) from exc
+    return pymilvus
+
+
+def items_collection(name: str) -> str:
+    """The Milvus name of a collection's items; injective (`_` → `__`, `-` → `_d`) as Milvus names allow no `-`."""
+    return ITEMS_PREFIX + check_name(name).replace("_", "__").replace("-", "_d")
+
+
+def pk(item_id: str) -> str:
+    return item_id.encode("utf-8").hex()
+
+
+def tag(key: str, canon: str | None) -> int:
+    """The signed 64-bit hash of (key, canonical value), or of (key,) alone for "has a scalar value" (ANY)."""
+    raw = json.dumps([key] if canon is ANY else [key, canon], ensure_ascii=False).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
+def item_tags(metadata: dict[str, Any]) -> list[int]:
+    out = []
+    for key, value in metadata.items():
+        canon = canonical(value)
+        if canon is not None:
+            out += [tag(key, canon), tag(key, ANY)]
+    return out
+
+
+def pk_filter(ids: Sequence[str]) -> str:
+    """`pk in [...]` of hex strings: nothing in it can end a string literal."""
+    return "pk in [" + ", ".join(f'"{pk(i)}"' for i in ids) + "]"
+
+
+def tags_filter(conditions: Conditions) -> str:
+    """Every condition as an integer the item's tags must contain; empty when there is none."""
+    if not conditions:
+        return ""
+    return f"array_contains_all(tags, [{', '.join(str(tag(k, v)) for k, v in conditions.items())}])"
+
+
+def _chunks(values: list, size: int) -> Iterator[list]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+class WriteClock:
+    """Write-order numbers: nanoseconds since the epoch, strictly increasing within this process (across replicas
+    the order of writes is kept up to their clocks' skew, and the same stored items always read back alike)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> int:
+        """The first of n consecutive numbers."""
+        with self._lock:
+            first = max(time.time_ns(), self._last + 1)
+            self._last = first + n - 1
+            return first
+
+
+WRITE_CLOCK = WriteClock()
+
+
+class MilvusCollections(CollectionRegistry):
+    """The collections of one Milvus database. Holds nothing but the client: every `get` reads the catalog, so a
+    collection made or dropped through another replica is seen at once."""
+
+    def __init__(
+        self,
+        uri: str,
+        token: str | None = None,
+        db: str | None = None,
+        defaults: IndexConfig | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.uri = uri
+        self.lite = "://" not in uri
+        self.defaults = defaults or IndexConfig()
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._loaded: set[str] = set()
+        if self.lite:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        self.pymilvus = _pymilvus()
+        with self.errors():
+            self.client = self.pymilvus.MilvusClient(uri=uri, token=token or "", db_name=db or "", timeout=timeout)
+        if self.lite:
+            with _LITE_LOCK:
+                _LITE_USERS[str(Path(uri).resolve())] += 1
+        with self.errors():
+            self._ensure_catalog()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MilvusCollections:
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+        uri = settings.milvus_uri or str(Path(settings.data_dir) / "milvus.db")
+        return cls(uri, token, settings.milvus_db, IndexConfig.defaults(settings), settings.milvus_timeout_s)
+
+    @contextmanager
+    def errors(self, name: str | None = None) -> Iterator[None]:
+        """Milvus' failures as the collection errors the API answers: a missing collection is NotFound (dropped
+        meanwhile, perhaps through another replica), anything else StoreUnavailable (503, try again)."""
+        try:
+            yield
+        except self.pymilvus.MilvusException as exc:
+            if exc.code == COLLECTION_NOT_FOUND and name is not None:
+                raise NotFound(f"no collection {name!r}", "name") from exc
+            log.warning("Milvus call failed: %s", exc)
+            raise StoreUnavailable(f"the vector store did not answer: {exc.message}") from exc
+
+    # -- the catalog
+
+    def _ensure_catalog(self) -> None:
+        if self.client.has_collection(CATALOG, timeout=self.timeout):
+            self.loaded(CATALOG)
+            return
+        types = self.pymilvus.DataType
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("name", types.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("config", types.JSON)
+        schema.add_field("dim", types.INT64)
+        schema.add_field("vector", types.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field; this one is unused
+        self._create(CATALOG, schema, "FLAT", {})
+
+    def loaded(self, collection: str) -> str:
+        """Load a collection once per process: Milvus Lite forgets what was loaded when its process ends (a
+        cluster keeps it), and searches and queries need it loaded. Loading a loaded collection changes nothing."""
+        if collection not in self._loaded:
+            self.client.load_collection(collection, timeout=self.timeout)
+            self._loaded.add(collection)
+        return collection
+
+    def _create(self, collection: str, schema: Any, index: str, params: dict[str, Any]) -> None:
+        """Create, index and load, unless it exists: another replica may be creating the same one right now.
+        pymilvus waits for an index build in fixed half-second sleeps; an empty collection's index needs none.
+        The build parameters go as one JSON `params` entry, the wire form every Milvus server reads; pymilvus 3
+        would send them as separate entries, which Milvus Lite 3.2 ignores."""
+        index_params = self.client.prepare_index_params()
+        index_params.add_index("vector", index_type=index, metric_type="IP", params={"params": params})
+        try:
+            self.client.create_collection(collection, schema=schema, consistency_level=STRONG, timeout=self.timeout)
+            self.client.create_index(collection, index_params, timeout=self.timeout, sync=False)
+            self.client.load_collection(collection, timeout=self.timeout)
+            self._loaded.add(collection)
+        except self.pymilvus.MilvusException:
+            if not self.client.has_collection(collection, timeout=self.timeout):
+                raise
+
+    def query(self, collection: str, expr: str, fields: list[str], **kwargs: Any) -> list[dict[str, Any]]:
+        """A query at consistency Strong: it sees every write acknowledged before it, through any replica."""
+        return self.client.query(
+            collection, filter=expr, output_fields=fields, consistency_level=STRONG, timeout=self.timeout, **kwargs
+        )
+
+    def _row(self, name: str) -> dict[str, Any] | None:
+        rows = self.query(CATALOG, f'name == "{check_name(name)}"', ["config", "dim"])
+        return rows[0] if rows else None
+
+    def _write_row(self, name: str, config: dict[str, Any], dim: int) -> None:
+        row = {"name": name, "config": config, "dim": dim, "vector": [1.0, 0.0]}
+        self.client.upsert(CATALOG, [row], timeout=self.timeout)
+
+    def _handle(self, name: str, row: dict[str, Any]) -> MilvusCollection:
+        return MilvusCollection(self, name, self.defaults.from_public(row["config"]), int(row["dim"]) or None)
+
+    # -- the registry
+
+    def create(
+        self, name: str, index: str | None = None, params: dict[str, Any] | None = None
+    ) -> tuple[MilvusCollection, bool]:
+        params = params or {}
+        with self._lock, self.errors(name):
+            row = self._row(name)
+            if row is not None:
+                collection = self._handle(name, row)
+                check_same(collection.config, index, params)
+                return collection, False
+            config = self.defaults.with_params(index, params)
+            if self.client.has_collection(items_collection(name), timeout=self.timeout):
+                self.client.drop_collection(items_collection(name), timeout=self.timeout)  # left by a broken drop
+                self._loaded.discard(items_collection(name))
+            self._write_row(name, config.public(), 0)
+            return MilvusCollection(self, name, config, None), True
+
+    def get(self, name: str) -> MilvusCollection:
+        with self.errors(name):
+            row = self._row(name)
+        if row is None:
+            raise NotFound(f"no collection {name!r}", "name")
+        return self._handle(name, row)
+
+    def names(self) -> list[str]:
+        with self.errors():
+            rows = self.query(CATALOG, "", ["name"], limit=MAX_TOP_K)
+        return sorted(r["name"] for r in rows)
+
+    def drop(self, name: str) -> None:
+        """The catalog row goes first, so no replica finds the collection while its items are being dropped."""
+        with self._lock, self.errors(name):
+            if self._row(name) is None:
+                raise NotFound(f"no collection {name!r}", "name")
+            self.client.delete(CATALOG, filter=f'name == "{name}"', timeout=self.timeout)
+            self.client.drop_collection(items_collection(name), timeout=self.timeout)
+            self._loaded.discard(items_collection(name))
+
+    def close(self) -> None:
+        """Close the connection; the last user of a Milvus Lite file also stops its in-process server, which
+        closes (and fsyncs) its write-ahead log and lets another process open the file."""
+        self.client.close()
+        if not self.lite:
+            return
+        path = str(Path(self.uri).resolve())
+        with _LITE_LOCK:
+            _LITE_USERS[path] -= 1
+            last = _LITE_USERS[path] <= 0
+        if last:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(path)
+
+
+class MilvusCollection(VectorCollection):
+    """A handle on one collection: its name, config and (once written) dimension, read from the catalog."""
+
+    max_k = MAX_TOP_K
+
+    def __init__(self, owner: MilvusCollections, name: str, config: IndexConfig, dim: int | None) -> None:
+        self.owner = owner
+        self.client = owner.client
+        self.timeout = owner.timeout
+        self.name = name
+        self.config = config
+        self.dim = dim
+        self.target = items_collection(name)
+
+    def _items(self) -> str | None:
+        """The items' Milvus collection, None while nothing was ever written; NotFound once dropped."""
+        if self.dim is None:
+            with self.owner.errors(self.name):
+                row = self.owner._row(self.name)
+            if row is None:
+                raise NotFound(f"collection {self.name!r} was dropped", "name")
+            self.dim = int(row["dim"]) or None
+        return self.owner.loaded(self.target) if self.dim is not None else None
+
+    def _ensure_items(self, dim: int) -> str:
+        """The first write creates the items' collection with its dimension; a racing replica's wins."""
+        if self._items() is not None:
+            return self.target
+        o, types = self.owner, self.owner.pymilvus.DataType
+        if not o.client.has_collection(self.target, timeout=self.timeout):
+            schema = o.client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("pk", types.VARCHAR, is_primary=True, max_length=2 * 4 * MAX_ID_CHARS)  # hex of UTF-8
+            schema.add_field("id", types.VARCHAR, max_length=4 * MAX_ID_CHARS)
+            schema.add_field("text", types.VARCHAR, max_length=MAX_TEXT_BYTES)
+            schema.add_field("metadata", types.JSON)
+            schema.add_field("tags", types.ARRAY, element_type=types.INT64, max_capacity=MAX_TAGS)
+            schema.add_field("seq", types.INT64)
+            schema.add_field("vector", types.FLOAT_VECTOR, dim=dim)
+            o._create(self.target, schema, INDEXES[self.config.kind], self._build_params())
+        fields = o.client.describe_collection(self.target, timeout=self.timeout)["fields"]
+        self.dim = int(next(f for f in fields if f["name"] == "vector")["params"]["dim"])
+        if o._row(self.name) is None:
+            raise NotFound(f"collection {self.name!r} was dropped", "name")
+        o._write_row(self.name, self.config.public(), self.dim)
+        return self.target
+
+    def _build_params(self) -> dict[str, Any]:
+        c = self.config
+        return {"hnsw": {"M": c.m, "efConstruction": c.ef_construction}, "ivf": {"nlist": c.nlist}}.get(c.kind, {})
+
+    def _search_params(self, k: int) -> dict[str, Any]:
+        c = self.config
+        params = {"hnsw": {"ef": max(c.ef_search, k)}, "ivf": {"nprobe": min(c.nprobe, c.nlist)}}.get(c.kind, {})
+        return {"metric_type": "IP", "params": params}
+
+    # -- writes
+
+    def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
+        """Replace by id. A batch over MAX_BATCH_BYTES goes in several calls; a failed call may leave part of it
+        written, and sending the same batch again is safe."""
+        checked, vectors = check_items(items, vectors)
+        rows = [self._to_row(item, f"items[{i}]") for i, item in enumerate(items)]
+        rows = {r["id"]: r for r in rows}  # the last of repeated ids, as check_items keeps
+        with self.owner.errors(self.name):
+            target = self._ensure_items(vectors.shape[1])
+            check_dim(vectors, self.dim or 0)
+            batch: list[dict[str, Any]] = []
+            size, seq = 0, WRITE_CLOCK.take(len(checked))
+            for i, (item, vector) in enumerate(zip(checked, vectors, strict=True)):
+                row = {**rows[item.id], "seq": seq + i, "vector": vector}
+                batch.append(row)
+                size += row.pop("bytes")
+                if size >= MAX_BATCH_BYTES:
+                    self.client.upsert(target, batch, timeout=self.timeout)
+                    batch, size = [], 0
+            if batch:
+                self.client.upsert(target, batch, timeout=self.timeout)
+        return len(checked)
+
+    def _to_row(self, item: Item, field: str) -> dict[str, Any]:
+        """An item (already checked) as a row with its size; refused, naming the field, past Milvus' limits."""
+        text = item.text.encode("utf-8")
+        if len(text) > MAX_TEXT_BYTES:
+            message = f"text is {len(text)} bytes; this store keeps at most {MAX_TEXT_BYTES}"
+            raise InvalidRequest(message, f"{field}.text")
+        metadata = item.metadata or {}
+        size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+        tags = item_tags(metadata)
+        if size > MAX_METADATA_BYTES or len(tags) > MAX_TAGS:
+            message = f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON with {MAX_TAGS // 2} scalar values"
+            raise InvalidRequest(message, f"{field}.metadata")
+        row = {"pk": pk(item.id), "id": item.id, "text": item.text, "metadata": metadata, "tags": tags}
+        return {**row, "bytes": len(text) + size + 8 * len(tags) + 4 * (self.dim or 1024)}
+
+    def delete(self, item_id: str) -> bool:
+        if not isinstance(item_id, str) or not 0 < len(item_id) <= MAX_ID_CHARS:
+            return False
+        with self.owner.errors(self.name):
+            target = self._items()
+            if target is None:
+                return False
+            expr = pk_filter([item_id])
+            if not self.owner.query(target, expr, ["pk"]):
+                return False
+            self.client.delete(target, filter=expr, timeout=self.timeout)
+        return True
+
+    # -- reads
+
+    def info(self) -> dict[str, Any]:
+        with self.owner.errors(self.name):
+            target = self._items()
+            count = int(self.owner.query(target, "", ["count(*)"])[0]["count(*)"]) if target else 0
+        return {"name": self.name, "count": count, "dim": self.dim, **self.config.public()}
+
+    def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
+        """Milvus filters natively (no over-fetching); hits are checked against their metadata all the same."""
+        with self.owner.errors(self.name):
+            target = self._items()  # first: it may learn the dimension another replica's first write set
+            query = check_query(vector, self.dim)
+            if target is None:
+                return []
+            found = self.client.search(
+                target,
+                data=[query],
+                anns_field="vector",
+                limit=k,
+                filter=tags_filter(conditions),
+                output_fields=["id", "text", "metadata"],
+                search_params=self._search_params(k),
+                consistency_level=STRONG,
+                timeout=self.timeout,
+            )[0]
+        hits = []
+        for hit in found:
+            entity = hit["entity"]
+            if matches(entity["metadata"], conditions):
+                hits.append(Hit(entity["id"], float(hit["distance"]), entity["text"], entity["metadata"]))
+        return hits
+
+    def vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every item read back in pages (query_iterator), in the order of their last write."""
+        ids: list[str] = []
+        seqs: list[int] = []
+        pages: list[np.ndarray] = []
+        with self.owner.errors(self.name):
+            target = self._items()
+            if target is not None:
+                pages_of = self.client.query_iterator(
+                    target,
+                    batch_size=READ_BATCH,
+                    filter="",
+                    output_fields=["id", "seq", "vector"],
+                    consistency_level=STRONG,
+                    timeout=self.timeout,
+                )
+                try:
+                    while page := pages_of.next():
+                        ids += [r["id"] for r in page]
+                        seqs += [r["seq"] for r in page]
+                        pages.append(np.asarray([r["vector"] for r in page], dtype=np.float32))
+                finally:
+                    pages_of.close()
+        order = sorted(range(len(ids)), key=lambda i: (seqs[i], ids[i]))
+        vectors = np.concatenate(pages) if pages else np.empty((0, self.dim or 0), np.float32)
+        return [ids[i] for i in order], vectors[order]
+
+    def items(self, ids: Sequence[str]) -> list[Item | None]:
+        wanted = [i for i in dict.fromkeys(ids) if isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS]
+        found: dict[str, Item] = {}
+        with self.owner.errors(self.name):
+            target = self._items()
+            for chunk in _chunks(wanted, 512) if target is not None else ():
+                rows = self.owner.query(target, pk_filter(chunk), ["id", "text", "metadata"])
+                found.update((r["id"], Item(r["id"], r["text"], r["metadata"])) for r in rows)
+        return [found.get(i) for i in ids]

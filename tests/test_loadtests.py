@@ -1,0 +1,53 @@
+"""The load test runner end to end: a real `o2v serve`, real locust, a few seconds of light load. The long runs are
+benchmarks (README, "Reliability record"); this checks the runner's outputs and its SLO verdict."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.run import LOAD_ROUTES, main
+
+LIGHT = ["--spawn-rate", "4", "--think-scale", "0.2", "--batch", "8", "--probes", "2"]
+EVERY_CALLER = ["--weights", "intent=1,search=1,bulk=1,pairs=1"]
+
+
+@pytest.fixture(autouse=True)
+def _one_onnx_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("O2V_ONNX_INTRA_OP_THREADS", "1")  # leave the other core to locust
+
+
+def test_a_light_run_reports_every_route_without_failures_and_an_impossible_slo_fails(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    code = main(["--users", "4", "--duration", "4", *EVERY_CALLER, *LIGHT, "--max-p99-ms", "0.001", "--out", str(out)])
+    printed = capsys.readouterr().out.strip().splitlines()
+
+    assert code == 1
+    summary = json.loads(printed[-1])
+    assert summary == json.loads((out / "summary.json").read_text())
+    assert summary["slo"]["broken"] == [f"p99 {summary['total']['p99_ms']} ms > 0.001 ms"]  # only the impossible one
+    assert set(summary["routes"]) == set(LOAD_ROUTES)
+    for route in summary["routes"].values():
+        assert route["requests"] > 0 and route["failures"] == 0 and route["p50_ms"] <= route["p99_ms"]
+    assert summary["total"]["requests"] == sum(r["requests"] for r in summary["routes"].values())
+    assert summary["after"] == {**summary["after"], "requests": 8, "ok": 8, "recovered": True}
+    assert summary["server"]["200"]["count"] >= summary["total"]["requests"] and "503" not in summary["server"]
+    assert summary["rss_mib"]["before"] <= summary["rss_mib"]["peak"] < 2048
+    (phase,) = summary["phases"]
+    assert phase["users"] == 4 and phase["requests"] == summary["total"]["requests"] and phase["shed_503"] == 0
+    with open(out / "locust_stats.csv", newline="") as fh:
+        assert {row["Name"] for row in csv.DictReader(fh)} == {*LOAD_ROUTES, "Aggregated"}
+    assert "/collections/{name}/classify" in (out / "locust.html").read_text()
+
+
+def test_o2v_loadtest_is_the_same_runner_and_exits_0_when_the_slo_holds(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "service.cli", "loadtest", "--users", "2", "--duration", "2", *LIGHT]
+    done = subprocess.run([*command, "--out", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["slo"]["ok"] and summary["total"]["requests"] > 0 and summary["pools"] == "fixtures"
