@@ -11,7 +11,7 @@ import torch
 from service.object2vec.data import DataError, read_jsonl, with_negatives
 from service.object2vec.hyperparameters import parse_hyperparameters
 from service.object2vec.network import Object2Vec
-from service.object2vec.train import ConfigError, EarlyStopping, TrainConfig, train
+from service.object2vec.train import ConfigError, EarlyStopping, TrainConfig, align_unseen_tokens, train
 from tests.object2vec_fixtures import VOCAB, tiny_config, write_jsonl
 
 
@@ -78,6 +78,23 @@ def test_pretrained_embeddings_loaded_and_frozen(tmp_path: Path) -> None:
     state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)["state_dict"]
     table = state["enc0.embedding.weight"]
     assert torch.allclose(table[3], torch.tensor([0.3 + j / 100 for j in range(16)]), atol=1e-6)
+
+
+def test_unseen_tokens_are_carried_into_the_trained_space() -> None:
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(200, 8, generator=gen)
+    start[0] = 0.0
+    shift, offset = torch.randn(8, 8, generator=gen), torch.randn(8, generator=gen)
+    embedding = torch.nn.Embedding(200, 8, padding_idx=0)
+    embedding.weight.data.copy_(start)
+    seen = torch.zeros(200, dtype=torch.bool)
+    seen[1:150] = True
+    embedding.weight.data[seen] = start[seen] @ shift + offset  # training moved the seen rows (here: affinely)
+    assert align_unseen_tokens(embedding, start, seen) == 50
+    expected = start[150:] @ shift + offset
+    assert torch.allclose(embedding.weight.data[150:], expected, rtol=0.03, atol=0.05)  # ridge shrinks a little
+    assert not embedding.weight.data[0].any()
+    assert align_unseen_tokens(embedding, start, torch.ones(200, dtype=torch.bool)) == 0
 
 
 def test_row_sparse_and_tied_embeddings(tmp_path: Path) -> None:
@@ -148,6 +165,8 @@ def test_best_epoch_follows_the_watched_metric(tmp_path: Path) -> None:
 
 
 def test_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="align_unseen_tokens"):
+        run(tmp_path, {**tiny_config(tmp_path), "align_unseen_tokens": True})  # no pretrained table to start from
     with pytest.raises(ConfigError, match="early_stopping_metric"):
         TrainConfig.from_dict({"channels": {"train": "x"}, "early_stopping_metric": "accuracy"}, tmp_path)
     with pytest.raises(ConfigError, match="unknown config keys"):

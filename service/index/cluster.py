@@ -35,7 +35,9 @@ def cluster(collection: VectorCollection, k: int, seed: int = 1234, representati
     ids, vectors = collection.vectors()
     if positive(k, "k") > len(ids):
         raise InvalidRequest(f"k={k} is more than the {len(ids)} items in the collection", "k")
-    km = faiss.Kmeans(vectors.shape[1], k, niter=NITER, nredo=NREDO, seed=seed, spherical=True, min_points_per_centroid=1)
+    km = faiss.Kmeans(
+        vectors.shape[1], k, niter=NITER, nredo=NREDO, seed=seed, spherical=True, min_points_per_centroid=1
+    )
     km.train(vectors)
     scores, assigned = km.index.search(vectors, 1)
     scores, assigned = scores[:, 0], assigned[:, 0]

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from service.datasets import file_sha256
 from service.object2vec.data import PairData, batches, read_jsonl, with_negatives
 from service.object2vec.hyperparameters import Hyperparameters, parse_hyperparameters
-from service.object2vec.network import Object2Vec, load_pretrained_embeddings
+from service.object2vec.network import PAD_ID, Object2Vec, load_pretrained_embeddings
 
 LOCAL_OPTIONS = {
     "hyperparameters",
@@ -35,6 +35,7 @@ LOCAL_OPTIONS = {
     "seed",
     "early_stopping",
     "early_stopping_metric",
+    "align_unseen_tokens",
     "cosine_loss_weight",
     "evaluate_train",
     "threads",
@@ -64,6 +65,7 @@ class TrainConfig:
     seed: int = 0
     early_stopping: bool = True
     early_stopping_metric: str = "loss"
+    align_unseen_tokens: bool = False
     cosine_loss_weight: float = 0.0
     evaluate_train: bool = False
     threads: int | None = None
@@ -107,6 +109,7 @@ class TrainConfig:
             seed=int(raw.get("seed", 0)),
             early_stopping=bool(raw.get("early_stopping", True)),
             early_stopping_metric=metric,
+            align_unseen_tokens=bool(raw.get("align_unseen_tokens", False)),
             cosine_loss_weight=weight,
             evaluate_train=bool(raw.get("evaluate_train", False)),
             threads=raw.get("threads"),
@@ -161,6 +164,33 @@ def _pretrained(cfg: TrainConfig) -> dict[int, torch.Tensor]:
             cfg.auxiliary / s["pretrained_embedding_file"], vocab, s["vocab_size"], s["token_embedding_dim"]
         )
     return tables
+
+
+def align_unseen_tokens(embedding: torch.nn.Embedding, start: torch.Tensor, seen: torch.Tensor) -> int:
+    """Move the rows training never touched into the trained rows' space; return how many were moved.
+
+    A token absent from the training pairs keeps its pretrained vector while every trained row has moved, so a
+    sentence with new words mixes two spaces. A ridge-regularised affine map fitted from the trained rows' pretrained
+    vectors to their trained vectors carries the untouched rows across (the padding row stays zero).
+    """
+    unseen = ~seen
+    unseen[PAD_ID] = False
+    if not unseen.any() or int(seen.sum()) <= start.shape[1]:
+        return 0
+    weight = embedding.weight.data
+    ones = torch.ones(len(start), 1, dtype=start.dtype)
+    x = torch.cat([start, ones], dim=1).double()
+    known = x[seen]
+    fit = torch.linalg.solve(known.T @ known + torch.eye(x.shape[1], dtype=x.dtype), known.T @ weight[seen].double())
+    weight[unseen] = (x[unseen] @ fit).to(weight.dtype)
+    return int(unseen.sum())
+
+
+def _seen_tokens(data: PairData, vocab_size: int) -> torch.Tensor:
+    seen = torch.zeros(vocab_size, dtype=torch.bool)
+    for rows in (data.in0, data.in1):
+        seen[torch.tensor([t for row in rows for t in row], dtype=torch.long)] = True
+    return seen
 
 
 def _optimizers(model: Object2Vec, hp: Hyperparameters) -> list[torch.optim.Optimizer]:
@@ -241,7 +271,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     hp = cfg.hp
     data = {name: load_channel(path, hp) for name, path in cfg.channels.items()}
     train_data = with_negatives(data["train"], hp.negative_sampling_rate, rng)
-    model = Object2Vec(hp, _pretrained(cfg))
+    tables = _pretrained(cfg)
+    if cfg.align_unseen_tokens and (0 not in tables or hp.enc1_network != "enc0"):
+        raise ConfigError("'align_unseen_tokens' needs enc1_network=enc0 and an enc0_pretrained_embedding_file")
+    model = Object2Vec(hp, tables)
     optimizers = _optimizers(model, hp)
     stopper = EarlyStopping(hp.early_stopping_patience, hp.early_stopping_tolerance)
     monitor = data.get("validation")
@@ -284,6 +317,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if best_state is not None:
         model.load_state_dict(best_state)
     log["best_epoch"] = best_epoch
+    if cfg.align_unseen_tokens:
+        seen = _seen_tokens(data["train"], tables[0].shape[0])
+        log["aligned_unseen_tokens"] = align_unseen_tokens(model.enc0.embedding, tables[0], seen)
     log["train_seconds"] = round(time.time() - started, 1)
     for name in ("validation", "test"):
         if name in data:
