@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 net=${1:-pooled}
 out=${2:-models/object2vec-sts-384}
 export HF_HUB_OFFLINE=1
-[ -f build/distill/train.jsonl ] || o2v distill-data build/distill --seed 0 --gold-repeats 8
+[ -f build/distill/train.jsonl ] || o2v distill-data build/distill --seed 0 --gold-repeats 8 --per-band 10
 if [ "$net" != pooled ]; then  # sequence encoders start from the trained pooled table
   [ -f build/train-pooled_embedding/checkpoint.pt ] || o2v train configs/bundled-pooled.json
   o2v export-embeddings build/train-pooled_embedding build/distill/vocab.json build/distill/pooled_token_vectors.txt

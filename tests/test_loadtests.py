@@ -39,7 +39,9 @@ def test_a_light_run_reports_every_route_without_failures_and_an_impossible_slo_
     assert summary["server"]["200"]["count"] >= summary["total"]["requests"] and "503" not in summary["server"]
     assert summary["rss_mib"]["before"] <= summary["rss_mib"]["peak"] < 2048
     (phase,) = summary["phases"]
-    assert phase["users"] == 4 and phase["requests"] == summary["total"]["requests"] and phase["shed_503"] == 0
+    # a request still in flight when locust stops may reach one record (phases at quit) and not the other (CSV)
+    assert phase["users"] == 4 and phase["shed_503"] == 0
+    assert 0 <= phase["requests"] - summary["total"]["requests"] <= phase["users"]
     with open(out / "locust_stats.csv", newline="") as fh:
         assert {row["Name"] for row in csv.DictReader(fh)} == {*LOAD_ROUTES, "Aggregated"}
     assert "/collections/{name}/classify" in (out / "locust.html").read_text()
