@@ -224,30 +224,29 @@ def run_stores(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
                 until_indexed(collection)
                 load = {"upsert_s": round(upserted, 1), "load_s": round(time.perf_counter() - start, 1)}
                 print(f"[{store} {index} {n}] loaded: {load}", file=sys.stderr, flush=True)
-                for ef in args.ef_search if index == "hnsw" else [None]:
+                efs = args.ef_search if index == "hnsw" else [None]
+                # every efSearch unfiltered, then the filtered search once, at the largest
+                for ef, name in [(ef, None) for ef in efs] + [(efs[-1], "10%")]:
                     if ef is not None:
                         set_search_param(collection, "ef_search", ef)
-                    for name, flt in filters.items():
-                        if name is not None and ef != (args.ef_search[-1] if index == "hnsw" else None):
-                            continue  # the filtered search once, at the largest efSearch
-                        found, qps, p99 = timed_queries(collection, queries[: asked[name]], flt)
-                        hits = np.array([[int(i[1:]) for i in ids] + [-1] * (K - len(ids)) for ids in found])
-                        rows.append(
-                            {
-                                "store": store,
-                                "n": n,
-                                "data": kind,
-                                "index": index,
-                                "param": f"efSearch={ef}" if ef else "-",
-                                "filter": name or "-",
-                                "recall@10": round(recall(hits, truth[name][: asked[name]]), 4),
-                                "qps_1": round(qps, 1),
-                                "p99_ms": round(p99, 2),
-                                **load,
-                                "load_items_per_s": round(n / load["load_s"]),
-                            }
-                        )
-                        print(f"[{store} {index} {n}] {rows[-1]}", file=sys.stderr, flush=True)
+                    found, qps, p99 = timed_queries(collection, queries[: asked[name]], filters[name])
+                    hits = np.array([[int(i[1:]) for i in ids] + [-1] * (K - len(ids)) for ids in found])
+                    rows.append(
+                        {
+                            "store": store,
+                            "n": n,
+                            "data": kind,
+                            "index": index,
+                            "param": f"efSearch={ef}" if ef else "-",
+                            "filter": name or "-",
+                            "recall@10": round(recall(hits, truth[name][: asked[name]]), 4),
+                            "qps_1": round(qps, 1),
+                            "p99_ms": round(p99, 2),
+                            **load,
+                            "load_items_per_s": round(n / load["load_s"]),
+                        }
+                    )
+                    print(f"[{store} {index} {n}] {rows[-1]}", file=sys.stderr, flush=True)
                 registry.close()
     return rows
 

@@ -3,6 +3,9 @@ library (gevent), which the runner, a plain process that manages a server and sa
 
 from __future__ import annotations
 
+DEFAULT_WEIGHTS = {"intent": 4, "search": 3, "bulk": 1, "pairs": 2}
+"""The callers' mix unless --weights says otherwise (the locust user classes' weights)."""
+
 SHED = "503 overloaded: shed by the bounded queue"
 """The failure message of a 503: the reports count load the bounded queue refused apart from other failures."""
 

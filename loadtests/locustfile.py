@@ -34,7 +34,7 @@ from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # locust imports this file by path
 
-from loadtests.common import SHED, phases
+from loadtests.common import DEFAULT_WEIGHTS, SHED, phases
 from loadtests.pools import Pools, load
 
 POOLS: Pools | None = None
@@ -101,7 +101,8 @@ class Caller(FastHttpUser):
 class IntentClassifier(Caller):
     """A chatbot: one short utterance per user turn, kNN intent over the intents collection."""
 
-    key, weight, think = "intent", 4, (1.0, 3.0)
+    key, think = "intent", (1.0, 3.0)
+    weight = DEFAULT_WEIGHTS[key]
 
     @task
     def classify(self) -> None:
@@ -113,7 +114,8 @@ class IntentClassifier(Caller):
 class ReviewSearcher(Caller):
     """Someone browsing reviews: similar reviews to a phrase, a third of the time within one source."""
 
-    key, weight, think = "search", 3, (2.0, 5.0)
+    key, think = "search", (2.0, 5.0)
+    weight = DEFAULT_WEIGHTS[key]
 
     @task
     def search(self) -> None:
@@ -128,7 +130,8 @@ class BulkEmbedder(Caller):
     """A batch job: `--o2v-batch` texts per OpenAI-style embeddings request, little pause between them. It asks for
     base64 vectors, as OpenAI's own client does by default (a quarter of the bytes, no float parsing)."""
 
-    key, weight, think = "bulk", 1, (0.2, 0.5)
+    key, think = "bulk", (0.2, 0.5)
+    weight = DEFAULT_WEIGHTS[key]
 
     @task
     def embed(self) -> None:
@@ -140,7 +143,8 @@ class BulkEmbedder(Caller):
 class PairScorer(Caller):
     """A duplicate detector: scores 1 to 4 text pairs per request (the scores feed the drift monitor)."""
 
-    key, weight, think = "pairs", 2, (1.0, 2.0)
+    key, think = "pairs", (1.0, 2.0)
+    weight = DEFAULT_WEIGHTS[key]
 
     @task
     def score(self) -> None:

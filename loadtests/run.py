@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python loadtests/run.py` as well as -m
 
-from loadtests.common import SHED, phases
+from loadtests.common import DEFAULT_WEIGHTS, SHED, phases
 from loadtests.pools import Pools, load
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         row["peak_rss_mib"] = sampler.peak_mib(row["started_at"], row["started_at"] + row["seconds"])
     summary = {
         "phases_spec": spec,
-        "weights": args.weights or "intent=4,search=3,bulk=1,pairs=2",
+        "weights": args.weights or ",".join(f"{k}={v}" for k, v in DEFAULT_WEIGHTS.items()),
         "think_scale": args.think_scale,
         "batch": args.batch,
         "workers": args.workers,

@@ -114,6 +114,11 @@ def check_k(collection: VectorCollection, value: Any, field: str) -> int:
     return value
 
 
+def valid_id(value: Any) -> bool:
+    """An item id any engine can store: a string of 1 to MAX_ID_CHARS characters."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
+
+
 def check_items(items: Sequence[Item], vectors: np.ndarray) -> tuple[list[Item], np.ndarray]:
     """Valid ids, texts, metadata and vectors (finite, not zero); the last of repeated ids kept; unit vectors."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -122,7 +127,7 @@ def check_items(items: Sequence[Item], vectors: np.ndarray) -> tuple[list[Item],
     last: dict[str, Item] = {}
     where: dict[str, int] = {}
     for i, item in enumerate(items):
-        if not isinstance(item.id, str) or not 0 < len(item.id) <= MAX_ID_CHARS:
+        if not valid_id(item.id):
             raise InvalidRequest(f"id must be a string of 1 to {MAX_ID_CHARS} characters", f"items[{i}].id")
         if not isinstance(item.text, str):
             raise InvalidRequest("text must be a string", f"items[{i}].text")

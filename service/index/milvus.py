@@ -46,6 +46,7 @@ from service.index.base import (
     check_items,
     check_query,
     check_same,
+    valid_id,
 )
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
 from service.index.metadata import ANY, Conditions, canonical, matches
@@ -109,6 +110,11 @@ def item_tags(metadata: dict[str, Any]) -> list[int]:
         if canon is not None:
             out += [tag(key, canon), tag(key, ANY)]
     return out
+
+
+def name_filter(name: str) -> str:
+    """The catalog row of a collection; a checked name holds no quote or backslash."""
+    return f'name == "{check_name(name)}"'
 
 
 def pk_filter(ids: Sequence[str]) -> str:
@@ -239,7 +245,7 @@ class MilvusCollections(CollectionRegistry):
         )
 
     def _row(self, name: str) -> dict[str, Any] | None:
-        rows = self.query(CATALOG, f'name == "{check_name(name)}"', ["config", "dim"])
+        rows = self.query(CATALOG, name_filter(name), ["config", "dim"])
         return rows[0] if rows else None
 
     def _write_row(self, name: str, config: dict[str, Any], dim: int) -> None:
@@ -285,7 +291,7 @@ class MilvusCollections(CollectionRegistry):
         with self._lock, self.errors(name):
             if self._row(name) is None:
                 raise NotFound(f"no collection {name!r}", "name")
-            self.client.delete(CATALOG, filter=f'name == "{name}"', timeout=self.timeout)
+            self.client.delete(CATALOG, filter=name_filter(name), timeout=self.timeout)
             self.client.drop_collection(items_collection(name), timeout=self.timeout)
             self._loaded.discard(items_collection(name))
 
@@ -400,7 +406,7 @@ class MilvusCollection(VectorCollection):
         return {**row, "bytes": len(text) + size + 8 * len(tags) + 4 * (self.dim or 1024)}
 
     def delete(self, item_id: str) -> bool:
-        if not isinstance(item_id, str) or not 0 < len(item_id) <= MAX_ID_CHARS:
+        if not valid_id(item_id):
             return False
         with self.owner.errors(self.name):
             target = self._items()
@@ -473,7 +479,7 @@ class MilvusCollection(VectorCollection):
         return [ids[i] for i in order], vectors[order]
 
     def items(self, ids: Sequence[str]) -> list[Item | None]:
-        wanted = [i for i in dict.fromkeys(ids) if isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS]
+        wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
         found: dict[str, Item] = {}
         with self.owner.errors(self.name):
             target = self._items()
