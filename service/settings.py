@@ -10,6 +10,17 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO = Path(__file__).resolve().parent.parent
+INDEX_PARAM_MAX = {
+    "m": 256,
+    "ef_construction": 4096,
+    "ef_search": 32_768,
+    "nlist": 65_536,
+    "nprobe": 65_536,
+    "min_train": 100_000_000,
+}
+"""Largest index parameter a collection may ask for (and a default may be): Milvus' own bounds for the IVF lists,
+generous ones elsewhere (past them FAISS only spends memory and time); a bound at all keeps every stored parameter
+a 64-bit integer, which the JSON answers and SQLite need."""
 DEFAULT_MODEL_DIR = REPO / "models" / "object2vec-sts-384"
 
 
@@ -88,13 +99,27 @@ class Settings(BaseSettings):
 
     # collections (service/index): FAISS defaults a collection gets unless its PUT names others
     index_default: Literal["flat", "hnsw", "ivf"] = "flat"
-    hnsw_m: int = Field(16, ge=4, le=256, description="graph neighbours per node (bench/search.py: docs/search.md)")
-    hnsw_ef_construction: int = Field(40, ge=8, description="build-time beam; higher = better graph, slower")
-    hnsw_ef_search: int = Field(512, ge=8, description="query-time beam (≥ top_k); 512: recall@10 0.96 at 1M")
+    hnsw_m: int = Field(
+        16, ge=4, le=INDEX_PARAM_MAX["m"], description="graph neighbours per node (bench/search.py: docs/search.md)"
+    )
+    hnsw_ef_construction: int = Field(
+        40, ge=8, le=INDEX_PARAM_MAX["ef_construction"], description="build-time beam; higher = better graph, slower"
+    )
+    hnsw_ef_search: int = Field(
+        512, ge=8, le=INDEX_PARAM_MAX["ef_search"], description="query-time beam (≥ top_k); 512: recall@10 0.96 at 1M"
+    )
     hnsw_rebuild_deleted_share: float = Field(0.2, gt=0.0, le=1.0, description="rebuild once this share is dead")
-    ivf_nlist: int = Field(1024, ge=1, description="inverted lists, capped at trained vectors / 39")
-    ivf_nprobe: int = Field(128, ge=1, description="lists scanned per query; 128 of 1024: recall@10 0.96 at 1M")
-    ivf_min_train: int = Field(20_000, ge=1, description="vectors stored before IVF trains; exact search until then")
+    ivf_nlist: int = Field(
+        1024, ge=1, le=INDEX_PARAM_MAX["nlist"], description="inverted lists, capped at trained vectors / 39"
+    )
+    ivf_nprobe: int = Field(
+        128, ge=1, le=INDEX_PARAM_MAX["nprobe"],
+        description="lists scanned per query; 128 of 1024: recall@10 0.96 at 1M",
+    )
+    ivf_min_train: int = Field(
+        20_000, ge=1, le=INDEX_PARAM_MAX["min_train"],
+        description="vectors stored before IVF trains; exact search until then",
+    )
     index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
     classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")

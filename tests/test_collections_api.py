@@ -63,7 +63,9 @@ def test_create_is_idempotent_and_conflicts_are_409(client) -> None:
     assert (conflict.status_code, error_field(conflict)) == (409, "index")
     created = client.put("/collections/g", json={"index": "hnsw", "m": 8, "ef_search": 40}, headers=KEY)
     assert created.status_code == 201 and created.json()["m"] == 8
-    for body, field in [({"index": "annoy"}, "index"), ({"m": 0}, "m"), ({"nlist": 8}, "nlist"), ({"x": 1}, "x")]:
+    cases = [({"index": "annoy"}, "index"), ({"m": 0}, "m"), ({"nlist": 8}, "nlist"), ({"x": 1}, "x")]
+    cases += [({"index": "ivf", "nprobe": 2**70}, "nprobe"), ({"index": "hnsw", "m": 257}, "m")]  # past the bounds
+    for body, field in cases:
         response = client.put("/collections/h", json=body, headers=KEY)
         assert (response.status_code, error_field(response)) == (422, field), body
     bad = client.put("/collections/bad.name", headers=KEY)

@@ -45,7 +45,9 @@ def test_create_is_idempotent_and_conflicts_name_the_field(tmp_path, store) -> N
 
 def test_unknown_or_bad_params_are_refused(tmp_path, store) -> None:
     collections = registry(tmp_path, store=store)
-    for index, params, field in [("annoy", {}, "index"), ("flat", {"m": 8}, "m"), ("ivf", {"nlist": 0}, "nlist")]:
+    cases = [("annoy", {}, "index"), ("flat", {"m": 8}, "m"), ("ivf", {"nlist": 0}, "nlist")]
+    cases += [("ivf", {"nprobe": 2**70}, "nprobe"), ("hnsw", {"ef_search": 32_769}, "ef_search")]
+    for index, params, field in cases:
         with pytest.raises(InvalidRequest) as err:
             collections.create("c", index, params)
         assert err.value.field == field

@@ -29,7 +29,7 @@ from service.index.classify import classify
 from service.index.cluster import cluster
 from service.index.names import NAME_RE
 from service.index.registry import open_collections
-from service.settings import Settings
+from service.settings import INDEX_PARAM_MAX, Settings
 
 T = TypeVar("T")
 MAX_DIM = 65_536
@@ -88,6 +88,11 @@ class ClusterOut(BaseModel):
 class ClusterResponse(BaseModel):
     clusters: list[ClusterOut]
     assignments: dict[str, int]
+
+
+def _index_param(name: str, description: str) -> Any:
+    """An optional index parameter of a create request, bounded as the engines accept it (INDEX_PARAM_MAX)."""
+    return Field(None, description=description, le=INDEX_PARAM_MAX[name])
 
 
 def get_collections(request: Request) -> CollectionRegistry:
@@ -155,12 +160,12 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
 
         model_config = ConfigDict(extra="forbid")
         index: Literal["flat", "hnsw", "ivf"] | None = None
-        m: PositiveInt | None = Field(None, description="hnsw: graph neighbours per node")
-        ef_construction: PositiveInt | None = Field(None, description="hnsw: build-time beam")
-        ef_search: PositiveInt | None = Field(None, description="hnsw: query-time beam")
-        nlist: PositiveInt | None = Field(None, description="ivf: inverted lists")
-        nprobe: PositiveInt | None = Field(None, description="ivf: lists scanned per query")
-        min_train: PositiveInt | None = Field(None, description="ivf: vectors stored before it trains")
+        m: PositiveInt | None = _index_param("m", "hnsw: graph neighbours per node")
+        ef_construction: PositiveInt | None = _index_param("ef_construction", "hnsw: build-time beam")
+        ef_search: PositiveInt | None = _index_param("ef_search", "hnsw: query-time beam")
+        nlist: PositiveInt | None = _index_param("nlist", "ivf: inverted lists")
+        nprobe: PositiveInt | None = _index_param("nprobe", "ivf: lists scanned per query")
+        min_train: PositiveInt | None = _index_param("min_train", "ivf: vectors stored before it trains")
 
     class ItemIn(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_vector("text", "anyOf"))

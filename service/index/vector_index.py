@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from service.index.errors import InvalidRequest
-from service.settings import Settings
+from service.settings import INDEX_PARAM_MAX, Settings
 
 Kind = Literal["flat", "hnsw", "ivf"]
 KINDS: tuple[Kind, ...] = ("flat", "hnsw", "ivf")
@@ -64,8 +64,8 @@ class IndexConfig:
         for key, value in params.items():
             if key not in PARAMS[kind]:
                 raise InvalidRequest(f"{key} is not a parameter of a {kind} index", key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidRequest(f"{key} must be a positive integer", key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= INDEX_PARAM_MAX[key]:
+                raise InvalidRequest(f"{key} must be an integer from 1 to {INDEX_PARAM_MAX[key]}", key)
         return replace(self, kind=kind, **params)  # type: ignore[arg-type]
 
     def public(self) -> dict[str, Any]:
