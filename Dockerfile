@@ -16,6 +16,8 @@ ARG EXTRAS=milvus
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir ".[${EXTRAS}]"
 
 FROM python:3.11.11-slim-bookworm
+# SageMaker may then assign the port through SAGEMAKER_BIND_TO_PORT (inference pipelines); docker/serve listens on it
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

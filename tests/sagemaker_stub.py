@@ -1,12 +1,18 @@
 """A loopback stand-in for SageMaker's InvokeEndpoint (POST /endpoints/{name}/invocations), answering from the ONNX
 model in Object2Vec's formats, with a script of failures for the next requests (throttling, 5xx, ModelError,
-slow or malformed answers)."""
+slow or malformed answers).
+
+Errors are answered as AWS answers them, so botocore parses and retries them as it would in production: the HTTP
+status and members of botocore's sagemaker-runtime model (data/sagemaker-runtime/2017-05-13/service-2.json: e.g.
+ModelError 424 with OriginalStatusCode, OriginalMessage, LogStreamArn), the code in `x-amzn-ErrorType` with the
+namespace suffix AWS appends, and ThrottlingException, a common error that model does not list, as HTTP 400."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from email.message import Message
@@ -17,15 +23,32 @@ import numpy as np
 
 from service.encoders.base import Encoder
 
-# failure name → (HTTP status, error code); botocore reads the code from x-amzn-ErrorType like AWS sends it
-ERRORS = {
-    "throttle": (429, "ThrottlingException"),
-    "not_ready": (429, "ModelNotReadyException"),
-    "internal": (500, "InternalFailure"),
-    "unavailable": (503, "ServiceUnavailable"),
-    "model_error": (424, "ModelError"),
-    "validation": (400, "ValidationError"),
+ENDPOINT_LOGS = "/aws/sagemaker/Endpoints/o2v-test"
+MODEL_ERROR_MESSAGE = (
+    'Received server error (500) from primary with message "model crashed". See https://us-east-1.console.aws.amazon'
+    f".com/cloudwatch/home?region=us-east-1#logEventViewer:group={ENDPOINT_LOGS} in account 123456789012 for more "
+    "information."
+)
+# failure name → (HTTP status, error code, JSON body)
+ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
+    "throttle": (400, "ThrottlingException", {"message": "Rate exceeded"}),
+    "not_ready": (429, "ModelNotReadyException", {"Message": "Model o2v is still loading. Try again later."}),
+    "internal": (500, "InternalFailure", {"Message": "An internal failure occurred."}),
+    "unavailable": (503, "ServiceUnavailable", {"Message": "The service is unavailable."}),
+    "dependency": (530, "InternalDependencyException", {"Message": "An internal dependency failed."}),
+    "validation": (400, "ValidationError", {"Message": "Endpoint o2v-test of account 123456789012 not found."}),
+    "model_error": (
+        424,
+        "ModelError",
+        {
+            "Message": MODEL_ERROR_MESSAGE,
+            "OriginalStatusCode": 500,
+            "OriginalMessage": "model crashed",
+            "LogStreamArn": f"arn:aws:logs:us-east-1:123456789012:log-group:{ENDPOINT_LOGS}",
+        },
+    ),
 }
+NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.sagemaker.runtime/"
 
 
 @dataclass
@@ -38,6 +61,11 @@ class Seen:
     @property
     def instances(self) -> list[dict[str, Any]]:
         return json.loads(self.body)["instances"]
+
+    @property
+    def inputs(self) -> set[tuple[str, ...]]:
+        """The input types of the request: {("in0",)}, {("in1",)} or {("in0", "in1")}; AWS takes one per request."""
+        return {tuple(sorted(instance)) for instance in self.instances}
 
 
 @dataclass
@@ -61,9 +89,8 @@ class StubSageMaker:
                 if not self.path.endswith("/invocations") or not self.path.startswith("/endpoints/"):
                     self._send(404, b"{}", {"x-amzn-ErrorType": "UnknownOperationException"})
                 elif kind in ERRORS:
-                    status, code = ERRORS[kind]
-                    payload = {"message": f"stub {kind}", "OriginalStatusCode": 500, "OriginalMessage": "boom"}
-                    self._send(status, json.dumps(payload).encode(), {"x-amzn-ErrorType": code})
+                    status, code, payload = ERRORS[kind]
+                    self._send(status, json.dumps(payload).encode(), {"x-amzn-ErrorType": code + NAMESPACE})
                 elif kind == "malformed":
                     self._send(200, b"{not json")
                 else:
@@ -76,6 +103,7 @@ class StubSageMaker:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
@@ -100,13 +128,14 @@ class StubSageMaker:
         instances = request["instances"]
         message = Message()
         message["content-type"] = content_type
-        seq_len = int(message.get_param("infer_max_seqlens") or 5000)
+        seqlens = str(message.get_param("infer_max_seqlens") or "5000,5000").split(",")
         if all("in0" in x and "in1" in x for x in instances):
             key = "scores"
             rows = self.encoder.score_ids([x["in0"] for x in instances], [x["in1"] for x in instances])
         else:
             key = "embeddings"
             channel = "in1" if "in1" in instances[0] else "in0"
+            seq_len = int(seqlens[-1 if channel == "in1" else 0])
             rows = self.encoder.embed_ids([x[channel][:seq_len] for x in instances], channel)
         if kind == "wrong_dim":
             rows = rows[:, :3]

@@ -13,7 +13,7 @@ from service.encoders.embedder import Embedder
 from service.encoders.sagemaker import SageMakerEncoder
 from service.settings import Settings
 from tests.gateway_fixtures import TEXTS, client, onnx_encoder
-from tests.sagemaker_stub import StubSageMaker
+from tests.sagemaker_stub import MODEL_ERROR_MESSAGE, StubSageMaker
 
 ROWS = onnx_encoder().tokenizer.encode(TEXTS)
 
@@ -55,7 +55,8 @@ def test_embeddings_match_the_model_and_use_object2vecs_request(stub):
     np.testing.assert_allclose(vectors, onnx_encoder().embed_ids(ROWS), rtol=1e-6, atol=1e-7)
     [seen] = stub.seen
     assert seen.path == "/endpoints/o2v-test/invocations"
-    assert seen.content_type == f"application/json; infer_max_seqlens={max(len(r) for r in ROWS)}"
+    bound = onnx_encoder().model.max_seq_len("in1")
+    assert seen.content_type == f"application/json; infer_max_seqlens={max(len(r) for r in ROWS)},{bound}"
     assert seen.accept == "application/json"
     assert seen.instances == [{"in0": row} for row in ROWS]
 
@@ -63,6 +64,18 @@ def test_embeddings_match_the_model_and_use_object2vecs_request(stub):
 def test_in1_rows_go_as_in1(stub):
     encoder_for(stub).embed_ids(ROWS[:2], "in1")
     assert stub.seen[0].instances == [{"in1": row} for row in ROWS[:2]]
+    bound = onnx_encoder().model.max_seq_len("in0")
+    assert stub.seen[0].content_type == f"application/json; infer_max_seqlens={bound},{max(map(len, ROWS[:2]))}"
+
+
+def test_a_mixed_invocations_request_reaches_the_endpoint_as_one_input_type_per_request(stub):
+    """AWS takes pairs or embeddings of one encoder per request; the gateway's lenient /invocations splits a mixed
+    batch, and what reaches the endpoint never mixes them."""
+    mixed = {"instances": [{"in0": ROWS[0]}, {"in1": ROWS[1]}, {"in0": ROWS[2], "in1": ROWS[3]}, {"in0": ROWS[3]}]}
+    with client(encoder_for(stub, sagemaker_max_attempts=1), backend="sagemaker") as http:
+        assert http.post("/invocations", json=mixed).status_code == 200
+    assert all(len(seen.inputs) == 1 for seen in stub.seen)
+    assert {next(iter(seen.inputs)) for seen in stub.seen} == {("in0",), ("in1",), ("in0", "in1")}
 
 
 def test_pair_scores_use_both_inputs(stub):
@@ -86,7 +99,7 @@ def test_long_rows_are_truncated_to_the_models_max_seq_len(stub):
     limit = onnx_encoder().model.max_seq_len("in0")
     encoder_for(stub).embed_ids([list(range(1000, 1000 + limit + 50))])
     assert len(stub.seen[0].instances[0]["in0"]) == limit
-    assert stub.seen[0].content_type.endswith(f"infer_max_seqlens={limit}")
+    assert stub.seen[0].content_type.endswith(f"infer_max_seqlens={limit},{onnx_encoder().model.max_seq_len('in1')}")
 
 
 @pytest.mark.parametrize("failure", ["throttle", "internal", "unavailable"])
@@ -99,15 +112,33 @@ def test_retryable_failures_are_retried(stub, failure):
 
 @pytest.mark.parametrize(
     ("failure", "attempts"),
-    [("throttle", 2), ("unavailable", 2), ("not_ready", 1), ("model_error", 1)],
+    [("throttle", 2), ("unavailable", 2), ("internal", 2), ("not_ready", 1)],
 )
 def test_failures_that_persist_become_backend_unavailable(stub, failure, attempts):
+    """Throttling (HTTP 400 on AWS), a model still loading (429), an unavailable or failing service (503, 500):
+    states that pass, so our caller gets 503 with Retry-After once botocore's retries are spent."""
     stub.always = failure
     with pytest.raises(BackendUnavailable) as caught:
         encoder_for(stub).embed_ids(ROWS[:1])
     assert caught.value.status == 503
     assert "o2v-test" in caught.value.message
     assert len(stub.seen) == attempts
+
+
+@pytest.mark.parametrize(
+    ("failure", "says"),
+    [
+        ("model_error", ["ModelError", MODEL_ERROR_MESSAGE, "the model answered 500: 'model crashed'", "log-group"]),
+        ("validation", ["ValidationError", "Endpoint o2v-test of account 123456789012 not found."]),
+        ("dependency", ["InternalDependencyException", "An internal dependency failed."]),
+    ],
+)
+def test_errors_a_retry_does_not_cure_are_bad_gateway_with_the_endpoints_message(stub, failure, says):
+    stub.always = failure
+    with pytest.raises(BadBackendResponse) as caught:
+        encoder_for(stub).embed_ids(ROWS[:1])
+    assert caught.value.status == 502 and len(stub.seen) == 1
+    assert all(part in caught.value.message for part in says), caught.value.message
 
 
 def test_slow_answers_time_out(stub):
@@ -130,13 +161,26 @@ def test_missing_credentials(stub, monkeypatch):
         encoder_for(stub).embed_ids(ROWS[:1])
 
 
-@pytest.mark.parametrize("answer", ["malformed", "wrong_dim", "wrong_count", "nan", "validation"])
+@pytest.mark.parametrize("answer", ["malformed", "wrong_count", "nan"])
 def test_answers_of_the_wrong_shape_are_bad_gateway(stub, answer):
     stub.always = answer
     with pytest.raises(BadBackendResponse) as caught:
         encoder_for(stub).embed_ids(ROWS[:2])
     assert caught.value.status == 502
     assert len(stub.seen) == 1
+
+
+def test_the_endpoints_model_defines_the_width_and_it_must_not_change(stub):
+    """AWS: the embedding length follows the endpoint's encoder, not our model directory's enc_dim; the first answer
+    fixes it, and a later answer of another width would mix two models' vectors."""
+    encoder = encoder_for(stub)
+    stub.always = "wrong_dim"  # an endpoint whose model embeds in 3 dimensions
+    assert encoder.embed_ids(ROWS[:2]).shape == (2, 3) and encoder.dim == 3
+    assert encoder.embed_ids(ROWS[:1], "in1").shape == (1, 3)
+    stub.always = None
+    with pytest.raises(BadBackendResponse, match="width 384, its earlier answers 3") as caught:
+        encoder.embed_ids(ROWS[:1])
+    assert caught.value.status == 502
 
 
 def test_the_endpoint_name_is_required():

@@ -119,3 +119,15 @@ def test_encoder_settings_resolve_auto_and_enc0() -> None:
     assert (hp.encoder(1)["max_seq_len"], hp.encoder(1)["vocab_size"]) == (7, 50)
     shared = parse(enc0_network="pooled_embedding")
     assert shared.encoder(1) == shared.encoder(0)
+
+
+def test_keys_sagemaker_adds_are_accepted_ignored_and_recorded() -> None:
+    """A training job started by a tuning job carries `_tuning_objective_metric` in its hyperparameters; a map copied
+    from DescribeTrainingJob must parse here, and writing it back must not invent a hyperparameter."""
+    tuned = {**REQUIRED, "enc_dim": "512", "_tuning_objective_metric": "validation:mean_squared_error"}
+    hp = parse_hyperparameters(tuned)
+    assert hp.enc_dim == 512 and hp.ignored == {"_tuning_objective_metric": "validation:mean_squared_error"}
+    assert "_tuning_objective_metric" not in hp.to_sagemaker()
+    assert parse_hyperparameters(hp.to_sagemaker()) == hp
+    with pytest.raises(HyperparameterError, match="unknown hyperparameter 'sagemaker_program'"):
+        parse(sagemaker_program='"train.py"')  # the SDK adds sagemaker_* to script-mode jobs, never to Object2Vec

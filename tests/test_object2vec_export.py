@@ -13,7 +13,7 @@ import torch
 from service.object2vec.export import export_encoder, export_model, export_scorer
 from service.object2vec.hyperparameters import parse_hyperparameters
 from service.object2vec.network import Object2Vec
-from service.object2vec.train import TrainConfig, train
+from service.object2vec.train import TrainConfig, load_checkpoint, train
 from tests.object2vec_fixtures import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,3 +125,34 @@ def test_export_writes_a_complete_model_directory(tmp_path: Path) -> None:
     assert parse_hyperparameters(hp).enc_dim == 16
     vocab = json.loads((out / "vocab.json").read_text())
     assert vocab["[PAD]"] == 0 and vocab["the"] == 1996
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_shared_and_separate_encoders_export_and_reload(tmp_path: Path, share: bool) -> None:
+    """enc1_network=enc0 alone is SageMaker's meaning (enc1 gets enc0's architecture, weights of its own: an
+    encoder1.onnx); the local share_encoders option makes one module, and the card says which."""
+    cfg = {**tiny_config(tmp_path, epochs=1), "share_encoders": share}
+    train(TrainConfig.from_dict(cfg, tmp_path), progress=False)
+    model = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
+    assert (model.enc1 is model.enc0) is share
+    out = export_model(tmp_path / "out", tmp_path / "model")
+    assert (out / "encoder1.onnx").exists() is not share
+    assert json.loads((out / "model_card.json").read_text())["local_options"]["share_encoders"] is share
+    ids = random_ids(6, 9) % 60
+    for name, encoder in (("encoder.onnx", model.enc0), ("encoder1.onnx", model.enc1)):
+        if (out / name).exists():
+            got = ort.InferenceSession(str(out / name)).run(None, {"input_ids": ids})[0]
+            np.testing.assert_allclose(got, encoder(torch.from_numpy(ids)).detach().numpy(), atol=1e-4, rtol=0)
+    if not share:
+        with torch.no_grad():
+            assert not torch.allclose(model.enc0(torch.from_numpy(ids)), model.enc1(torch.from_numpy(ids)))
+
+
+def test_a_checkpoint_from_before_share_encoders_keeps_its_shared_encoder(tmp_path: Path) -> None:
+    cfg = {**tiny_config(tmp_path, epochs=1), "share_encoders": True}
+    train(TrainConfig.from_dict(cfg, tmp_path), progress=False)
+    state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
+    del state["share_encoders"]  # what the earlier trainer wrote: enc1_network=enc0 then meant one module
+    torch.save(state, tmp_path / "old.pt")
+    model = load_checkpoint(tmp_path / "old.pt")
+    assert model.enc1 is model.enc0

@@ -21,7 +21,8 @@ def run(tmp_path: Path, config: dict) -> dict:
 
 @pytest.mark.parametrize("network", ["pooled_embedding", "hcnn", "bilstm"])
 def test_each_encoder_type_learns(tmp_path: Path, network: str) -> None:
-    log = run(tmp_path, tiny_config(tmp_path, network, epochs=4, early_stopping_patience=5))
+    cfg = tiny_config(tmp_path, network, epochs=4, early_stopping_patience=5)
+    log = run(tmp_path, {**cfg, "share_encoders": True})  # the overlap task is symmetric: one encoder learns it fast
     losses = [e["validation"]["loss"] for e in log["epochs"]]
     assert losses[-1] < losses[0] * 0.8, losses
     assert log["epochs"][-1]["train_loss"] < log["epochs"][0]["train_loss"]
@@ -51,6 +52,15 @@ def test_early_stopping_rule() -> None:
     assert not stop.step(0.95)  # improved by 0.05
     assert not stop.step(0.945)  # 0.005 < tolerance: first epoch without improvement
     assert stop.step(0.944)  # second: stop
+
+
+def test_early_stopping_compares_consecutive_epochs_like_sagemaker() -> None:
+    """SageMaker: the loss must fall by the tolerance "between consecutive epochs"; a loss that wobbles around a
+    plateau keeps falling from the epoch before, so only the local 'best' reference stops it."""
+    losses = [1.0, 0.90, 0.95, 0.90, 0.95, 0.90]
+    sagemaker, best = EarlyStopping(2, 0.01), EarlyStopping(2, 0.01, reference="best")
+    assert not any(sagemaker.step(loss) for loss in losses)
+    assert [best.step(loss) for loss in losses] == [False, False, False, True, True, True]
 
 
 def test_early_stopping_stops_training(tmp_path: Path) -> None:
@@ -95,6 +105,53 @@ def test_unseen_tokens_are_carried_into_the_trained_space() -> None:
     assert torch.allclose(embedding.weight.data[150:], expected, rtol=0.03, atol=0.05)  # ridge shrinks a little
     assert not embedding.weight.data[0].any()
     assert align_unseen_tokens(embedding, start, torch.ones(200, dtype=torch.bool)) == 0
+
+
+def test_enc1_network_enc0_copies_the_architecture_not_the_weights(tmp_path: Path) -> None:
+    """AWS: enc1_network=enc0 gives enc1 enc0's network and hyperparameter values, and the two "can't share parameter
+    values"; sharing the module is the local share_encoders option."""
+    hp = parse_hyperparameters(tiny_config(tmp_path, "hcnn")["hyperparameters"])
+    model = Object2Vec(hp)
+    assert model.enc1 is not model.enc0 and model.enc1.embedding is not model.enc0.embedding
+    assert type(model.enc1) is type(model.enc0)
+    assert [p.shape for p in model.enc1.parameters()] == [p.shape for p in model.enc0.parameters()]
+    shared = Object2Vec(hp, share_encoders=True)
+    assert shared.enc1 is shared.enc0
+    cfg = tiny_config(tmp_path, enc1_network="bilstm")
+    with pytest.raises(ValueError, match="share_encoders needs enc1_network=enc0"):
+        Object2Vec(parse_hyperparameters(cfg["hyperparameters"]), share_encoders=True)
+    with pytest.raises(ConfigError, match="share_encoders"):
+        TrainConfig.from_dict({**cfg, "share_encoders": True}, tmp_path)
+
+
+@pytest.mark.parametrize(("share", "tables"), [(True, 1), (False, 2)])
+def test_pretrained_tables_and_their_alignment_follow_the_encoders(tmp_path: Path, share: bool, tables: int) -> None:
+    """Separate encoders both start from enc0's pretrained table (enc1_network=enc0 copies its settings) and each
+    table's untouched rows are aligned; a shared encoder has one table."""
+    size = 100  # ids 60..99 never occur in the tiny channels
+    vocab = {f"tok{i}": i for i in range(size)}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    lines = [f"tok{i} " + " ".join(str(float(i % 7) / 10 + j / 100) for j in range(16)) for i in range(1, size)]
+    (tmp_path / "vectors.txt").write_text("\n".join(lines) + "\n")
+    cfg = tiny_config(
+        tmp_path,
+        epochs=1,
+        enc0_vocab_size=size,
+        enc0_pretrained_embedding_file="vectors.txt",
+        enc0_vocab_file="vocab.json",
+        enc0_freeze_pretrained_embedding="False",
+    )
+    cfg.update(auxiliary=".", align_unseen_tokens=True, share_encoders=share)
+    log = run(tmp_path, cfg)
+    assert log["aligned_unseen_tokens"] == tables * (size - VOCAB)
+    state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
+    assert state["share_encoders"] is share
+    start = torch.tensor([[0.6 + j / 100 for j in range(16)]])  # tok97's pretrained row
+    for side in range(2):
+        table = state["state_dict"][f"enc{side}.embedding.weight"]
+        assert not torch.allclose(table[97], start, atol=1e-3)  # moved into the trained space
+    weights = state["state_dict"]
+    assert torch.equal(weights["enc0.embedding.weight"], weights["enc1.embedding.weight"]) is share
 
 
 def test_row_sparse_and_tied_embeddings(tmp_path: Path) -> None:
@@ -173,3 +230,11 @@ def test_config_errors(tmp_path: Path) -> None:
         TrainConfig.from_dict({"channels": {"train": "x"}, "l1": 0.1}, tmp_path)
     with pytest.raises(ConfigError, match="'train'"):
         TrainConfig.from_dict({"channels": {}}, tmp_path)
+
+
+def test_a_config_copied_from_a_tuned_job_trains_and_records_the_ignored_keys(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, epochs=1)
+    cfg["hyperparameters"]["_tuning_objective_metric"] = "validation:mean_squared_error"
+    log = run(tmp_path, cfg)
+    assert log["ignored_hyperparameters"] == {"_tuning_objective_metric": "validation:mean_squared_error"}
+    assert "_tuning_objective_metric" not in log["hyperparameters"]

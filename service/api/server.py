@@ -3,6 +3,7 @@ on a free loopback port, for the end-to-end tests and the HTTP benchmark)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -19,21 +20,46 @@ import uvicorn
 
 from service.settings import Settings
 
-SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
+MODEL_FILES = ("encoder.onnx", "hyperparameters.json", "tokenizer.json")  # what `o2v export` writes and serving reads
+logger = logging.getLogger("o2v.serve")
+
+
+def sagemaker_model(path: Path) -> Path | None:
+    """The model directory SageMaker unpacked to `path`, or None when it is empty or absent (the baked-in model
+    serves, logged). Anything else there stops the start: a SageMaker built-in Object2Vec artifact (model_algo-1, a
+    model.tar.gz) cannot be served here, and answering with the baked-in model instead would give 200s with
+    embeddings of another vocabulary."""
+    found = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if not found:
+        logger.warning("%s holds no model: serving the baked-in model", path)
+        return None
+    missing = [name for name in MODEL_FILES if not (path / name).is_file()]
+    if missing:
+        listed = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+        raise ValueError(
+            f"{path} holds {listed}, not an object2vec-service model directory (missing {', '.join(missing)}). "
+            f"Expected what `o2v export` writes ({', '.join(MODEL_FILES)}, scorer.onnx, model_card.json), packed as "
+            "the model's model.tar.gz; a model trained by SageMaker's built-in Object2Vec cannot be served by this "
+            "image. Create the SageMaker model without model data to serve the baked-in model."
+        )
+    return path
 
 
 def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
     """Serve with the environment's settings plus `overrides`; they travel as O2V_* variables so that every
     uvicorn worker process builds the same Settings. `sagemaker`: what a SageMaker container needs unless
-    overridden: 0.0.0.0:8080, InvokeEndpoint's body limit, the model SageMaker unpacks to /opt/ml/model."""
+    overridden: 0.0.0.0:8080, InvokeEndpoint's body limit, the model SageMaker unpacks (sagemaker_model)."""
     if sagemaker:
+        settings = Settings()
         defaults: dict[str, Any] = {
             "host": "0.0.0.0",
             "port": 8080,
-            "max_body_bytes": Settings().sagemaker_max_body_bytes,
+            "max_body_bytes": settings.sagemaker_max_body_bytes,
         }
-        if (SAGEMAKER_MODEL_DIR / "encoder.onnx").is_file():
-            defaults["model_dir"] = SAGEMAKER_MODEL_DIR
+        if "model_dir" not in overrides:
+            unpacked = sagemaker_model(settings.sagemaker_model_dir)
+            if unpacked is not None:
+                defaults["model_dir"] = unpacked
         overrides = {**defaults, **overrides}
     for name, value in overrides.items():
         os.environ[f"O2V_{name.upper()}"] = str(value)

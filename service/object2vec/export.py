@@ -123,6 +123,17 @@ def score_distribution(scores: list[float], bins: int = 20) -> dict[str, Any]:
     }
 
 
+def local_options(config: dict[str, Any], shared: bool) -> dict[str, Any]:
+    """The training options that are not SageMaker hyperparameters, so hyperparameters.json cannot carry them: a
+    reader of the card (or SageMaker) would otherwise take enc1_network=enc0 for two encoders with their own weights."""
+    return {
+        "share_encoders": shared,
+        "early_stopping_metric": config.get("early_stopping_metric", "loss"),
+        "early_stopping_reference": config.get("early_stopping_reference", "previous"),
+        "align_unseen_tokens": bool(config.get("align_unseen_tokens", False)),
+    }
+
+
 def export_model(
     checkpoint_dir: str | Path,
     model_dir: str | Path,
@@ -164,6 +175,7 @@ def export_model(
         },
         "scorer": {"output_layer": hp.output_layer, "comparator_list": hp.comparator_list},
         "hyperparameters": hp.to_sagemaker(),
+        "local_options": local_options(config, shared=model.enc1 is model.enc0),
         "training": {
             "seed": log.get("seed"),
             "epochs_run": len(log.get("epochs", [])),
@@ -171,6 +183,7 @@ def export_model(
             "stopped_early": log.get("stopped_early"),
             "train_seconds": log.get("train_seconds"),
             "cosine_loss_weight": config.get("cosine_loss_weight", 0.0),
+            "ignored_hyperparameters": log.get("ignored_hyperparameters", {}),
             "history": log.get("epochs", []),
         },
         "metrics": {k: log[k] for k in ("validation", "test") if k in log},

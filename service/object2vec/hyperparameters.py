@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 COMPARATORS = ("hadamard", "concat", "abs_diff")
@@ -89,8 +89,12 @@ SPECS: dict[str, Spec] = {
     "weight_decay": Spec("float", 0.0, 0.0, 10000.0),
 }
 
-# Names SageMaker's own notebooks pass that the algorithm accepts but that only steer its GPU/kvstore setup.
-IGNORED = frozenset({"_num_gpus", "_num_kv_servers", "_kvstore"})
+# Names the algorithm accepts that are not part of the model, so they are accepted, ignored and recorded
+# (Hyperparameters.ignored): `_tuning_objective_metric` is what a tuning job adds to each training job it starts (the
+# SDK's tuner removes it again as "reserved by SageMaker for tuning jobs"), the `_num_gpus`/`_num_kv_servers`/
+# `_kvstore` keys steer the GPU/kvstore setup in SageMaker's notebooks. `sagemaker_*` keys are not among them: the SDK
+# adds those to framework (script-mode) estimators only, and built-in algorithms refuse extra hyperparameters.
+IGNORED = frozenset({"_tuning_objective_metric", "_num_gpus", "_num_kv_servers", "_kvstore"})
 
 _NO_L1 = (
     "'{name}' is not an Object2Vec hyperparameter: Object2Vec has no L1 regularization. "
@@ -198,13 +202,15 @@ class Hyperparameters:
     tied_token_embedding_weight: bool
     token_embedding_storage_type: str
     weight_decay: float
+    ignored: dict[str, str] = field(default_factory=dict, compare=False)  # IGNORED keys the map held, as given
 
     @property
     def comparators(self) -> list[str]:
         return [c.strip() for c in self.comparator_list.split(",")]
 
     def encoder(self, side: int) -> dict[str, Any]:
-        """The settings of encoder 0 or 1; enc1_network='enc0' means enc1 is built like enc0 and shares it."""
+        """The settings of encoder 0 or 1. enc1_network='enc0' gives enc1 enc0's architecture and hyperparameter
+        values (SageMaker's meaning: not its weights; sharing those is the local `share_encoders` option)."""
         if side == 1 and self.enc1_network != "enc0":
             prefix = "enc1_"
             network = self.enc1_network
@@ -231,7 +237,8 @@ class Hyperparameters:
     def to_sagemaker(self) -> dict[str, str]:
         """The string→string map CreateTrainingJob takes; parse_hyperparameters(to_sagemaker()) round-trips."""
         out = {}
-        for key, value in asdict(self).items():
+        for key in SPECS:
+            value = getattr(self, key)
             if value is None or value == "":
                 continue
             out[key] = str(value) if not isinstance(value, bool) else ("True" if value else "False")
@@ -241,8 +248,10 @@ class Hyperparameters:
 def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:
     """Validate a SageMaker-style hyperparameter map (strings or typed values) and fill in the defaults."""
     values: dict[str, Any] = {}
+    ignored: dict[str, str] = {}
     for name, value in raw.items():
         if name in IGNORED:
+            ignored[name] = str(value)
             continue
         if name == "l1" or name.endswith("_l1") or name in ("l1_regularization", "lambda_l1"):
             raise HyperparameterError(name, _NO_L1.format(name=name))
@@ -255,4 +264,4 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:
             if spec.required:
                 raise HyperparameterError(name, f"missing required hyperparameter '{name}': expected {spec.describe()}")
             values[name] = spec.default
-    return Hyperparameters(**{f.name: values[f.name] for f in fields(Hyperparameters)})
+    return Hyperparameters(**values, ignored=ignored)

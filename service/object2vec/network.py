@@ -198,16 +198,27 @@ class PairScorer(nn.Module):
 
 
 class Object2Vec(nn.Module):
-    """enc0 and enc1 with the pair scorer. enc1_network='enc0' makes enc1 the same module (a siamese encoder)."""
+    """enc0 and enc1 with the pair scorer.
 
-    def __init__(self, hp: Hyperparameters, pretrained: dict[int, torch.Tensor] | None = None) -> None:
+    As on SageMaker, enc1_network='enc0' builds enc1 like enc0 with weights of its own. `share_encoders` (a local
+    option, not a SageMaker hyperparameter) makes enc1 the same module instead: the siamese encoder sentence
+    similarity wants, where in0 and in1 texts land in one space.
+    """
+
+    def __init__(
+        self, hp: Hyperparameters, pretrained: dict[int, torch.Tensor] | None = None, share_encoders: bool = False
+    ) -> None:
         super().__init__()
+        if share_encoders and hp.enc1_network != "enc0":
+            raise ValueError(
+                f"share_encoders needs enc1_network=enc0 (one module has one architecture), not {hp.enc1_network}"
+            )
         self.hp = hp
         pretrained = pretrained or {}
         s0 = hp.encoder(0)
         emb0 = self._embedding(s0, pretrained.get(0), hp.token_embedding_storage_type == "row_sparse")
         self.enc0 = _build_encoder(s0, emb0, hp.enc_dim, hp.dropout)
-        if hp.enc1_network == "enc0":
+        if share_encoders:
             self.enc1 = self.enc0
         else:
             s1 = hp.encoder(1)

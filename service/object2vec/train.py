@@ -35,7 +35,9 @@ LOCAL_OPTIONS = {
     "seed",
     "early_stopping",
     "early_stopping_metric",
+    "early_stopping_reference",
     "align_unseen_tokens",
+    "share_encoders",
     "cosine_loss_weight",
     "evaluate_train",
     "threads",
@@ -47,6 +49,9 @@ LOCAL_OPTIONS = {
 # Validation numbers early stopping and the best-epoch choice may watch: the loss (SageMaker's choice) or a
 # Spearman, which is what an embedding's users see (the loss also grades the cosines' scale, which ranking ignores).
 WATCHABLE = {"loss": 1.0, "spearman_cosine": -1.0}
+# What an epoch must beat by early_stopping_tolerance: the epoch before (SageMaker: "between consecutive epochs") or
+# the best so far (stricter: a value that wobbles without getting better still runs out of patience).
+REFERENCES = ("previous", "best")
 
 
 class ConfigError(ValueError):
@@ -65,7 +70,9 @@ class TrainConfig:
     seed: int = 0
     early_stopping: bool = True
     early_stopping_metric: str = "loss"
+    early_stopping_reference: str = "previous"
     align_unseen_tokens: bool = False
+    share_encoders: bool = False
     cosine_loss_weight: float = 0.0
     evaluate_train: bool = False
     threads: int | None = None
@@ -96,12 +103,20 @@ class TrainConfig:
         if metric not in WATCHABLE:
             raise ConfigError(f"config 'early_stopping_metric' must be one of {sorted(WATCHABLE)}, not '{metric}'")
 
+        reference = str(raw.get("early_stopping_reference", "previous"))
+        if reference not in REFERENCES:
+            raise ConfigError(f"config 'early_stopping_reference' must be one of {list(REFERENCES)}, not '{reference}'")
+        hp = parse_hyperparameters(raw.get("hyperparameters", {}))
+        share = bool(raw.get("share_encoders", False))
+        if share and hp.enc1_network != "enc0":
+            raise ConfigError(f"config 'share_encoders' needs enc1_network=enc0, not {hp.enc1_network}")
+
         def resolve(p: str | None) -> Path | None:
             return None if p is None else (base / p).resolve()
 
         out = Path(output_dir) if output_dir else resolve(raw.get("output_dir", "output"))
         return cls(
-            hp=parse_hyperparameters(raw.get("hyperparameters", {})),
+            hp=hp,
             channels={k: resolve(v) for k, v in raw["channels"].items()},  # type: ignore[misc]
             output_dir=out,  # type: ignore[arg-type]
             auxiliary=resolve(raw.get("auxiliary")),
@@ -109,7 +124,9 @@ class TrainConfig:
             seed=int(raw.get("seed", 0)),
             early_stopping=bool(raw.get("early_stopping", True)),
             early_stopping_metric=metric,
+            early_stopping_reference=reference,
             align_unseen_tokens=bool(raw.get("align_unseen_tokens", False)),
+            share_encoders=share,
             cosine_loss_weight=weight,
             evaluate_train=bool(raw.get("evaluate_train", False)),
             threads=raw.get("threads"),
@@ -119,19 +136,20 @@ class TrainConfig:
 
 
 class EarlyStopping:
-    """SageMaker's rule: stop after `patience` consecutive epochs whose validation loss did not fall by at
-    least `tolerance` below the best loss so far."""
+    """Stop after `patience` consecutive epochs whose validation loss did not fall by at least `tolerance` below
+    the reference: the previous epoch's loss (SageMaker's wording, the default) or the best so far."""
 
-    def __init__(self, patience: int, tolerance: float) -> None:
+    def __init__(self, patience: int, tolerance: float, reference: str = "previous") -> None:
         self.patience = patience
         self.tolerance = tolerance
-        self.best = math.inf
+        self.reference = reference
+        self.best = self.previous = math.inf
         self.bad_epochs = 0
 
     def step(self, loss: float) -> bool:
         """Record one epoch's loss; True means stop now."""
-        improved = loss <= self.best - self.tolerance
-        self.best = min(self.best, loss)
+        improved = loss <= (self.best if self.reference == "best" else self.previous) - self.tolerance
+        self.best, self.previous = min(self.best, loss), loss
         self.bad_epochs = 0 if improved else self.bad_epochs + 1
         return self.bad_epochs >= self.patience
 
@@ -150,10 +168,13 @@ def load_channel(path: Path, hp: Hyperparameters) -> PairData:
 
 def _pretrained(cfg: TrainConfig) -> dict[int, torch.Tensor]:
     """Load enc*_pretrained_embedding_file from the auxiliary folder, keyed through enc*_vocab_file."""
-    tables = {}
+    tables: dict[int, torch.Tensor] = {}
     for side in (0, 1):
         s = cfg.hp.encoder(side)
-        if (side == 1 and cfg.hp.enc1_network == "enc0") or not s["pretrained_embedding_file"]:
+        if (side == 1 and cfg.share_encoders) or not s["pretrained_embedding_file"]:
+            continue
+        if side == 1 and s == cfg.hp.encoder(0):  # enc1_network=enc0: enc1 starts from enc0's table, read once
+            tables[1] = tables[0]
             continue
         if cfg.auxiliary is None or not s["vocab_file"]:
             raise ConfigError(
@@ -186,11 +207,23 @@ def align_unseen_tokens(embedding: torch.nn.Embedding, start: torch.Tensor, seen
     return int(unseen.sum())
 
 
-def _seen_tokens(data: PairData, vocab_size: int) -> torch.Tensor:
-    seen = torch.zeros(vocab_size, dtype=torch.bool)
-    for rows in (data.in0, data.in1):
-        seen[torch.tensor([t for row in rows for t in row], dtype=torch.long)] = True
-    return seen
+def _align_tables(model: Object2Vec, data: PairData, tables: dict[int, torch.Tensor]) -> int:
+    """align_unseen_tokens for each distinct token table that started pretrained. A table's seen rows are the tokens
+    of the inputs that go through it: in0 and in1 when the encoders (or their tables) are shared, else its own."""
+    encoders = (model.enc0, model.enc1)
+    done: list[torch.nn.Module] = []
+    moved = 0
+    for side, start in tables.items():
+        embedding = encoders[side].embedding
+        if any(embedding is d for d in done):
+            continue
+        done.append(embedding)
+        seen = torch.zeros(start.shape[0], dtype=torch.bool)
+        for enc, rows in zip(encoders, (data.in0, data.in1), strict=True):
+            if enc.embedding is embedding:
+                seen[torch.tensor([t for row in rows for t in row], dtype=torch.long)] = True
+        moved += align_unseen_tokens(embedding, start, seen)
+    return moved
 
 
 def _optimizers(model: Object2Vec, hp: Hyperparameters) -> list[torch.optim.Optimizer]:
@@ -272,13 +305,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     data = {name: load_channel(path, hp) for name, path in cfg.channels.items()}
     train_data = with_negatives(data["train"], hp.negative_sampling_rate, rng)
     tables = _pretrained(cfg)
-    if cfg.align_unseen_tokens and (0 not in tables or hp.enc1_network != "enc0"):
-        raise ConfigError("'align_unseen_tokens' needs enc1_network=enc0 and an enc0_pretrained_embedding_file")
-    model = Object2Vec(hp, tables)
+    if cfg.align_unseen_tokens and 0 not in tables:
+        raise ConfigError("'align_unseen_tokens' needs an enc0_pretrained_embedding_file to start from")
+    model = Object2Vec(hp, tables, cfg.share_encoders)
     optimizers = _optimizers(model, hp)
-    stopper = EarlyStopping(hp.early_stopping_patience, hp.early_stopping_tolerance)
+    stopper = EarlyStopping(hp.early_stopping_patience, hp.early_stopping_tolerance, cfg.early_stopping_reference)
     monitor = data.get("validation")
     log: dict[str, Any] = {"hyperparameters": hp.to_sagemaker(), "seed": cfg.seed, "epochs": []}
+    if hp.ignored:
+        log["ignored_hyperparameters"] = hp.ignored
     best_state, best_loss, best_epoch = None, math.inf, 0
     started = time.time()
     for epoch in range(1, hp.epochs + 1):
@@ -318,8 +353,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         model.load_state_dict(best_state)
     log["best_epoch"] = best_epoch
     if cfg.align_unseen_tokens:
-        seen = _seen_tokens(data["train"], tables[0].shape[0])
-        log["aligned_unseen_tokens"] = align_unseen_tokens(model.enc0.embedding, tables[0], seen)
+        log["aligned_unseen_tokens"] = _align_tables(model, data["train"], tables)
     log["train_seconds"] = round(time.time() - started, 1)
     for name in ("validation", "test"):
         if name in data:
@@ -332,6 +366,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         {
             "state_dict": model.state_dict(),
             "hyperparameters": hp.to_sagemaker(),
+            "share_encoders": cfg.share_encoders,
             "config": cfg.raw,
             "tokenizer": str(cfg.tokenizer) if cfg.tokenizer else None,
             "channels": {k: {"file": p.name, "sha256": file_sha256(p)} for k, p in cfg.channels.items()},
@@ -343,8 +378,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path) -> Object2Vec:
-    """Rebuild a trained model from checkpoint.pt (pretrained tables come back with the state dict)."""
+    """Rebuild a trained model from checkpoint.pt (pretrained tables come back with the state dict).
+
+    A checkpoint from before `share_encoders` existed shared enc1 whenever enc1_network=enc0, so that is its default.
+    """
     state = torch.load(Path(path), map_location="cpu", weights_only=False)
-    model = Object2Vec(parse_hyperparameters(state["hyperparameters"]))
+    hp = parse_hyperparameters(state["hyperparameters"])
+    model = Object2Vec(hp, share_encoders=state.get("share_encoders", hp.enc1_network == "enc0"))
     model.load_state_dict(state["state_dict"])
     return model.eval()
