@@ -10,6 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from service.settings import Settings
 
@@ -79,7 +80,8 @@ def test_the_manifests_fit_together() -> None:
         m["Secret"]["metadata"]["name"],
     }
     config, secret = m["ConfigMap"]["data"], m["Secret"]["stringData"]
-    assert config["O2V_VECTOR_STORE"] == "milvus" and {"O2V_API_KEY", "O2V_MILVUS_TOKEN"} <= secret.keys()
+    assert config["O2V_VECTOR_STORE"] == "milvus"
+    assert {"O2V_API_KEY", "O2V_READ_API_KEY", "O2V_MILVUS_TOKEN"} <= secret.keys()
     for name in [*config, *secret]:
         assert name.startswith("O2V_") and name[4:].lower() in Settings.model_fields, name
     Settings(**{name[4:].lower(): value for name, value in config.items()})  # every value parses
@@ -92,3 +94,19 @@ def test_the_manifests_fit_together() -> None:
     assert probes == {"readinessProbe": "/readyz", "livenessProbe": "/healthz", "startupProbe": "/healthz"}
     assert pod["spec"]["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys() & container["resources"]["limits"].keys()
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    return Settings(**{name[4:].lower(): value for name, value in env.items()})
+
+
+def test_the_shipped_secret_fails_closed() -> None:
+    """As shipped, the keys are empty: the pods refuse to start, naming the setting, rather than serve with a key
+    anyone can read in this repository (it was `change-me`). With real keys the same manifests start."""
+    m = manifests()
+    config, secret = m["ConfigMap"]["data"], m["Secret"]["stringData"]
+    with pytest.raises(ValidationError, match="O2V_API_KEY is set but empty"):
+        settings_of({**config, **secret})
+    keys = {"O2V_API_KEY": "Wm1x-real-write-key", "O2V_READ_API_KEY": "Qp7z-real-read-key"}
+    settings = settings_of({**config, **secret, **keys})
+    assert settings.api_key is not None and settings.read_api_key is not None

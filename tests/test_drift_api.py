@@ -8,7 +8,8 @@ import numpy as np
 
 from tests.gateway_fixtures import client
 
-KEY = {"Authorization": "Bearer secret"}
+API_KEY = "drift-test-key"
+KEY = {"Authorization": f"Bearer {API_KEY}"}
 FAST = {"drift_min_samples": 10, "drift_check_every": 5, "drift_window": 200}
 PAIRS = [
     ["A man is playing a guitar.", "A man plays the guitar.", 4.8],
@@ -27,14 +28,14 @@ PAIRS = [
 
 
 def settings(tmp_path: Path) -> dict:
-    return {"data_dir": tmp_path, "api_key": "secret", **FAST}
+    return {"data_dir": tmp_path, "api_key": API_KEY, **FAST}
 
 
 def test_similarity_scores_are_recorded_per_stream(tmp_path: Path) -> None:
     with client(**settings(tmp_path)) as c:
         pairs = [p[:2] for p in PAIRS]
         assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
-        assert c.post("/similarity", json={"pairs": pairs[:3], "stream": "team-a"}).status_code == 200
+        assert c.post("/similarity", json={"pairs": pairs[:3], "stream": "team-a"}, headers=KEY).status_code == 200
         streams = c.get("/drift").json()["streams"]
         assert (streams["similarity"]["n_total"], streams["team-a"]["n_total"]) == (12, 3)
         assert streams["similarity"]["status"] == "ok"  # 12 ≥ min_samples 10: a verdict, not yet confirmed
@@ -103,7 +104,7 @@ def test_report_page_has_an_svg_per_stream(tmp_path: Path) -> None:
 
 def test_windows_survive_a_restart(tmp_path: Path) -> None:
     with client(**settings(tmp_path)) as c:
-        c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS], "stream": "kept"})
+        c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS], "stream": "kept"}, headers=KEY)
         before = c.get("/drift", params={"stream": "kept"}).json()["streams"]["kept"]
     with client(**settings(tmp_path)) as c:
         after = c.get("/drift", params={"stream": "kept"}).json()["streams"]["kept"]

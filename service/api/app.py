@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 
 from service import __version__
 from service.api import collections, drift, embeddings, errors, health, sagemaker, similarity
+from service.api.auth import read_guard
 from service.api.deps import ScoreObserver
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         version=__version__,
         description="Object2Vec sentence embeddings: OpenAI-style embeddings, similarity, SageMaker contract.",
         lifespan=lifespan,
+        dependencies=read_guard(settings),  # every route, so a new one is guarded by default (auth.py)
     )
     app.state.settings = settings
     app.state.encoder = encoder

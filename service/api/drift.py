@@ -1,8 +1,10 @@
-"""Drift routes: GET /drift (per-stream status and statistics), PUT /drift/baseline/{stream}, GET /drift/report.
+"""Drift routes: GET /drift (per-stream status and statistics), PUT /drift/baseline/{stream}, GET /drift/report,
+PUT and DELETE /drift/streams/{stream}.
 
 The router's lifespan owns the app's DriftMonitor (service/drift): it subscribes the monitor to every score the
 other routes report (`app.state.score_observers`), adds its gauges to the app's metrics registry, runs the
-background checker, and writes the state on shutdown.
+background checker, and writes the state on shutdown. Streams are a bounded namespace (O2V_DRIFT_MAX_STREAMS), so
+only write-key holders make new ones (`admit_stream`): unkeyed callers once filled every slot with junk names.
 """
 
 import asyncio
@@ -12,12 +14,12 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, WithJsonSchema
 from scipy.stats import spearmanr
 from starlette.responses import HTMLResponse, Response
 
 from service.api import limits
-from service.api.auth import require_api_key
+from service.api.auth import may_write, require_api_key
 from service.api.deps import EmbedderDep
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
@@ -44,11 +46,44 @@ class BaselineOut(BaseModel):
     label_spearman: float | None = Field(None, description="Spearman of the pair cosines with the given labels")
 
 
+def _pair(value: Any) -> Any:
+    """[a, b] or [a, b, label] → (a, b, label or None): one tuple type, so that an error names `pairs[9][1]` (with a
+    union of the two shapes pydantic names the member it tried instead)."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return (*value, None)
+    if isinstance(value, list | tuple) and len(value) == 3 and value[2] is None:
+        raise ValueError("a pair's label must be a number")
+    return value
+
+
 def get_monitor(request: Request) -> DriftMonitor:
     return request.app.state.drift
 
 
 MonitorDep = Annotated[DriftMonitor, Depends(get_monitor)]
+
+
+def _create(monitor: DriftMonitor, stream: str) -> bool:
+    try:
+        return monitor.create_stream(stream)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), "stream") from exc
+
+
+def admit_stream(request: Request, stream: str) -> None:
+    """Let a route feed `stream`: it exists, or the caller may write and it is made now (422 past the limit).
+    Call before any work; an app without the drift router admits everything."""
+    monitor: DriftMonitor | None = getattr(request.app.state, "drift", None)
+    if monitor is None or monitor.has_stream(stream):
+        return
+    if not may_write(request):
+        raise ApiError(
+            422,
+            f"no drift stream named {stream!r}: an operator creates it with the API key "
+            f"(PUT /drift/streams/{stream}), or leave out stream",
+            "stream",
+        )
+    _create(monitor, stream)
 
 
 async def pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: int) -> np.ndarray:
@@ -60,7 +95,13 @@ async def pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: 
 
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     Text = limits.text(settings)
-    Pair = tuple[Text, Text] | tuple[Text, Text, Score]
+    pair_schema = {
+        "type": "array",
+        "prefixItems": [TypeAdapter(Text).json_schema()] * 2 + [TypeAdapter(Score).json_schema()],
+        "minItems": 2,
+        "maxItems": 3,
+    }
+    Pair = Annotated[tuple[Text, Text, Score | None], BeforeValidator(_pair), WithJsonSchema(pair_schema)]
 
     class BaselineIn(BaseModel):
         """Exactly one of `scores` (raw scores) or `pairs` (texts the service embeds and scores itself)."""
@@ -116,10 +157,11 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Replace the stream's baseline (its status starts again from no verdict); stored before the answer."""
         if (body.scores is None) == (body.pairs is None):
             raise ApiError(422, "give exactly one of scores and pairs", "scores")
+        _create(monitor, stream)  # before the pairs are embedded: past the stream limit nothing is spent
         label_spearman = None
         if body.pairs is not None:
             scores = await pair_cosines(embedder, [(p[0], p[1]) for p in body.pairs], settings.max_batch_size)
-            labels = [p[2] for p in body.pairs if len(p) == 3]
+            labels = [p[2] for p in body.pairs if p[2] is not None]
             if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
                 label_spearman = round(float(spearmanr(scores, labels).statistic), 6)
             source = body.source or f"pairs:{len(body.pairs)} scored by {encoder.name}"
@@ -130,5 +172,35 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         except ValueError as exc:
             raise ApiError(422, str(exc), "scores") from exc
         return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
+
+    @router.put(
+        "/drift/streams/{stream}",
+        status_code=201,
+        dependencies=[Depends(require_api_key)],
+        responses={200: {"description": "it existed already"}, **responses(401, 422)},
+    )
+    async def create_stream(stream: StreamName, monitor: MonitorDep) -> Response:
+        """Make a stream that callers without the API key may then feed (`"stream"` of /similarity); idempotent.
+        Its baseline is the model card's until one is uploaded. Stored before the answer."""
+        created = _create(monitor, stream)
+        await asyncio.to_thread(monitor.save)
+        return json_response(monitor.stream_report(stream), status=201 if created else 200)
+
+    @router.delete(
+        "/drift/streams/{stream}",
+        status_code=204,
+        dependencies=[Depends(require_api_key)],
+        responses=responses(401, 404, 409, 422),
+    )
+    async def delete_stream(stream: StreamName, monitor: MonitorDep) -> Response:
+        """Forget a stream: its window, history, status and uploaded baseline (frees a slot of
+        O2V_DRIFT_MAX_STREAMS). Built-in and configured streams cannot be deleted (409)."""
+        try:
+            await asyncio.to_thread(monitor.delete_stream, stream)
+        except KeyError as exc:
+            raise ApiError(404, f"no drift stream named {stream!r}", "stream") from exc
+        except ValueError as exc:
+            raise ApiError(409, str(exc), "stream") from exc
+        return Response(status_code=204)
 
     return router

@@ -3,10 +3,11 @@ the OpenAPI schema state the same limits."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, TypeAdapter, WithJsonSchema
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,9 +55,34 @@ class BodyLimitMiddleware:
         await self.app(scope, limited, send)
 
 
+VISIBLE = (
+    r"[^\u0000-\u0020\u007f-\u00a0\u00ad\u0300-\u036f\u0600-\u0605\u061c\u06dd\u070f\u1680\u180b-\u180e"
+    r"\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ue000-\uf8ff\ufe00-\ufe0f\ufeff"
+    r"\ufff9-\ufffb\ufffd]"
+)
+"""One character the tokenizer keeps: not whitespace, a control or format character (zero-width, BOM, soft hyphen,
+bidi marks), a lone Latin combining mark, private use or U+FFFD. A text of those alone has no token and embedded to
+one constant vector (two of them: cosine 1.0). Checked against the bundled tokenizer over the BMP; lone combining
+marks of other scripts and astral tag or private-use characters still pass (they embed as [UNK], like an emoji).
+The same pattern (ECMA and Python read it alike) goes into the OpenAPI schema."""
+_VISIBLE = re.compile(VISIBLE)
+
+
+def visible(value: str) -> str:
+    """The text unchanged, or ValueError when it has no visible character (pydantic names the field: `input[3]`)."""
+    if _VISIBLE.search(value) is None:
+        raise ValueError("the text has nothing to embed: only whitespace, control or format characters")
+    return value
+
+
 def text(settings: Settings) -> Any:
-    """A non-empty string of at most O2V_MAX_TEXT_CHARS characters."""
-    return Annotated[str, StringConstraints(min_length=1, max_length=settings.max_text_chars)]
+    """A string of 1 to O2V_MAX_TEXT_CHARS characters, at least one of them visible (`visible`)."""
+    return Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=settings.max_text_chars),
+        AfterValidator(visible),
+        Field(json_schema_extra={"pattern": VISIBLE}),
+    ]
 
 
 def texts(settings: Settings) -> Any:

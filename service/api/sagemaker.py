@@ -4,6 +4,9 @@
 an instance with only in0 or only in1 gets `{"embeddings":[...]}` from that encoder, one with both gets
 `{"scores":[...]}`. Ids are token ids of this model's vocabulary, as SageMaker takes them. The answer is JSON
 unless Accept asks for JSON Lines. `infer_max_seqlens=N[,M]` in the Content-Type truncates in0 (and in1).
+A request holds at most O2V_MAX_INVOCATION_INSTANCES instances (which bounds the answer: 1000 384-d embeddings are
+about 5 MB of JSON) and O2V_MAX_INVOCATION_TOKENS token ids, counted on the parsed JSON before any validation or
+encoding: 6 MiB of tiny instances once took 38 s and 2.7 GB to answer.
 """
 
 import json
@@ -66,22 +69,47 @@ def _seqlens(value: str | None) -> tuple[int | None, int | None]:
     return lengths[0], lengths[-1]
 
 
-def _instances(raw: bytes, media: str) -> Any:
+def _too_many(what: str, n: int, limit: int, setting: str) -> ApiError:
+    return ApiError(422, f"{n} {what} in one request, the limit is {limit} ({setting}): send fewer", "instances")
+
+
+def _parse(raw: bytes, what: str) -> Any:
+    """json.loads with its RecursionError (JSON nested thousands deep) answered as the bad JSON it is."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise ApiError(400, f"{what} is not valid JSON here: it is nested too deep", "body") from exc
+    except ValueError as exc:
+        raise ApiError(400, f"{what} is not valid JSON: {exc}", "body") from exc
+
+
+def _instances(raw: bytes, media: str, max_instances: int) -> Any:
     if not raw.strip():
         raise ApiError(400, "the body is empty: send Object2Vec instances", "body")
     if media in JSON_LINES:
         lines = [line for line in raw.splitlines() if line.strip()]
-        try:
-            return {"instances": [json.loads(line) for line in lines]}
-        except ValueError as exc:
-            raise ApiError(400, f"a line of the JSON Lines body is not valid JSON: {exc}", "body") from exc
+        if len(lines) > max_instances:  # counted before any line is parsed
+            raise _too_many("instances", len(lines), max_instances, "O2V_MAX_INVOCATION_INSTANCES")
+        return {"instances": [_parse(line, "a line of the JSON Lines body") for line in lines]}
     if media != "application/json":
         message = f"Content-Type must be application/json or application/jsonlines, not {media}"
         raise ApiError(415, message, "Content-Type")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}", "body") from exc
+    return _parse(raw, "the body")
+
+
+def _check_volume(payload: Any, max_instances: int, max_tokens: int) -> None:
+    """422 for too many instances or token ids (as for too many texts), counted on the parsed JSON before pydantic
+    builds any model; anything malformed is left to the validation that follows, which names the field."""
+    instances = payload.get("instances") if isinstance(payload, dict) else None
+    if not isinstance(instances, list):
+        return
+    if len(instances) > max_instances:
+        raise _too_many("instances", len(instances), max_instances, "O2V_MAX_INVOCATION_INSTANCES")
+    tokens = sum(
+        len(ids) for x in instances if isinstance(x, dict) for c in CHANNELS if isinstance(ids := x.get(c), list)
+    )
+    if tokens > max_tokens:
+        raise _too_many("token ids", tokens, max_tokens, "O2V_MAX_INVOCATION_TOKENS")
 
 
 def _render(predictions: list[dict[str, Any]], accept: str) -> Response:
@@ -110,6 +138,7 @@ async def _predict(embedder: Embedder, rows: list[dict[str, list[int] | None]]) 
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["sagemaker"])
     model = encoder.model
+    max_instances = settings.max_invocation_instances
 
     def ids(channel: str) -> Any:
         token = Annotated[int, Field(strict=True, ge=0, lt=model.vocab_size(channel)), BeforeValidator(_integral)]
@@ -130,13 +159,15 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             return self
 
     class InvocationsRequest(BaseModel):
-        instances: Annotated[list[Instance], Field(min_length=1)]
+        instances: Annotated[list[Instance], Field(min_length=1, max_length=max_instances)]
 
     instance_schema = Instance.model_json_schema()
     request_schema = {
         "type": "object",
         "required": ["instances"],
-        "properties": {"instances": {"type": "array", "minItems": 1, "items": instance_schema}},
+        "properties": {
+            "instances": {"type": "array", "minItems": 1, "maxItems": max_instances, "items": instance_schema}
+        },
     }
     openapi_body = {
         "requestBody": {
@@ -165,7 +196,8 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs."""
         media, seqlens = _content_type(request.headers.get("content-type", "application/json"))
         limit0, limit1 = _seqlens(seqlens)
-        payload = _instances(await request.body(), media)
+        payload = _instances(await request.body(), media, max_instances)
+        _check_volume(payload, max_instances, settings.max_invocation_tokens)
         try:
             instances = InvocationsRequest.model_validate(payload).instances
         except ValidationError as exc:

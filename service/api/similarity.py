@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from service.api import limits
 from service.api.deps import EmbedderDep, observe_scores
+from service.api.drift import admit_stream
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
 from service.drift.monitor import STREAM_PATTERN
@@ -36,12 +37,17 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         model_config = ConfigDict(extra="forbid")
         pairs: Annotated[list[tuple[text, text]], Field(min_length=1, max_length=settings.max_batch_size)]
         stream: str | None = Field(
-            None, pattern=STREAM_PATTERN, description="drift stream the cosines are counted in (default: similarity)"
+            None,
+            pattern=STREAM_PATTERN,
+            description="drift stream the cosines are counted in (default: similarity); without the API key it "
+            "must exist already (built in, O2V_DRIFT_STREAMS, or PUT /drift/streams/{stream})",
         )
 
     @router.post("/similarity", response_model=SimilarityResponse, responses=responses(*BODY_ERRORS, 502, 503))
     async def similarity(body: SimilarityRequest, request: Request, embedder: EmbedderDep) -> Response:
         """Texts a and b of each pair go through encoder 0 for the cosine, through in0/in1 for the score."""
+        if body.stream is not None:
+            admit_stream(request, body.stream)
         n = len(body.pairs)
         rows = await embedder.tokenize([a for a, _ in body.pairs] + [b for _, b in body.pairs])
         vectors = l2_normalize(await embedder.embed_ids(rows))

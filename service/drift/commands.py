@@ -86,10 +86,12 @@ def _offline(args: argparse.Namespace) -> Any:
 
 
 def _http(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    from service.drift.notify import OPENER
+
     headers = {"Content-Type": "application/json"}
     if args.api_key:
         headers["Authorization"] = f"Bearer {args.api_key}"
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(args.url.rstrip("/") + path, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(request, timeout=300) as response:
+    with OPENER.open(request, timeout=300) as response:  # no redirects: the API key goes to --url only
         return json.loads(response.read())

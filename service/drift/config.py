@@ -49,6 +49,7 @@ class DriftConfig:
     bucket_seconds: int
     history_buckets: int
     max_streams: int
+    streams: tuple[str, ...]  # configured: they exist from the start, like the built-in ones
     live_baseline_streams: tuple[str, ...]
     persist_interval_s: float
     webhook_url: str | None
@@ -77,6 +78,7 @@ class DriftConfig:
             bucket_seconds=s.drift_bucket_seconds,
             history_buckets=s.drift_history_buckets,
             max_streams=s.drift_max_streams,
+            streams=tuple(s.drift_streams),
             live_baseline_streams=tuple(s.drift_live_baseline_streams),
             persist_interval_s=s.drift_persist_interval_s,
             webhook_url=s.drift_webhook_url,

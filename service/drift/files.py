@@ -17,7 +17,7 @@ def read_baseline_file(path: str | Path) -> dict[str, Any]:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            body = json.loads(text)
+            body = _loads(text)
         except json.JSONDecodeError:
             body = None  # JSON Lines also starts with "{"
         if isinstance(body, list):
@@ -33,8 +33,16 @@ def read_baseline_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: expected one number per line ({exc})") from None
 
 
+def _loads(text: str) -> Any:
+    """json.loads, with JSON nested too deep for it as the ValueError the CLI reports (not a RecursionError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the file's JSON is nested too deep") from None
+
+
 def _from_json_lines(text: str) -> dict[str, Any]:
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    rows = [_loads(line) for line in text.splitlines() if line.strip()]
     if all(isinstance(r.get("in0"), str) and isinstance(r.get("in1"), str) for r in rows):
         return {"pairs": [[r["in0"], r["in1"], *([r["label"]] if "label" in r else [])] for r in rows]}
     key = "score" if all("score" in r for r in rows) else "label"

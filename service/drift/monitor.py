@@ -59,6 +59,8 @@ class DriftMonitor:
 
     A stream's baseline is, in order: one set through `set_baseline`, the model card's validation scores (except
     for `live_baseline_streams`, whose scores are not pair cosines), or its own first full window.
+    The built-in STREAMS and the configured `config.streams` always exist; others are made by `create_stream`
+    (or a first `record`), at most `max_streams` in all, and removed by `delete_stream`.
     """
 
     def __init__(
@@ -82,17 +84,49 @@ class DriftMonitor:
         self._save_lock = threading.Lock()
         self._create_lock = threading.Lock()
         self._streams: dict[str, _Tracked] = {}
-        for name in STREAMS:
-            self._track(name)
+        self.fixed = tuple(dict.fromkeys((*STREAMS, *config.streams)))
+        for name in self.fixed:
+            if self._track(name) is None:
+                raise ValueError(
+                    f"configured drift stream {name!r}: names must match {STREAM_PATTERN}, "
+                    f"at most {config.max_streams} streams (O2V_DRIFT_STREAMS, O2V_DRIFT_MAX_STREAMS)"
+                )
         if store is not None:
             self._restore(store.load())
 
     @classmethod
     def from_settings(cls, settings: Any, card: dict[str, Any]) -> DriftMonitor:
-        """The service's monitor: O2V_DRIFT_* settings, state under data_dir/drift, the served model's card."""
+        """The service's monitor: O2V_DRIFT_* settings, state under data_dir/.o2v/drift, the served model's card."""
         config = DriftConfig.from_settings(settings)
         notifier = StatusNotifier(config.webhook_url, config.webhook_timeout_s, config.webhook_retries)
-        return cls(config, card, DriftStore(settings.data_dir / "drift"), notifier)
+        return cls(config, card, DriftStore.in_data_dir(settings.data_dir), notifier)
+
+    # streams
+    def has_stream(self, name: str) -> bool:
+        return name in self._streams
+
+    def create_stream(self, name: str) -> bool:
+        """Make the stream exist (True if it is new); ValueError for a bad name or past max_streams."""
+        if name in self._streams:
+            return False
+        if self._track(name) is None:
+            if not STREAM_NAME.match(name):
+                raise ValueError(f"stream name must match {STREAM_PATTERN}")
+            raise ValueError(
+                f"at most {self.config.max_streams} drift streams (O2V_DRIFT_MAX_STREAMS): delete one first"
+            )
+        self.dirty = True
+        return True
+
+    def delete_stream(self, name: str) -> None:
+        """Forget a stream: window, history, status and uploaded baseline; persisted before returning.
+        KeyError if there is none, ValueError for a built-in or configured stream (they always exist)."""
+        if name in self.fixed:
+            raise ValueError(f"{name!r} is a built-in or configured stream; replace its baseline instead")
+        with self._lock, self._create_lock:
+            del self._streams[name]
+        self.dirty = True
+        self.save()
 
     # recording: the request path
     def record(self, name: str, score: float) -> bool:
@@ -152,9 +186,8 @@ class DriftMonitor:
             raise ValueError(f"stream name must match {STREAM_NAME.pattern}")
         new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
         with self._lock:
-            tracked = self._track(name)
-            if tracked is None:
-                raise ValueError(f"at most {self.config.max_streams} streams")
+            self.create_stream(name)
+            tracked = self._streams[name]
             tracked.baseline = new
             self._reset(tracked)
         self.dirty = True
@@ -190,7 +223,9 @@ class DriftMonitor:
     def check(self, name: str) -> str:
         """Evaluate the stream now and advance its status (one step of the hysteresis); returns the status."""
         with self._lock:
-            tracked = self._streams[name]
+            tracked = self._streams.get(name)
+            if tracked is None:  # deleted since it became due
+                return PENDING
             tracked.due = False
             tracked.checked_total = tracked.stream.total
             ev = self._evaluate(name, tracked)
@@ -254,8 +289,11 @@ class DriftMonitor:
         """Per stream, what Prometheus adds up across replicas: `counts` of the scores this process recorded per
         SCORE_EDGES bucket (+Inf last) and the baseline's CDF at those edges (None without one)."""
         out = {}
+        streams = dict(self._streams)  # a stream deleted meanwhile is still answered, not a KeyError
         for name in self.streams():
-            counts = self._streams[name].stream.score_counts()
+            if name not in streams:
+                continue
+            counts = streams[name].stream.score_counts()
             baseline = self.baseline(name)
             cdf = None
             if baseline is not None:

@@ -7,10 +7,25 @@ import logging
 import queue
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 log = logging.getLogger("service.drift")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an HTTPError, never followed: urllib would resend the request as a GET, with its Authorization
+    header, to wherever the Location points (another host, a loopback admin port)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+OPENER = urllib.request.build_opener(_NoRedirects)
+"""urllib without redirects: the webhook here and `o2v drift --url` (service/drift/commands.py) use it."""
+MAX_ANSWER_BYTES = 65_536
 
 
 class StatusNotifier:
@@ -20,6 +35,8 @@ class StatusNotifier:
     """
 
     def __init__(self, url: str | None, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.5) -> None:
+        if url is not None and urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"O2V_DRIFT_WEBHOOK_URL must be an http(s) URL, not {url.split(':', 1)[0]!r}")
         self.url, self.timeout_s, self.retries, self.backoff_s = url, timeout_s, retries, backoff_s
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=256)
         self._thread: threading.Thread | None = None
@@ -64,13 +81,15 @@ class StatusNotifier:
                 self.url or "", data=body, method="POST", headers={"Content-Type": "application/json"}
             )
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    response.read()
+                with OPENER.open(request, timeout=self.timeout_s) as response:
+                    response.read(MAX_ANSWER_BYTES)  # the answer is not used: never hold a huge one
                 self.delivered += 1
                 return
             except OSError as exc:  # URLError, HTTPError, timeouts and refused connections are all OSErrors
-                if attempt == self.retries:
+                redirected = isinstance(exc, urllib.error.HTTPError) and 300 <= exc.code < 400
+                if attempt == self.retries or redirected:  # a redirect answers the same on every try
                     self.failed += 1
-                    log.error(json.dumps({"event": "drift_webhook_failed", "error": str(exc)}))
+                    hint = {"hint": "redirects are not followed: set the final URL"} if redirected else {}
+                    log.error(json.dumps({"event": "drift_webhook_failed", "error": str(exc), **hint}))
                     return
                 time.sleep(self.backoff_s * 2**attempt)

@@ -1,14 +1,25 @@
-"""The drift monitor's state on disk: one JSON file under data_dir/drift/, replaced atomically."""
+"""The drift monitor's state on disk: one JSON file under data_dir/.o2v/drift/, replaced atomically.
+
+The service's own state lives under a dot folder because collections live in data_dir/<name> and a collection name
+([A-Za-z0-9_-]) never has a dot: with the old data_dir/drift, `DELETE /collections/drift` deleted the drift state.
+`DriftStore.in_data_dir` moves an old data_dir/drift/state.json there once, leaving any collection files behind.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 STATE_VERSION = 1
+STATE_DIR = Path(".o2v") / "drift"
+LEGACY_DIR = Path("drift")
+STATE_FILE = "state.json"
+
+log = logging.getLogger("service.drift")
 
 
 class DriftStore:
@@ -16,7 +27,25 @@ class DriftStore:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.path = self.folder / "state.json"
+        self.path = self.folder / STATE_FILE
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str | Path) -> DriftStore:
+        """The store of a data directory, after moving the state of the old layout (data_dir/drift) if present."""
+        store = cls(Path(data_dir) / STATE_DIR)
+        legacy = Path(data_dir) / LEGACY_DIR
+        if (legacy / STATE_FILE).is_file() and not store.path.exists():
+            store.folder.mkdir(parents=True, exist_ok=True)
+            os.replace(legacy / STATE_FILE, store.path)  # same file system: atomic
+            _fsync_dir(store.folder)
+            for tmp in legacy.glob(".state-*.json"):  # half-written leftovers of a crash
+                tmp.unlink(missing_ok=True)
+            if not any(legacy.iterdir()):
+                legacy.rmdir()  # it held only the drift state; a collection named drift keeps its folder
+            log.info(json.dumps({"event": "drift_state_moved", "from": str(legacy), "to": str(store.folder)}))
+        elif (legacy / STATE_FILE).is_file():
+            log.warning(json.dumps({"event": "drift_state_ignored", "path": str(legacy / STATE_FILE)}))
+        return store
 
     def load(self) -> dict[str, Any]:
         if not self.path.is_file():
@@ -38,8 +67,13 @@ class DriftStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(self.folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
