@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,7 +22,18 @@ INDEX_PARAM_MAX = {
 """Largest index parameter a collection may ask for (and a default may be): Milvus' own bounds for the IVF lists,
 generous ones elsewhere (past them FAISS only spends memory and time); a bound at all keeps every stored parameter
 a 64-bit integer, which the JSON answers and SQLite need."""
+INDEX_PARAM_MIN = {"m": 2, "ef_construction": 1, "ef_search": 1, "nlist": 1, "nprobe": 1, "min_train": 1}
+"""Smallest index parameter a collection may ask for: what FAISS and Milvus really take (an HNSW graph with M=1
+crashes libfaiss on the first add; Milvus also wants M >= 2)."""
 DEFAULT_MODEL_DIR = REPO / "models" / "object2vec-sts-384"
+PLACEHOLDER_KEYS = frozenset({
+    "changeme", "changeit", "changemeplease", "replaceme", "secret", "secretkey", "mysecret", "supersecret",
+    "password", "passwd", "passw0rd", "apikey", "yourapikey", "myapikey", "o2vapikey", "key", "token", "yourkeyhere",
+    "insertkeyhere", "placeholder", "example", "default", "test", "testing", "dummy", "admin", "todo", "fixme",
+    "none", "null", "foo", "bar", "foobar", "qwerty", "letmein", "123456", "12345678", "1234567890",
+})  # fmt: skip
+"""Values copied from examples, not keys: compared lower-case without punctuation ("Change-Me" is "changeme").
+A key anyone can guess is no key, so the service refuses to start with one (as with one character repeated)."""
 
 
 class Settings(BaseSettings):
@@ -40,7 +52,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
-    api_key: str | None = None
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key for write routes; unset = open (an empty or placeholder value refuses to start)"
+    )
+    read_api_key: SecretStr | None = Field(
+        None, description="Bearer key for read routes too (the write key also reads); unset = reads open"
+    )
+    readyz_timeout_s: float = Field(0.8, gt=0.0, description="/readyz answers 503 when its check takes longer")
     access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
     retry_after_s: int = Field(1, ge=0, description="Retry-After on 503 answers (queue full, backend down)")
 
@@ -49,6 +67,12 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(8192, ge=1, description="characters in one text")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size")
     max_top_k: int = Field(1000, ge=1)
+    max_invocation_instances: int = Field(
+        1000, ge=1, description="instances in one /invocations request; 1000 384-d embeddings answer ~5 MB"
+    )
+    max_invocation_tokens: int = Field(
+        1_048_576, ge=1, description="token ids in one /invocations request, in0+in1 (1000 instances × 2 × 512)"
+    )
 
     # micro-batching
     batch_max_size: int = Field(64, ge=1, description="texts per encoder call")
@@ -63,6 +87,9 @@ class Settings(BaseSettings):
     sagemaker_read_timeout_s: float = Field(70.0, gt=0, description="AWS advises 70 s for a 60 s container")
     sagemaker_max_attempts: int = Field(3, ge=1, description="attempts per call, the first included (adaptive)")
     sagemaker_max_body_bytes: int = Field(6_291_456, ge=1024, description="InvokeEndpoint's 6 MiB limit")
+    sagemaker_model_dir: Path = Field(
+        Path("/opt/ml/model"), description="where SageMaker unpacks the model for `o2v serve --sagemaker`"
+    )
 
     # data
     data_dir: Path = REPO / "indexes"
@@ -88,7 +115,10 @@ class Settings(BaseSettings):
     drift_psi_bins: int = Field(10, ge=2, description="baseline-quantile bins for PSI and Jensen-Shannon")
     drift_bucket_seconds: int = Field(300, ge=1, description="width of one history bucket")
     drift_history_buckets: int = Field(288, ge=1, description="history buckets kept per stream")
-    drift_max_streams: int = Field(32, ge=1, description="scores for further stream names are dropped")
+    drift_max_streams: int = Field(32, ge=1, description="streams at most; beyond it new names get a 422")
+    drift_streams: list[str] = Field(
+        [], description="streams that exist from the start besides the built-in ones (unkeyed callers may feed them)"
+    )
     drift_live_baseline_streams: list[str] = Field(
         ["search_top1", "classify_confidence"], description="streams whose first full window becomes the baseline"
     )
@@ -124,6 +154,20 @@ class Settings(BaseSettings):
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
     classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
     max_clusters: int = Field(1000, ge=1)
+    max_cluster_work: int = Field(
+        20_000_000, ge=1, description="k × items × k-means restarts one cluster request may cost; beyond it a 422"
+    )
+    max_heavy_jobs: int = Field(
+        1, ge=1, description="cluster requests running at once, on their own threads; beyond it a 503"
+    )
+    max_filter_keys: int = Field(32, ge=1, le=256, description="keys in one search filter (SQLite: 500 terms)")
+    metadata_max_depth: int = Field(16, ge=1, le=200, description="nesting of an item's metadata (objects, lists)")
+    metadata_max_bytes: int = Field(
+        65_536, ge=2, le=65_536, description="an item's metadata as UTF-8 JSON (Milvus' limit on one JSON value)"
+    )
+    max_open_collections: int = Field(
+        64, ge=1, description="collections with open files (3 each); the least recently used close beyond it"
+    )
 
     # collection engine: embedded FAISS + SQLite under data_dir, or Milvus (service/index/milvus.py, extra [milvus])
     vector_store: Literal["faiss", "milvus"] = "faiss"
@@ -131,6 +175,30 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = Field(None, description="'user:password' or an API key")
     milvus_db: str | None = Field(None, description="database (it must exist); the server's default when unset")
     milvus_timeout_s: float = Field(10.0, gt=0, description="limit of one Milvus call; past it the request gets 503")
+
+    @field_validator("api_key", "read_api_key")
+    @classmethod
+    def _real_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """An empty or placeholder key used to leave the routes open or guessable; now it stops the start."""
+        if value is None:
+            return None
+        env, key = f"O2V_{str(info.field_name).upper()}", value.get_secret_value()
+        if not key.strip():
+            raise ValueError(f"{env} is set but empty: give it a real key, or unset it to run without one")
+        plain = re.sub(r"[^a-z0-9]", "", key.lower())
+        if plain in PLACEHOLDER_KEYS or len(set(plain)) <= 1:
+            raise ValueError(
+                f"{env} is a placeholder, not a key: set a random one, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _reads_guarded_only_with_writes(self) -> Settings:
+        """A read key with open writes would guard the lesser half: refuse the combination."""
+        if self.read_api_key is not None and self.api_key is None:
+            raise ValueError("O2V_READ_API_KEY is set but O2V_API_KEY is not: set the write key too")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.settings import Settings
 
-KEY = {"Authorization": "Bearer secret"}
+API_KEY = "collections-test-key-4e1b"
+KEY = {"Authorization": f"Bearer {API_KEY}"}
 REVIEWS = [
     ("r1", "The food was great and the staff friendly.", {"label": "pos", "source": "yelp"}),
     ("r2", "Terrible service, we waited an hour.", {"label": "neg", "source": "yelp"}),
@@ -23,7 +24,7 @@ REVIEWS = [
 
 
 def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, api_key="secret", max_batch_size=4, max_top_k=20, max_clusters=3)
+    return Settings(data_dir=data_dir, api_key=API_KEY, max_batch_size=4, max_top_k=20, max_clusters=3)
 
 
 @contextmanager

@@ -8,13 +8,18 @@ Scores of text queries go to the drift streams `search_top1` and `classify_confi
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+import logging
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from starlette.responses import Response
 
 from service.api import limits
@@ -26,19 +31,20 @@ from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
 from service.index.base import MAX_ID_CHARS, CollectionRegistry, Hit, Item
 from service.index.classify import classify
-from service.index.cluster import cluster
+from service.index.cluster import SEED_MAX, SEED_MIN, cluster
+from service.index.errors import CollectionError, raise_if_out_of_files
 from service.index.names import NAME_RE
 from service.index.registry import open_collections
-from service.settings import INDEX_PARAM_MAX, Settings
+from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Settings
+from service.strings import Utf8Str, check_utf8
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_DIM = 65_536
-ItemId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
-Filter = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}),
-    Field(description="exact match on metadata: {key: scalar}"),
-]
+ItemId = Annotated[Utf8Str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+"""Every request schema: no unknown fields, no "5" for 5 or true for 1, no NaN or Infinity (Python's json parses
+those tokens, and 1e400, into floats)."""
 
 
 class CollectionInfo(BaseModel):
@@ -91,8 +97,8 @@ class ClusterResponse(BaseModel):
 
 
 def _index_param(name: str, description: str) -> Any:
-    """An optional index parameter of a create request, bounded as the engines accept it (INDEX_PARAM_MAX)."""
-    return Field(None, description=description, le=INDEX_PARAM_MAX[name])
+    """An optional index parameter of a create request, bounded as the engines accept it (INDEX_PARAM_MIN/MAX)."""
+    return Field(None, description=description, ge=INDEX_PARAM_MIN[name], le=INDEX_PARAM_MAX[name])
 
 
 def get_collections(request: Request) -> CollectionRegistry:
@@ -103,9 +109,68 @@ CollectionsDep = Annotated[CollectionRegistry, Depends(get_collections)]
 Name = Annotated[str, Path(pattern=f"^{NAME_RE.pattern}$", description="collection name")]
 
 
+@contextmanager
+def _out_of_files_is_503() -> Iterator[None]:
+    """A process out of file descriptors answers 503 (try again) rather than 500; other failures pass."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise_if_out_of_files(exc)
+        raise
+
+
 async def _call(fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking service.index call in a worker thread; its CollectionErrors reach the shared handler."""
-    return await asyncio.to_thread(fn, *args)
+    with _out_of_files_is_503():
+        return await asyncio.to_thread(fn, *args)
+
+
+class HeavyJobs:
+    """Requests whose work grows with the collection (k-means) run here, on `slots` threads of their own: never in
+    the default pool that readiness, health and embedding share, so those never wait behind them. When every slot
+    is busy the next request gets 503 + Retry-After at once (no queue to grow). A job's `cancelled()` turns true
+    once its caller has gone or the server stops, and the job stops at its next check."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.running = 0
+        """Slots taken; touched on the event loop only. A slot is freed when its thread finishes, not before."""
+        self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="o2v-heavy")
+        self._stops: set[threading.Event] = set()
+
+    async def run(self, request: Request, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args, cancelled=…) in a slot; 503 when none is free."""
+        if self.running >= self.slots:
+            raise ApiError(503, f"{self.slots} heavy request(s) already running (O2V_MAX_HEAVY_JOBS); try again later")
+        if await request.is_disconnected():
+            raise ApiError(400, "the client went away before the work started")
+        stop = threading.Event()
+        self.running += 1
+        self._stops.add(stop)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, partial(fn, *args, cancelled=stop.is_set))
+        future.add_done_callback(lambda _: self._free(stop))
+        try:
+            with _out_of_files_is_503():
+                while True:
+                    done, _ = await asyncio.wait({future}, timeout=0.25)
+                    if done:
+                        return future.result()
+                    if await request.is_disconnected():
+                        stop.set()
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+
+    def _free(self, stop: threading.Event) -> None:
+        self.running -= 1
+        self._stops.discard(stop)
+
+    def close(self) -> None:
+        """Stop the running jobs at their next check; don't wait for them."""
+        for stop in self._stops:
+            stop.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _hit(hit: Hit) -> dict[str, Any]:
@@ -151,42 +216,48 @@ async def _item_vectors(items: Sequence[Any], embedder: Embedder) -> np.ndarray:
 
 
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
-    Text = limits.text(settings)
+    Text = Annotated[limits.text(settings), AfterValidator(check_utf8)]
     Numbers = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
     TopK = Annotated[int, Field(ge=1, le=settings.max_top_k)]
+    scalar = {"type": ["string", "number", "boolean", "null"]}
+    Filter = Annotated[
+        dict[str, Any],
+        WithJsonSchema({"type": "object", "additionalProperties": scalar, "maxProperties": settings.max_filter_keys}),
+        Field(description=f"exact match on metadata: {{key: scalar}}, at most {settings.max_filter_keys} keys"),
+    ]
 
     class CreateRequest(BaseModel):
         """Index kind and parameters; those left out take the server's defaults (O2V_HNSW_*, O2V_IVF_*)."""
 
-        model_config = ConfigDict(extra="forbid")
+        model_config = STRICT
         index: Literal["flat", "hnsw", "ivf"] | None = None
-        m: PositiveInt | None = _index_param("m", "hnsw: graph neighbours per node")
-        ef_construction: PositiveInt | None = _index_param("ef_construction", "hnsw: build-time beam")
-        ef_search: PositiveInt | None = _index_param("ef_search", "hnsw: query-time beam")
-        nlist: PositiveInt | None = _index_param("nlist", "ivf: inverted lists")
-        nprobe: PositiveInt | None = _index_param("nprobe", "ivf: lists scanned per query")
-        min_train: PositiveInt | None = _index_param("min_train", "ivf: vectors stored before it trains")
+        m: int | None = _index_param("m", "hnsw: graph neighbours per node")
+        ef_construction: int | None = _index_param("ef_construction", "hnsw: build-time beam")
+        ef_search: int | None = _index_param("ef_search", "hnsw: query-time beam")
+        nlist: int | None = _index_param("nlist", "ivf: inverted lists")
+        nprobe: int | None = _index_param("nprobe", "ivf: lists scanned per query")
+        min_train: int | None = _index_param("min_train", "ivf: vectors stored before it trains")
 
     class ItemIn(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_vector("text", "anyOf"))
+        model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("text", "anyOf"))
         id: ItemId
         text: Text | None = None
         metadata: dict[str, Any] = Field(default_factory=dict)
         vector: Numbers | None = Field(None, description="a precomputed embedding; the text is then not embedded")
 
     class UpsertRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = STRICT
         items: Annotated[list[ItemIn], Field(min_length=1, max_length=settings.max_batch_size)]
 
     class SearchRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_vector("query"))
+        model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("query"))
         query: Text | None = None
         vector: Numbers | None = None
         top_k: TopK = 10
         filter: Filter | None = None
 
     class ClassifyRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_vector("text"))
+        model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("text"))
         text: Text | None = None
         vector: Numbers | None = None
         label_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] = "label"
@@ -196,17 +267,21 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         )
 
     class ClusterRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        k: Annotated[int, Field(ge=1, le=settings.max_clusters)]
-        seed: int = 1234
+        model_config = STRICT
+        k: Annotated[
+            int, Field(ge=1, le=settings.max_clusters, description="also: k × items × 5 ≤ O2V_MAX_CLUSTER_WORK")
+        ]
+        seed: Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)] = 1234
         representatives: Annotated[int, Field(ge=0, le=100)] = 3
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.collections = await asyncio.to_thread(open_collections, settings)
+        app.state.heavy_jobs = HeavyJobs(settings.max_heavy_jobs)
         try:
             yield
         finally:
+            app.state.heavy_jobs.close()
             await asyncio.to_thread(app.state.collections.close)
 
     router = APIRouter(tags=["collections"], lifespan=lifespan)
@@ -225,10 +300,21 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         collection, created = await _call(collections.create, name, asked.index, params)
         return json_response(await _call(collection.info), status=201 if created else 200)
 
+    def infos(collections: CollectionRegistry) -> list[dict[str, Any]]:
+        """Every collection's info; one dropped meanwhile, or refused on open (Unusable), is left out."""
+        out = []
+        for name in collections.names():
+            try:
+                out.append(collections.get(name).info())
+            except CollectionError as exc:
+                if exc.status not in (404, 409):
+                    raise
+                log.warning("collection %r left out of the list: %s", name, exc.message)
+        return out
+
     @router.get("/collections", response_model=CollectionList)
     async def list_collections(collections: CollectionsDep) -> Response:
-        infos = [await _call(lambda n=n: collections.get(n).info()) for n in collections.names()]
-        return json_response({"collections": infos})
+        return json_response({"collections": await _call(infos, collections)})
 
     @router.get("/collections/{name}", response_model=CollectionInfo, responses=responses(404, 422))
     async def collection_info(name: Name, collections: CollectionsDep) -> Response:
@@ -308,11 +394,15 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         neighbors = [_hit(h) for h in result.neighbors]
         return json_response({"label": result.label, "confidence": result.confidence, "neighbors": neighbors})
 
-    @router.post("/collections/{name}/cluster", response_model=ClusterResponse, responses=responses(400, 404, 422))
-    async def cluster_items(name: Name, body: ClusterRequest, collections: CollectionsDep) -> Response:
-        """Spherical k-means with a seed (same seed, same items → same answer); clusters largest first."""
+    @router.post("/collections/{name}/cluster", response_model=ClusterResponse, responses=responses(400, 404, 422, 503))
+    async def cluster_items(
+        name: Name, body: ClusterRequest, request: Request, collections: CollectionsDep
+    ) -> Response:
+        """Spherical k-means with a seed (same seed, same items → same answer); clusters largest first.
+        At most O2V_MAX_HEAVY_JOBS run at once (503 beyond), each within O2V_MAX_CLUSTER_WORK (422 naming k)."""
         collection = await _call(collections.get, name)
-        result = await _call(cluster, collection, body.k, body.seed, body.representatives)
+        work = (collection, body.k, body.seed, body.representatives, settings.max_cluster_work)
+        result = await request.app.state.heavy_jobs.run(request, cluster, *work)
         clusters = [
             {
                 "cluster": c.cluster,

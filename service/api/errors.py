@@ -10,14 +10,17 @@ domain's base class to DOMAIN_ERRORS to get the same treatment.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.render import json_response
 from service.encoders.base import EncoderError
@@ -78,8 +81,13 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": TYPES[status].replace("_", " ")} for status in statuses}
 
 
+def _utf8(text: str | None) -> str | None:
+    """Text an answer can carry: a lone surrogate echoed from the request (a field name, a key) is escaped."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_response(error: ApiError) -> Response:
-    body = {"error": {"type": error.type, "message": error.message, "field": error.field}}
+    body = {"error": {"type": error.type, "message": _utf8(error.message), "field": _utf8(error.field)}}
     return json_response(body, status=error.status, headers=error.headers)
 
 
@@ -147,7 +155,46 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, "internal error; the server log has the details"))
 
 
+class AllowMiddleware:
+    """`Allow` names every method the path serves: OPTIONS on a route's path answers 204 with it, and a 405 carries
+    it (Starlette's names the methods of the first route on the path only, so OPTIONS got 405 "Allow: PUT" on a
+    path that serves GET, PUT and DELETE). A path no route serves stays a 404 for any method."""
+
+    METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+    def __init__(self, app: ASGIApp, routes: Callable[[], Sequence[BaseRoute]]) -> None:
+        self.app = app
+        self.routes = routes
+
+    def allowed(self, scope: Scope) -> str | None:
+        """Each method is asked of every route through the public `matches`, which FastAPI's included routers
+        answer for their own routes too, so this holds however a FastAPI version nests them."""
+        methods = [
+            method
+            for method in self.METHODS
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in self.routes())
+        ]
+        return ", ".join([*methods, "OPTIONS"]) if methods else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" and (allow := self.allowed(scope)) is not None:
+            await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                headers = MutableHeaders(scope=message)
+                headers["Allow"] = self.allowed(scope) or headers.get("Allow", "")
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(AllowMiddleware, routes=lambda: app.router.routes)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -8,18 +8,18 @@ same field, from either engine.
 
 from __future__ import annotations
 
-import math
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from service.index.errors import Conflict, InvalidRequest
-from service.index.metadata import Conditions, check_filter, check_metadata
+from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, check_filter, check_metadata, check_string
 from service.index.vector_index import PARAMS, IndexConfig, unit_rows
+from service.strings import unencodable_at
 
 MAX_ID_CHARS = 256
 
@@ -45,6 +45,8 @@ class VectorCollection(ABC):
     name: str
     max_k: int = sys.maxsize
     """The most neighbours one search may ask for (Milvus caps top_k)."""
+    limits: Limits = DEFAULT_LIMITS
+    """Metadata and filter limits; the registry sets those of its settings."""
 
     @abstractmethod
     def info(self) -> dict[str, Any]:
@@ -72,7 +74,7 @@ class VectorCollection(ABC):
 
     def search(self, vector: Any, top_k: int, flt: Mapping[str, Any] | None = None) -> list[Hit]:
         """Nearest items by cosine, best first, among those whose metadata matches `flt` exactly."""
-        return self.nearest(vector, check_k(self, top_k, "top_k"), check_filter(flt))
+        return self.nearest(vector, check_k(self, top_k, "top_k"), check_filter(flt, self.limits))
 
 
 class CollectionRegistry(ABC):
@@ -115,29 +117,42 @@ def check_k(collection: VectorCollection, value: Any, field: str) -> int:
 
 
 def valid_id(value: Any) -> bool:
-    """An item id any engine can store: a string of 1 to MAX_ID_CHARS characters."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
+    """An item id any engine can store: a string of 1 to MAX_ID_CHARS characters, valid UTF-8."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and unencodable_at(value) is None
 
 
-def check_items(items: Sequence[Item], vectors: np.ndarray) -> tuple[list[Item], np.ndarray]:
-    """Valid ids, texts, metadata and vectors (finite, not zero); the last of repeated ids kept; unit vectors."""
-    vectors = np.asarray(vectors, dtype=np.float32)
+def check_items(
+    items: Sequence[Item], vectors: np.ndarray, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[Item], np.ndarray]:
+    """Valid ids, texts, metadata and vectors; the last of repeated ids kept; unit vectors."""
+    vectors = np.asarray(vectors)
     if vectors.ndim != 2 or len(vectors) != len(items):
         raise InvalidRequest("one vector per item is needed", "items")
     last: dict[str, Item] = {}
     where: dict[str, int] = {}
     for i, item in enumerate(items):
         if not valid_id(item.id):
-            raise InvalidRequest(f"id must be a string of 1 to {MAX_ID_CHARS} characters", f"items[{i}].id")
-        if not isinstance(item.text, str):
-            raise InvalidRequest("text must be a string", f"items[{i}].text")
-        last[item.id] = Item(item.id, item.text, check_metadata(item.metadata, f"items[{i}].metadata"))
+            message = f"id must be a string of 1 to {MAX_ID_CHARS} characters, valid UTF-8"
+            raise InvalidRequest(message, f"items[{i}].id")
+        check_string(item.text, f"items[{i}].text", "text")
+        last[item.id] = Item(item.id, item.text, check_metadata(item.metadata, f"items[{i}].metadata", limits))
         where[item.id] = i
-    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1) | ~vectors.any(axis=1))
-    if len(bad):
-        raise InvalidRequest("vector must be finite and not all zeros", f"items[{bad[0]}].vector")
     keep = sorted(where.values())
-    return [last[items[i].id] for i in keep], unit_rows(vectors[keep])
+    unit = unit_vectors(vectors, lambda row: f"items[{row}].vector")
+    return [last[items[i].id] for i in keep], unit[keep]
+
+
+def unit_vectors(vectors: Any, field: Callable[[int], str]) -> np.ndarray:
+    """The one rule for stored and query vectors alike: finite, not all zeros, at least one number; returned as
+    float32 unit rows. InvalidRequest names `field(row)` of the first row that breaks it."""
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[1] == 0:
+        raise InvalidRequest("a vector needs at least one number", field(0))
+    unit = unit_rows(vectors)
+    bad = np.flatnonzero(~unit.any(axis=1))
+    if len(bad):
+        raise InvalidRequest("vector must be finite and not all zeros", field(int(bad[0])))
+    return unit
 
 
 def check_dim(vectors: np.ndarray, dim: int) -> None:
@@ -147,13 +162,10 @@ def check_dim(vectors: np.ndarray, dim: int) -> None:
 
 def check_query(vector: Any, dim: int | None) -> np.ndarray:
     """The query as a float32 unit vector of the collection's dimension (any length while it has none)."""
-    query = np.asarray(vector, dtype=np.float32)
+    query = np.asarray(vector)
     if query.ndim != 1 or (dim is not None and len(query) != dim):
         raise InvalidRequest(f"query vector must have {dim} numbers, got shape {list(query.shape)}", "vector")
-    norm = float(np.linalg.norm(query))
-    if not math.isfinite(norm) or norm == 0:
-        raise InvalidRequest("query vector must be finite and not all zeros", "vector")
-    return query / norm
+    return unit_vectors(query[None, :], lambda _: "vector")[0]
 
 
 def check_same(config: IndexConfig, index: str | None, params: dict[str, Any]) -> None:

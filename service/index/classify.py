@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from service.index.base import Hit, VectorCollection, check_k
-from service.index.metadata import ANY, canonical
+from service.index.errors import InvalidRequest
+from service.index.metadata import ANY, canonical, check_string
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class Classification:
 
 def classify(collection: VectorCollection, vector: Any, label_key: str, k: int, min_score: float) -> Classification:
     """Vote among the k nearest items that have `label_key`; items without it never vote."""
+    check_string(label_key, "label_key", "label_key")
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score):
+        raise InvalidRequest("min_score must be a finite number", "min_score")
     neighbors = collection.nearest(vector, check_k(collection, k, "k"), {label_key: ANY})
     return vote(neighbors, label_key, min_score)
 

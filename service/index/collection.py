@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from service.index import snapshot
-from service.index.base import Hit, Item, VectorCollection, check_dim, check_items, check_query
+from service.index.base import Hit, Item, VectorCollection, check_dim, check_items, check_query, valid_id
 from service.index.errors import NotFound
-from service.index.metadata import Conditions, matches
+from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, matches
 from service.index.store import ADD, Store, Written
 from service.index.vector_index import CLASSES, IndexConfig, VectorIndex, build, exact_topk, from_state
 
@@ -42,29 +42,36 @@ class Options:
 
 
 class Collection(VectorCollection):
-    """Open with `Collection(folder, defaults, options)` after `initialise`; close to snapshot."""
+    """Open with `Collection(folder, defaults, options)` after `initialise`; close to snapshot.
 
-    def __init__(self, folder: Path, defaults: IndexConfig, options: Options) -> None:
+    The registry may `evict` an idle collection to free its three open files; the next call on the same object opens
+    it again (snapshot + log, as at start), so callers may hold a Collection as long as they like. After `close`
+    with `dropped=True` every call is a NotFound.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        defaults: IndexConfig,
+        options: Options,
+        limits: Limits = DEFAULT_LIMITS,
+        on_use: Callable[[Collection], None] | None = None,
+    ) -> None:
         self.name = folder.name
         self.folder = folder
+        self.defaults = defaults
         self.options = options
-        self.store = Store(folder / DB_FILE)
-        stored = self.store.get_meta("index")
-        if stored is None:
-            self.store.close()
-            raise NotFound(f"no collection {self.name!r}", "name")
-        self.config = defaults.from_public(stored)
-        self.dim: int | None = self.store.get_meta("dim")
+        self.limits = limits
+        self.on_use = on_use
+        """Told after every call, the lock released (the registry's LRU of open collections)."""
         self.index: VectorIndex | None = None
-        self.covered = 0
-        self._dirty = 0
-        self._closed = False
+        self._is_open = False
+        self._dropped = False
+        self._generation = 0
         self._lock = threading.RLock()
         self._snapshotting = threading.Lock()
-        self._version = self.store.data_version()
-        snapshot.remove_orphans(folder / SNAPSHOT_FILE)
         with self._lock:
-            self._load()
+            self._open()
         self._saved_often_enough()
 
     @staticmethod
@@ -84,25 +91,82 @@ class Collection(VectorCollection):
 
     # -- lifecycle
 
-    def close(self, save: bool = True) -> None:
-        """Snapshot unsaved changes (unless the collection is being dropped) and close the store."""
+    def _open(self) -> None:
+        """Open the store and load the index (snapshot + log). A collection missing or stored with settings FAISS
+        cannot run (NotFound, Unusable) leaves no file open and no index built."""
+        store = Store(self.folder / DB_FILE)
+        try:
+            stored = store.get_meta("index")
+            if stored is None:
+                raise NotFound(f"no collection {self.name!r}", "name")
+            self.config = self.defaults.from_public(stored, self.name)
+            self.store = store
+            self.dim: int | None = store.get_meta("dim")
+            self.covered = 0
+            self._dirty = 0
+            self._version = store.data_version()
+            snapshot.remove_orphans(self.folder / SNAPSHOT_FILE)
+            self._load()
+        except BaseException:
+            store.close()
+            self.index = None
+            raise
+        self._is_open = True
+        self._generation += 1
+
+    def close(self, save: bool = True, dropped: bool = False) -> None:
+        """Snapshot unsaved changes (unless the collection is being dropped) and close the store. Waits for a
+        snapshot being written, so a drop never removes the folder under it."""
         if save:
             self.snapshot()
-        with self._lock:
-            self._closed = True
+        with self._snapshotting, self._lock:
+            self._dropped = self._dropped or dropped
+            self._shut()
+
+    def evict(self) -> bool:
+        """Snapshot and close the files unless a call is using the collection right now (then False: try another).
+        Never waits, so evicting from inside another collection's call cannot deadlock."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._is_open:
+                try:
+                    self.snapshot()
+                except OSError:
+                    log.exception("snapshot of collection %r failed; the store is unaffected", self.name)
+                self._shut()
+            return True
+        finally:
+            self._lock.release()
+
+    def _shut(self) -> None:
+        if self._is_open:
             self.store.close()
+        self._is_open = False
+        self.index = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
 
     @contextmanager
     def _current(self) -> Iterator[None]:
-        """Hold the lock with the index caught up with every commit, ours and other processes'."""
-        with self._lock:
-            if self._closed:
-                raise NotFound(f"collection {self.name!r} was dropped", "name")
-            version = self.store.data_version()
-            if version != self._version:
-                self._version = version
-                self._catch_up()
-            yield
+        """Hold the lock with the store open (again, if it was evicted) and the index caught up with every commit,
+        ours and other processes'."""
+        try:
+            with self._lock:
+                if self._dropped:
+                    raise NotFound(f"collection {self.name!r} was dropped", "name")
+                if not self._is_open:
+                    self._open()
+                version = self.store.data_version()
+                if version != self._version:
+                    self._version = version
+                    self._catch_up()
+                yield
+        finally:
+            if self.on_use is not None:
+                self.on_use(self)
 
     def _load(self) -> None:
         """Index from the snapshot plus the log after it, or rebuilt from the store when that is not possible."""
@@ -169,28 +233,33 @@ class Collection(VectorCollection):
     def snapshot(self) -> bool:
         """Save the index with the seq it covers, then drop the log up to that seq; False if nothing was saved.
 
-        The index is serialised under the lock but written to disk outside it, so searches go on meanwhile.
+        The index is serialised under the lock but written to disk outside it, so searches go on meanwhile; if the
+        collection was closed or reopened meanwhile (evicted, dropped) the file is thrown away.
         """
         if not self._snapshotting.acquire(blocking=False):
             return False
         try:
             with self._lock:
-                if self._closed or self.index is None or self._dirty == 0:
+                if not self._is_open or self.index is None or self._dirty == 0:
                     return False
-                seq, dirty, arrays = self.covered, self._dirty, self.index.state()
+                seq, dirty, arrays, generation = self.covered, self._dirty, self.index.state(), self._generation
             header = {"seq": seq, "kind": self.config.kind, "dim": self.dim, "format": 1}
             tmp = snapshot.write_temp(self.folder / SNAPSHOT_FILE, arrays, header)
             del arrays
-            with self._lock, self.store.transaction():
-                newer = (self.store.get_meta("snapshot_seq") or 0) >= seq  # another process saved a later one
-                if self._closed or newer:
+            with self._lock:
+                if not self._is_open or generation != self._generation:
                     tmp.unlink()
-                else:
-                    snapshot.publish(tmp, self.folder / SNAPSHOT_FILE)
-                    self.store.set_meta("snapshot_seq", seq)
-                    self.store.set_meta("log_floor", seq)
-                    self.store.truncate_log(seq)
-                self._dirty -= dirty
+                    return False
+                with self.store.transaction():
+                    newer = (self.store.get_meta("snapshot_seq") or 0) >= seq  # another process saved a later one
+                    if newer:
+                        tmp.unlink()
+                    else:
+                        snapshot.publish(tmp, self.folder / SNAPSHOT_FILE)
+                        self.store.set_meta("snapshot_seq", seq)
+                        self.store.set_meta("log_floor", seq)
+                        self.store.truncate_log(seq)
+                    self._dirty -= dirty
             return not newer
         finally:
             self._snapshotting.release()
@@ -208,7 +277,7 @@ class Collection(VectorCollection):
 
     def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
         """Insert or replace items by id (the last of repeated ids wins); durable once this returns."""
-        items, vectors = check_items(items, vectors)
+        items, vectors = check_items(items, vectors, self.limits)
         with self._current():
             with self.store.transaction():
                 self._catch_up()
@@ -224,6 +293,8 @@ class Collection(VectorCollection):
 
     def delete(self, item_id: str) -> bool:
         """Remove an item; False if there was none. Durable once this returns."""
+        if not valid_id(item_id):
+            return False
         with self._current():
             with self.store.transaction():
                 self._catch_up()
@@ -265,7 +336,7 @@ class Collection(VectorCollection):
     def items(self, ids: Sequence[str]) -> list[Item | None]:
         """The stored items of these ids, None where there is none."""
         with self._current():
-            return [self.store.item(i) for i in ids]
+            return [self.store.item(i) if valid_id(i) else None for i in ids]
 
     def _nearest_rows(self, query: np.ndarray, k: int, conditions: Conditions) -> tuple[np.ndarray, np.ndarray]:
         """Filters matching few items are searched exactly; common ones (many items, or at least half) by

@@ -136,7 +136,8 @@ def _classify(args: argparse.Namespace, settings: Any, collections: Any) -> int:
 def _cluster(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     from service.index.cluster import cluster
 
-    result = cluster(collections.get(args.collection), args.k, args.seed, args.representatives)
+    collection = collections.get(args.collection)
+    result = cluster(collection, args.k, args.seed, args.representatives, settings.max_cluster_work)
     for c in result.clusters:
         print(f"cluster {c.cluster}: {c.size} items")
         for item in c.representatives:

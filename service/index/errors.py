@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
+
 
 class CollectionError(ValueError):
     """A caller's mistake about a collection; `field` names the request field (or path part) at fault."""
@@ -34,3 +38,29 @@ class StoreUnavailable(CollectionError):
     """The vector store (a Milvus server) did not answer or failed; the same request may succeed later."""
 
     status = 503
+
+
+class Unusable(CollectionError):
+    """The collection exists but its stored settings are ones the engine cannot run (an old or hand-edited data
+    directory); it is refused on open rather than handed to FAISS, and the other collections are unaffected."""
+
+    status = 409
+
+
+def out_of_files(exc: BaseException) -> bool:
+    """Whether `exc` comes from the process (or system) having no file descriptor left: OSError EMFILE/ENFILE, or a
+    SQLite error, which hides the errno ("unable to open database file"), when opening /dev/null fails too."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    if isinstance(exc, sqlite3.Error):
+        try:
+            os.close(os.open(os.devnull, os.O_RDONLY))
+        except OSError as probe:
+            return probe.errno in (errno.EMFILE, errno.ENFILE)
+    return False
+
+
+def raise_if_out_of_files(exc: BaseException) -> None:
+    """StoreUnavailable (503, try again) in place of `exc` when it means the process has no file descriptor left."""
+    if out_of_files(exc):
+        raise StoreUnavailable("the server has no file descriptors left; try again shortly") from exc

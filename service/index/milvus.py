@@ -30,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from service.index.base import (
     valid_id,
 )
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
-from service.index.metadata import ANY, Conditions, canonical, matches
+from service.index.metadata import ANY, DEFAULT_LIMITS, Conditions, Limits, canonical, matches
 from service.index.names import check_name
 from service.index.vector_index import IndexConfig
 from service.settings import Settings
@@ -153,6 +153,54 @@ class WriteClock:
 WRITE_CLOCK = WriteClock()
 
 
+class SharedLock:
+    """Any number of `shared()` holders or one `exclusive()`. A waiting exclusive holds back new shared holders
+    (so a drop is not starved by a stream of writes) but not a thread that already holds it shared (so nested
+    holds never deadlock). Calls on collections hold it shared and a drop exclusive: a drop waits for the calls in
+    flight in this process, and later calls find the collection gone (404) instead of Milvus failing them half-way
+    (503)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+        self._mine = threading.local()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        held = getattr(self._mine, "held", 0)
+        with self._changed:
+            while not held and (self._exclusive or self._waiting):
+                self._changed.wait()
+            self._shared += 1
+        self._mine.held = held + 1
+        try:
+            yield
+        finally:
+            self._mine.held = held
+            with self._changed:
+                self._shared -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._changed:
+            self._waiting += 1
+            try:
+                while self._exclusive or self._shared:
+                    self._changed.wait()
+            finally:
+                self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._exclusive = False
+                self._changed.notify_all()
+
+
 class MilvusCollections(CollectionRegistry):
     """The collections of one Milvus database. Holds nothing but the client: every `get` reads the catalog, so a
     collection made or dropped through another replica is seen at once."""
@@ -164,12 +212,16 @@ class MilvusCollections(CollectionRegistry):
         db: str | None = None,
         defaults: IndexConfig | None = None,
         timeout: float = 10.0,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.uri = uri
+        self.limits = limits
         self.lite = "://" not in uri
         self.defaults = defaults or IndexConfig()
         self.timeout = timeout
         self._lock = threading.Lock()
+        self._dropping = SharedLock()
+        self._creating = threading.Lock()
         self._loaded: set[str] = set()
         if self.lite:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
@@ -186,14 +238,17 @@ class MilvusCollections(CollectionRegistry):
     def from_settings(cls, settings: Settings) -> MilvusCollections:
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
         uri = settings.milvus_uri or str(Path(settings.data_dir) / "milvus.db")
-        return cls(uri, token, settings.milvus_db, IndexConfig.defaults(settings), settings.milvus_timeout_s)
+        defaults, limits = IndexConfig.defaults(settings), Limits.from_settings(settings)
+        return cls(uri, token, settings.milvus_db, defaults, settings.milvus_timeout_s, limits)
 
     @contextmanager
     def errors(self, name: str | None = None) -> Iterator[None]:
         """Milvus' failures as the collection errors the API answers: a missing collection is NotFound (dropped
-        meanwhile, perhaps through another replica), anything else StoreUnavailable (503, try again)."""
+        meanwhile, perhaps through another replica), anything else StoreUnavailable (503, try again). With a
+        collection's name, a drop in this process waits until the call is done."""
         try:
-            yield
+            with self._dropping.shared() if name is not None else nullcontext():
+                yield
         except self.pymilvus.MilvusException as exc:
             if exc.code == COLLECTION_NOT_FOUND and name is not None:
                 raise NotFound(f"no collection {name!r}", "name") from exc
@@ -253,7 +308,7 @@ class MilvusCollections(CollectionRegistry):
         self.client.upsert(CATALOG, [row], timeout=self.timeout)
 
     def _handle(self, name: str, row: dict[str, Any]) -> MilvusCollection:
-        return MilvusCollection(self, name, self.defaults.from_public(row["config"]), int(row["dim"]) or None)
+        return MilvusCollection(self, name, self.defaults.from_public(row["config"], name), int(row["dim"]) or None)
 
     # -- the registry
 
@@ -288,7 +343,7 @@ class MilvusCollections(CollectionRegistry):
 
     def drop(self, name: str) -> None:
         """The catalog row goes first, so no replica finds the collection while its items are being dropped."""
-        with self._lock, self.errors(name):
+        with self._lock, self._dropping.exclusive(), self.errors():
             if self._row(name) is None:
                 raise NotFound(f"no collection {name!r}", "name")
             self.client.delete(CATALOG, filter=name_filter(name), timeout=self.timeout)
@@ -320,6 +375,7 @@ class MilvusCollection(VectorCollection):
         self.owner = owner
         self.client = owner.client
         self.timeout = owner.timeout
+        self.limits = owner.limits
         self.name = name
         self.config = config
         self.dim = dim
@@ -336,26 +392,33 @@ class MilvusCollection(VectorCollection):
         return self.owner.loaded(self.target) if self.dim is not None else None
 
     def _ensure_items(self, dim: int) -> str:
-        """The first write creates the items' collection with its dimension; a racing replica's wins."""
+        """The first write creates the items' collection with its dimension; a racing replica's wins (in this
+        process first writes take turns: Milvus Lite fails two creations of one collection at once)."""
         if self._items() is not None:
             return self.target
-        o, types = self.owner, self.owner.pymilvus.DataType
-        if not o.client.has_collection(self.target, timeout=self.timeout):
-            schema = o.client.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("pk", types.VARCHAR, is_primary=True, max_length=2 * 4 * MAX_ID_CHARS)  # hex of UTF-8
-            schema.add_field("id", types.VARCHAR, max_length=4 * MAX_ID_CHARS)
-            schema.add_field("text", types.VARCHAR, max_length=MAX_TEXT_BYTES)
-            schema.add_field("metadata", types.JSON)
-            schema.add_field("tags", types.ARRAY, element_type=types.INT64, max_capacity=MAX_TAGS)
-            schema.add_field("seq", types.INT64)
-            schema.add_field("vector", types.FLOAT_VECTOR, dim=dim)
-            o._create(self.target, schema, INDEXES[self.config.kind], self._build_params())
+        o = self.owner
+        with o._creating:
+            if not o.client.has_collection(self.target, timeout=self.timeout):
+                self._create_items(dim)
         fields = o.client.describe_collection(self.target, timeout=self.timeout)["fields"]
         self.dim = int(next(f for f in fields if f["name"] == "vector")["params"]["dim"])
         if o._row(self.name) is None:
             raise NotFound(f"collection {self.name!r} was dropped", "name")
         o._write_row(self.name, self.config.public(), self.dim)
         return self.target
+
+    def _create_items(self, dim: int) -> None:
+        """The items' collection: a row per item, the vector of `dim` numbers, indexed as the config says."""
+        o, types = self.owner, self.owner.pymilvus.DataType
+        schema = o.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", types.VARCHAR, is_primary=True, max_length=2 * 4 * MAX_ID_CHARS)  # hex of UTF-8
+        schema.add_field("id", types.VARCHAR, max_length=4 * MAX_ID_CHARS)
+        schema.add_field("text", types.VARCHAR, max_length=MAX_TEXT_BYTES)
+        schema.add_field("metadata", types.JSON)
+        schema.add_field("tags", types.ARRAY, element_type=types.INT64, max_capacity=MAX_TAGS)
+        schema.add_field("seq", types.INT64)
+        schema.add_field("vector", types.FLOAT_VECTOR, dim=dim)
+        o._create(self.target, schema, INDEXES[self.config.kind], self._build_params())
 
     def _build_params(self) -> dict[str, Any]:
         c = self.config
@@ -371,7 +434,7 @@ class MilvusCollection(VectorCollection):
     def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
         """Replace by id. A batch over MAX_BATCH_BYTES goes in several calls; a failed call may leave part of it
         written, and sending the same batch again is safe."""
-        checked, vectors = check_items(items, vectors)
+        checked, vectors = check_items(items, vectors, self.limits)
         rows = [self._to_row(item, f"items[{i}]") for i, item in enumerate(items)]
         rows = {r["id"]: r for r in rows}  # the last of repeated ids, as check_items keeps
         with self.owner.errors(self.name):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.index.base import Item
+from service.index.errors import raise_if_out_of_files
 from service.index.metadata import ANY, Conditions, tags
 
 ADD, REMOVE = 1, 0
@@ -53,14 +54,25 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=OFF")
-        with self.transaction():
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+        except sqlite3.Error as exc:
+            raise_if_out_of_files(exc)
+            raise
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=OFF")
+            with self.transaction():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+        except BaseException as exc:
+            try:
+                raise_if_out_of_files(exc)  # asked before closing, which frees descriptors
+            finally:
+                self.db.close()  # keep none of the files open
+            raise
 
     def close(self) -> None:
         self.db.close()

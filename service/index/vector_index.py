@@ -13,8 +13,8 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
-from service.index.errors import InvalidRequest
-from service.settings import INDEX_PARAM_MAX, Settings
+from service.index.errors import InvalidRequest, Unusable
+from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Settings
 
 Kind = Literal["flat", "hnsw", "ivf"]
 KINDS: tuple[Kind, ...] = ("flat", "hnsw", "ivf")
@@ -57,15 +57,17 @@ class IndexConfig:
         )
 
     def with_params(self, kind: str | None, params: dict[str, Any]) -> IndexConfig:
-        """Defaults overridden by a create request; names a bad field rather than ignoring it."""
+        """Defaults overridden by a create request; names a bad field rather than ignoring it. The bounds are what
+        FAISS and Milvus really take (INDEX_PARAM_MIN/MAX): out of them FAISS may crash the process, not raise."""
         kind = kind or self.kind
         if kind not in KINDS:
             raise InvalidRequest(f"index must be one of {', '.join(KINDS)}", "index")
         for key, value in params.items():
             if key not in PARAMS[kind]:
                 raise InvalidRequest(f"{key} is not a parameter of a {kind} index", key)
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= INDEX_PARAM_MAX[key]:
-                raise InvalidRequest(f"{key} must be an integer from 1 to {INDEX_PARAM_MAX[key]}", key)
+            low, high = INDEX_PARAM_MIN[key], INDEX_PARAM_MAX[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise InvalidRequest(f"{key} must be an integer from {low} to {high}", key)
         return replace(self, kind=kind, **params)  # type: ignore[arg-type]
 
     def public(self) -> dict[str, Any]:
@@ -73,16 +75,32 @@ class IndexConfig:
         full = asdict(self)
         return {"index": self.kind, **{k: full[k] for k in PARAMS[self.kind]}}
 
-    def from_public(self, data: dict[str, Any]) -> IndexConfig:
-        """A stored `public()` dict read back over these defaults."""
-        return self.with_params(data["index"], {k: v for k, v in data.items() if k != "index"})
+    def from_public(self, data: Any, name: str) -> IndexConfig:
+        """Collection `name`'s stored `public()` dict read back over these defaults; Unusable (409, naming the
+        collection and the parameter) when this build cannot run it, e.g. an older data directory's m=1."""
+        if not isinstance(data, dict):
+            raise Unusable(f"collection {name!r} has no readable index settings; drop it and create it again", "index")
+        try:
+            return self.with_params(data.get("index"), {k: v for k, v in data.items() if k != "index"})
+        except InvalidRequest as exc:
+            message = f"collection {name!r} is stored with settings this server cannot use: {exc.message}; drop it"
+            raise Unusable(message + " and create it again", exc.field) from exc
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Float32, C-contiguous, each row scaled to length 1 (zero rows stay zero; callers reject them)."""
-    vecs = np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    return np.ascontiguousarray(vecs / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    """Float32, C-contiguous, each row scaled to length 1; zero and non-finite rows come back all zeros (callers
+    refuse them). Scaled in float64 by the row's largest value first, so rows of 1e38s (whose float32 norm is inf)
+    or of subnormals (whose float32 norm is 0) keep their direction instead of becoming zeros."""
+    wide = np.asarray(vectors, dtype=np.float64)
+    if wide.size == 0:
+        return np.zeros(wide.shape, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = np.abs(wide).max(axis=1, keepdims=True)
+        usable = np.isfinite(peak) & (peak > 0)
+        scaled = wide / np.where(usable, peak, 1.0)
+        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+        unit = np.where(usable, scaled / np.where(usable, norms, 1.0), 0.0)
+    return np.ascontiguousarray(unit, dtype=np.float32)
 
 
 def exact_topk(query: np.ndarray, rows: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
