@@ -107,6 +107,14 @@ def get_collections(request: Request) -> CollectionRegistry:
 
 CollectionsDep = Annotated[CollectionRegistry, Depends(get_collections)]
 Name = Annotated[str, Path(pattern=f"^{NAME_RE.pattern}$", description="collection name")]
+BY_NAME = {"name": "$request.path.name"}
+
+
+def _links(statuses: tuple[str, ...], **targets: dict[str, str]) -> dict[str, Any]:
+    """OpenAPI links from one answer to the operations (by operationId) that can follow it, with the parameters they
+    take from this request: clients and stateful testers (schemathesis) chain a created collection into its routes."""
+    links = {op: {"operationId": op, "parameters": params} for op, params in targets.items()}
+    return {"responses": {status: {"links": links} for status in statuses}}
 
 
 @contextmanager
@@ -292,6 +300,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         response_model=CollectionInfo,
         dependencies=write,
         responses={201: {"model": CollectionInfo, "description": "created"}, **responses(400, 401, 409, 422)},
+        openapi_extra=_links(("200", "201"), upsert_items=BY_NAME, collection_info=BY_NAME, drop_collection=BY_NAME),
     )
     async def create_collection(name: Name, collections: CollectionsDep, body: CreateRequest | None = None) -> Response:
         """Create the collection, or return it when it exists with the settings asked for (409 when not)."""
@@ -316,12 +325,23 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     async def list_collections(collections: CollectionsDep) -> Response:
         return json_response({"collections": await _call(infos, collections)})
 
-    @router.get("/collections/{name}", response_model=CollectionInfo, responses=responses(404, 422))
+    @router.get(
+        "/collections/{name}",
+        response_model=CollectionInfo,
+        responses=responses(404, 422),
+        operation_id="collection_info",
+    )
     async def collection_info(name: Name, collections: CollectionsDep) -> Response:
         collection = await _call(collections.get, name)
         return json_response(await _call(collection.info))
 
-    @router.delete("/collections/{name}", status_code=204, dependencies=write, responses=responses(401, 404, 422))
+    @router.delete(
+        "/collections/{name}",
+        status_code=204,
+        dependencies=write,
+        responses=responses(401, 404, 422),
+        operation_id="drop_collection",
+    )
     async def drop_collection(name: Name, collections: CollectionsDep) -> Response:
         await _call(collections.drop, name)
         return Response(status_code=204)
@@ -331,6 +351,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         response_model=Upserted,
         dependencies=write,
         responses=responses(400, 401, 404, 413, 422, 503),
+        operation_id="upsert_items",
+        openapi_extra=_links(
+            ("200",),
+            search=BY_NAME,
+            classify_text=BY_NAME,
+            cluster_items=BY_NAME,
+            delete_item={**BY_NAME, "item_id": "$request.body#/items/0/id"},
+        ),
     )
     async def upsert_items(
         name: Name,
@@ -349,6 +377,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         status_code=204,
         dependencies=write,
         responses=responses(401, 404, 422),
+        operation_id="delete_item",
     )
     async def delete_item(name: Name, item_id: str, collections: CollectionsDep) -> Response:
         collection = await _call(collections.get, name)
@@ -356,7 +385,12 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             raise ApiError(404, f"no item {item_id!r} in collection {name!r}", "item_id")
         return Response(status_code=204)
 
-    @router.post("/collections/{name}/search", response_model=SearchResponse, responses=responses(400, 404, 422, 503))
+    @router.post(
+        "/collections/{name}/search",
+        response_model=SearchResponse,
+        responses=responses(400, 404, 422, 503),
+        operation_id="search",
+    )
     async def search(
         name: Name,
         body: SearchRequest,
@@ -374,7 +408,10 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         return json_response({"hits": [_hit(h) for h in hits]})
 
     @router.post(
-        "/collections/{name}/classify", response_model=ClassifyResponse, responses=responses(400, 404, 422, 503)
+        "/collections/{name}/classify",
+        response_model=ClassifyResponse,
+        responses=responses(400, 404, 422, 503),
+        operation_id="classify_text",
     )
     async def classify_text(
         name: Name,
@@ -394,7 +431,12 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         neighbors = [_hit(h) for h in result.neighbors]
         return json_response({"label": result.label, "confidence": result.confidence, "neighbors": neighbors})
 
-    @router.post("/collections/{name}/cluster", response_model=ClusterResponse, responses=responses(400, 404, 422, 503))
+    @router.post(
+        "/collections/{name}/cluster",
+        response_model=ClusterResponse,
+        responses=responses(400, 404, 422, 503),
+        operation_id="cluster_items",
+    )
     async def cluster_items(
         name: Name, body: ClusterRequest, request: Request, collections: CollectionsDep
     ) -> Response:
