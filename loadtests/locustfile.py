@@ -2,7 +2,12 @@
 
     python -m loadtests.run --users 8 --duration 30          # the usual way: server, collections, report, SLO
     locust -f loadtests/locustfile.py --headless -u 8 -r 4 -t 30s --host http://127.0.0.1:8000
-                                                             # against a server whose collections already exist
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000              # web UI on :8089
+    locust -f loadtests/locustfile.py --master --host URL & locust -f loadtests/locustfile.py --worker
+
+At test start (locust's test_start event: on the master and on each worker) the collections the callers need are
+created and filled when they are missing (loadtests.common.load_collections, idempotent), so any of these works
+against a fresh server; with a keyed server give the key as O2V_API_KEY (or --o2v-api-key).
 
 Callers: a chatbot classifying short utterances (`intent`), a user searching similar reviews (`search`), a batch
 job embedding texts (`bulk`), a service scoring text pairs (`pairs`). Each waits a think time between requests,
@@ -16,11 +21,13 @@ from errors. Options, each also an environment variable (O2V_LOADTEST_<NAME>):
     --o2v-shared-data DIR     text pools from the public datasets instead of loadtests/pools.py's fixtures
     --o2v-phases 48:20,4:20   users:seconds per phase, reached at -r users/s (default: -u users for -t)
     --o2v-phase-report FILE   per-phase JSON: requests, failures, 503s, percentiles (all, 200s, 503s), last failure
+    --o2v-api-key KEY         Bearer key for every request (env O2V_API_KEY, the server's own setting)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sys
 import time
@@ -34,7 +41,7 @@ from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # locust imports this file by path
 
-from loadtests.common import DEFAULT_WEIGHTS, SHED, phases
+from loadtests.common import DEFAULT_WEIGHTS, SHED, load_collections, phases
 from loadtests.pools import Pools, load
 
 POOLS: Pools | None = None
@@ -60,6 +67,14 @@ def _options(parser: Any) -> None:
     option("shared-data", "", "public datasets folder for the text pools (default: project fixtures)")
     option("phases", "", "users:seconds,... (default: -u users for -t)")
     option("phase-report", "", "write per-phase statistics to this JSON file")
+    parser.add_argument(
+        "--o2v-api-key", default="", env_var="O2V_API_KEY", help="Bearer key for every request (keyed servers)"
+    )
+
+
+def auth_headers(options: Any) -> dict[str, str]:
+    key = getattr(options, "o2v_api_key", "") if options else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def weights(spec: str) -> dict[str, int]:
@@ -86,7 +101,8 @@ class Caller(FastHttpUser):
 
     def post(self, path: str, body: dict[str, Any], name: str, valid: Callable[[Any], bool]) -> None:
         """POST and judge the answer: 503 is SHED, any other non-200 or an answer `valid` refuses is a failure."""
-        with self.client.post(path, json=body, name=name, catch_response=True) as response:
+        headers = auth_headers(self.environment.parsed_options)
+        with self.client.post(path, json=body, name=name, headers=headers, catch_response=True) as response:
             if response.status_code == 503:
                 response.failure(SHED)
             elif response.status_code != 200:
@@ -223,6 +239,25 @@ class PhaseRecorder:
                 }
             )
         return {"phases": out}
+
+
+@events.test_start.add_listener
+def _collections(environment: Environment, **_: Any) -> None:
+    """Create and fill the collections the callers search and classify in, where missing. Locust fires this on the
+    master and on every worker (and on a local runner once): load_collections is idempotent and a full collection
+    costs one GET, so the nodes may all run it, at once too; the master's runs before any worker spawns users."""
+    options = environment.parsed_options
+    if options is None or not environment.host or POOLS is None:
+        return
+    import httpx  # after locust's gevent patching, so its sockets cooperate
+
+    names = {"intents": options.o2v_intents, "reviews": options.o2v_reviews}
+    try:
+        with httpx.Client(base_url=environment.host, headers=auth_headers(options), timeout=120) as http:
+            load_collections(http, POOLS, names)
+    except httpx.HTTPError as exc:
+        logging.getLogger(__name__).error("could not create the collections %s at %s: %s", names, environment.host, exc)
+        raise
 
 
 @events.init.add_listener

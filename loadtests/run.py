@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python loadtests/run.py` as well as -m
 
-from loadtests.common import DEFAULT_WEIGHTS, SHED, phases
+from loadtests.common import DEFAULT_WEIGHTS, SHED, load_collections, phases
 from loadtests.pools import Pools, load
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
@@ -104,17 +104,6 @@ class MemorySampler:
     def peak_mib(self, start: float = 0.0, end: float = math.inf) -> float | None:
         inside = [rss for t, rss in self.samples if start <= t <= end]
         return round(max(inside) / MIB, 1) if inside else None
-
-
-def load_collections(http: Any, pools: Pools, names: dict[str, str], batch: int = 256) -> dict[str, int]:
-    """Create the intents and reviews collections (exact search) and upsert their items through the API."""
-    counts = {}
-    for kind, items in (("intents", pools.intent_items), ("reviews", pools.review_items)):
-        http.put(f"/collections/{names[kind]}", json={"index": "flat"}).raise_for_status()
-        for i in range(0, len(items), batch):
-            http.post(f"/collections/{names[kind]}/items", json={"items": items[i : i + batch]}).raise_for_status()
-        counts[names[kind]] = len(items)
-    return counts
 
 
 def probe(http: Any, pools: Pools, names: dict[str, str], repeats: int) -> dict[str, Any]:

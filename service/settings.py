@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     onnx_intra_op_threads: int = Field(0, ge=0, description="0 = onnxruntime's choice")
     onnx_inter_op_threads: int = Field(1, ge=0)
     onnx_max_batch_tokens: int = Field(16384, ge=1, description="padded tokens in one onnxruntime run")
+    model_aliases: list[str] = Field(
+        [], description="other names /v1/embeddings accepts as `model` (JSON list), e.g. an OpenAI model's"
+    )
 
     # HTTP server
     host: str = "127.0.0.1"
@@ -78,6 +81,9 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(64, ge=1, description="texts per encoder call")
     batch_max_wait_ms: float = Field(2.0, ge=0.0)
     queue_max_size: int = Field(1024, ge=1, description="texts waiting; beyond it requests get 503")
+    embed_cache_bytes: int = Field(
+        0, ge=0, description="LRU of embeddings by token ids, bounded in bytes (384-d: ~2 KB a text); 0 = off"
+    )
 
     # SageMaker backend
     sagemaker_endpoint: str | None = None

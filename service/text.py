@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tokenizers import Tokenizer
 
 PAD_ID = 0
+Direction = Literal["right", "left"]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Rows cut to max_seq_len, and each text's token count before the cut (so callers can see what was dropped)."""
+
+    rows: list[list[int]]
+    lengths: list[int]
+    max_seq_len: int
+
+    @property
+    def truncated(self) -> list[int]:
+        """Indices of the texts that lost tokens."""
+        return [i for i, n in enumerate(self.lengths) if n > self.max_seq_len]
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    text: str
+    start: int
+    stop: int
+    special: bool
 
 
 class TextTokenizer:
@@ -23,7 +49,7 @@ class TextTokenizer:
         self.tokenizer = tokenizer
         self.max_seq_len = max_seq_len
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=max_seq_len)
+        self.tokenizer.no_truncation()  # cut in `encode_counted`, from either side, after counting
         self.unk_id = self.tokenizer.token_to_id("[UNK]") or 1
 
     @classmethod
@@ -41,18 +67,36 @@ class TextTokenizer:
     def save(self, model_dir: str | Path) -> None:
         """Write tokenizer.json and vocab.json into a model directory."""
         model_dir = Path(model_dir)
-        self.tokenizer.no_truncation()
         self.tokenizer.save(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.max_seq_len)
         ordered = dict(sorted(self.vocab().items(), key=lambda kv: kv[1]))
         (model_dir / "vocab.json").write_text(json.dumps(ordered, ensure_ascii=False))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids for each text, at most max_seq_len each."""
+        """Token ids for each text, at most max_seq_len each (the first ones)."""
+        return self.encode_counted(texts).rows
+
+    def encode_counted(self, texts: Sequence[str], direction: Direction = "right") -> Encoded:
+        """Token ids cut to max_seq_len, keeping the first tokens (`right`: the end is cut) or the last (`left`)."""
         out = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [e.ids if e.ids else [self.unk_id] for e in out]
+        full = [e.ids if e.ids else [self.unk_id] for e in out]
+        keep = self.max_seq_len
+        rows = [ids[:keep] if direction == "right" else ids[-keep:] for ids in full]
+        return Encoded(rows, [len(ids) for ids in full], keep)
+
+    def tokens(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[Token]]:
+        """Every token of each text, uncut, with its character span in the text; [CLS]/[SEP] only on request
+        (the model reads bare ids, so they are not what it embeds)."""
+        out = self.tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+        return [
+            [
+                Token(i, tok if special else text[a:b], a, b, bool(special))
+                for i, tok, (a, b), special in zip(e.ids, e.tokens, e.offsets, e.special_tokens_mask, strict=True)
+            ]
+            for text, e in zip(texts, out, strict=True)
+        ]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the model reads of each text (after the cut; `encode_counted(...).lengths` are before it)."""
         return [len(ids) for ids in self.encode(texts)]
 
     @staticmethod

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loadtests.run import LOAD_ROUTES, main
+from service.api.server import ServerProcess, free_port
 
 LIGHT = ["--spawn-rate", "4", "--think-scale", "0.2", "--batch", "8", "--probes", "2"]
 EVERY_CALLER = ["--weights", "intent=1,search=1,bulk=1,pairs=1"]
@@ -53,3 +56,48 @@ def test_o2v_loadtest_is_the_same_runner_and_exits_0_when_the_slo_holds(tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["slo"]["ok"] and summary["total"]["requests"] > 0 and summary["pools"] == "fixtures"
+
+
+LOCUSTFILE = str(Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py")
+LOCUST = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2", "-t", "5s"]
+KEY = "o2v-locust-test-key-7Hq2"
+
+
+def locust_failures(csv_prefix: Path) -> dict[str, tuple[int, int]]:
+    with open(f"{csv_prefix}_stats.csv", newline="") as fh:
+        return {row["Name"]: (int(row["Request Count"]), int(row["Failure Count"])) for row in csv.DictReader(fh)}
+
+
+def test_plain_locust_against_a_fresh_keyed_server_creates_its_collections(tmp_path: Path) -> None:
+    """`locust -f loadtests/locustfile.py --host URL`, as locust runs: test_start creates what the callers need."""
+    env = {"O2V_DATA_DIR": str(tmp_path / "data"), "O2V_API_KEY": KEY}
+    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
+    with ServerProcess(env) as server:
+        command = [*LOCUST, "--host", server.url, "--csv", str(tmp_path / "run"), *weights]
+        done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+        listed = httpx.get(f"{server.url}/collections", headers={"Authorization": f"Bearer {KEY}"}).json()
+    counts = {c["name"]: c["count"] for c in listed["collections"]}
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = locust_failures(tmp_path / "run")
+    assert stats["Aggregated"][0] > 0 and stats["Aggregated"][1] == 0, stats
+    assert counts["intents"] > 0 and counts["reviews"] > 0
+
+
+def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path) -> None:
+    """test_start fires on the master and on each worker: both run the idempotent setup; no request fails."""
+    port = str(free_port())
+    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
+    with ServerProcess({"O2V_DATA_DIR": str(tmp_path / "data")}) as server:
+        master = [*LOCUST, "--host", server.url, "--master", "--master-bind-port", port, "--expect-workers", "1"]
+        worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-port", port, *weights]
+        with subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as running:
+            done = subprocess.run(
+                [*master, "--csv", str(tmp_path / "run"), *weights], capture_output=True, text=True, timeout=90
+            )
+            try:
+                running.wait(timeout=20)  # the worker quits with its master
+            except subprocess.TimeoutExpired:
+                running.kill()
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = locust_failures(tmp_path / "run")
+    assert stats["Aggregated"][0] > 0 and stats["Aggregated"][1] == 0, stats

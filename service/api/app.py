@@ -17,19 +17,21 @@ from types import ModuleType
 from fastapi import APIRouter, FastAPI
 
 from service import __version__
-from service.api import collections, drift, embeddings, errors, health, sagemaker, similarity
+from service.api import collections, drift, embeddings, errors, health, rerank, sagemaker, similarity, tokenize
 from service.api.auth import read_guard
 from service.api.deps import ScoreObserver
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
+from service.api.openai_compat import OpenAIErrorMiddleware
 from service.encoders import load_encoder
 from service.encoders.base import Encoder, EncoderError
 from service.encoders.embedder import Embedder
 from service.settings import Settings
+from service.tracing import Tracing, TracingMiddleware, from_environment
 
 log = logging.getLogger(__name__)
 
-ROUTERS: list[ModuleType] = [embeddings, similarity, health, sagemaker, collections, drift]
+ROUTERS: list[ModuleType] = [embeddings, similarity, rerank, tokenize, health, sagemaker, collections, drift]
 
 
 def _router(module: ModuleType, settings: Settings, encoder: Encoder) -> APIRouter:
@@ -37,9 +39,13 @@ def _router(module: ModuleType, settings: Settings, encoder: Encoder) -> APIRout
     return router if isinstance(router, APIRouter) else module.build_router(settings, encoder)
 
 
-def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
-    """An app serving `encoder` (default: the one the settings name, loaded now and closed on shutdown)."""
+def create_app(
+    settings: Settings | None = None, encoder: Encoder | None = None, tracing: Tracing | None = None
+) -> FastAPI:
+    """An app serving `encoder` (default: the one the settings name, loaded now and closed on shutdown), traced by
+    `tracing` (default: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else off; service/tracing.py)."""
     settings = settings or Settings()
+    tracing = tracing or from_environment()
     owns_encoder = encoder is None
     encoder = encoder or load_encoder(settings)
     metrics = Metrics()
@@ -50,6 +56,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         embedder = Embedder(encoder, settings, observe=metrics.observe_encoder)
         embedder.start()
         metrics.track_queues(embedder)
+        metrics.track_cache(embedder.cache)
         app.state.embedder = embedder
         try:
             await embedder.check()  # warm-up: the first request should not pay for lazy allocations
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
             await embedder.close()
             if owns_encoder:
                 encoder.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="object2vec-service",
@@ -75,7 +83,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.state.score_observers: list[ScoreObserver] = []
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limits.get(path, settings.max_body_bytes))
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it counts the 413s too
+    app.add_middleware(OpenAIErrorMiddleware)  # outside every error source: /v1/* errors get OpenAI's fields
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # it counts the 413s too
+    app.add_middleware(TracingMiddleware, tracing=tracing)  # outermost: the request span holds everything
     for module in ROUTERS:
         app.include_router(_router(module, settings, encoder))
     return app

@@ -37,6 +37,7 @@ from service.index.names import NAME_RE
 from service.index.registry import open_collections
 from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Settings
 from service.strings import Utf8Str, check_utf8
+from service.tracing import span
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,7 +130,7 @@ def _out_of_files_is_503() -> Iterator[None]:
 
 async def _call(fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking service.index call in a worker thread; its CollectionErrors reach the shared handler."""
-    with _out_of_files_is_503():
+    with _out_of_files_is_503(), span("index", **{"o2v.operation": getattr(getattr(fn, "func", fn), "__name__", "")}):
         return await asyncio.to_thread(fn, *args)
 
 

@@ -7,10 +7,13 @@ other routers may register their own collectors there. With several uvicorn work
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.encoders.cache import EmbeddingCache
 from service.encoders.embedder import Embedder
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -52,8 +55,26 @@ class Metrics:
         for channel, batcher in embedder.batchers.items():
             self.queue_depth.labels(channel).set_function(lambda b=batcher: b.depth)
 
+    def track_cache(self, cache: EmbeddingCache | None) -> None:
+        """The embedding cache's hits, misses and bytes (O2V_EMBED_CACHE_BYTES), read at scrape time."""
+        if cache is not None:
+            self.registry.register(_CacheCollector(cache))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CacheCollector:
+    """Reads the cache's own counters, so its hot path (the event loop) does no metric bookkeeping."""
+
+    def __init__(self, cache: EmbeddingCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("o2v_embed_cache_hits", "Embeddings answered from the cache", self.cache.hits)
+        yield CounterMetricFamily("o2v_embed_cache_misses", "Embeddings the cache did not hold", self.cache.misses)
+        yield GaugeMetricFamily("o2v_embed_cache_bytes", "Bytes the cache holds (estimate)", self.cache.bytes)
+        yield GaugeMetricFamily("o2v_embed_cache_entries", "Embeddings the cache holds", len(self.cache))
 
 
 class MetricsMiddleware:

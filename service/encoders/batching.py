@@ -24,18 +24,25 @@ from service.encoders.base import Overloaded
 
 BatchFn = Callable[[list[Any]], np.ndarray]
 OnBatch = Callable[[int, float], None]
+OnTimes = Callable[["Job"], None]
 
 
 @dataclass
-class _Job:
+class Job:
+    """One caller's rows, waiting for an encoder call or answered by one (with the times tracing records)."""
+
     rows: Sequence[Any]
     future: asyncio.Future[np.ndarray]
+    queued_ns: int = 0  # epoch nanoseconds (what tracing takes): submitted, handed to the encoder, answered
+    started_ns: int = 0
+    finished_ns: int = 0
+    batch_rows: int = 0
 
 
 SHUTTING_DOWN = "the server is shutting down"
 
 
-def _fail(jobs: Iterable[_Job], exc: BaseException) -> None:
+def _fail(jobs: Iterable[Job], exc: BaseException) -> None:
     for job in jobs:
         if not job.future.done():
             job.future.set_exception(exc)
@@ -59,7 +66,7 @@ class MicroBatcher:
         self.max_queue = max_queue
         self.on_batch = on_batch
         self.depth = 0  # rows waiting, not yet handed to the encoder
-        self._jobs: deque[_Job] = deque()
+        self._jobs: deque[Job] = deque()
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"o2v-{name}")
         self._worker: asyncio.Task[None] | None = None
@@ -81,10 +88,13 @@ class MicroBatcher:
         self.depth = 0
         await asyncio.to_thread(self._executor.shutdown)  # lets a running encoder call finish
 
-    async def run(self, rows: Sequence[Any]) -> np.ndarray:
+    async def run(self, rows: Sequence[Any], on_times: OnTimes | None = None) -> np.ndarray:
+        """`on_times(job)` is told each part's queue and encoder times once it is answered (tracing)."""
         if self._worker is None:
             raise RuntimeError("MicroBatcher.start() was not called")
-        parts = [await self._submit(rows[i : i + self.max_batch]) for i in range(0, len(rows), self.max_batch)]
+        parts = [
+            await self._submit(rows[i : i + self.max_batch], on_times) for i in range(0, len(rows), self.max_batch)
+        ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def admit(self, rows: int) -> None:
@@ -97,13 +107,16 @@ class MicroBatcher:
                 "(O2V_QUEUE_MAX_SIZE): retry later"
             )
 
-    async def _submit(self, rows: Sequence[Any]) -> np.ndarray:
+    async def _submit(self, rows: Sequence[Any], on_times: OnTimes | None = None) -> np.ndarray:
         self.admit(len(rows))
-        job = _Job(rows, asyncio.get_running_loop().create_future())
+        job = Job(rows, asyncio.get_running_loop().create_future(), queued_ns=time.time_ns())
         self._jobs.append(job)
         self.depth += len(rows)
         self._wakeup.set()
-        return await job.future
+        out = await job.future
+        if on_times is not None:
+            on_times(job)
+        return out
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -120,7 +133,7 @@ class MicroBatcher:
             if not jobs:
                 continue
             rows = [row for job in jobs for row in job.rows]
-            started = time.perf_counter()
+            started, started_ns = time.perf_counter(), time.time_ns()
             try:
                 out = await loop.run_in_executor(self._executor, self.fn, rows)
             except asyncio.CancelledError:
@@ -131,15 +144,16 @@ class MicroBatcher:
                 continue
             if self.on_batch is not None:
                 self.on_batch(len(rows), time.perf_counter() - started)
-            start = 0
+            start, finished_ns = 0, time.time_ns()
             for job in jobs:
+                job.started_ns, job.finished_ns, job.batch_rows = started_ns, finished_ns, len(rows)
                 if not job.future.done():
                     job.future.set_result(out[start : start + len(job.rows)])
                 start += len(job.rows)
 
-    def _take(self) -> list[_Job]:
+    def _take(self) -> list[Job]:
         """Waiting jobs in arrival order up to max_batch rows; jobs whose caller went away are dropped."""
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         size = 0
         while self._jobs and (not jobs or size + len(self._jobs[0].rows) <= self.max_batch):
             job = self._jobs.popleft()

@@ -10,15 +10,21 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Literal, TypeVar
 
 import numpy as np
 
 from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows, l2_normalize
-from service.encoders.batching import MicroBatcher
+from service.encoders.batching import Job, MicroBatcher
+from service.encoders.cache import EmbeddingCache, cache_key
 from service.settings import Settings
+from service.text import Direction, Encoded, Token
+from service.tracing import current, span
 
 INLINE_TOKENIZE_CHARS = 512
+Scorer = Literal["object2vec", "cosine"]
 CHECK_TIMEOUT_S = 5.0
+T = TypeVar("T")
 Observe = Callable[[str, int, float], None]  # (operation, rows, seconds) of one encoder call
 
 
@@ -39,6 +45,7 @@ class Embedder:
             )
             for channel in ("in0", "in1")
         }
+        self.cache = EmbeddingCache(settings.embed_cache_bytes) if settings.embed_cache_bytes else None
 
     @property
     def name(self) -> str:
@@ -47,6 +54,11 @@ class Embedder:
     @property
     def dim(self) -> int:
         return self.encoder.dim
+
+    @property
+    def max_seq_len(self) -> int:
+        """Tokens of a text encoder 0 reads; the rest is cut."""
+        return self.encoder.tokenizer.max_seq_len
 
     @property
     def has_scorer(self) -> bool:
@@ -60,18 +72,55 @@ class Embedder:
         for batcher in self.batchers.values():
             await batcher.close()
 
-    async def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+    async def _off_loop_if_long(self, texts: Sequence[str], fn: Callable[[], T]) -> T:
         """Short inputs are tokenized on the event loop (tens of microseconds, less than a thread hop costs);
-        longer ones on a worker thread, so that one large request cannot stall every other. Texts are embedded
-        by encoder 0 next: when its queue is full this refuses (Overloaded, 503) before tokenizing."""
-        self.batchers["in0"].admit(len(texts))
+        longer ones on a worker thread, so that one large request cannot stall every other."""
         if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
-            return self.encoder.tokenizer.encode(texts)
-        return await asyncio.to_thread(self.encoder.tokenizer.encode, texts)
+            return fn()
+        return await asyncio.to_thread(fn)
+
+    async def tokens(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[Token]]:
+        """Every token of each text with its span, uncut (for callers budgeting their texts)."""
+        tokenizer = self.encoder.tokenizer
+        return await self._off_loop_if_long(texts, partial(tokenizer.tokens, texts, add_special_tokens))
+
+    async def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids cut to the model's max_seq_len (the end is cut); see `tokenize_counted`."""
+        return (await self.tokenize_counted(texts)).rows
+
+    async def tokenize_counted(self, texts: Sequence[str], direction: Direction = "right") -> Encoded:
+        """Ids cut to max_seq_len from `direction`, with the counts before the cut. Texts are embedded by encoder 0
+        next: when its queue is full this refuses (Overloaded, 503) before tokenizing."""
+        self.batchers["in0"].admit(len(texts))
+        with span("tokenize", **{"o2v.texts": len(texts)}):
+            return await self._off_loop_if_long(texts, partial(self.encoder.tokenizer.encode_counted, texts, direction))
 
     async def embed_ids(self, rows: Rows, channel: Channel = "in0") -> np.ndarray:
-        """Raw (not normalised) embeddings, as Object2Vec returns them."""
-        return await self.batchers[channel].run(rows)
+        """Raw (not normalised) embeddings, as Object2Vec returns them; rows the cache holds skip the encoder."""
+        if self.cache is None:
+            return await self._run(rows, channel)
+        keys = [cache_key(channel, row) for row in rows]
+        found = [self.cache.get(key) for key in keys]
+        missing = [i for i, vector in enumerate(found) if vector is None]
+        if missing:
+            computed = await self._run([rows[i] for i in missing], channel)
+            for i, vector in zip(missing, computed, strict=True):
+                self.cache.put(keys[i], vector)
+                found[i] = vector
+        return np.stack(found) if found else np.empty((0, self.dim), np.float32)
+
+    async def _run(self, rows: Rows, channel: Channel) -> np.ndarray:
+        """The micro-batcher; when the request is traced, each part's queue wait and encoder call become spans."""
+        tracing = current()
+        if not tracing.enabled:
+            return await self.batchers[channel].run(rows)
+
+        def spans(job: Job) -> None:
+            attributes = {"o2v.channel": channel, "o2v.rows": len(job.rows), "o2v.batch_rows": job.batch_rows}
+            tracing.record("queue", job.queued_ns, job.started_ns, **attributes)
+            tracing.record("encoder", job.started_ns, job.finished_ns, backend=self.encoder.backend, **attributes)
+
+        return await self.batchers[channel].run(rows, on_times=spans)
 
     async def embed(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
         vectors = await self.embed_ids(await self.tokenize(texts))
@@ -80,10 +129,27 @@ class Embedder:
     async def score_ids(self, rows0: Rows, rows1: Rows) -> np.ndarray:
         """Object2Vec pair scores [n, K]; not batched across requests (each call is one scorer run)."""
         started = time.perf_counter()
-        scores = await asyncio.to_thread(self.encoder.score_ids, rows0, rows1)
+        with span("encoder", backend=self.encoder.backend, **{"o2v.op": "score", "o2v.rows": len(rows0)}):
+            scores = await asyncio.to_thread(self.encoder.score_ids, rows0, rows1)
         if self.observe:
             self.observe("score", len(rows0), time.perf_counter() - started)
         return scores
+
+    async def rerank(self, query: str, texts: Sequence[str], raw: bool = False) -> tuple[np.ndarray, Scorer]:
+        """Relevance of each text to `query`: Object2Vec's score of (query → in0, text → in1), as /similarity's
+        `score`, where the model has a scorer; else the cosine of their encoder-0 embeddings. `raw`: a softmax
+        model's probability p of the last class becomes its log-odds log(p / (1 - p)), the two-class logit TEI
+        calls raw; a regression value and a cosine are raw already."""
+        rows = await self.tokenize([query, *texts])
+        if not self.has_scorer:
+            vectors = l2_normalize(await self.embed_ids(rows))
+            return np.clip(vectors[1:] @ vectors[0], -1.0, 1.0), "cosine"
+        scores = await self.score_ids([rows[0]] * len(texts), rows[1:])
+        last = scores[:, -1].astype(np.float64)
+        if raw and scores.shape[1] > 1:
+            p = np.clip(last, 1e-7, 1 - 1e-7)
+            last = np.log(p / (1 - p))
+        return last, "object2vec"
 
     async def check(self, timeout_s: float = CHECK_TIMEOUT_S) -> None:
         """Raise EncoderError unless one token goes through the encoder within timeout_s (a probe must not hang

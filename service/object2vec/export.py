@@ -1,4 +1,10 @@
-"""`o2v export`: a trained checkpoint → a model directory (encoder.onnx, scorer.onnx, tokenizer, model card)."""
+"""`o2v export`: a trained checkpoint → a model directory (encoder.onnx, scorer.onnx, tokenizer, model card).
+
+The encoder's output is rotated into its principal axes (service/object2vec/rotation.py) when the checkpoint's
+validation or train channel is still where its config named it, so that OpenAI's `dimensions` keeps the best
+summary; the card records the rotation, or its absence (`encoder.rotation`: null: the first k dimensions are not
+ordered by importance).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from torch import nn
 
 from service.datasets import file_sha256
 from service.object2vec.network import Encoder, Object2Vec
+from service.object2vec.rotation import rotate_model_dir
 from service.object2vec.train import load_checkpoint
 from service.text import TextTokenizer
 
@@ -123,6 +130,29 @@ def score_distribution(scores: list[float], bins: int = 20) -> dict[str, Any]:
     }
 
 
+def channel_rows(
+    config: dict[str, Any], channels: dict[str, dict[str, str]], bases: list[Path], limit: int = 20_000
+) -> tuple[list[list[int]], str] | None:
+    """Token ids (in0 and in1) of the validation channel, else the train channel, the checkpoint was trained on:
+    looked for where its config named it, relative to each of `bases`, and taken only when its sha256 matches."""
+    for name in ("validation", "train"):
+        named = config.get("channels", {}).get(name)
+        if not named or name not in channels:
+            continue
+        for base in bases:
+            path = base / named
+            if path.is_file() and file_sha256(path) == channels[name]["sha256"]:
+                rows: list[list[int]] = []
+                with open(path, encoding="utf-8") as fh:
+                    for line in fh:
+                        record = json.loads(line)
+                        rows += [record[key] for key in ("in0", "in1") if record.get(key)]
+                        if len(rows) >= limit:
+                            break
+                return rows[:limit], f"{min(len(rows), limit)} rows of the {name} channel ({path.name})"
+    return None
+
+
 def local_options(config: dict[str, Any], shared: bool) -> dict[str, Any]:
     """The training options that are not SageMaker hyperparameters, so hyperparameters.json cannot carry them: a
     reader of the card (or SageMaker) would otherwise take enc1_network=enc0 for two encoders with their own weights."""
@@ -140,8 +170,10 @@ def export_model(
     embedding_dtype: str = "float32",
     name: str | None = None,
     extra_card: dict[str, Any] | None = None,
+    rotate: bool = True,
 ) -> Path:
-    """Write a complete model directory from a training output folder (checkpoint.pt + training_log.json)."""
+    """Write a complete model directory from a training output folder (checkpoint.pt + training_log.json); with
+    `rotate`, rotated into its principal axes where the training data is found (see the module docstring)."""
     if embedding_dtype not in EMBEDDING_DTYPES:
         raise ValueError(f"embedding_dtype must be one of {EMBEDDING_DTYPES}, got {embedding_dtype!r}")
     checkpoint_dir, model_dir = Path(checkpoint_dir), Path(model_dir)
@@ -197,5 +229,9 @@ def export_model(
         for p in sorted(model_dir.iterdir())
         if p.suffix in (".onnx", ".json") and p.name != "model_card.json"
     }
+    card["encoder"]["rotation"] = None
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=1))
+    found = channel_rows(config, state.get("channels", {}), [Path.cwd(), checkpoint_dir, checkpoint_dir.parent])
+    if rotate and found is not None:
+        rotate_model_dir(model_dir, *found)
     return model_dir
