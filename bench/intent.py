@@ -1,12 +1,16 @@
-"""Intent classification with out-of-scope detection on CLINC150 through the service's classify path.
+"""Intent classification with out-of-scope detection on CLINC150 through the service's classify path, clean and typo'd.
 
 Each model embeds the in-scope train split into a real collection (service.index, flat); every val and test
 utterance then goes through `classify` (k-nearest vote weighted by cosine). min_score, the support below which
 the answer is null (out of scope), is chosen on val only: the value maximising the mean of in-scope accuracy and
 out-of-scope recall. Reported on test: in-scope accuracy of the plain vote and with min_score applied, and
-out-of-scope recall and precision. The bundled model runs beside all-MiniLM-L6-v2 in the same run.
+out-of-scope recall and precision; then the same test utterances with 1–2 typing slips each
+(service.evaluation.with_typos, seeded) against the clean collection and the clean min_score, as a user's messy
+input meets a deployed index, and the drop from clean. The bundled model runs beside all-MiniLM-L6-v2 and a
+model2vec distilled from it in the same run.
 
     python -m bench.intent [--model-dir models/object2vec-sts-384] [--k 10] [--limit 500] [--no-peer]
+                           [--no-model2vec] [--typo-seed 0] [--json bench/results/intent.json]
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MiniLM, OnnxModel, print_table
+from bench.common import print_table
+from bench.peers import systems
 from service.datasets import read_clinc
+from service.evaluation import with_typos
 from service.index.classify import classify
 from service.index.registry import Collections
 from service.index.store import Item
@@ -39,14 +45,16 @@ def every_nth(rows: list, limit: int | None) -> list:
     return rows if not limit or limit >= len(rows) else rows[:: -(-len(rows) // limit)]
 
 
-def predictions(embed: Embed, train: list, queries: list, k: int, data_dir: Path) -> tuple[list, np.ndarray]:
-    """(voted label, support) per query, from a collection of the train split."""
+def predictions(embed: Embed, train: list, query_sets: list[list[str]], k: int, data_dir: Path) -> list[tuple]:
+    """(voted labels, supports) for each set of queries, from one collection of the train split."""
     collection, _ = Collections(data_dir).create("clinc")
     items = [Item(f"train-{i}", text, {"label": label}) for i, (text, label) in enumerate(train)]
     collection.upsert(items, embed([text for text, _ in train]))
-    vectors = embed([text for text, _ in queries])
-    results = [classify(collection, v, "label", k, min_score=-1.0) for v in vectors]
-    return [r.label for r in results], np.array([r.confidence for r in results])
+    out = []
+    for queries in query_sets:
+        results = [classify(collection, v, "label", k, min_score=-1.0) for v in embed(queries)]
+        out.append(([r.label for r in results], np.array([r.confidence for r in results])))
+    return out
 
 
 def scores(labels: list, support: np.ndarray, truth: list, min_score: float) -> dict[str, float]:
@@ -74,16 +82,24 @@ def choose_min_score(labels: list, support: np.ndarray, truth: list) -> float:
     return float(max(candidates, key=balanced))
 
 
-def evaluate(name: str, embed: Embed, k: int, limit: int | None) -> dict:
+def evaluate(name: str, embed: Embed, k: int, limit: int | None, typo_seed: int) -> dict:
     train = every_nth([row for row in read_clinc("train") if row[1] != OOS], limit)
     val, test = every_nth(read_clinc("val"), limit), every_nth(read_clinc("test"), limit)
+    test_texts = [t for t, _ in test]
+    typo_texts = with_typos(test_texts, typo_seed)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        val_labels, val_support = predictions(embed, train, val, k, Path(tmp) / "val")
-        min_score = choose_min_score(val_labels, val_support, [y for _, y in val])
-        test_labels, test_support = predictions(embed, train, test, k, Path(tmp) / "test")
-    result = scores(test_labels, test_support, [y for _, y in test], min_score)
+        queries = [[t for t, _ in val], test_texts, typo_texts]
+        (val_labels, val_support), clean, typos = predictions(embed, train, queries, k, Path(tmp))
+    min_score = choose_min_score(val_labels, val_support, [y for _, y in val])
+    truth = [y for _, y in test]
+    result = scores(*clean, truth, min_score)
+    typo_result = scores(*typos, truth, min_score)
     row = {"model": name, "min_score": round(min_score, 3), **{key: round(v, 4) for key, v in result.items()}}
+    for key in ("in_scope_acc", "in_scope_acc_at_min", "oos_recall"):
+        row[f"typo_{key}"] = round(typo_result[key], 4)
+        row[f"drop_{key}"] = round(result[key] - typo_result[key], 4)
+    row["typo_changed"] = round(float(np.mean([a != b for a, b in zip(test_texts, typo_texts, strict=True)])), 4)
     return {**row, "train": len(train), "test": len(test), "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -92,17 +108,28 @@ def main() -> None:
     p.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR))
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--limit", type=int, help="at most this many rows of each split (a quick check)")
-    p.add_argument("--no-peer", action="store_true", help="skip all-MiniLM-L6-v2")
+    p.add_argument("--no-peer", action="store_true", help="skip all-MiniLM-L6-v2 and model2vec")
+    p.add_argument("--no-model2vec", action="store_true", help="skip the model2vec distilled from MiniLM")
+    p.add_argument("--typo-seed", type=int, default=0, help="seed of the typo'd test copy")
+    p.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = p.parse_args()
-    models: list[tuple[str, Embed]] = [(Path(args.model_dir).name, OnnxModel(args.model_dir))]
-    if not args.no_peer:
-        models.append((MiniLM.name, MiniLM()))
-    rows = [evaluate(name, embed, args.k, args.limit) for name, embed in models]
+    model2vec = not (args.no_peer or args.no_model2vec)
+    models = systems([args.model_dir], minilm=not args.no_peer, model2vec=model2vec)
+    rows = [evaluate(m.name, m, args.k, args.limit, args.typo_seed) for m in models]
     columns = [("model", "model"), ("in_scope_acc", "in-scope acc"), ("min_score", "min_score (val)")]
     columns += [("in_scope_acc_at_min", "in-scope acc at min_score"), ("oos_recall", "oos recall")]
     columns += [("oos_precision", "oos precision"), ("train", "train"), ("test", "test")]
     print_table(rows, columns)
-    print(json.dumps({"bench": "intent", "k": args.k, "limit": args.limit, "rows": rows}))
+    print(f"\nthe test utterances with 1-2 typos each (seed {args.typo_seed}), clean collection and min_score")
+    columns = [("model", "model"), ("typo_in_scope_acc", "in-scope acc"), ("drop_in_scope_acc", "drop vs clean")]
+    columns += [("typo_in_scope_acc_at_min", "at min_score"), ("drop_in_scope_acc_at_min", "drop vs clean")]
+    columns += [("typo_oos_recall", "oos recall"), ("drop_oos_recall", "drop vs clean")]
+    columns += [("typo_changed", "utterances changed")]
+    print_table(rows, columns)
+    summary = {"bench": "intent", "k": args.k, "limit": args.limit, "typo_seed": args.typo_seed, "rows": rows}
+    print(json.dumps(summary))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":
