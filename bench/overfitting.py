@@ -26,6 +26,28 @@ RUNS = {
 }
 
 
+def hyperparameters(vocab_size: int, network: str = "hcnn", epochs: int = 30) -> dict[str, str]:
+    """The small model both runs train (bench.tuning tunes the same one): 64-d tokens and encodings, MLP 2 x 128."""
+    return {
+        "enc0_max_seq_len": "64",
+        "enc0_vocab_size": str(vocab_size),
+        "enc0_network": network,
+        "enc0_layers": "2",
+        "enc0_token_embedding_dim": "64",
+        "enc_dim": "64",
+        "comparator_list": "hadamard, abs_diff",
+        "mlp_layers": "2",
+        "mlp_dim": "128",
+        "mlp_activation": "relu",
+        "output_layer": "mean_squared_error",
+        "learning_rate": "0.002",
+        "mini_batch_size": "32",
+        "epochs": str(epochs),
+        "early_stopping_patience": "3",
+        "early_stopping_tolerance": "0.001",
+    }
+
+
 def write_channel(path: Path, pairs, tokenizer: TextTokenizer) -> None:
     ids0 = tokenizer.encode([p.a for p in pairs])
     ids1 = tokenizer.encode([p.b for p in pairs])
@@ -48,32 +70,16 @@ def main() -> None:
         write_channel(work / "train.jsonl", read_sts("train")[: args.pairs], tokenizer)
         write_channel(work / "validation.jsonl", read_sts("dev"), tokenizer)
         for name, reg in RUNS.items():
-            hp = {
-                "enc0_max_seq_len": "64",
-                "enc0_vocab_size": str(tokenizer.vocab_size),
-                "enc0_network": args.network,
-                "enc0_layers": "2",
-                "enc0_token_embedding_dim": "64",
-                "enc_dim": "64",
-                "comparator_list": "hadamard, abs_diff",
-                "mlp_layers": "2",
-                "mlp_dim": "128",
-                "mlp_activation": "relu",
-                "output_layer": "mean_squared_error",
-                "learning_rate": "0.002",
-                "mini_batch_size": "32",
-                "epochs": str(args.epochs),
-                "early_stopping_patience": "3",
-                "early_stopping_tolerance": "0.001",
-                "dropout": reg["dropout"],
-                "weight_decay": reg["weight_decay"],
-            }
+            hp = hyperparameters(tokenizer.vocab_size, args.network, args.epochs)
+            hp.update(dropout=reg["dropout"], weight_decay=reg["weight_decay"])
             config = {
                 "hyperparameters": hp,
                 "channels": {"train": "train.jsonl", "validation": "validation.jsonl"},
                 "output_dir": f"out-{name}",
                 "seed": args.seed,
                 "early_stopping": reg["early_stopping"],
+                "early_stopping_reference": "best",  # the README's runs: patience counted against the best epoch
+                "share_encoders": True,  # and one siamese encoder (enc1_network=enc0 alone copies the architecture)
                 "evaluate_train": True,
                 "threads": 1,
             }

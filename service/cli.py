@@ -188,6 +188,20 @@ def _drift(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    from service.object2vec.tune_command import configure
+
+    configure(p)
+
+
+@command("tune", _tune_args)
+def _tune(args: argparse.Namespace) -> int:
+    """`o2v tune CONFIG TUNING.json`: SageMaker-style tuning, locally or as a SageMaker request."""
+    from service.object2vec.tune_command import run
+
+    return run(args)
+
+
 def _loadtests() -> Any:
     """loadtests/run.py of the source checkout (like bench/, not part of the installed package), or None."""
     from service.settings import REPO

@@ -216,6 +216,15 @@ def test_dimensions_keep_the_first_k_renormalised(http, route, key, out) -> None
         assert error.status_code == 422 and error.json()["error"]["field"] == "dimensions", error.text
 
 
+def test_raw_truncated_embeddings_are_answered(http) -> None:
+    """`normalize: false` with `dimensions` answers a column slice as it is (schemathesis found a 500: orjson writes
+    only C-contiguous arrays)."""
+    answer = http.post("/embed", json={"texts": TEXTS, "dimensions": 1, "normalize": False})
+    assert answer.status_code == 200, answer.text
+    expected = onnx_encoder().embed_texts(TEXTS)[:, :1]
+    np.testing.assert_allclose(np.array(answer.json()["embeddings"], dtype=np.float32), expected, atol=1e-5)
+
+
 def test_the_bundled_encoder_is_rotated_into_principal_axes() -> None:
     """The card records the rotation, the graph ends in its MatMul, and the leading dimensions carry the most."""
     import onnx

@@ -88,7 +88,7 @@ async def embed_truncating(
         if dimensions > vectors.shape[1]:  # the schema says enc_dim; a SageMaker endpoint's width may differ
             message = f"dimensions is {dimensions}; the model's embeddings have {vectors.shape[1]}"
             raise ApiError(422, message, field="dimensions")
-        vectors = vectors[:, :dimensions]
+        vectors = np.ascontiguousarray(vectors[:, :dimensions])  # orjson writes C-contiguous arrays only
     return vectors, sum(len(row) for row in encoded.rows), len(cut)
 
 

@@ -11,6 +11,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,10 +294,13 @@ def _public(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: round(v, 6) for k, v in metrics.items() if k != "cosines"}
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, progress: bool = True, on_epoch: Callable[[int, dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Train, keep the best epoch by the watched validation number, write checkpoint.pt and training_log.json.
 
-    Returns the log.
+    `on_epoch(epoch, row)` sees each epoch's log row (with its validation metrics); a tuner prunes a trial by
+    raising from it, which ends training without writing anything. Returns the log.
     """
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -344,6 +348,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         log["epochs"].append(row)
         if progress:
             tqdm.write(json.dumps(row))
+        if on_epoch is not None:
+            on_epoch(epoch, row)
         if watched < best_loss:
             best_loss, best_epoch, best_state = watched, epoch, copy.deepcopy(model.state_dict())
         if cfg.early_stopping and stopper.step(watched):
