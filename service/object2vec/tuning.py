@@ -234,8 +234,10 @@ class TuningJob:
     # -- one trial ------------------------------------------------------------------------------------------------
     def objective(self, trial: Trial) -> float:
         study = trial.study
-        trial.set_user_attr("host", HOST)
+        # pid before host: fail_dead_trials in another process on this machine takes a trial with our host and no
+        # pid yet for a dead one (seen under load: "Cannot tell a FAIL trial").
         trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("host", HOST)
         ahead = sum(_counts(t) for t in study.get_trials(deepcopy=False) if t.number < trial.number)
         if ahead >= self.spec.max_trials:
             raise _NoSlot
