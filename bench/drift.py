@@ -9,7 +9,11 @@ estimate (resample a validation score, add Gaussian noise of Silverman's bandwid
 simulated run draws its own baseline (as many scores as the card has) and its own live traffic from it, both
 independently: in production the validation set and live traffic are two samples of one distribution, and drawing
 live scores from the baseline's own values would hide the baseline's sampling error and flatter the false-alarm
-rate. A shift δ adds δ to every live score (then clips). Prints a table, then one JSON line.
+rate. A shift δ adds δ to every live score (then clips). Every row runs twice, side by side: `old` is the
+KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `new` adds the shift test (service/drift/shift.py)
+with the current settings, on the same draws. The embedding case compares the MMD permutation test with a
+centroid-distance one on windows of real embeddings. Prints a table, then one JSON line (also written to
+bench/results/drift.json).
 """
 
 from __future__ import annotations
@@ -30,14 +34,13 @@ from service.drift import DriftConfig, DriftMonitor
 from service.drift.baseline import Baseline, card_baseline
 from service.drift.config import LEVELS
 from service.drift.files import read_baseline_file
-from service.drift.stats import compare
-from service.drift.status import level
 from service.encoders.model_dir import ModelDir
 from service.settings import Settings
 
 Sampler = Callable[[int, float], np.ndarray]
 SHIFTS = (-0.1, -0.05, -0.02, 0.02, 0.05, 0.1)
 STREAM = "similarity"
+RESULTS = Path(__file__).parent / "results" / "drift.json"
 
 
 def kde_sampler(validation: np.ndarray, rng: np.random.Generator) -> Sampler:
@@ -57,14 +60,19 @@ def fresh_monitor(config: DriftConfig, sample: Sampler, n_baseline: int) -> Drif
     return DriftMonitor(config, card)
 
 
-def window_false_alarms(config: DriftConfig, sample: Sampler, n_baseline: int, windows: int) -> dict[str, Any]:
-    """The raw verdict of one check on independent (baseline, window) draws, at the smallest and the full size."""
+def window_false_alarms(
+    config: DriftConfig, sample: Sampler, n_baseline: int, windows: int, baselines: int
+) -> dict[str, Any]:
+    """The raw verdict of one check on (baseline, window) draws, at the smallest and the full size: `baselines`
+    independent baselines (each calibrates its own shift test, so not one per window), `windows` windows in all."""
+    monitor = DriftMonitor(config, {})
     out = {}
     for size in (config.min_samples, config.window):
         levels = []
-        for _ in range(windows):
-            b = Baseline.of(sample(n_baseline, 0.0), "bench", config.psi_bins)
-            levels.append(level(compare(b.scores, sample(size, 0.0), b.edges), config.limits))
+        for i in range(windows):
+            if i % max(1, windows // baselines) == 0:
+                b = Baseline.of(sample(n_baseline, 0.0), "bench", config.psi_bins)
+            levels.append(monitor.judge(b, sample(size, 0.0)).enter)
         out[str(size)] = {name: levels.count(i) / windows for i, name in enumerate(LEVELS) if name != "ok"}
     return out
 
@@ -167,7 +175,8 @@ def pair_cosines(encoder: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
 
 
 def verdict(config: DriftConfig, card: dict[str, Any], cosines: np.ndarray) -> dict[str, Any]:
-    """Feed the cosines through a fresh monitor (card baseline) and report the final status and statistics."""
+    """Feed the cosines through a fresh monitor and report the final status, statistics and, where the baseline is
+    not the card's (learn mode), the raw level against the card (`domain`)."""
     monitor = DriftMonitor(config, card)
     first = None
     for i in range(0, cosines.size, config.check_every):
@@ -177,16 +186,64 @@ def verdict(config: DriftConfig, card: dict[str, Any], cosines: np.ndarray) -> d
             first = i + config.check_every
     r = monitor.stream_report(STREAM)
     stats = {k: v["value"] for k, v in r["statistics"].items()}
-    return {"n": int(cosines.size), "mean": r["live"].get("mean"), "status": r["status"], "drift_at": first, **stats}
+    domain = (r.get("domain") or {}).get("status")
+    return {
+        "n": int(cosines.size),
+        "mean": r["live"].get("mean"),
+        "status": r["status"],
+        "domain": domain,
+        "drift_at": first,
+        **stats,
+    }
 
 
-def real_case(config: DriftConfig, settings: Settings, n: int) -> dict[str, Any]:
+def real_case(configs: dict[str, DriftConfig], settings: Settings, n: int) -> dict[str, Any]:
+    """Text pairs through the served encoder: STS-B test (in domain) and machine logs (out of domain), with the
+    card baseline (old and new tests) and with O2V_DRIFT_BASELINE=learn (the stream's own first scores)."""
     from service.encoders import load_encoder
 
     encoder = load_encoder(settings)
     card = encoder.model.card
     cases = {"in_domain_sts_test": sts_test_pairs(n), "out_of_domain_logs": log_pairs(n)}
-    return {name: verdict(config, card, pair_cosines(encoder, pairs)) for name, pairs in cases.items()}
+    cosines = {name: pair_cosines(encoder, pairs) for name, pairs in cases.items()}
+    return {f"{name} ({label})": verdict(c, card, cosines[name]) for label, c in configs.items() for name in cases}
+
+
+def embedding_case(settings: Settings, runs: int, size: int = 200, alpha: float = 0.01) -> dict[str, Any]:
+    """The embedding test's choice: share of `runs` random live windows of `size` flagged at `alpha` by the MMD
+    permutation test and by a centroid-distance permutation test, against the model dir's validation sample: STS-B
+    dev sentences in random order (the null: must stay near alpha), 5 % and 10 % log lines mixed into them, and
+    STS-B test sentences."""
+    from service.datasets import read_sts
+    from service.drift.embeddings import centroid_test, load_sample, median_distance, mmd_test, unit_rows
+    from service.encoders import load_encoder
+
+    reference = load_sample(settings.model_dir)
+    if reference is None:
+        return {}
+    encoder = load_encoder(settings)
+    rng = np.random.default_rng(0)
+    dev = unit_rows(encoder.embed_texts(sorted({p.a for p in read_sts("dev")})))
+    logs = unit_rows(encoder.embed_texts([t for pair in log_pairs(size) for t in pair]))
+    test = unit_rows(encoder.embed_texts([a for a, _ in sts_test_pairs(1500)]))
+    bandwidth = median_distance(reference)
+
+    def window(mix: float, pool: np.ndarray = dev) -> np.ndarray:
+        k = round(mix * size)
+        ours = pool[rng.choice(pool.shape[0], size - k, replace=False)]
+        return np.concatenate([ours, logs[rng.choice(logs.shape[0], k)]])
+
+    cases = {"dev (null)": lambda: window(0.0), "5% logs": lambda: window(0.05), "10% logs": lambda: window(0.1)}
+    cases["STS-B test"] = lambda: window(0.0, test)
+    out = {}
+    for name, draw in cases.items():
+        hits = {"mmd": 0, "centroid": 0}
+        for i in range(runs):
+            live = draw()
+            hits["mmd"] += mmd_test(reference, live, bandwidth, 200, seed=i)[1] <= alpha
+            hits["centroid"] += centroid_test(reference, live, 200, seed=i)[1] <= alpha
+        out[name] = {k: v / runs for k, v in hits.items()}
+    return out
 
 
 def main() -> int:
@@ -197,10 +254,12 @@ def main() -> int:
     p.add_argument("--length", type=int, default=5000, help="scores per false-alarm run")
     p.add_argument("--real-pairs", type=int, default=1000, help="text pairs per real case (0: skip)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--embedding-runs", type=int, default=50, help="live windows per embedding case (0: skip)")
     p.add_argument("--quick", action="store_true", help="windows 100, runs 10, length 2000, 300 real pairs")
     args = p.parse_args()
     if args.quick:
         args.windows, args.runs, args.length, args.real_pairs = 100, 10, 2000, min(args.real_pairs, 300)
+        args.embedding_runs = min(args.embedding_runs, 20)
     logging.getLogger("service.drift").setLevel(logging.ERROR)
     settings = Settings()
     config = DriftConfig.from_settings(settings)
@@ -211,58 +270,78 @@ def main() -> int:
     if b is None:
         raise SystemExit(f"{source}: no validation scores to simulate from")
     validation, n = b.scores, b.scores.size
-    sample = kde_sampler(validation, np.random.default_rng(args.seed))
     started = time.perf_counter()
 
-    windows = window_false_alarms(config, sample, n, args.windows)
-    sequential = sequential_false_alarms(config, sample, n, args.runs, args.length)
-    detection = {}
-    for shift in SHIFTS:
-        detection[f"{shift:+g}"] = {
-            "empty": samples_to_drift(config, sample, n, shift, args.runs, 3000, prefill=False),
-            "after_window": samples_to_drift(config, sample, n, shift, args.runs, 3000, prefill=True),
+    configs = {"old": config_with(settings, drift_shift_window=0), "new": config}
+    rows: dict[str, dict[str, Any]] = {}
+    for label, c in configs.items():
+        sample = kde_sampler(validation, np.random.default_rng(args.seed))  # the same draws for both: paired
+        rows[label] = {
+            "windows": window_false_alarms(c, sample, n, args.windows, args.runs),
+            "sequential": sequential_false_alarms(c, sample, n, args.runs, args.length),
+            "detection": {
+                f"{shift:+g}": {
+                    "empty": samples_to_drift(c, sample, n, shift, args.runs, 3000, prefill=False),
+                    "after_window": samples_to_drift(c, sample, n, shift, args.runs, 3000, prefill=True),
+                }
+                for shift in SHIFTS
+            },
         }
-    real = real_case(config, settings, args.real_pairs) if args.real_pairs else {}
+    real = {}
+    if args.real_pairs:
+        real_configs = {"card, new": config, "learn, new": config_with(settings, drift_baseline="learn")}
+        real = real_case(real_configs, settings, args.real_pairs)
+    embeddings = embedding_case(settings, args.embedding_runs) if args.embedding_runs else {}
     seconds = time.perf_counter() - started
 
     print(f"validation scores: {source}  n={n} mean={validation.mean():.4f} std={validation.std():.4f}")
-    print(f"config: {json.dumps(config.public()['thresholds'])}")
+    print(f"thresholds: {json.dumps(config.public()['thresholds'])}; shift test: {config.public()['shift_test']}")
     print(
         f"window {config.window}, verdict from {config.min_samples}, check every {config.check_every}, "
         f"confirm {config.confirm_checks}, clear {config.clear_checks}, hysteresis {config.hysteresis}\n"
     )
-    print("| false alarms (baseline-like traffic) | drift | warning |\n|---|---|---|")
-    for size, rates in windows.items():
+    old, new = rows["old"], rows["new"]
+    print("| false alarms (baseline-like traffic) | old: drift | old: warning | new: drift | new: warning |")
+    print("|---|---|---|---|---|")
+    for size in old["windows"]:
+        o, w = old["windows"][size], new["windows"][size]
         print(
-            f"| one check, {args.windows} independent windows of {size} | {rates['drift']:.2%} "
-            f"| {rates['warning']:.2%} |"
+            f"| one check, {args.windows} windows of {size} | {o['drift']:.2%} | {o['warning']:.2%} | "
+            f"{w['drift']:.2%} | {w['warning']:.2%} |"
         )
+    o, w = old["sequential"], new["sequential"]
     print(
-        f"| checks in `drift`, {args.runs} runs of {args.length} scores | {sequential['checks_drift']:.2%} | "
-        f"{sequential['checks_warning']:.2%} |"
+        f"| checks in `drift`, {args.runs} runs of {args.length} scores | {o['checks_drift']:.2%} | "
+        f"{o['checks_warning']:.2%} | {w['checks_drift']:.2%} | {w['checks_warning']:.2%} |"
     )
-    print(f"| runs ever in `drift` (same runs) | {sequential['runs_ever_drift']:.1%} | |\n")
+    print(f"| runs ever in `drift` (same runs) | {o['runs_ever_drift']:.1%} | | {w['runs_ever_drift']:.1%} | |\n")
     print(
-        "| mean shift | samples to `drift` from empty: median / p90 | within 500 | after a full normal window: "
-        "median | within 500 |\n|---|---|---|---|---|"
+        "| mean shift | from empty, old: median / p90 (within 500) | new: median / p90 (within 500) | after a full "
+        "normal window, old: median / p90 (within 500) | new: median / p90 (within 500) |\n|---|---|---|---|---|"
     )
-    for shift, d in detection.items():
-        e, a = d["empty"], d["after_window"]
-        print(
-            f"| {shift} | {_n(e['median'])} / {_n(e['p90'])} | {e['within_500']:.0%} | {_n(a['median'])} | "
-            f"{a['within_500']:.0%} |"
-        )
+    for shift in old["detection"]:
+        cells = [
+            _delay(rows[label]["detection"][shift][mode]) for mode in ("empty", "after_window") for label in configs
+        ]
+        print(f"| {shift} | " + " | ".join(cells) + " |")
     if real:
         print(f"\nreal case, model {card.get('name')} (card created {card.get('created')}):")
         print(
-            "| pairs | n | live mean | status | first drift at | KS p | L∞ | PSI | JS | W/σ |\n"
-            "|---|---|---|---|---|---|---|---|---|---|"
+            "| pairs (baseline, tests) | n | live mean | status | vs card | first drift at | KS p | L∞ | W/σ | "
+            "shift z |\n|---|---|---|---|---|---|---|---|---|---|"
         )
         for name, r in real.items():
+            ks = f"{r['ks_pvalue']:.3g}" if "ks_pvalue" in r else "-"
             print(
-                f"| {name} | {r['n']} | {r['mean']:.4f} | {r['status']} | {_n(r['drift_at'])} | {r['ks_pvalue']:.3g} | "
-                f"{r['linf']:.3f} | {r['psi']:.3f} | {r['js']:.3f} | {r['wasserstein_norm']:.3f} |"
+                f"| {name} | {r['n']} | {r['mean']:.4f} | {r['status']} | {r['domain'] or '-'} | {_n(r['drift_at'])} "
+                f"| {ks} | {_f(r.get('linf'))} | {_f(r.get('wasserstein_norm'))} | {_f(r.get('shift_z'))} |"
             )
+    if embeddings:
+        print(f"\nembedding drift, share of {args.embedding_runs} live windows of 200 flagged at p <= 0.01:")
+        print("| live embeddings | MMD (Gaussian kernel, permutations) | centroid distance (permutations) |")
+        print("|---|---|---|")
+        for name, r in embeddings.items():
+            print(f"| {name} | {r['mmd']:.0%} | {r['centroid']:.0%} |")
     result = {
         "bench": "drift",
         "baseline": {
@@ -272,13 +351,29 @@ def main() -> int:
             "std": float(validation.std()),
         },
         "config": config.public(),
-        "false_alarms": {"windows": windows, "sequential": sequential},
-        "detection": detection,
+        "runs": args.runs,
+        "old": rows["old"],
+        "new": rows["new"],
         "real": real,
+        "embeddings": embeddings,
         "seconds": round(seconds, 1),
     }
-    print(json.dumps(result))
+    line = json.dumps(result)
+    print(line)
+    RESULTS.write_text(line + "\n")
     return 0
+
+
+def config_with(settings: Settings, **overrides: Any) -> DriftConfig:
+    return DriftConfig.from_settings(settings.model_copy(update=overrides))
+
+
+def _delay(d: dict[str, Any]) -> str:
+    return f"{_n(d['median'])} / {_n(d['p90'])} ({d['within_500']:.0%})"
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _n(value: float | int | None) -> str:

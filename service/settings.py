@@ -132,6 +132,29 @@ class Settings(BaseSettings):
     drift_webhook_url: str | None = None
     drift_webhook_timeout_s: float = Field(2.0, gt=0.0)
     drift_webhook_retries: int = Field(3, ge=0)
+    # the shift test (service/drift/shift.py): recent window vs baseline, thresholds simulated from the baseline
+    drift_shift_window: int = Field(500, ge=0, description="recent scores the shift test looks at (0: off)")
+    drift_shift_horizon: int = Field(5000, ge=100, description="normal run length the false-alarm rate is for")
+    drift_shift_false_alarm: float = Field(0.01, gt=0.0, lt=1.0, description="share of normal runs ever in drift")
+    drift_shift_warning_false_alarm: float = Field(0.05, gt=0.0, lt=1.0)
+    drift_shift_simulations: int = Field(1000, ge=100, description="simulated runs behind the thresholds")
+    drift_shift_clip: float = Field(4.0, gt=0.0, description="efficient score clipped at mean ± this many sd")
+    # baselines: `card` = the model card's validation scores; `learn` = each stream's own first live scores
+    drift_baseline: Literal["card", "learn"] = "card"
+    drift_learn_warmup: int = Field(100, ge=0, description="first live scores of a stream ignored when learning")
+    drift_learn_size: int = Field(500, ge=10, description="live scores after the warm-up that become the baseline")
+    drift_max_labels: int = Field(50, ge=1, description="classify labels tracked one by one; the rest share a row")
+    drift_label_min_count: int = Field(20, ge=2, description="live answers before labels are ranked")
+    drift_token_margin_warning: float = Field(0.02, gt=0.0, le=1.0, description="rise of a token rate's mean")
+    drift_token_margin_drift: float = Field(0.05, gt=0.0, le=1.0, description="e.g. 5 more unseen tokens in 100")
+    drift_token_queue: int = Field(1000, ge=1, description="tokenized requests waiting for the checker; more dropped")
+    drift_keep_texts: bool = Field(False, description="keep recent live texts for `o2v drift export` (personal data?)")
+    drift_keep_texts_max: int = Field(1000, ge=1, description="kept texts at most (newest kept)")
+    drift_keep_texts_max_age_s: float = Field(86400.0, gt=0.0, description="kept texts are forgotten after this")
+    drift_embed_window: int = Field(500, ge=20, description="live embeddings per route family, and reference size")
+    drift_embed_min_samples: int = Field(100, ge=10, description="live embeddings before the first MMD test")
+    drift_embed_check_every: int = Field(100, ge=1, description="new embeddings of a family between two tests")
+    drift_embed_permutations: int = Field(200, ge=20, description="permutations behind the MMD p-value")
 
     # collections (service/index): FAISS defaults a collection gets unless its PUT names others
     index_default: Literal["flat", "hnsw", "ivf"] = "flat"
@@ -159,6 +182,9 @@ class Settings(BaseSettings):
     index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
     classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
+    max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (items/get)")
+    max_scroll_limit: int = Field(1000, ge=1, description="items in one scroll page")
+    max_search_batch: int = Field(64, ge=1, description="queries in one search/batch request")
     max_clusters: int = Field(1000, ge=1)
     max_cluster_work: int = Field(
         20_000_000, ge=1, description="k × items × k-means restarts one cluster request may cost; beyond it a 422"

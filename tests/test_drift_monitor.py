@@ -26,10 +26,13 @@ def test_card_seeds_pair_streams_and_live_streams_learn_their_own() -> None:
     with pytest.raises(KeyError):
         m.stream_report("never-recorded")
     assert m.stream_report("search_top1")["baseline"] is None
-    feed(m, "search_top1", scores(FAST.window, mean=0.8, seed=3))
+    learned = FAST.learn_warmup + FAST.learn_size
+    feed(m, "search_top1", [*scores(FAST.learn_warmup, mean=0.1, seed=2), *scores(FAST.learn_size, mean=0.8, seed=3)])
     r = m.stream_report("search_top1")
-    assert (r["n_baseline"], r["n_live"], r["status"]) == (FAST.window, 0, "pending")
-    assert r["baseline"]["source"] == f"live:first {FAST.window} scores"
+    assert (r["n_baseline"], r["n_live"], r["status"]) == (FAST.learn_size, 0, "pending")
+    assert r["baseline"]["source"] == f"live:first {FAST.learn_size} scores after {FAST.learn_warmup}"
+    assert r["baseline"]["kind"] == "learned" and abs(r["baseline"]["mean"] - 0.8) < 0.05  # warm-up dropped
+    assert learned <= FAST.window
     assert set(feed(m, "search_top1", scores(100, mean=0.8, seed=4))[-3:]) == {"ok"}
 
 

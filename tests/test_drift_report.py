@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from service.drift.files import read_baseline_file
 from service.drift.report import render_html
 from service.drift.terminal import render_text, strip
-from tests.drift_fixtures import feed, monitor, scores
+from tests.drift_fixtures import config, feed, monitor, scores
 
 
 def doc() -> dict:
@@ -70,3 +72,24 @@ def test_baseline_files(tmp_path: Path) -> None:
         read_baseline_file(write("f.txt", "0.1\nabc\n"))
     with pytest.raises(ValueError):
         read_baseline_file(write("g.json", '{"values": [1]}'))
+
+
+def test_report_has_a_panel_per_signal_and_chromium_draws_them(tmp_path: Path) -> None:
+    """Learn mode: each stream section gets the shift-test panel and the vs-validation-domain panel; headless
+    Chromium (when installed) parses the page into a DOM that still holds them."""
+    m = monitor(config=config(window=400, check_every=10, baseline="learn", learn_warmup=20, learn_size=150))
+    feed(m, "similarity", scores(300, mean=0.2, seed=1))
+    page = render_html(m.report())
+    section = re.search(r'<section id="similarity">(.*?)</section>', page, flags=re.S)
+    assert section is not None
+    assert 'class="panel shift"' in section.group(1) and 'class="panel domain"' in section.group(1)
+    assert "learned: live:first 150 scores after 20" in section.group(1)
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium here (apt-get install chromium)")
+    html = tmp_path / "drift.html"
+    html.write_text(page)
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", html.as_uri()]
+    dom = subprocess.run(args, check=True, capture_output=True, timeout=120, text=True).stdout
+    assert dom.count('class="panel shift"') >= 1 and dom.count('class="panel domain"') >= 1
+    assert "vs the validation domain (model card)" in dom

@@ -19,10 +19,11 @@ from fastapi import APIRouter, FastAPI
 from service import __version__
 from service.api import collections, drift, embeddings, errors, health, rerank, sagemaker, similarity, tokenize
 from service.api.auth import read_guard
-from service.api.deps import ScoreObserver
+from service.api.deps import LabelObserver, ScoreObserver
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.openai_compat import OpenAIErrorMiddleware
+from service.drift.embeddings import RouteFamilyMiddleware
 from service.encoders import load_encoder
 from service.encoders.base import Encoder, EncoderError
 from service.encoders.embedder import Embedder
@@ -81,7 +82,9 @@ def create_app(
     app.state.encoder = encoder
     app.state.metrics = metrics
     app.state.score_observers: list[ScoreObserver] = []
+    app.state.label_observers: list[LabelObserver] = []
     errors.install(app)
+    app.add_middleware(RouteFamilyMiddleware)  # the drift monitor's embedding windows are per route family
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limits.get(path, settings.max_body_bytes))
     app.add_middleware(OpenAIErrorMiddleware)  # outside every error source: /v1/* errors get OpenAI's fields
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # it counts the 413s too

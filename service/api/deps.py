@@ -2,7 +2,8 @@
 
 `get_embedder(request)` returns the app's Embedder (service/encoders/embedder.py): `await embedder.embed(texts)`
 gives unit-length float32 vectors [n, dim] through the micro-batcher. Anything that wants every score a caller
-sees (the drift monitor) appends a `(stream, scores) -> None` callable to `app.state.score_observers`.
+sees (the drift monitor) appends a `(stream, scores) -> None` callable to `app.state.score_observers`; every
+classification's answer goes to the `(label, confidence) -> None` callables of `app.state.label_observers`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from service.encoders.embedder import Embedder
 from service.settings import Settings
 
 ScoreObserver = Callable[[str, Sequence[float]], None]
+LabelObserver = Callable[[str | None, float], None]  # a classification's label (None: out of scope), confidence
 
 
 async def get_settings(request: Request) -> Settings:
@@ -32,3 +34,8 @@ EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 def observe_scores(request: Request, stream: str, scores: Sequence[float]) -> None:
     for observer in request.app.state.score_observers:
         observer(stream, scores)
+
+
+def observe_label(request: Request, label: str | None, confidence: float) -> None:
+    for observer in request.app.state.label_observers:
+        observer(label, confidence)

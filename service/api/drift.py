@@ -1,14 +1,16 @@
 """Drift routes: GET /drift (per-stream status and statistics), PUT /drift/baseline/{stream}, GET /drift/report,
-PUT and DELETE /drift/streams/{stream}.
+PUT and DELETE /drift/streams/{stream}, GET /drift/export/{stream} (the window behind a verdict, keyed).
 
 The router's lifespan owns the app's DriftMonitor (service/drift): it subscribes the monitor to every score the
 other routes report (`app.state.score_observers`), adds its gauges to the app's metrics registry, runs the
-background checker, and writes the state on shutdown. Streams are a bounded namespace (O2V_DRIFT_MAX_STREAMS), so
-only write-key holders make new ones (`admit_stream`): unkeyed callers once filled every slot with junk names.
+background checker, and writes the state on shutdown; it also watches the app's embedder (token rows and encoder-0
+embeddings, `watch_embedder`) and takes classify's labels (`app.state.label_observers`). Streams are a bounded
+namespace (O2V_DRIFT_MAX_STREAMS), so only write-key holders make new ones (`admit_stream`): unkeyed callers once
+filled every slot with junk names.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -93,6 +95,13 @@ async def pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: 
     return np.clip((vectors[0::2] * vectors[1::2]).sum(axis=1), -1.0, 1.0)
 
 
+def watch_embedder(embedder: Embedder, monitor: DriftMonitor) -> Callable[[], None]:
+    """Hand every tokenized request and its embeddings to the monitor (an Embedder watcher); returns the undo. The
+    monitor only queues rows and copies vectors; the statistics run on the checking thread."""
+    embedder.watchers.append(monitor)
+    return lambda: embedder.watchers.remove(monitor)
+
+
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     Text = limits.text(settings)
     pair_schema = {
@@ -113,17 +122,21 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        monitor = DriftMonitor.from_settings(settings, encoder.model.card)
+        monitor = DriftMonitor.from_settings(settings, encoder.model.card, getattr(encoder, "tokenizer", None))
+        unwatch = watch_embedder(app.state.embedder, monitor)
         collector = DriftCollector(monitor)
         worker = DriftWorker(monitor)
         app.state.drift = monitor
         app.state.score_observers.append(monitor.record_many)
+        app.state.label_observers.append(monitor.record_label)
         app.state.metrics.registry.register(collector)
         worker.start()
         try:
             yield
         finally:
             app.state.score_observers.remove(monitor.record_many)
+            app.state.label_observers.remove(monitor.record_label)
+            unwatch()
             app.state.metrics.registry.unregister(collector)
             await asyncio.to_thread(worker.stop)
 
@@ -172,6 +185,16 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         except ValueError as exc:
             raise ApiError(422, str(exc), "scores") from exc
         return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
+
+    @router.get("/drift/export/{stream}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 422))
+    def export_stream(stream: StreamName, monitor: MonitorDep) -> Response:
+        """The live window behind the stream's verdict, as training material: the verdict, the window's scores,
+        and for the token streams the kept texts with their rates (O2V_DRIFT_KEEP_TEXTS; texts may be personal
+        data, so the API key is needed even where reads are open)."""
+        try:
+            return json_response(monitor.export(stream))
+        except KeyError as exc:
+            raise ApiError(404, f"no drift stream named {stream!r}", "stream") from exc
 
     @router.put(
         "/drift/streams/{stream}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,9 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from service.drift.shift import MAX_ATOM, MIN_DISTINCT, ShiftParams, ShiftTest, calibrate
 from service.drift.stats import quantile_edges, summary
 
 MIN_BASELINE = 10
+STATE_DIGITS = 7
+CARD = "model_card:"  # source prefix of the model card's validation scores
+LEARNED = "live:"  # source prefix of a baseline learned from a stream's own first live scores
+MODEL = "model_dir:"  # source prefix of a baseline from another file of the model directory (token rates)
 
 
 def iso(ts: float | None) -> str | None:
@@ -30,11 +36,40 @@ class Baseline:
     bins: int
     edges: np.ndarray = field(init=False)
     described: dict[str, Any] = field(init=False)
+    _shift: ShiftTest | None = field(default=None, init=False, repr=False)
+    _shift_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.scores = np.sort(np.asarray(self.scores, dtype=np.float64))
+        # rounded as the state file keeps them: a restarted monitor has the same baseline, so the same thresholds
+        self.scores = np.sort(np.round(np.asarray(self.scores, dtype=np.float64), STATE_DIGITS))
         self.edges = quantile_edges(self.scores, self.bins)
-        self.described = {"source": self.source, "created": iso(self.created), **summary(self.scores)}
+        self.described = {
+            "source": self.source,
+            "kind": self.kind,
+            "created": iso(self.created),
+            **summary(self.scores),
+        }
+
+    @property
+    def kind(self) -> str:
+        """`card` (validation scores), `model` (the validation texts' token rates), `learned` (the stream's own first
+        live scores) or `uploaded`."""
+        if self.source.startswith((CARD, MODEL)):
+            return "card" if self.source.startswith(CARD) else "model"
+        return "learned" if self.source.startswith(LEARNED) else "uploaded"
+
+    @property
+    def continuous(self) -> bool:
+        """Enough distinct values, and no value repeated often, for the shift test's kernel density."""
+        _, counts = np.unique(self.scores, return_counts=True)
+        return counts.size >= MIN_DISTINCT and counts.max() <= MAX_ATOM * self.scores.size
+
+    def shift_test(self, params: ShiftParams) -> ShiftTest:
+        """The calibrated shift test of this baseline, simulated once (on the checking thread, never a request)."""
+        with self._shift_lock:  # the worker's `prepare` and a first check may both ask: simulate once
+            if self._shift is None:
+                self._shift = calibrate(self.scores, params)
+            return self._shift
 
     @classmethod
     def of(cls, scores: Iterable[float], source: str, bins: int, created: float | None = None) -> Baseline:
@@ -47,7 +82,11 @@ class Baseline:
         return cls(arr, source, created if created is not None else time.time(), bins)
 
     def state(self) -> dict[str, Any]:
-        return {"scores": [round(float(s), 7) for s in self.scores], "source": self.source, "created": self.created}
+        return {
+            "scores": [round(float(s), STATE_DIGITS) for s in self.scores],
+            "source": self.source,
+            "created": self.created,
+        }
 
     @classmethod
     def restore(cls, state: dict[str, Any], bins: int) -> Baseline:
@@ -61,10 +100,10 @@ def card_baseline(card: dict[str, Any], bins: int) -> Baseline | None:
     if len(scores) < MIN_BASELINE:
         return None
     name = card.get("name", "model")
-    return Baseline.of(scores, f"model_card:{name}:validation", bins, created=_card_time(card))
+    return Baseline.of(scores, f"{CARD}{name}:validation", bins, created=card_time(card))
 
 
-def _card_time(card: dict[str, Any]) -> float | None:
+def card_time(card: dict[str, Any]) -> float | None:
     try:
         return datetime.fromisoformat(str(card.get("created")).replace("Z", "+00:00")).timestamp()
     except ValueError:

@@ -1,4 +1,6 @@
-"""`o2v drift report` and `o2v drift baseline STREAM FILE`: against a running service (--url) or the stored state."""
+"""`o2v drift report` and `o2v drift baseline STREAM FILE`: against a running service (--url) or the stored state;
+`o2v drift tokens`: write a model directory's trained-token rows and validation token rates; `o2v drift export`: the
+live window behind a verdict, as files."""
 
 from __future__ import annotations
 
@@ -23,7 +25,21 @@ def configure(p: argparse.ArgumentParser) -> None:
         help='{"scores": [...]} or {"pairs": [[a, b, label?], ...]}, a JSON list, JSON Lines, or a number a line',
     )
     baseline.add_argument("--source", help="a note kept with the baseline (default: the file name)")
-    for q in (report, baseline):
+    tokens = sub.add_parser("tokens", help="record which token rows training updated, and the validation texts' rates")
+    tokens.add_argument("--model-dir", help="default: O2V_MODEL_DIR")
+    tokens.add_argument(
+        "--train-channel",
+        nargs="*",
+        help="Object2Vec train channel(s), JSON Lines with in0/in1 token ids: the exact trained rows. Without it, "
+        "the distillation corpus of the bundled model (the files its card lists, read from O2V_SHARED_DATA).",
+    )
+    sample = sub.add_parser("sample", help="write a sample of the validation texts' embeddings (embedding drift)")
+    sample.add_argument("--model-dir", help="default: O2V_MODEL_DIR")
+    sample.add_argument("--n", type=int, default=500, help="embeddings kept (int8: n × dim bytes)")
+    export = sub.add_parser("export", help="write the live window behind a stream's verdict as training material")
+    export.add_argument("--stream", required=True)
+    export.add_argument("--out", required=True, help="folder for verdict.json, scores.jsonl and texts.jsonl")
+    for q in (report, baseline, export):
         q.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8000 (default: the stored state)")
         q.add_argument("--api-key", default=os.environ.get("O2V_API_KEY"), help="default: $O2V_API_KEY")
         q.add_argument("--data-dir", help="without --url: the service's data_dir (default: O2V_DATA_DIR)")
@@ -31,8 +47,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    commands = {"report": _report, "baseline": _baseline, "tokens": _tokens, "sample": _sample, "export": _export}
     try:
-        return _report(args) if args.drift_command == "report" else _baseline(args)
+        return commands[args.drift_command](args)
     except urllib.error.HTTPError as exc:
         print(f"o2v drift: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
         return 1
@@ -73,6 +90,87 @@ def _baseline(args: argparse.Namespace) -> int:
         answer = {"stream": args.stream, "baseline": described}
     print(json.dumps(answer))
     return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    """Trained rows: ids in the train channel, or (bundled model, no channel kept) in the distillation corpus's
+    sentences, an upper bound: a sentence the corpus lists may not have reached a training pair. Validation rates:
+    the STS-B dev sentences, the validation channel of the card."""
+    from pathlib import Path
+
+    from service import datasets
+    from service.drift.tokens import trained_mask, write_token_files
+    from service.encoders.model_dir import ModelDir
+    from service.settings import Settings
+
+    model = ModelDir.load(args.model_dir or Settings().model_dir)
+    tokenizer = model.tokenizer()
+    if args.train_channel:
+        rows = (row for path in args.train_channel for row in _channel_rows(Path(path)))
+        how = {"from": "train channel token ids", "files": [Path(p).name for p in args.train_channel]}
+    else:
+        texts = [t for p in datasets.read_sts("train") for t in (p.a, p.b)]
+        texts += [t for split in ("train", "val") for t, _ in datasets.read_clinc(split)]
+        texts += [t for t, _, _ in datasets.read_reviews()]
+        rows = iter(tokenizer.encode(texts))
+        how = {
+            "from": "tokens of the distillation corpus's sentences (STS-B train, CLINC150 train+val, review "
+            "sentences); the train channel was not kept, so this is an upper bound of the trained rows",
+            "files": datasets.source_files(),
+        }
+    trained = trained_mask(rows, tokenizer.vocab_size)
+    validation = [t for p in datasets.read_sts("dev") for t in (p.a, p.b)]
+    encoded = tokenizer.encode_counted(validation)
+    source = {**how, "validation": f"{len(validation)} STS-B dev sentences"}
+    written = write_token_files(
+        model.path, trained, encoded.rows, encoded.lengths, tokenizer.unk_id, tokenizer.max_seq_len, source
+    )
+    print(json.dumps(written))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    """`n` STS-B dev sentences (the validation texts), embedded by the model's encoder 0, as int8 unit vectors."""
+    import random
+
+    from service import datasets
+    from service.drift.embeddings import write_sample
+    from service.encoders import load_encoder
+    from service.settings import Settings
+
+    settings = Settings(**({"model_dir": args.model_dir} if args.model_dir else {}))
+    texts = sorted({t for p in datasets.read_sts("dev") for t in (p.a, p.b)})
+    texts = random.Random(0).sample(texts, min(args.n, len(texts)))
+    path = write_sample(settings.model_dir, load_encoder(settings).embed_texts(texts), f"{len(texts)} STS-B dev")
+    print(json.dumps({"file": str(path), "n": len(texts), "bytes": path.stat().st_size}))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """verdict.json (the stream's report), scores.jsonl (`{"score": s}` a line: an `o2v drift baseline` file) and,
+    with kept texts, texts.jsonl (`{"text", rates…, "at"}`: texts to label as new training pairs). Offline (no
+    --url) there are never texts: they are not written to the state file."""
+    from pathlib import Path
+
+    doc = _http(args, "GET", f"/drift/export/{args.stream}") if args.url else _offline(args).export(args.stream)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "verdict.json").write_text(json.dumps(doc["verdict"], indent=1))
+    (out / "scores.jsonl").write_text("".join(json.dumps({"score": s}) + "\n" for s in doc["scores"]))
+    if doc["texts"]:
+        (out / "texts.jsonl").write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in doc["texts"]))
+    status = doc["verdict"]["status"]
+    print(
+        json.dumps({"stream": args.stream, "status": status, "scores": len(doc["scores"]), "texts": len(doc["texts"])})
+    )
+    return 0
+
+
+def _channel_rows(path: Any) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            yield from (record[key] for key in ("in0", "in1") if isinstance(record.get(key), list))
 
 
 def _offline(args: argparse.Namespace) -> Any:

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from service.drift.shift import ShiftParams
+
 LEVELS = ("ok", "warning", "drift")
 
 
@@ -55,6 +57,20 @@ class DriftConfig:
     webhook_url: str | None
     webhook_timeout_s: float
     webhook_retries: int
+    shift: ShiftParams | None  # None: the shift test is off (O2V_DRIFT_SHIFT_WINDOW=0)
+    learn: bool  # O2V_DRIFT_BASELINE=learn: every stream without an uploaded baseline learns its own
+    learn_warmup: int
+    learn_size: int  # warm-up + size fit in the window, which is where the learned scores wait
+    max_labels: int
+    label_min_count: int
+    token_queue: int
+    token_margin: Limit  # rise of a token stream's mean rate (share points) that counts, with the KS gate
+    keep_texts: int  # 0: off (O2V_DRIFT_KEEP_TEXTS false), else at most this many
+    keep_texts_max_age_s: float
+    embed_window: int
+    embed_min_samples: int
+    embed_check_every: int
+    embed_permutations: int
 
     @classmethod
     def from_settings(cls, s: Any) -> DriftConfig:
@@ -66,9 +82,24 @@ class DriftConfig:
             "js": Limit(s.drift_js_warning, s.drift_js_drift),
             "wasserstein_norm": Limit(s.drift_wasserstein_warning, s.drift_wasserstein_drift),
         }
+        min_samples = min(s.drift_min_samples, s.drift_window)
+        shift = None
+        if s.drift_shift_window:
+            shift = ShiftParams(
+                window=min(s.drift_shift_window, s.drift_window),
+                horizon=s.drift_shift_horizon,
+                false_alarm=s.drift_shift_false_alarm,
+                warning_false_alarm=max(s.drift_shift_warning_false_alarm, s.drift_shift_false_alarm),
+                simulations=s.drift_shift_simulations,
+                clip=s.drift_shift_clip,
+                min_samples=min_samples,
+                check_every=s.drift_check_every,
+                confirm=s.drift_confirm_checks,
+            )
+        warmup = min(s.drift_learn_warmup, s.drift_window - 10)
         return cls(
             window=s.drift_window,
-            min_samples=min(s.drift_min_samples, s.drift_window),
+            min_samples=min_samples,
             check_every=s.drift_check_every,
             confirm_checks=s.drift_confirm_checks,
             clear_checks=s.drift_clear_checks,
@@ -84,6 +115,20 @@ class DriftConfig:
             webhook_url=s.drift_webhook_url,
             webhook_timeout_s=s.drift_webhook_timeout_s,
             webhook_retries=s.drift_webhook_retries,
+            shift=shift,
+            learn=s.drift_baseline == "learn",
+            learn_warmup=warmup,
+            learn_size=min(s.drift_learn_size, s.drift_window - warmup),
+            max_labels=s.drift_max_labels,
+            label_min_count=s.drift_label_min_count,
+            token_queue=s.drift_token_queue,
+            token_margin=Limit(s.drift_token_margin_warning, s.drift_token_margin_drift),
+            keep_texts=s.drift_keep_texts_max if s.drift_keep_texts else 0,
+            keep_texts_max_age_s=s.drift_keep_texts_max_age_s,
+            embed_window=s.drift_embed_window,
+            embed_min_samples=min(s.drift_embed_min_samples, s.drift_embed_window),
+            embed_check_every=s.drift_embed_check_every,
+            embed_permutations=s.drift_embed_permutations,
         )
 
     def public(self) -> dict[str, Any]:
@@ -98,4 +143,15 @@ class DriftConfig:
             "psi_bins": self.psi_bins,
             "thresholds": {name: limit.as_dict() for name, limit in self.limits.items()},
             "webhook": self.webhook_url is not None,
+            "baseline": "learn" if self.learn else "card",
+            "keep_texts": self.keep_texts,
+            "learn": {"warmup": self.learn_warmup, "size": self.learn_size},
+            "shift_test": None
+            if self.shift is None
+            else {
+                "window": self.shift.window,
+                "horizon": self.shift.horizon,
+                "false_alarm": self.shift.false_alarm,
+                "warning_false_alarm": self.shift.warning_false_alarm,
+            },
         }

@@ -33,13 +33,29 @@ class DriftCollector(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        status, live, base, stat, limit, scores, cdf = families = self._families()
-        for name, s in self.monitor.report(detail=False)["streams"].items():
+        status, live, base, stat, limit, scores, cdf, shift, domain, label_p, label_share, emb, emb_p = families = (
+            self._families()
+        )
+        doc = self.monitor.report(detail=False)
+        for family, e in ((doc.get("embeddings") or {}).get("families") or {}).items():
+            emb.add_metric([family], STATUS_VALUE[e["status"]])
+            if "pvalue" in e:
+                emb_p.add_metric([family], e["pvalue"])
+        for name, s in doc["streams"].items():
             status.add_metric([name], STATUS_VALUE[s["status"]])
             live.add_metric([name], s["n_live"])
             base.add_metric([name], s["n_baseline"])
             for test, entry in s["statistics"].items():
                 stat.add_metric([name, test], entry["value"])
+            if "shift_z" in s["statistics"]:
+                for lvl in ("warning", "drift"):
+                    shift.add_metric([name, lvl], s["statistics"]["shift_z"][lvl])
+            if s.get("domain"):
+                domain.add_metric([name], STATUS_VALUE[s["domain"]["status"]])
+            for row in (s.get("labels") or {}).get("labels", []):  # at most O2V_DRIFT_MAX_LABELS + 2 labels
+                label_p.add_metric([row["label"]], row["pvalue"])
+                label_share.add_metric([row["label"], "reference"], row["share_reference"])
+                label_share.add_metric([row["label"], "live"], row["share_live"])
         for test, lim in self.monitor.config.limits.items():
             for lvl, value in lim.as_dict().items():
                 limit.add_metric([test, lvl], value)
@@ -61,4 +77,12 @@ class DriftCollector(Collector):
             GaugeMetricFamily("o2v_drift_threshold", "threshold per test and level", labels=["test", "level"]),
             HistogramMetricFamily("o2v_drift_score", "live scores since this process started", labels=["stream"]),
             GaugeMetricFamily("o2v_drift_baseline_cdf", "baseline share <= le", labels=["stream", "le"]),
+            GaugeMetricFamily("o2v_drift_shift_threshold", "shift test |z| limit", labels=["stream", "level"]),
+            GaugeMetricFamily(
+                "o2v_drift_domain_status", "raw level vs the model card (learned baselines)", labels=["stream"]
+            ),
+            GaugeMetricFamily("o2v_drift_label_pvalue", "classify label moved: smaller is more", labels=["label"]),
+            GaugeMetricFamily("o2v_drift_label_share", "classify answers with this label", labels=["label", "window"]),
+            GaugeMetricFamily("o2v_drift_embedding_status", "MMD test per route family, as status", labels=["family"]),
+            GaugeMetricFamily("o2v_drift_embedding_pvalue", "MMD permutation p-value", labels=["family"]),
         )

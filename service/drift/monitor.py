@@ -8,38 +8,56 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from service.drift.advice import advice
-from service.drift.baseline import Baseline, card_baseline, iso
-from service.drift.config import LEVELS, DriftConfig
+from service.drift.baseline import LEARNED, MIN_BASELINE, MODEL, Baseline, card_baseline, card_time, iso
+from service.drift.config import LEVELS, DriftConfig, Limit
+from service.drift.embeddings import INGEST, EmbeddingMonitor, current_family, load_sample
+from service.drift.labels import LabelMonitor
 from service.drift.notify import StatusNotifier
-from service.drift.stats import Statistics, compare, shared_histogram, summary
-from service.drift.status import PENDING, StatusTracker, level
+from service.drift.stats import compare, shared_histogram, summary
+from service.drift.status import GATE, PENDING, StatusTracker, level
 from service.drift.store import DriftStore
 from service.drift.stream import SCORE_EDGES, ScoreStream
+from service.drift.texts import TextKeeper
+from service.drift.tokens import RATES_FILE, TOKEN_STREAMS, TokenModel, TokenRates
 
 log = logging.getLogger("service.drift")
 
 STREAMS = ("similarity", "search_top1", "classify_confidence")
 STREAM_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 STREAM_NAME = re.compile(STREAM_PATTERN)
-LEARNED = "live:"  # source prefix of a baseline adopted from a stream's own first window
+LABEL_STREAM = "classify_confidence"  # the stream whose report carries the per-label ranking
+MAX_LABEL_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One window against one baseline: every statistic (the KS family, the shift test's z, a rate's mean increase),
+    the limits that judged them, and the levels they give (`enter` at the thresholds, `hold` relaxed by the
+    hysteresis)."""
+
+    values: dict[str, float]
+    limits: dict[str, Limit]
+    enter: int
+    hold: int
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The statistics of one stream's window at one moment; `stats` is None while there is no verdict."""
+    """One stream's window at one moment: `verdict` is None while there is no verdict; `domain` is the same window
+    against the model card's validation scores when the stream's own baseline is another (learned or uploaded)."""
 
     total: int
     live: np.ndarray
-    stats: Statistics | None
-    enter: int | None
-    hold: int | None
+    verdict: Verdict | None
+    domain: Verdict | None
     at: float
 
 
@@ -58,7 +76,8 @@ class DriftMonitor:
     """Records scores in O(1); checks a stream once `check_every` new scores arrived (`run_due_checks`).
 
     A stream's baseline is, in order: one set through `set_baseline`, the model card's validation scores (except
-    for `live_baseline_streams`, whose scores are not pair cosines), or its own first full window.
+    for `live_baseline_streams`, whose scores are not pair cosines, and every stream with `learn`), or its own
+    first `learn_size` scores after `learn_warmup`.
     The built-in STREAMS and the configured `config.streams` always exist; others are made by `create_stream`
     (or a first `record`), at most `max_streams` in all, and removed by `delete_stream`.
     """
@@ -70,21 +89,56 @@ class DriftMonitor:
         store: DriftStore | None = None,
         notifier: StatusNotifier | None = None,
         clock: Callable[[], float] = time.time,
+        tokens: tuple[TokenRates, TokenModel] | None = None,
+        embedding_sample: np.ndarray | None = None,
     ) -> None:
         self.config = config
         self.card = card or {}
         self.card_baseline = card_baseline(self.card, config.psi_bins)
+        self.token_rates = tokens[0] if tokens is not None else None
+        self.token_baselines: dict[str, Baseline] = {}
+        for name, values in (tokens[1].validation if tokens is not None else {}).items():
+            if len(values) >= MIN_BASELINE:
+                source = f"{MODEL}{RATES_FILE}:validation texts"
+                self.token_baselines[name] = Baseline.of(values, source, config.psi_bins, card_time(self.card))
+        self._token_queue: deque[tuple[Sequence[str] | None, list[list[int]], list[int]]] = deque(
+            maxlen=config.token_queue
+        )
+        self.embeddings = None
+        if embedding_sample is not None:
+            self.embeddings = EmbeddingMonitor(
+                embedding_sample,
+                config.embed_window,
+                config.embed_min_samples,
+                config.embed_check_every,
+                config.embed_permutations,
+                config.limits["ks_pvalue"],
+                config.confirm_checks,
+                config.clear_checks,
+            )
+        self.texts = TextKeeper(config.keep_texts, config.keep_texts_max_age_s, clock) if config.keep_texts else None
+        self._queued_texts = 0
         self.store = store
         self.notifier = notifier or StatusNotifier(None)
         self.clock = clock
         self.wake = threading.Event()  # set when some stream is due for a check
         self.dirty = False
         self.dropped = 0
+        self.dropped_token_requests = 0
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._create_lock = threading.Lock()
         self._streams: dict[str, _Tracked] = {}
-        self.fixed = tuple(dict.fromkeys((*STREAMS, *config.streams)))
+        self.labels = LabelMonitor(
+            config.window,
+            config.learn_warmup,
+            config.learn_size,
+            config.max_labels,
+            config.label_min_count,
+            config.limits["ks_pvalue"].drift,
+        )
+        token_streams = TOKEN_STREAMS if self.token_rates is not None else ()
+        self.fixed = tuple(dict.fromkeys((*STREAMS, *token_streams, *config.streams)))
         for name in self.fixed:
             if self._track(name) is None:
                 raise ValueError(
@@ -95,11 +149,19 @@ class DriftMonitor:
             self._restore(store.load())
 
     @classmethod
-    def from_settings(cls, settings: Any, card: dict[str, Any]) -> DriftMonitor:
-        """The service's monitor: O2V_DRIFT_* settings, state under data_dir/.o2v/drift, the served model's card."""
+    def from_settings(cls, settings: Any, card: dict[str, Any], tokenizer: Any = None) -> DriftMonitor:
+        """The service's monitor: O2V_DRIFT_* settings, state under data_dir/.o2v/drift, the served model's card,
+        and with the model's `TextTokenizer` the token streams (the model dir's trained rows and rates); embedding
+        drift where the model dir has an embedding sample."""
         config = DriftConfig.from_settings(settings)
         notifier = StatusNotifier(config.webhook_url, config.webhook_timeout_s, config.webhook_retries)
-        return cls(config, card, DriftStore.in_data_dir(settings.data_dir), notifier)
+        tokens = None
+        if tokenizer is not None:
+            model = TokenModel.load(getattr(settings, "model_dir", None), tokenizer.vocab_size)
+            tokens = (TokenRates(model.trained, tokenizer.unk_id, tokenizer.max_seq_len), model)
+        sample = load_sample(getattr(settings, "model_dir", None))
+        store = DriftStore.in_data_dir(settings.data_dir)
+        return cls(config, card, store, notifier, tokens=tokens, embedding_sample=sample)
 
     # streams
     def has_stream(self, name: str) -> bool:
@@ -159,11 +221,63 @@ class DriftMonitor:
             self.wake.set()
         return len(values)
 
+    def record_label(self, label: str | None, confidence: float) -> None:
+        """One classification's answer (None: out of scope) and confidence, for the per-label ranking; never raises."""
+        try:
+            self.labels.record(None if label is None else str(label)[:MAX_LABEL_CHARS], float(confidence))
+        except (TypeError, ValueError):
+            self.dropped += 1
+            return
+        self.dirty = True
+
+    def record_tokens(self, rows: list[list[int]], lengths: list[int], texts: Sequence[str] | None = None) -> None:
+        """One request's token rows (cut) and lengths (before the cut), queued for the checking thread: O(1) here.
+        A full queue drops the oldest request (counted in `dropped_token_requests`). `texts` are kept only with
+        O2V_DRIFT_KEEP_TEXTS."""
+        if self.token_rates is None or not rows or current_family() == INGEST:
+            return
+        if len(self._token_queue) == self._token_queue.maxlen:
+            self.dropped_token_requests += 1
+        self._token_queue.append((texts if self.texts is not None else None, rows, lengths))
+        self._queued_texts += len(rows)
+        if self._queued_texts >= self.config.check_every:
+            self.wake.set()
+
+    def record_embeddings(self, vectors: np.ndarray) -> None:
+        """One request's embeddings, for the embedding-drift test of its route family; never raises."""
+        if self.embeddings is None or vectors.ndim != 2 or vectors.shape[0] == 0 or current_family() == INGEST:
+            return
+        if vectors.shape[1] != self.embeddings.reference.shape[1]:  # e.g. a SageMaker endpoint of another model
+            self.dropped += vectors.shape[0]
+            return
+        self.embeddings.record(vectors)
+        if self.embeddings.due():
+            self.wake.set()
+
+    def _drain_tokens(self) -> None:
+        """Turn the queued token rows into the three per-text values and record them."""
+        rates = self.token_rates
+        if rates is None:
+            return
+        self._queued_texts = 0
+        while self._token_queue:
+            try:
+                texts, rows, lengths = self._token_queue.popleft()
+            except IndexError:  # taken meanwhile
+                break
+            values = rates.rates(rows, lengths)
+            for name, per_text in values.items():
+                if per_text:
+                    self.record_many(name, per_text)
+            if texts is not None and self.texts is not None:
+                self.texts.keep(texts, values)
+
     def _track(self, name: str) -> _Tracked | None:
         with self._create_lock:  # not the check lock: a request never waits for a check to finish
             if name in self._streams:
                 return self._streams[name]
-            if not STREAM_NAME.match(name) or len(self._streams) >= self.config.max_streams:
+            counted = sum(1 for n in self._streams if n not in TOKEN_STREAMS)  # the token streams are the model's
+            if not STREAM_NAME.match(name) or (name not in TOKEN_STREAMS and counted >= self.config.max_streams):
                 return None
             c = self.config
             tracked = _Tracked(
@@ -178,13 +292,24 @@ class DriftMonitor:
         tracked = self._streams.get(name)
         if tracked is not None and tracked.baseline is not None:
             return tracked.baseline
-        return None if name in self.config.live_baseline_streams else self.card_baseline
+        if name in TOKEN_STREAMS:  # the validation texts' rates, whatever the score baseline mode
+            return self.token_baselines.get(name)
+        return None if self._learns(name) else self.card_baseline
+
+    def _learns(self, name: str) -> bool:
+        return self.config.learn or not self._pair_stream(name)
+
+    def _pair_stream(self, name: str) -> bool:
+        """Its scores are pair cosines, so the model card's validation cosines describe them."""
+        return name not in self.config.live_baseline_streams and name not in TOKEN_STREAMS
 
     def set_baseline(self, name: str, scores: Iterable[float], source: str) -> dict[str, Any]:
         """Replace a stream's baseline, reset its status to no verdict, and persist before returning."""
         if not STREAM_NAME.match(name):
             raise ValueError(f"stream name must match {STREAM_NAME.pattern}")
         new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
+        if self.config.shift is not None and new.continuous:
+            new.shift_test(self.config.shift)  # here, in the caller's thread (PUT runs it off the event loop)
         with self._lock:
             self.create_stream(name)
             tracked = self._streams[name]
@@ -203,18 +328,34 @@ class DriftMonitor:
             self._emit(tracked, old, PENDING)
 
     def _learn_baseline(self, name: str, tracked: _Tracked) -> Baseline | None:
-        """A stream without any other baseline adopts its first full window (then refills the window)."""
-        if len(tracked.stream.scores) < self.config.window:
+        """A stream without any other baseline adopts its first `learn_size` scores after `learn_warmup` (the
+        warm-up is dropped: first traffic is often smoke tests); the scores after them stay as live ones."""
+        c = self.config
+        if len(tracked.stream.scores) < c.learn_warmup + c.learn_size:
             return None
-        scores = tracked.stream.take_window()
-        tracked.baseline = Baseline(scores, f"{LEARNED}first {scores.size} scores", self.clock(), self.config.psi_bins)
+        scores = tracked.stream.take_first(c.learn_warmup + c.learn_size)[c.learn_warmup :]
+        source = f"{LEARNED}first {scores.size} scores after {c.learn_warmup}"
+        tracked.baseline = Baseline(scores, source, self.clock(), c.psi_bins)
         log.info(json.dumps({"event": "drift_baseline_learned", "stream": name, "n": int(scores.size)}))
         self.dirty = True
         return tracked.baseline
 
+    def prepare(self) -> None:
+        """Simulate the shift test's limits of the baselines known at start (the worker calls it first), so no
+        request reading GET /drift waits for it."""
+        if self.config.shift is None:
+            return
+        for name in list(self._streams):
+            baseline = self.baseline(name)
+            if baseline is not None and baseline.continuous:
+                baseline.shift_test(self.config.shift)
+
     # checks: the worker thread (or a benchmark) calls these
     def run_due_checks(self) -> int:
         """Check every stream that got `check_every` new scores since its last check; returns how many."""
+        self._drain_tokens()
+        if self.embeddings is not None:
+            self.embeddings.run_due_checks()
         due = [name for name, t in list(self._streams.items()) if t.due]
         for name in due:
             self.check(name)
@@ -229,8 +370,8 @@ class DriftMonitor:
             tracked.due = False
             tracked.checked_total = tracked.stream.total
             ev = self._evaluate(name, tracked)
-            if ev.enter is not None and ev.hold is not None:
-                change = tracked.tracker.step(ev.enter, ev.hold)
+            if ev.verdict is not None:
+                change = tracked.tracker.step(ev.verdict.enter, ev.verdict.hold)
                 if change is not None:
                     tracked.changed_at = ev.at
                     self._emit(tracked, *change)
@@ -243,13 +384,37 @@ class DriftMonitor:
             return cached
         baseline = self.baseline(name) or self._learn_baseline(name, tracked)
         live = tracked.stream.window()
-        stats = enter = hold = None
-        if baseline is not None and live.size >= self.config.min_samples:
-            stats = compare(baseline.scores, live, baseline.edges)
-            enter = level(stats, self.config.limits)
-            hold = level(stats, self.config.limits, 1.0 - self.config.hysteresis)
-        tracked.evaluation = Evaluation(tracked.stream.total, live, stats, enter, hold, self.clock())
+        verdict = domain = None
+        if live.size >= self.config.min_samples:
+            verdict = self.judge(baseline, live, vocabulary=name in TOKEN_STREAMS) if baseline is not None else None
+            card = self.card_baseline
+            if card is not None and baseline is not card and self._pair_stream(name):
+                domain = self.judge(card, live)
+        tracked.evaluation = Evaluation(tracked.stream.total, live, verdict, domain, self.clock())
         return tracked.evaluation
+
+    def judge(self, baseline: Baseline, live: np.ndarray, vocabulary: bool = False) -> Verdict:
+        """The KS-family level and the shift test's level; the higher one counts (each calibrated on its own).
+
+        `vocabulary` (the token streams): per-text rates with a spike at 0, where every distance flags any change
+        of vocabulary; what matters is a rise of the mean rate, so the KS p-value gate pairs with the mean's
+        increase (O2V_DRIFT_TOKEN_MARGIN_*), and a fall is no risk."""
+        c = self.config
+        values = compare(baseline.scores, live, baseline.edges).as_dict()
+        limits = dict(c.limits)
+        if vocabulary:
+            values["mean_increase"] = float(live.mean() - baseline.scores.mean())
+            limits = {GATE: c.limits[GATE], "mean_increase": c.token_margin}
+        enter, hold = level(values, limits), level(values, limits, 1.0 - c.hysteresis)
+        if c.shift is not None and baseline.continuous and not vocabulary:
+            test = baseline.shift_test(c.shift)
+            values["shift_z"], limits["shift_z"] = test.statistic(live), Limit(test.warning, test.drift)
+            for lvl in (1, 2):
+                if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0:
+                    enter = max(enter, lvl)
+                if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0 - c.hysteresis:
+                    hold = max(hold, lvl)
+        return Verdict(values, limits, enter, hold)
 
     def _emit(self, tracked: _Tracked, old: str, new: str) -> None:
         r = self._describe(tracked.stream.name, tracked, detail=False)
@@ -282,6 +447,8 @@ class DriftMonitor:
             "model": self.card.get("name"),
             "config": self.config.public(),
             "dropped_scores": self.dropped,
+            "dropped_token_requests": self.dropped_token_requests,
+            "embeddings": self.embeddings.report() if self.embeddings is not None else None,
             "streams": streams,
         }
 
@@ -301,6 +468,16 @@ class DriftMonitor:
             out[name] = {"counts": counts, "baseline_cdf": cdf}
         return out
 
+    def export(self, name: str) -> dict[str, Any]:
+        """The live window behind a stream's verdict: its report, its scores, and the kept texts (token streams,
+        with O2V_DRIFT_KEEP_TEXTS; else an empty list). KeyError for an unknown stream."""
+        with self._lock:
+            tracked = self._streams[name]
+            report = self._describe(name, tracked, detail=False)
+            scores = tracked.stream.window().tolist()
+        texts = self.texts.recent() if self.texts is not None and name in TOKEN_STREAMS else []
+        return {"stream": name, "verdict": report, "scores": scores, "texts": texts}
+
     def stream_report(self, name: str) -> dict[str, Any]:
         with self._lock:
             return self._describe(name, self._streams[name], detail=True)
@@ -310,38 +487,52 @@ class DriftMonitor:
         baseline = self.baseline(name)
         status = tracked.tracker.status
         live = summary(ev.live)
-        statistics: dict[str, Any] = {}
-        if ev.stats is not None:
-            values = ev.stats.as_dict()
-            for key, value in values.items():
-                entry: dict[str, Any] = {"value": round(value, 6)}
-                limit = self.config.limits.get(key)
-                if limit is not None:
-                    crossed = (lvl for lvl in ("drift", "warning") if limit.severity(value, LEVELS.index(lvl)) >= 1.0)
-                    entry.update(limit.as_dict(), crossed=next(crossed, None))
-                statistics[key] = entry
+        domain = None
+        if ev.domain is not None and self.card_baseline is not None:
+            domain = {
+                "status": LEVELS[ev.domain.enter],
+                "baseline": self.card_baseline.described,
+                "statistics": self._statistics(ev.domain),
+            }
         out: dict[str, Any] = {
             "status": status,
-            "raw_status": LEVELS[ev.enter] if ev.enter is not None else PENDING,
+            "raw_status": LEVELS[ev.verdict.enter] if ev.verdict is not None else PENDING,
             "changed_at": iso(tracked.changed_at),
             "n_live": int(ev.live.size),
             "n_baseline": int(baseline.scores.size) if baseline is not None else 0,
             "n_total": tracked.stream.total,
             "min_samples": self.config.min_samples,
-            "statistics": statistics,
+            "statistics": self._statistics(ev.verdict) if ev.verdict is not None else {},
             "baseline": baseline.described if baseline is not None else None,
             "live": live,
+            "domain": domain,
             "advice": advice(
                 name,
                 status,
-                baseline.described.get("mean") if baseline is not None else None,
+                baseline.described if baseline is not None else None,
                 live.get("mean"),  # type: ignore[arg-type]
                 self.card,
+                domain["status"] if domain is not None else None,
             ),
         }
+        if name == LABEL_STREAM:
+            out["labels"] = self.labels.ranking()
         if detail:
             out["histogram"] = shared_histogram(baseline.scores, ev.live) if baseline is not None else None
             out["history"] = [{**b, "start": iso(b["start"])} for b in tracked.stream.buckets()]
+        return out
+
+    def _statistics(self, verdict: Verdict) -> dict[str, Any]:
+        """Each statistic with the thresholds that judged it and which one it crossed."""
+        out: dict[str, Any] = {}
+        for key, value in verdict.values.items():
+            entry: dict[str, Any] = {"value": round(value, 6)}
+            limit = verdict.limits.get(key)
+            if limit is not None:
+                shown = abs(value) if key == "shift_z" else value  # two-sided: the sign says the direction
+                crossed = (lvl for lvl in ("drift", "warning") if limit.severity(shown, LEVELS.index(lvl)) >= 1.0)
+                entry.update({k: round(v, 6) for k, v in limit.as_dict().items()}, crossed=next(crossed, None))
+            out[key] = entry
         return out
 
     # persistence
@@ -353,6 +544,7 @@ class DriftMonitor:
         with self._lock:
             return {
                 "card": self._card_id(),
+                "labels": self.labels.state(),
                 "streams": {
                     name: {
                         "window": t.stream.state(),
@@ -383,6 +575,8 @@ class DriftMonitor:
         baselines learned from live traffic hold the old model's scores, and comparing those with the new model's
         misleads."""
         model_changed = bool(state) and state.get("card") != self._card_id()
+        if not model_changed:
+            self.labels.restore(state.get("labels") or {})
         for name, saved in (state.get("streams") or {}).items():
             tracked = self._track(name)
             if tracked is None:

@@ -16,6 +16,7 @@ TEST_NAMES = {
     "js": "Jensen-Shannon",
     "wasserstein": "Wasserstein",
     "wasserstein_norm": "Wasserstein / σ",
+    "shift_z": "shift test z (recent window; |z| vs simulated limits)",
 }
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#1f2933;max-width:1100px}
@@ -27,6 +28,7 @@ section{border:1px solid #d9e2ec;border-radius:8px;padding:16px;margin:16px 0}
 .cols{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 table{border-collapse:collapse;font-size:13px} td,th{padding:3px 8px;border-bottom:1px solid #e4e7eb;text-align:right}
 th:first-child,td:first-child{text-align:left} .hit{color:#e03131;font-weight:600} .near{color:#e8590c}
+h3{font-size:15px;margin:0} .panel{margin-top:10px}
 p.advice{background:#f5f7fa;border-left:4px solid #9aa5b1;padding:8px 12px;font-size:14px}
 """
 
@@ -42,6 +44,10 @@ def _statistics_table(s: dict[str, Any]) -> str:
     if not stats:
         why = "no baseline yet" if s["baseline"] is None else f"fewer than {s['min_samples']} live scores"
         return f'<p class="meta">No statistics: {why}.</p>'
+    return _table(stats)
+
+
+def _table(stats: dict[str, Any]) -> str:
     rows = []
     for name, entry in stats.items():
         value, warn, drift = entry["value"], entry.get("warning"), entry.get("drift")
@@ -68,6 +74,51 @@ def _summary_table(baseline: dict[str, Any] | None, live: dict[str, Any]) -> str
     return f"<table><tr><th></th><th>baseline</th><th>live</th></tr>{rows}</table>"
 
 
+def _domain_panel(s: dict[str, Any]) -> str:
+    """The same live window against the model card's validation scores, when the stream's baseline is another."""
+    d = s.get("domain")
+    if not d:
+        return ""
+    status = d["status"]
+    return f"""<div class="panel domain"><div class="head"><h3>vs the validation domain (model card)</h3>
+<span class="badge" style="background:{STATUS_COLOR.get(status, "#868e96")}">{escape(status)}</span>
+<span class="meta">raw level, no hysteresis · {escape(d["baseline"]["source"])} · n {d["baseline"]["n"]}</span></div>
+{_table(d["statistics"])}</div>"""
+
+
+def _shift_panel(s: dict[str, Any]) -> str:
+    """The shift test's z against its limits: the signal that finds a small mean shift after normal traffic."""
+    entry = s["statistics"].get("shift_z")
+    if entry is None:
+        return ""
+    z, warn, drift = entry["value"], entry["warning"], entry["drift"]
+    side = "higher" if z > 0 else "lower"
+    return f"""<div class="panel shift"><h3>shift test</h3><p class="meta">recent window z = {z:.3g}
+({side} than the baseline) · |z| limits {warn:.3g} (warning) / {drift:.3g} (drift), simulated from the baseline for
+the configured share of normal runs</p></div>"""
+
+
+def _labels_panel(s: dict[str, Any], top: int = 10) -> str:
+    """Classify's labels, the most moved first: share of the answers and mean confidence, reference vs live."""
+    doc = s.get("labels")
+    if doc is None:
+        return ""
+    head = (
+        f'<div class="panel labels"><h3>labels (reference: {escape(doc["reference"]["source"])}, '
+        f"{doc['reference']['n']} answers; live {doc['n_live']})</h3>"
+    )
+    if not doc["labels"]:
+        return head + '<p class="meta">Not ranked yet: the reference or the live answers are still filling.</p></div>'
+    rows = "".join(
+        f"<tr><td>{escape(r['label'])}</td><td>{_fmt(r['share_reference'])}</td><td>{_fmt(r['share_live'])}</td>"
+        f"<td>{_fmt(r['confidence_reference'])}</td><td>{_fmt(r['confidence_live'])}</td>"
+        f"<td{' class=hit' if r['moved'] else ''}>{_fmt(r['pvalue'])}</td></tr>"
+        for r in doc["labels"][:top]
+    )
+    cols = "<tr><th>label</th><th>share ref</th><th>share live</th><th>conf ref</th><th>conf live</th><th>p</th></tr>"
+    return f"{head}<table>{cols}{rows}</table></div>"
+
+
 def _stream_section(name: str, s: dict[str, Any]) -> str:
     status = s["status"]
     hist = s.get("histogram")
@@ -85,7 +136,7 @@ def _stream_section(name: str, s: dict[str, Any]) -> str:
         ref = baseline["mean"] if baseline else None
         trend = line_svg([b["mean"] for b in history], ref, f"{name}: mean per bucket")
         trend = f"<div><div class='meta'>{history[0]['start']} → {history[-1]['start']}</div>{trend}</div>"
-    source = escape(baseline["source"]) if baseline else "none yet"
+    source = f"{escape(baseline['kind'])}: {escape(baseline['source'])}" if baseline else "none yet"
     return f"""<section id="{escape(name)}">
 <div class="head"><h2>{escape(name)}</h2>
 <span class="badge" style="background:{STATUS_COLOR.get(status, "#868e96")}">{escape(status)}</span>
@@ -93,8 +144,26 @@ def _stream_section(name: str, s: dict[str, Any]) -> str:
  · baseline {s["n_baseline"]} ({source}) · since {_fmt(s.get("changed_at"))}</span></div>
 <div class="cols"><div>{chart}</div><div>{_statistics_table(s)}<br>{_summary_table(baseline, live)}</div>
 {trend}</div>
+{_shift_panel(s)}{_domain_panel(s)}{_labels_panel(s)}
 <p class="advice">{escape(s["advice"])}</p>
 </section>"""
+
+
+def _embeddings_section(doc: dict[str, Any] | None) -> str:
+    """One row per route family: live embeddings vs the model dir's validation sample (MMD permutation test)."""
+    if not doc:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td><span class='badge' style='background:"
+        f"{STATUS_COLOR.get(f['status'], '#868e96')}'>{escape(f['status'])}</span></td><td>{f['n_live']}</td>"
+        f"<td>{_fmt(f.get('mmd2'))}</td><td>{_fmt(f.get('pvalue'))}</td></tr>"
+        for name, f in doc["families"].items()
+    )
+    ref = doc["reference"]
+    return f"""<section id="embeddings" class="panel embeddings"><div class="head"><h2>embeddings</h2>
+<span class="meta">{escape(doc["test"])} · reference {ref["n"]} validation embeddings ({escape(ref["source"])}) ·
+p warning {_fmt(doc["thresholds"]["warning"])}, drift {_fmt(doc["thresholds"]["drift"])}</span></div>
+<table><tr><th>route family</th><th>status</th><th>live</th><th>MMD²</th><th>p</th></tr>{rows}</table></section>"""
 
 
 def render_html(doc: dict[str, Any]) -> str:
@@ -112,7 +181,9 @@ def render_html(doc: dict[str, Any]) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
 <body><h1>Drift report</h1><div class="meta">{meta}</div>
 <p class="meta">Drift = KS p-value below its threshold and at least one distance (L∞, PSI, Jensen-Shannon,
-Wasserstein/σ) above its own; warning = the same at the warning thresholds.</p>
+Wasserstein/σ) above its own, or the shift test's |z| past its simulated limit; warning = the same at the warning
+thresholds. Baseline {escape(cfg.get("baseline", "card"))}.</p>
 {sections}
+{_embeddings_section(doc.get("embeddings"))}
 </body></html>
 """

@@ -11,13 +11,13 @@ PENDING = "pending"  # fewer live scores than min_samples, or no baseline yet: n
 GATE = "ks_pvalue"
 
 
-def level(stats: Statistics, limits: dict[str, Limit], scale: float = 1.0) -> int:
+def level(stats: Statistics | dict[str, float], limits: dict[str, Limit], scale: float = 1.0) -> int:
     """The highest level whose KS p-value gate and at least one distance threshold are both crossed.
 
     The p-value says the change is real (not sampling noise); a distance says it is big enough to matter.
     `scale` < 1 relaxes every threshold: that is how a raised status is held (hysteresis).
     """
-    values = stats.as_dict()
+    values = stats if isinstance(stats, dict) else stats.as_dict()
     for lvl in range(len(LEVELS) - 1, 0, -1):
         if limits[GATE].severity(values[GATE], lvl) < scale:
             continue

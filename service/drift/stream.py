@@ -54,12 +54,10 @@ class ScoreStream:
         with self.lock:
             return np.fromiter(self.scores, dtype=np.float64, count=len(self.scores))
 
-    def take_window(self) -> np.ndarray:
-        """The window's scores, leaving it empty (they become a baseline)."""
+    def take_first(self, n: int) -> np.ndarray:
+        """The window's oldest `n` scores, removed from it (they become a learned baseline)."""
         with self.lock:
-            out = np.fromiter(self.scores, dtype=np.float64, count=len(self.scores))
-            self.scores.clear()
-            return out
+            return np.array([self.scores.popleft() for _ in range(min(n, len(self.scores)))], dtype=np.float64)
 
     def score_counts(self) -> list[int]:
         """Per score bucket (SCORE_EDGES, then +Inf), how many scores this process recorded."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 BARS = " ▁▂▃▄▅▆▇█"
-COLUMNS = ("ks_pvalue", "linf", "psi", "js", "wasserstein_norm")
+COLUMNS = ("ks_pvalue", "linf", "psi", "js", "wasserstein_norm", "shift_z")
 MARKS = {"drift": "!!", "warning": "! ", None: "  "}
 
 
@@ -35,6 +35,8 @@ def render_text(doc: dict[str, Any]) -> str:
     lines.append("(!! past the drift threshold, ! past the warning threshold)")
     for name, s in doc["streams"].items():
         lines += ["", f"[{name}] {s['status']} — {s['advice']}"]
+        if s.get("domain"):
+            lines.append(f"  vs the validation domain (model card): {s['domain']['status']}")
         hist = s.get("histogram")
         if hist:
             top = max([*hist["baseline"], *hist["live"]])

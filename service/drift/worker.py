@@ -35,6 +35,10 @@ class DriftWorker:
         self.monitor.close()
 
     def _run(self) -> None:
+        try:
+            self.monitor.prepare()
+        except Exception:  # a bad baseline must not stop the checks; they compute what they can
+            log.exception("drift shift-test calibration failed")
         saved_at = time.monotonic()
         while not self._stop.is_set():
             self.monitor.wake.wait(self.interval)

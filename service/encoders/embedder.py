@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,15 @@ Scorer = Literal["object2vec", "cosine"]
 CHECK_TIMEOUT_S = 5.0
 T = TypeVar("T")
 Observe = Callable[[str, int, float], None]  # (operation, rows, seconds) of one encoder call
+
+
+class Watcher(Protocol):
+    """Sees every tokenized request and encoder 0's embeddings (the drift monitor's unseen-token and embedding
+    signals); it must only queue or copy, as it runs on the request path."""
+
+    def record_tokens(self, rows: list[list[int]], lengths: list[int], texts: Sequence[str] | None = None) -> None: ...
+
+    def record_embeddings(self, vectors: np.ndarray) -> None: ...
 
 
 class Embedder:
@@ -46,6 +55,7 @@ class Embedder:
             for channel in ("in0", "in1")
         }
         self.cache = EmbeddingCache(settings.embed_cache_bytes) if settings.embed_cache_bytes else None
+        self.watchers: list[Watcher] = []
 
     @property
     def name(self) -> str:
@@ -93,10 +103,22 @@ class Embedder:
         next: when its queue is full this refuses (Overloaded, 503) before tokenizing."""
         self.batchers["in0"].admit(len(texts))
         with span("tokenize", **{"o2v.texts": len(texts)}):
-            return await self._off_loop_if_long(texts, partial(self.encoder.tokenizer.encode_counted, texts, direction))
+            encoded = await self._off_loop_if_long(
+                texts, partial(self.encoder.tokenizer.encode_counted, texts, direction)
+            )
+        for watcher in self.watchers:
+            watcher.record_tokens(encoded.rows, encoded.lengths, texts)
+        return encoded
 
     async def embed_ids(self, rows: Rows, channel: Channel = "in0") -> np.ndarray:
         """Raw (not normalised) embeddings, as Object2Vec returns them; rows the cache holds skip the encoder."""
+        vectors = await self._cached(rows, channel)
+        if channel == "in0":  # encoder 0's embeddings are what the drift monitor's sample holds
+            for watcher in self.watchers:
+                watcher.record_embeddings(vectors)
+        return vectors
+
+    async def _cached(self, rows: Rows, channel: Channel) -> np.ndarray:
         if self.cache is None:
             return await self._run(rows, channel)
         keys = [cache_key(channel, row) for row in rows]

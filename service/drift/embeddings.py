@@ -1,0 +1,225 @@
+"""Embedding drift: live embeddings per route family against a sample of the validation texts' embeddings.
+
+Scores can stay level while the inputs wander (a new topic whose pairs happen to score like the old ones); the
+embeddings themselves show it. The test is the kernel two-sample test of Gretton et al., "A Kernel Two-Sample Test"
+(JMLR 13, 2012): the unbiased MMD² with a Gaussian kernel whose bandwidth is the reference's median pairwise
+distance (alibi-detect's `MMDDrift` default, `configure_kernel_from_x_ref`), and its p-value by permutation: the
+share of random relabellings of the pooled vectors with an MMD² at least as large. One kernel matrix per check, the
+permutations reuse it. The request path only appends vectors to a bounded window; the checking thread tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.datasets import file_sha256
+from service.drift.config import LEVELS, Limit
+from service.drift.status import PENDING, StatusTracker
+
+SAMPLE_FILE = "embedding_sample.npy"  # int8 rows of unit vectors × 127
+SAMPLE_META = "embedding_sample.json"  # the encoder.onnx it came from: a sample of another encoder is not used
+ENCODER_FILE = "encoder.onnx"
+FAMILIES = {"/v1/embeddings": "embeddings", "/embed": "embeddings", "/similarity": "similarity", "/rerank": "rerank"}
+PREFIX_FAMILIES = {"/collections/": "collections", "/invocations": "sagemaker"}
+INGEST = "ingest"  # item upserts: the operator's corpus, written in bulk, not traffic the model answers
+SEED = 20261130
+
+log = logging.getLogger("service.drift")
+_family: ContextVar[str] = ContextVar("o2v_route_family", default="other")
+
+
+def route_family(path: str) -> str:
+    """A bounded name per group of routes that embed: embeddings, similarity, collections, rerank, sagemaker, other;
+    `ingest` for item upserts, which the monitor does not watch."""
+    if path in FAMILIES:
+        return FAMILIES[path]
+    if path.startswith("/collections/") and path.rstrip("/").endswith("/items"):
+        return INGEST
+    return next((family for prefix, family in PREFIX_FAMILIES.items() if path.startswith(prefix)), "other")
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class RouteFamilyMiddleware:
+    """Sets the request's route family for the embeddings it causes (a context variable: no argument threading)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _family.set(route_family(scope.get("path", "")))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _family.reset(token)
+
+
+def current_family() -> str:
+    return _family.get()
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def write_sample(model_dir: str | Path, vectors: np.ndarray, texts: str) -> Path:
+    """Unit vectors as int8 (×127): 1/4 of float32, cosines within about 1 % — enough for a kernel test."""
+    folder = Path(model_dir)
+    np.save(folder / SAMPLE_FILE, np.round(unit_rows(vectors) * 127).astype(np.int8))
+    meta = {"encoder_sha256": _encoder_sha(folder), "n": int(vectors.shape[0]), "texts": texts}
+    (folder / SAMPLE_META).write_text(json.dumps(meta))
+    return folder / SAMPLE_FILE
+
+
+def load_sample(model_dir: str | Path | None) -> np.ndarray | None:
+    """The sample, or None without one or when it came from another encoder.onnx (a re-exported model): its
+    embeddings live in another space, and every window would read as drift."""
+    folder = Path(model_dir) if model_dir is not None else None
+    if folder is None or not (folder / SAMPLE_FILE).is_file() or not (folder / SAMPLE_META).is_file():
+        return None
+    if json.loads((folder / SAMPLE_META).read_text()).get("encoder_sha256") != _encoder_sha(folder):
+        log.warning(json.dumps({"event": "drift_embedding_sample_stale", "path": str(folder / SAMPLE_FILE)}))
+        return None
+    return unit_rows(np.load(folder / SAMPLE_FILE).astype(np.float32) / 127.0)
+
+
+def _encoder_sha(folder: Path) -> str | None:
+    return file_sha256(folder / ENCODER_FILE) if (folder / ENCODER_FILE).is_file() else None
+
+
+def mmd_test(
+    x: np.ndarray, y: np.ndarray, bandwidth: float, permutations: int, seed: int = SEED
+) -> tuple[float, float]:
+    """(unbiased MMD² of x vs y, permutation p-value) with k(a, b) = exp(−‖a − b‖² / (2·bandwidth²))."""
+    z = np.concatenate([x, y]).astype(np.float64)
+    sq = np.maximum((z * z).sum(1)[:, None] + (z * z).sum(1)[None, :] - 2.0 * z @ z.T, 0.0)
+    k = np.exp(-sq / (2.0 * bandwidth**2))
+    np.fill_diagonal(k, 0.0)
+    n, m = x.shape[0], y.shape[0]
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((permutations + 1, n + m))
+    labels[0, :n] = 1.0  # row 0: the observed split; the others: random relabellings
+    for row in labels[1:]:
+        row[rng.permutation(n + m)[:n]] = 1.0
+    kx = labels @ k  # one matrix product serves every split
+    within_x = (kx * labels).sum(1)
+    across = (kx * (1.0 - labels)).sum(1)
+    within_y = k.sum() - within_x - 2.0 * across
+    mmd2 = within_x / (n * (n - 1)) + within_y / (m * (m - 1)) - 2.0 * across / (n * m)
+    return float(mmd2[0]), float((1 + np.sum(mmd2[1:] >= mmd2[0])) / (1 + permutations))
+
+
+def centroid_test(x: np.ndarray, y: np.ndarray, permutations: int, seed: int = SEED) -> tuple[float, float]:
+    """(distance between the mean vectors, permutation p-value): Evidently's `distance` method made a test; the
+    cheaper alternative bench.drift compares the MMD test with."""
+    z = np.concatenate([x, y]).astype(np.float64)
+    n, rng = x.shape[0], np.random.default_rng(seed)
+    splits = [np.arange(z.shape[0])] + [rng.permutation(z.shape[0]) for _ in range(permutations)]
+    d = np.array([np.linalg.norm(z[s[:n]].mean(0) - z[s[n:]].mean(0)) for s in splits])
+    return float(d[0]), float((1 + np.sum(d[1:] >= d[0])) / (1 + permutations))
+
+
+def median_distance(x: np.ndarray) -> float:
+    sq = np.maximum((x * x).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2.0 * x @ x.T, 0.0)
+    return float(np.sqrt(np.median(sq[np.triu_indices(x.shape[0], 1)]))) or 1.0
+
+
+@dataclass
+class _Family:
+    vectors: deque[np.ndarray]
+    tracker: StatusTracker
+    added: int = 0
+    checked: int = 0
+    result: dict[str, Any] | None = None
+
+
+class EmbeddingMonitor:
+    """Per route family, the last `window` unit embeddings (float16) and a status from the MMD test."""
+
+    def __init__(
+        self,
+        reference: np.ndarray,
+        window: int,
+        min_samples: int,
+        check_every: int,
+        permutations: int,
+        limit: Limit,
+        confirm: int,
+        clear: int,
+    ) -> None:
+        rng = np.random.default_rng(SEED)
+        keep = rng.choice(reference.shape[0], min(window, reference.shape[0]), replace=False)
+        self.reference = unit_rows(reference[np.sort(keep)])
+        self.bandwidth = median_distance(self.reference)
+        self.window, self.min_samples, self.check_every = window, min_samples, check_every
+        self.permutations, self.limit, self.confirm, self.clear = permutations, limit, confirm, clear
+        self.lock = threading.Lock()
+        self.families: dict[str, _Family] = {}
+
+    def record(self, vectors: np.ndarray) -> None:
+        """The request's embeddings, counted in its route family: a copy into the window, no statistics."""
+        rows = unit_rows(vectors).astype(np.float16)
+        name = _family.get()
+        with self.lock:
+            family = self.families.get(name)
+            if family is None:
+                family = _Family(deque(maxlen=self.window), StatusTracker(self.confirm, self.clear))
+                self.families[name] = family
+            family.vectors.extend(rows)
+            family.added += rows.shape[0]
+
+    def due(self) -> bool:
+        with self.lock:
+            return any(f.added - f.checked >= self.check_every for f in self.families.values())
+
+    def run_due_checks(self) -> int:
+        with self.lock:
+            due = [
+                (name, f, np.array(f.vectors, dtype=np.float32))
+                for name, f in self.families.items()
+                if f.added - f.checked >= self.check_every and len(f.vectors) >= self.min_samples
+            ]
+            for _, f, _ in due:
+                f.checked = f.added
+        for _name, f, live in due:
+            mmd2, p = mmd_test(self.reference, live, self.bandwidth, self.permutations)
+            enter = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 1.0), default=0)
+            hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 0.8), default=0)
+            f.tracker.step(enter, hold)
+            f.result = {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}
+        return len(due)
+
+    def report(self) -> dict[str, Any]:
+        with self.lock:
+            families = {
+                name: {
+                    "status": f.tracker.status if f.result is not None else PENDING,
+                    "n_live": len(f.vectors),
+                    "n_total": f.added,
+                    **(f.result or {}),
+                }
+                for name, f in sorted(self.families.items())
+            }
+        return {
+            "reference": {"n": int(self.reference.shape[0]), "source": SAMPLE_FILE, "bandwidth": self.bandwidth},
+            "test": f"MMD², Gaussian kernel, permutation p-value ({self.permutations} permutations)",
+            "thresholds": self.limit.as_dict(),
+            "families": families,
+        }
