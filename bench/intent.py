@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,9 +46,24 @@ def every_nth(rows: list, limit: int | None) -> list:
     return rows if not limit or limit >= len(rows) else rows[:: -(-len(rows) // limit)]
 
 
-def predictions(embed: Embed, train: list, query_sets: list[list[str]], k: int, data_dir: Path) -> list[tuple]:
-    """(voted labels, supports) for each set of queries, from one collection of the train split."""
-    collection, _ = Collections(data_dir).create("clinc")
+def predictions(
+    embed: Embed, train: list, query_sets: list[list[str]], k: int, data_dir: Path, store: str = "faiss"
+) -> list[tuple]:
+    """(voted labels, supports) for each set of queries, from one collection of the train split on `store`
+    (the embedded engine, or Milvus Lite in a file in `data_dir`)."""
+    if store == "milvus":
+        from service.index.milvus import MilvusCollections
+
+        registry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
+    else:
+        registry = Collections(data_dir)
+    try:
+        return _predictions(registry.create("clinc")[0], embed, train, query_sets, k)
+    finally:
+        registry.close()
+
+
+def _predictions(collection: Any, embed: Embed, train: list, query_sets: list[list[str]], k: int) -> list[tuple]:
     items = [Item(f"train-{i}", text, {"label": label}) for i, (text, label) in enumerate(train)]
     collection.upsert(items, embed([text for text, _ in train]))
     out = []
@@ -82,7 +98,7 @@ def choose_min_score(labels: list, support: np.ndarray, truth: list) -> float:
     return float(max(candidates, key=balanced))
 
 
-def evaluate(name: str, embed: Embed, k: int, limit: int | None, typo_seed: int) -> dict:
+def evaluate(name: str, embed: Embed, k: int, limit: int | None, typo_seed: int, store: str = "faiss") -> dict:
     train = every_nth([row for row in read_clinc("train") if row[1] != OOS], limit)
     val, test = every_nth(read_clinc("val"), limit), every_nth(read_clinc("test"), limit)
     test_texts = [t for t, _ in test]
@@ -90,12 +106,13 @@ def evaluate(name: str, embed: Embed, k: int, limit: int | None, typo_seed: int)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         queries = [[t for t, _ in val], test_texts, typo_texts]
-        (val_labels, val_support), clean, typos = predictions(embed, train, queries, k, Path(tmp))
+        (val_labels, val_support), clean, typos = predictions(embed, train, queries, k, Path(tmp), store)
     min_score = choose_min_score(val_labels, val_support, [y for _, y in val])
     truth = [y for _, y in test]
     result = scores(*clean, truth, min_score)
     typo_result = scores(*typos, truth, min_score)
-    row = {"model": name, "min_score": round(min_score, 3), **{key: round(v, 4) for key, v in result.items()}}
+    label = name if store == "faiss" else f"{name} (Milvus Lite)"
+    row = {"model": label, "min_score": round(min_score, 3), **{key: round(v, 4) for key, v in result.items()}}
     for key in ("in_scope_acc", "in_scope_acc_at_min", "oos_recall"):
         row[f"typo_{key}"] = round(typo_result[key], 4)
         row[f"drop_{key}"] = round(result[key] - typo_result[key], 4)
@@ -111,11 +128,14 @@ def main() -> None:
     p.add_argument("--no-peer", action="store_true", help="skip all-MiniLM-L6-v2 and model2vec")
     p.add_argument("--no-model2vec", action="store_true", help="skip the model2vec distilled from MiniLM")
     p.add_argument("--typo-seed", type=int, default=0, help="seed of the typo'd test copy")
+    p.add_argument("--milvus", action="store_true", help="also the first model on Milvus Lite (pymilvus needed)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = p.parse_args()
     model2vec = not (args.no_peer or args.no_model2vec)
     models = systems([args.model_dir], minilm=not args.no_peer, model2vec=model2vec)
     rows = [evaluate(m.name, m, args.k, args.limit, args.typo_seed) for m in models]
+    if args.milvus:  # the first model again through the Milvus engine: the same votes are expected, and its speed
+        rows.append(evaluate(models[0].name, models[0], args.k, args.limit, args.typo_seed, "milvus"))
     columns = [("model", "model"), ("in_scope_acc", "in-scope acc"), ("min_score", "min_score (val)")]
     columns += [("in_scope_acc_at_min", "in-scope acc at min_score"), ("oos_recall", "oos recall")]
     columns += [("oos_precision", "oos precision"), ("train", "train"), ("test", "test")]

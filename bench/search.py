@@ -7,8 +7,9 @@ a low-rank subspace plus noise, as sentence embeddings do. Prints a table and on
 
 With `--stores faiss,milvus` it measures the collection engines instead, through the service's own collection
 interface (service/index/base.py): load time (upserts of --store-batch items, then until searches use the index),
-queries/s one query per `search` call, latency, and recall@10 against exact search, unfiltered and with a filter
-matching 10 % of the items. Milvus is Milvus Lite in a temporary folder unless --milvus-uri names a server.
+queries/s one query per `search` call, latency, and recall@10 against exact search, unfiltered, with a filter
+matching 10 % of the items, and classify (the kNN vote over a label key every item carries). Milvus is Milvus
+Lite in a temporary folder unless --milvus-uri names a server.
 
     python -m bench.search --sizes 100000,1000000 --data embedding,uniform
     python -m bench.search --stores faiss,milvus --sizes 100000 --data embedding --store-index flat,hnsw
@@ -201,14 +202,29 @@ def timed_queries(collection: VectorCollection, queries: np.ndarray, flt: dict |
     return found, len(queries) / sum(times), 1000 * statistics.quantiles(times, n=100)[98]
 
 
+def timed_classify(collection: VectorCollection, queries: np.ndarray) -> tuple[list, float, float]:
+    """classify's kNN vote (service/index/classify.py) over the label key every item carries: (neighbour ids,
+    queries/s, p99 ms), one call per query."""
+    from service.index.classify import classify
+
+    classify(collection, queries[0], "g", K, -1.0)
+    found, times = [], []
+    for query in queries:
+        start = time.perf_counter()
+        found.append([hit.id for hit in classify(collection, query, "g", K, -1.0).neighbors])
+        times.append(time.perf_counter() - start)
+    return found, len(queries) / sum(times), 1000 * statistics.quantiles(times, n=100)[98]
+
+
 def run_stores(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
     data = vectors(kind, n, args.dim, 1, args.rank, args.noise)
     queries = vectors(kind, args.singles, args.dim, 2, args.rank, args.noise)
     group = np.arange(n) % 10
     exact = np.argsort(-(queries @ data.T), axis=1, kind="stable")
     truth = {None: exact[:, :K], "10%": np.array([row[group[row] == 3][:K] for row in exact])}
-    filters = {None: None, "10%": {"g": 3}}
-    asked = {None: len(queries), "10%": args.filtered_singles}
+    truth["classify"] = truth[None]
+    filters = {None: None, "10%": {"g": 3}, "classify": None}
+    asked = {None: len(queries), "10%": args.filtered_singles, "classify": args.filtered_singles}
     config = IndexConfig(m=args.hnsw_m, ef_construction=args.ef_construction)
     rows = []
     for store in args.stores:
@@ -225,11 +241,14 @@ def run_stores(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
                 load = {"upsert_s": round(upserted, 1), "load_s": round(time.perf_counter() - start, 1)}
                 print(f"[{store} {index} {n}] loaded: {load}", file=sys.stderr, flush=True)
                 efs = args.ef_search if index == "hnsw" else [None]
-                # every efSearch unfiltered, then the filtered search once, at the largest
-                for ef, name in [(ef, None) for ef in efs] + [(efs[-1], "10%")]:
+                # every efSearch unfiltered, then the filtered search and classify once, at the largest
+                for ef, name in [(ef, None) for ef in efs] + [(efs[-1], "10%"), (efs[-1], "classify")]:
                     if ef is not None:
                         set_search_param(collection, "ef_search", ef)
-                    found, qps, p99 = timed_queries(collection, queries[: asked[name]], filters[name])
+                    if name == "classify":
+                        found, qps, p99 = timed_classify(collection, queries[: asked[name]])
+                    else:
+                        found, qps, p99 = timed_queries(collection, queries[: asked[name]], filters[name])
                     hits = np.array([[int(i[1:]) for i in ids] + [-1] * (K - len(ids)) for ids in found])
                     rows.append(
                         {

@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
     classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
-    max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (items/get)")
+    max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (POST /collections/{name}/get)")
     max_scroll_limit: int = Field(1000, ge=1, description="items in one scroll page")
     max_search_batch: int = Field(64, ge=1, description="queries in one search/batch request")
     max_clusters: int = Field(1000, ge=1)

@@ -551,7 +551,7 @@ def test_options_answers_every_method_of_the_path(faiss_client) -> None:
         ("/collections/reviews", {"GET", "PUT", "DELETE"}),
         ("/collections", {"GET"}),
         ("/collections/reviews/items", {"POST"}),
-        ("/collections/reviews/items/r1", {"DELETE"}),
+        ("/collections/reviews/items/r1", {"GET", "DELETE"}),
         ("/collections/reviews/search", {"POST"}),
     ]:
         response = faiss_client.options(path)

@@ -120,3 +120,24 @@ def test_another_worker_sees_writes_even_after_log_truncation(tmp_path) -> None:
     assert [h.id for h in reader.search(vectors[3], 5)] == exact_ids(np.delete(vectors, 3, axis=0), ids, vectors[3], 5)
     reader.upsert([Item("from-reader", "", {})], vectors[:1])
     assert writer.search(vectors[0], 2)[1].id in ("from-reader", "item-0")
+
+
+def test_a_store_from_before_vectors_were_marked_opens_with_every_vector_the_models(tmp_path) -> None:
+    """Stores made before the `given` column get it on open; their items read as embedded by the model."""
+    import sqlite3
+
+    from service.index.collection import DB_FILE
+    from tests.index_fixtures import SMALL, items, registry, unit_vectors
+
+    reg = registry(tmp_path, SMALL)
+    reg.create("old")[0].upsert(items(3), unit_vectors(3))
+    reg.close()
+    db = sqlite3.connect(tmp_path / "old" / DB_FILE)
+    db.execute("ALTER TABLE items DROP COLUMN given")
+    db.commit()
+    db.close()
+    collection = registry(tmp_path, SMALL).get("old")
+    found = collection.items(["item-1"])[0]
+    assert found is not None and not found.given and collection.info()["count"] == 3
+    collection.upsert(items(1, 5), unit_vectors(1))
+    assert collection.info()["count"] == 4

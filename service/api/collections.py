@@ -1,10 +1,13 @@
-"""Collection routes: create/list/info/drop, batch upsert, delete, search, classify and cluster (service/index).
+"""Collection routes: create/list/info/drop, batch upsert, delete, keyed and paged reads, count, search (one or a
+batch), classify and cluster (service/index).
 
 Thin on purpose: the schemas check limits that depend on settings, texts are embedded by the app's Embedder, and
 everything else is a call into service.index run off the event loop (SQLite commits, FAISS searches and Milvus
 calls block). The router owns the registry of the engine the settings name (O2V_VECTOR_STORE) through its lifespan,
 so shutdown snapshots every FAISS index or closes the Milvus connection.
 Scores of text queries go to the drift streams `search_top1` and `classify_confidence`.
+Every collection is pinned to the model that embedded its texts (service/index/fingerprint.py): a server running
+another model answers its text writes and text queries 409, naming both, instead of mixing two embedding spaces.
 """
 
 import asyncio
@@ -24,15 +27,16 @@ from starlette.responses import Response
 
 from service.api import limits
 from service.api.auth import require_api_key
-from service.api.deps import EmbedderDep, observe_scores
+from service.api.deps import EmbedderDep, observe_label, observe_scores
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
-from service.index.base import MAX_ID_CHARS, CollectionRegistry, Hit, Item
-from service.index.classify import classify
+from service.index.base import MAX_ID_CHARS, CollectionRegistry, Hit, Item, VectorCollection
+from service.index.classify import classify, set_min_score
 from service.index.cluster import SEED_MAX, SEED_MIN, cluster
 from service.index.errors import CollectionError, raise_if_out_of_files
+from service.index.fingerprint import model_fingerprint
 from service.index.names import NAME_RE
 from service.index.registry import open_collections
 from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Settings
@@ -56,12 +60,44 @@ class CollectionInfo(BaseModel):
     index: Literal["flat", "hnsw", "ivf"]
 
 
+class ReembedStatus(BaseModel):
+    state: Literal["running", "done", "failed"]
+    model: str = Field(description="fingerprint of the model embedding the texts")
+    done: int
+    total: int | None
+    error: str | None = None
+
+
 class CollectionList(BaseModel):
     collections: list[CollectionInfo]
 
 
 class Upserted(BaseModel):
     upserted: int
+
+
+class ItemOut(BaseModel):
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    vector_source: Literal["model", "caller"] = Field(
+        description="model: embedded from the text by the collection's model; caller: sent with the item"
+    )
+    vector: list[float] | None = Field(None, description="the stored unit vector, when asked for")
+
+
+class ItemsResponse(BaseModel):
+    items: list[ItemOut] = Field(description="the items found, in the order asked")
+    missing: list[str] = Field(description="ids asked for that are not stored")
+
+
+class ScrollResponse(BaseModel):
+    items: list[ItemOut]
+    next_cursor: str | None = Field(description="pass it back for the next page; null after the last one")
+
+
+class CountResponse(BaseModel):
+    count: int
 
 
 class HitOut(BaseModel):
@@ -73,6 +109,10 @@ class HitOut(BaseModel):
 
 class SearchResponse(BaseModel):
     hits: list[HitOut]
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[SearchResponse] = Field(description="one answer per query, in order")
 
 
 class ClassifyResponse(BaseModel):
@@ -182,8 +222,78 @@ class HeavyJobs:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class ReembedJobs:
+    """Re-embedding runs, one at most per collection, each on a thread of its own (it outlives its request); their
+    progress is part of the collection's info. Kept in this process only: after a restart the collection is either
+    switched or untouched, and a new request starts over."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def start(self, collection: VectorCollection, embed: Callable[[list[str]], np.ndarray], model: str) -> dict:
+        with self._lock:
+            if self.jobs.get(collection.name, {}).get("state") == "running":
+                raise ApiError(409, f"collection {collection.name!r} is being re-embedded already", "name")
+            job = self.jobs[collection.name] = {"state": "running", "model": model, "done": 0, "total": None}
+        thread = threading.Thread(target=self._run, args=(collection, embed, model, job), daemon=True)
+        thread.start()
+        return dict(job)
+
+    def _run(self, collection: VectorCollection, embed: Callable, model: str, job: dict[str, Any]) -> None:
+        def progress(done: int, total: int) -> None:
+            job.update(done=done, total=total)
+
+        try:
+            collection.reembed(embed, model, progress=progress, cancelled=self._stop.is_set)
+            job["state"] = "done"
+        except Exception as exc:  # the job's answer is its state; the server goes on
+            if not isinstance(exc, CollectionError):
+                log.exception("re-embedding collection %r failed", collection.name)
+            job.update(state="failed", error=getattr(exc, "message", str(exc)))
+
+    def forget(self, name: str) -> None:
+        """A dropped collection's finished job; a running one ends on its own (NotFound) and stays until then."""
+        with self._lock:
+            if self.jobs.get(name, {}).get("state") != "running":
+                self.jobs.pop(name, None)
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        job = self.jobs.get(name)
+        return dict(job) if job is not None else None
+
+    def close(self) -> None:
+        """Stop running jobs at their next batch; an unfinished one leaves its collection untouched."""
+        self._stop.set()
+
+
 def _hit(hit: Hit) -> dict[str, Any]:
     return {"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata}
+
+
+def _item_out(item: Item) -> dict[str, Any]:
+    out = {
+        "id": item.id,
+        "text": item.text,
+        "metadata": item.metadata,
+        "vector_source": "caller" if item.given else "model",
+    }
+    if item.vector is not None:
+        out["vector"] = item.vector.tolist()
+    return out
+
+
+def _search_all(collection: VectorCollection, queries: Sequence[tuple[np.ndarray, int, Any]]) -> list[list[Hit]]:
+    """Each query in turn; an error names the query it is about (queries[i].field)."""
+    answers = []
+    for i, (vector, top_k, flt) in enumerate(queries):
+        try:
+            answers.append(collection.search(vector, top_k, flt))
+        except CollectionError as exc:
+            exc.field = f"queries[{i}].{exc.field}" if exc.field and exc.status == 422 else exc.field
+            raise
+    return answers
 
 
 def text_or_vector(text_field: str, combine: str = "oneOf") -> dict[str, Any]:
@@ -246,6 +356,9 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         nlist: int | None = _index_param("nlist", "ivf: inverted lists")
         nprobe: int | None = _index_param("nprobe", "ivf: lists scanned per query")
         min_train: int | None = _index_param("min_train", "ivf: vectors stored before it trains")
+        min_score: float | None = Field(
+            None, description="classify's default min_score for this collection; replaces a calibration's"
+        )
 
     class ItemIn(BaseModel):
         model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("text", "anyOf"))
@@ -272,7 +385,9 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         label_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] = "label"
         k: TopK = 10
         min_score: float | None = Field(
-            None, description=f"default {settings.classify_min_score} (O2V_CLASSIFY_MIN_SCORE)"
+            None,
+            description="default: the collection's (PUT or o2v index calibrate), else "
+            f"{settings.classify_min_score} (O2V_CLASSIFY_MIN_SCORE)",
         )
 
     class ClusterRequest(BaseModel):
@@ -283,13 +398,44 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         seed: Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)] = 1234
         representatives: Annotated[int, Field(ge=0, le=100)] = 3
 
+    class GetItemsRequest(BaseModel):
+        model_config = STRICT
+        ids: Annotated[list[ItemId], Field(min_length=1, max_length=settings.max_get_ids)]
+        with_vector: bool = False
+
+    class ScrollRequest(BaseModel):
+        model_config = STRICT
+        limit: Annotated[int, Field(ge=1, le=settings.max_scroll_limit)] = 100
+        cursor: Annotated[str, StringConstraints(min_length=2, max_length=8 * MAX_ID_CHARS)] | None = Field(
+            None, description="next_cursor of the previous page; absent for the first"
+        )
+        filter: Filter | None = None
+        with_vector: bool = False
+
+    class CountRequest(BaseModel):
+        model_config = STRICT
+        filter: Filter | None = None
+
+    class BatchSearchRequest(BaseModel):
+        model_config = STRICT
+        queries: Annotated[list[SearchRequest], Field(min_length=1, max_length=settings.max_search_batch)]
+
+    served = model_fingerprint(encoder)
+
+    async def text_allowed(collection: VectorCollection, text: str | None) -> None:
+        """409 before a text is embedded for a collection another model embedded."""
+        if text is not None:
+            await _call(collection.check_model, served)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.collections = await asyncio.to_thread(open_collections, settings)
         app.state.heavy_jobs = HeavyJobs(settings.max_heavy_jobs)
+        app.state.reembed_jobs = ReembedJobs()
         try:
             yield
         finally:
+            app.state.reembed_jobs.close()
             app.state.heavy_jobs.close()
             await asyncio.to_thread(app.state.collections.close)
 
@@ -301,13 +447,27 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         response_model=CollectionInfo,
         dependencies=write,
         responses={201: {"model": CollectionInfo, "description": "created"}, **responses(400, 401, 409, 422)},
-        openapi_extra=_links(("200", "201"), upsert_items=BY_NAME, collection_info=BY_NAME, drop_collection=BY_NAME),
+        openapi_extra=_links(
+            ("200", "201"),
+            upsert_items=BY_NAME,
+            collection_info=BY_NAME,
+            drop_collection=BY_NAME,
+            reembed_collection=BY_NAME,
+            get_items=BY_NAME,
+            scroll_items=BY_NAME,
+            count_items=BY_NAME,
+            search_batch=BY_NAME,
+            search=BY_NAME,
+            classify_text=BY_NAME,
+        ),
     )
     async def create_collection(name: Name, collections: CollectionsDep, body: CreateRequest | None = None) -> Response:
         """Create the collection, or return it when it exists with the settings asked for (409 when not)."""
         asked = body or CreateRequest()
-        params = asked.model_dump(exclude_none=True, exclude={"index"})
+        params = asked.model_dump(exclude_none=True, exclude={"index", "min_score"})
         collection, created = await _call(collections.create, name, asked.index, params)
+        if asked.min_score is not None:
+            await _call(set_min_score, collection, asked.min_score)
         return json_response(await _call(collection.info), status=201 if created else 200)
 
     def infos(collections: CollectionRegistry) -> list[dict[str, Any]]:
@@ -332,9 +492,30 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         responses=responses(404, 422),
         operation_id="collection_info",
     )
-    async def collection_info(name: Name, collections: CollectionsDep) -> Response:
+    async def collection_info(name: Name, request: Request, collections: CollectionsDep) -> Response:
+        """Count, dimension, index, the model fingerprint, and the progress of a re-embedding started here."""
         collection = await _call(collections.get, name)
-        return json_response(await _call(collection.info))
+        info = await _call(collection.info)
+        job = request.app.state.reembed_jobs.status(name)
+        return json_response({**info, "reembed": job} if job is not None else info)
+
+    @router.post(
+        "/collections/{name}/reembed",
+        status_code=202,
+        response_model=ReembedStatus,
+        dependencies=write,
+        responses=responses(401, 404, 409, 422),
+        operation_id="reembed_collection",
+        openapi_extra=_links(("202",), collection_info=BY_NAME),
+    )
+    async def reembed_collection(name: Name, request: Request, collections: CollectionsDep) -> Response:
+        """Embed every stored text again with the served model, in the background; the collection switches to the
+        new vectors in one step at the end and answers from the old ones until then. Progress: GET the collection."""
+        collection = await _call(collections.get, name)
+        if not collection.reembeds:
+            raise ApiError(422, "re-embedding runs on the embedded engine (O2V_VECTOR_STORE=faiss) only", "store")
+        job = request.app.state.reembed_jobs.start(collection, encoder.embed_texts, served)
+        return json_response(job, status=202)
 
     @router.delete(
         "/collections/{name}",
@@ -343,15 +524,16 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         responses=responses(401, 404, 422),
         operation_id="drop_collection",
     )
-    async def drop_collection(name: Name, collections: CollectionsDep) -> Response:
+    async def drop_collection(name: Name, request: Request, collections: CollectionsDep) -> Response:
         await _call(collections.drop, name)
+        request.app.state.reembed_jobs.forget(name)
         return Response(status_code=204)
 
     @router.post(
         "/collections/{name}/items",
         response_model=Upserted,
         dependencies=write,
-        responses=responses(400, 401, 404, 413, 422, 503),
+        responses=responses(400, 401, 404, 409, 413, 422, 503),
         operation_id="upsert_items",
         openapi_extra=_links(
             ("200",),
@@ -359,6 +541,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             classify_text=BY_NAME,
             cluster_items=BY_NAME,
             delete_item={**BY_NAME, "item_id": "$request.body#/items/0/id"},
+            get_item={**BY_NAME, "item_id": "$request.body#/items/0/id"},
         ),
     )
     async def upsert_items(
@@ -369,9 +552,62 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     ) -> Response:
         """Insert or replace items by id; texts without a vector are embedded. Answered only once durable."""
         collection = await _call(collections.get, name)
+        embedded = any(item.vector is None for item in body.items)
+        await text_allowed(collection, "" if embedded else None)
         vectors = await _item_vectors(body.items, embedder)
-        items = [Item(item.id, item.text or "", item.metadata) for item in body.items]
-        return json_response({"upserted": await _call(collection.upsert, items, vectors)})
+        items = [Item(item.id, item.text or "", item.metadata, item.vector is not None) for item in body.items]
+        return json_response({"upserted": await _call(collection.upsert, items, vectors, served if embedded else None)})
+
+    @router.get(
+        "/collections/{name}/items/{item_id:path}",
+        response_model=ItemOut,
+        responses=responses(404, 422, 503),
+        operation_id="get_item",
+    )
+    async def get_item(name: Name, item_id: str, collections: CollectionsDep, with_vector: bool = False) -> Response:
+        """One item: its text, metadata and where its vector came from; the vector itself with ?with_vector=true."""
+        collection = await _call(collections.get, name)
+        found = (await _call(collection.items, [item_id], with_vector))[0]
+        if found is None:
+            raise ApiError(404, f"no item {item_id!r} in collection {name!r}", "item_id")
+        return json_response(_item_out(found))
+
+    @router.post(
+        "/collections/{name}/get",
+        response_model=ItemsResponse,
+        responses=responses(400, 404, 422, 503),
+        operation_id="get_items",
+    )
+    async def get_items(name: Name, body: GetItemsRequest, collections: CollectionsDep) -> Response:
+        """The items of these ids (at most O2V_MAX_GET_IDS), in the order asked; the ids not stored in `missing`."""
+        collection = await _call(collections.get, name)
+        found = await _call(collection.items, body.ids, body.with_vector)
+        missing = [i for i, item in zip(body.ids, found, strict=True) if item is None]
+        return json_response({"items": [_item_out(i) for i in found if i is not None], "missing": missing})
+
+    @router.post(
+        "/collections/{name}/scroll",
+        response_model=ScrollResponse,
+        responses=responses(400, 404, 422, 503),
+        operation_id="scroll_items",
+    )
+    async def scroll_items(name: Name, body: ScrollRequest, collections: CollectionsDep) -> Response:
+        """Every item, page by page in id order (at most O2V_MAX_SCROLL_LIMIT a page), optionally only exact
+        metadata matches. Items written meanwhile after the cursor show up; none is skipped or repeated."""
+        collection = await _call(collections.get, name)
+        found, cursor = await _call(collection.page, body.cursor, body.limit, body.filter, body.with_vector)
+        return json_response({"items": [_item_out(i) for i in found], "next_cursor": cursor})
+
+    @router.post(
+        "/collections/{name}/count",
+        response_model=CountResponse,
+        responses=responses(400, 404, 422, 503),
+        operation_id="count_items",
+    )
+    async def count_items(name: Name, collections: CollectionsDep, body: CountRequest | None = None) -> Response:
+        """Items whose metadata matches the filter exactly; all items without one."""
+        collection = await _call(collections.get, name)
+        return json_response({"count": await _call(collection.count_where, (body or CountRequest()).filter)})
 
     @router.delete(
         "/collections/{name}/items/{item_id:path}",
@@ -389,7 +625,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     @router.post(
         "/collections/{name}/search",
         response_model=SearchResponse,
-        responses=responses(400, 404, 422, 503),
+        responses=responses(400, 404, 409, 422, 503),
         operation_id="search",
     )
     async def search(
@@ -402,6 +638,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Nearest items by cosine to a text (embedded here) or a vector, optionally among exact metadata matches."""
         _one_of(body.query, body.vector, "query")
         collection = await _call(collections.get, name)
+        await text_allowed(collection, body.query)
         query = await _query_vector(embedder, body.query, body.vector)
         hits = await _call(collection.search, query, body.top_k, body.filter)
         if body.query is not None and hits:
@@ -409,9 +646,45 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         return json_response({"hits": [_hit(h) for h in hits]})
 
     @router.post(
+        "/collections/{name}/search/batch",
+        response_model=BatchSearchResponse,
+        responses=responses(400, 404, 409, 422, 503),
+        operation_id="search_batch",
+    )
+    async def search_batch(
+        name: Name,
+        body: BatchSearchRequest,
+        request: Request,
+        collections: CollectionsDep,
+        embedder: EmbedderDep,
+    ) -> Response:
+        """Several searches in one request (at most O2V_MAX_SEARCH_BATCH queries, O2V_MAX_TOP_K hits in all); the
+        texts are embedded together."""
+        for i, q in enumerate(body.queries):
+            _one_of(q.query, q.vector, f"queries[{i}].query")
+        asked = sum(q.top_k for q in body.queries)
+        if asked > settings.max_top_k:  # one answer holds no more hits than one search may (O2V_MAX_TOP_K)
+            message = f"the queries ask for {asked} hits in all; at most {settings.max_top_k} (O2V_MAX_TOP_K)"
+            raise ApiError(422, message, "queries")
+        collection = await _call(collections.get, name)
+        texts = [q.query for q in body.queries if q.query is not None]
+        await text_allowed(collection, texts[0] if texts else None)
+        embedded = iter(await embedder.embed(texts) if texts else [])
+        vectors = [
+            next(embedded) if q.query is not None else await _query_vector(embedder, None, q.vector)
+            for q in body.queries
+        ]
+        queries = [(v, q.top_k, q.filter) for v, q in zip(vectors, body.queries, strict=True)]
+        answers = await _call(_search_all, collection, queries)
+        tops = [hits[0].score for q, hits in zip(body.queries, answers, strict=True) if q.query is not None and hits]
+        if tops:
+            observe_scores(request, "search_top1", tops)
+        return json_response({"results": [{"hits": [_hit(h) for h in hits]} for hits in answers]})
+
+    @router.post(
         "/collections/{name}/classify",
         response_model=ClassifyResponse,
-        responses=responses(400, 404, 422, 503),
+        responses=responses(400, 404, 409, 422, 503),
         operation_id="classify_text",
     )
     async def classify_text(
@@ -424,11 +697,13 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """kNN vote over items having `label_key`; label null when the winner's support is below min_score."""
         _one_of(body.text, body.vector, "text")
         collection = await _call(collections.get, name)
+        await text_allowed(collection, body.text)
         query = await _query_vector(embedder, body.text, body.vector)
-        min_score = settings.classify_min_score if body.min_score is None else body.min_score
-        result = await _call(classify, collection, query, body.label_key, body.k, min_score)
+        work = (collection, query, body.label_key, body.k, body.min_score, settings.classify_min_score)
+        result = await _call(classify, *work)
         if body.text is not None:
             observe_scores(request, "classify_confidence", [result.confidence])
+            observe_label(request, result.label, result.confidence)
         neighbors = [_hit(h) for h in result.neighbors]
         return json_response({"label": result.label, "confidence": result.confidence, "neighbors": neighbors})
 

@@ -8,6 +8,7 @@ same field, from either engine.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,10 @@ class Item:
     id: str
     text: str
     metadata: dict[str, Any]
+    given: bool = False
+    """The vector was sent by the caller, not embedded from the text by the collection's model."""
+    vector: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The stored unit vector, only when a read asked for it."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +52,30 @@ class VectorCollection(ABC):
     """The most neighbours one search may ask for (Milvus caps top_k)."""
     limits: Limits = DEFAULT_LIMITS
     """Metadata and filter limits; the registry sets those of its settings."""
+    reembeds: bool = False
+    """Whether `reembed` is implemented by this engine."""
 
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """{name, count, dim, index, …its parameters} plus whatever the engine adds."""
 
     @abstractmethod
-    def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
-        """Insert or replace items by id (the last of repeated ids wins); how many were written."""
+    def upsert(self, items: Sequence[Item], vectors: np.ndarray, model: str | None = None) -> int:
+        """Insert or replace items by id (the last of repeated ids wins); how many were written. `model` is the
+        fingerprint of the model that embedded the items not marked `given`: the collection adopts it when it has
+        none and refuses the write (Conflict) when it has another, in the same step as the write."""
+
+    @abstractmethod
+    def attributes(self) -> dict[str, Any]:
+        """Settings stored with the collection besides its index (classify's min_score, per-label thresholds)."""
+
+    @abstractmethod
+    def set_attributes(self, values: Mapping[str, Any]) -> None:
+        """Merge `values` into the attributes (a None value removes its key); durable once this returns."""
+
+    @abstractmethod
+    def model(self) -> str | None:
+        """Fingerprint of the model that embedded the collection's texts; None until the first text write."""
 
     @abstractmethod
     def delete(self, item_id: str) -> bool:
@@ -69,8 +90,45 @@ class VectorCollection(ABC):
         """(ids, unit vectors) of every item, in an order that is the same for the same items (k-means reads it)."""
 
     @abstractmethod
-    def items(self, ids: Sequence[str]) -> list[Item | None]:
+    def items(self, ids: Sequence[str], with_vectors: bool = False) -> list[Item | None]:
         """The stored items of these ids, None where there is none."""
+
+    @abstractmethod
+    def scroll(self, after: str | None, limit: int, conditions: Conditions, with_vectors: bool = False) -> list[Item]:
+        """Up to `limit` items meeting `conditions` with ids after `after`, in id order (UTF-8 byte order, the
+        same on every engine); limit is already checked."""
+
+    @abstractmethod
+    def count(self, conditions: Conditions) -> int:
+        """Items meeting `conditions` (all of them when empty)."""
+
+    def page(
+        self, cursor: str | None, limit: int, flt: Mapping[str, Any] | None = None, with_vectors: bool = False
+    ) -> tuple[list[Item], str | None]:
+        """One page of items by id order after `cursor`, and the cursor of the next page (None after the last)."""
+        after, limit = decode_cursor(cursor), positive(limit, "limit")
+        found = self.scroll(after, limit, check_filter(flt, self.limits), with_vectors)
+        return found, encode_cursor(found[-1].id) if len(found) == limit else None
+
+    def count_where(self, flt: Mapping[str, Any] | None = None) -> int:
+        """Items whose metadata matches `flt` exactly (all items without one)."""
+        return self.count(check_filter(flt, self.limits))
+
+    def reembed(
+        self,
+        embed: Callable[[list[str]], np.ndarray],
+        model: str,
+        batch_size: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        """Embed every stored text again with the served model and switch to the new vectors at once."""
+        raise InvalidRequest("re-embedding runs on the embedded engine (O2V_VECTOR_STORE=faiss) only", "store")
+
+    def check_model(self, served: str) -> None:
+        """Conflict unless the texts of this collection were embedded by `served` (or none were yet): texts of two
+        embedding spaces must never be compared."""
+        refuse_other_model(self.name, self.model(), served)
 
     def search(self, vector: Any, top_k: int, flt: Mapping[str, Any] | None = None) -> list[Hit]:
         """Nearest items by cosine, best first, among those whose metadata matches `flt` exactly."""
@@ -101,6 +159,38 @@ class CollectionRegistry(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release files and connections."""
+
+
+def merged(attributes: Mapping[str, Any] | None, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes with `values` set over them; a None value removes its key."""
+    out = {**(attributes or {}), **values}
+    return {key: value for key, value in out.items() if value is not None}
+
+
+def refuse_other_model(name: str, stored: str | None, served: str) -> None:
+    if stored is not None and stored != served:
+        message = (
+            f"collection {name!r} was embedded by model {stored!r}; this server runs {served!r}. Serve that model, "
+            f"send vectors, or re-embed the collection (o2v index reembed {name})"
+        )
+        raise Conflict(message, "model")
+
+
+def encode_cursor(item_id: str) -> str:
+    """An opaque scroll cursor: the hex of the last id's UTF-8, which also orders as the ids do."""
+    return item_id.encode("utf-8").hex()
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        item_id = bytes.fromhex(cursor).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("not a cursor this collection gave", "cursor") from None
+    if not valid_id(item_id):
+        raise InvalidRequest("not a cursor this collection gave", "cursor")
+    return item_id
 
 
 def positive(value: Any, field: str) -> int:
@@ -135,7 +225,8 @@ def check_items(
             message = f"id must be a string of 1 to {MAX_ID_CHARS} characters, valid UTF-8"
             raise InvalidRequest(message, f"items[{i}].id")
         check_string(item.text, f"items[{i}].text", "text")
-        last[item.id] = Item(item.id, item.text, check_metadata(item.metadata, f"items[{i}].metadata", limits))
+        metadata = check_metadata(item.metadata, f"items[{i}].metadata", limits)
+        last[item.id] = Item(item.id, item.text, metadata, item.given)
         where[item.id] = i
     keep = sorted(where.values())
     unit = unit_vectors(vectors, lambda row: f"items[{row}].vector")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,19 +21,42 @@ class Classification:
     neighbors: list[Hit]
 
 
-def classify(collection: VectorCollection, vector: Any, label_key: str, k: int, min_score: float) -> Classification:
-    """Vote among the k nearest items that have `label_key`; items without it never vote."""
+def classify(
+    collection: VectorCollection,
+    vector: Any,
+    label_key: str,
+    k: int,
+    min_score: float | None = None,
+    default: float = 0.0,
+) -> Classification:
+    """Vote among the k nearest items that have `label_key`; items without it never vote. Without a `min_score` the
+    collection's stored one applies (with its per-label thresholds when they were calibrated for this label_key),
+    else `default` (O2V_CLASSIFY_MIN_SCORE)."""
     check_string(label_key, "label_key", "label_key")
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score):
-        raise InvalidRequest("min_score must be a finite number", "min_score")
+    per_label: Mapping[str, float] = {}
+    if min_score is None:
+        stored = collection.attributes()
+        min_score = stored.get("min_score", default)
+        if stored.get("label_key", label_key) == label_key:
+            per_label = stored.get("label_min_scores") or {}
+    check_min_score(min_score)
     neighbors = collection.nearest(vector, check_k(collection, k, "k"), {label_key: ANY})
-    return vote(neighbors, label_key, min_score)
+    return vote(neighbors, label_key, min_score, per_label)
 
 
-def vote(neighbors: Sequence[Hit], label_key: str, min_score: float) -> Classification:
+def check_min_score(min_score: Any, field: str = "min_score") -> float:
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score):
+        raise InvalidRequest("min_score must be a finite number", field)
+    return float(min_score)
+
+
+def vote(
+    neighbors: Sequence[Hit], label_key: str, min_score: float, per_label: Mapping[str, float] | None = None
+) -> Classification:
     """Support = Σ cosine of a label's voters / number of voters in all, so it is high only when the neighbours
     are both close and agree; a far-away query (out of scope) gets low support whatever they agree on.
-    Ties go to the label of the nearer neighbour."""
+    Ties go to the label of the nearer neighbour. `per_label` (canonical label → threshold) overrides min_score
+    for the labels it names."""
     support: dict[str, float] = {}
     values: dict[str, Any] = {}
     for hit in neighbors:
@@ -45,4 +68,12 @@ def vote(neighbors: Sequence[Hit], label_key: str, min_score: float) -> Classifi
         return Classification(None, 0.0, list(neighbors))
     best = max(support, key=support.__getitem__)
     confidence = support[best]
-    return Classification(values[best] if confidence >= min_score else None, confidence, list(neighbors))
+    threshold = (per_label or {}).get(best, min_score)
+    return Classification(values[best] if confidence >= threshold else None, confidence, list(neighbors))
+
+
+def set_min_score(collection: VectorCollection, min_score: float) -> None:
+    """A min_score set by hand replaces a calibration's thresholds; setting the same value again changes nothing."""
+    check_min_score(min_score)
+    if collection.attributes().get("min_score") != min_score:
+        collection.set_attributes({"min_score": min_score, "label_min_scores": None, "label_key": None})

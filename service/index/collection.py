@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,21 @@ from typing import Any
 import numpy as np
 
 from service.index import snapshot
-from service.index.base import Hit, Item, VectorCollection, check_dim, check_items, check_query, valid_id
-from service.index.errors import NotFound
+from service.index.base import (
+    Hit,
+    Item,
+    VectorCollection,
+    check_dim,
+    check_items,
+    check_query,
+    merged,
+    refuse_other_model,
+    valid_id,
+)
+from service.index.errors import Conflict, NotFound
 from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, matches
 from service.index.store import ADD, Store, Written
-from service.index.vector_index import CLASSES, IndexConfig, VectorIndex, build, exact_topk, from_state
+from service.index.vector_index import CLASSES, IndexConfig, VectorIndex, build, exact_topk, from_state, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +42,16 @@ DB_FILE = "items.sqlite"
 SNAPSHOT_FILE = "index.npz"
 OVERFETCH = 2.0
 """A common filter value is first searched for among OVERFETCH × top_k / (its share) unfiltered neighbours."""
+
+
+REEMBED_PASSES = 5
+"""Catch-up passes over texts written while a re-embedding runs; what is still new after them is embedded inside
+the final write transaction."""
+
+
+def stale(texts: Iterable[tuple[str, str]], ready: Mapping[str, tuple[str, Any]]) -> list[tuple[str, str]]:
+    """The (id, text) pairs not yet embedded as they now read."""
+    return [(i, t) for i, t in texts if i not in ready or ready[i][0] != t]
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,8 @@ class Collection(VectorCollection):
     it again (snapshot + log, as at start), so callers may hold a Collection as long as they like. After `close`
     with `dropped=True` every call is a NotFound.
     """
+
+    reembeds = True
 
     def __init__(
         self,
@@ -70,6 +93,10 @@ class Collection(VectorCollection):
         self._generation = 0
         self._lock = threading.RLock()
         self._snapshotting = threading.Lock()
+        self._writing = threading.Lock()
+        """Taken by this process' writes around their lock; a re-embed holds it while it builds the new index,
+        so reads go on under `_lock` while writes wait here instead of inside SQLite's busy timeout."""
+        self._reembedding = False
         with self._lock:
             self._open()
         self._saved_often_enough()
@@ -126,7 +153,7 @@ class Collection(VectorCollection):
     def evict(self) -> bool:
         """Snapshot and close the files unless a call is using the collection right now (then False: try another).
         Never waits, so evicting from inside another collection's call cannot deadlock."""
-        if not self._lock.acquire(blocking=False):
+        if self._reembedding or not self._lock.acquire(blocking=False):
             return False
         try:
             if self._is_open:
@@ -210,10 +237,15 @@ class Collection(VectorCollection):
                 self.dim = self.store.get_meta("dim")
                 self._load()
                 return
+            stored_dim = self.store.get_meta("dim")
+            if self.dim is not None and stored_dim != self.dim:  # re-embedded by a model of another width
+                self.dim = stored_dim
+                self._load()
+                return
             changes = self.store.changes_since(self.covered)
             if not changes:
                 return
-            self.dim = self.dim or self.store.get_meta("dim")
+            self.dim = self.dim or stored_dim
             added = [row for _, op, row in changes if op == ADD]
             rows, vectors = self.store.vectors(added, self.dim or 0)
         never_indexed = set(added) - set(rows.tolist())
@@ -275,16 +307,20 @@ class Collection(VectorCollection):
 
     # -- writes
 
-    def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
-        """Insert or replace items by id (the last of repeated ids wins); durable once this returns."""
+    def upsert(self, items: Sequence[Item], vectors: np.ndarray, model: str | None = None) -> int:
+        """Insert or replace items by id (the last of repeated ids wins); durable once this returns. The model is
+        checked and adopted inside the write transaction, so two servers of different models cannot both win."""
         items, vectors = check_items(items, vectors, self.limits)
-        with self._current():
+        with self._writing, self._current():
             with self.store.transaction():
                 self._catch_up()
                 dim = self.dim or vectors.shape[1]
                 check_dim(vectors, dim)
                 if self.dim is None:
                     self.store.set_meta("dim", dim)
+                if model is not None:
+                    refuse_other_model(self.name, self.store.get_meta("model"), model)
+                    self.store.set_meta("model", model)
                 written = self.store.upsert(items, vectors)
             self.dim = dim
             self._apply(written, vectors)
@@ -295,7 +331,7 @@ class Collection(VectorCollection):
         """Remove an item; False if there was none. Durable once this returns."""
         if not valid_id(item_id):
             return False
-        with self._current():
+        with self._writing, self._current():
             with self.store.transaction():
                 self._catch_up()
                 written = self.store.delete(item_id)
@@ -305,12 +341,122 @@ class Collection(VectorCollection):
         self._saved_often_enough()
         return True
 
+    def reembed(
+        self,
+        embed: Callable[[list[str]], np.ndarray],
+        model: str,
+        batch_size: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        """Embed every stored text again with `embed` (the served model, fingerprint `model`) and switch to the new
+        vectors in one SQLite transaction; vectors callers sent stay as they are.
+
+        The long part (embedding) reads a snapshot of the texts and holds no lock. Texts written meanwhile are
+        caught up in passes, the last one inside the write transaction on a connection of its own, where the new
+        index is also built; reads go on over the old index and store until the commit, and this process' lock is
+        taken only for the commit and the swap. A kill before the commit leaves the collection as it was.
+        """
+        started = time.perf_counter()
+        with self._current():
+            texts, given = self._texts()
+        if given and self.dim is not None:
+            probe = np.asarray(embed(["dimension probe"]))
+            if probe.shape[1] != self.dim:
+                message = f"{given} item(s) hold vectors callers sent, of {self.dim} numbers; {model!r} gives "
+                raise Conflict(message + f"{probe.shape[1]}: drop those items first", "model")
+        vectors: dict[str, tuple[str, np.ndarray]] = {}
+        total = len(texts)
+        for _ in range(REEMBED_PASSES):
+            todo = stale(texts.items(), vectors)
+            if len(todo) <= batch_size:
+                break
+            for start in range(0, len(todo), batch_size):
+                if cancelled():
+                    raise Conflict("re-embedding was cancelled; the collection is unchanged", "name")
+                chunk = todo[start : start + batch_size]
+                for (item_id, text), vector in zip(chunk, np.asarray(embed([t for _, t in chunk])), strict=True):
+                    vectors[item_id] = (text, vector)
+                if progress is not None:
+                    progress(min(len(vectors), total), total)
+            with self._current():
+                texts, _ = self._texts()
+            total = len(texts)
+        with self._writing, self._snapshotting:  # a drop waits for _snapshotting, so none can start meanwhile
+            if self._dropped:
+                raise NotFound(f"collection {self.name!r} was dropped", "name")
+            self._reembedding = True
+            try:
+                count = self._switch(embed, model, vectors)
+            finally:
+                self._reembedding = False
+        if progress is not None:
+            progress(count, count)
+        self._saved_often_enough()
+        return {"collection": self.name, "reembedded": count, "model": model, "seconds": time.perf_counter() - started}
+
+    def _texts(self) -> tuple[dict[str, str], int]:
+        """{id: text} of the items whose vectors the collection's model made, and how many callers sent."""
+        rows = self.store.texts()
+        return {i: t for i, t, given in rows if not given}, sum(given for _, _, given in rows)
+
+    def _switch(self, embed: Callable[[list[str]], np.ndarray], model: str, ready: dict[str, tuple[str, Any]]) -> int:
+        """The last catch-up, the writes, the new index and the swap; returns the items re-embedded."""
+        writer = Store(self.folder / DB_FILE)
+        try:
+            with writer.transaction():
+                items = writer.embedded_items()
+                late = stale(((item.id, item.text) for item in items), ready)
+                if late:
+                    fresh = np.asarray(embed([t for _, t in late]))
+                    ready = {**ready, **{i: (t, v) for (i, t), v in zip(late, fresh, strict=True)}}
+                vectors = unit_rows(np.asarray([ready[item.id][1] for item in items], dtype=np.float32))
+                dim = vectors.shape[1] if items else self.dim
+                writer.upsert(items, vectors.reshape(len(items), dim or 0))
+                writer.set_meta("model", model)
+                if dim is not None:
+                    writer.set_meta("dim", dim)
+                seq = writer.last_seq()
+                live_rows, live = writer.vectors(dim=dim or 0)
+                index = build(self.config, dim or 0, live_rows, live) if dim is not None else None
+                with self._lock:  # reads wait only for the commit and the swap
+                    writer.db.execute("COMMIT")
+                    if self._is_open:
+                        self.index, self.dim, self.covered = index, dim, seq
+                        self._version = self.store.data_version()
+                        self._dirty = max(self._dirty, self.options.snapshot_every)
+                    writer.db.execute("BEGIN")  # the context manager's COMMIT closes an empty read
+        finally:
+            writer.close()
+        return len(items)
+
     # -- reads
 
     def info(self) -> dict[str, Any]:
         with self._current():
             stats = self.index.stats() if self.index is not None else {}
-            return {"name": self.name, "count": self.store.count(), "dim": self.dim, **self.config.public(), **stats}
+            info = {"name": self.name, "count": self.store.count(), "dim": self.dim, **self.config.public(), **stats}
+            return {**info, "model": self.store.get_meta("model"), **(self.store.get_meta("attributes") or {})}
+
+    def model(self) -> str | None:
+        with self._current():
+            return self.store.get_meta("model")
+
+    def attributes(self) -> dict[str, Any]:
+        with self._current():
+            return self.store.get_meta("attributes") or {}
+
+    def set_attributes(self, values: Mapping[str, Any]) -> None:
+        with self._writing, self._current(), self.store.transaction():
+            self.store.set_meta("attributes", merged(self.store.get_meta("attributes"), values))
+
+    def count(self, conditions: Conditions) -> int:
+        with self._current():
+            return self.store.count_matching(conditions)
+
+    def scroll(self, after: str | None, limit: int, conditions: Conditions, with_vectors: bool = False) -> list[Item]:
+        with self._current():
+            return self.store.scroll(after, limit, conditions, with_vectors)
 
     def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
         """The k nearest items meeting `conditions`; k is assumed checked."""
@@ -333,10 +479,10 @@ class Collection(VectorCollection):
             ids = self.store.ids()
         return [ids[r] for r in rows.tolist()], vectors
 
-    def items(self, ids: Sequence[str]) -> list[Item | None]:
+    def items(self, ids: Sequence[str], with_vectors: bool = False) -> list[Item | None]:
         """The stored items of these ids, None where there is none."""
-        with self._current():
-            return [self.store.item(i) if valid_id(i) else None for i in ids]
+        with self._current(), self.store.transaction(write=False):
+            return [self.store.item(i, with_vectors) if valid_id(i) else None for i in ids]
 
     def _nearest_rows(self, query: np.ndarray, k: int, conditions: Conditions) -> tuple[np.ndarray, np.ndarray]:
         """Filters matching few items are searched exactly; common ones (many items, or at least half) by

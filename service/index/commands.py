@@ -1,4 +1,5 @@
-"""The `o2v index ...` subcommands: bulk load a file into a collection, list, search, classify and cluster.
+"""The `o2v index ...` subcommands: bulk load a file into a collection, list, search, classify, cluster,
+calibrate classify's out-of-scope threshold, re-embed with the served model, back up and restore.
 
 They open the settings' store directly (no server needed; a running server sees the changes on its next request);
 with Milvus Lite, whose file one process holds at a time, stop the server first.
@@ -49,13 +50,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     classify.add_argument("texts", nargs="+")
     classify.add_argument("--label-key", default="label")
     classify.add_argument("--k", type=int, default=10)
-    classify.add_argument("--min-score", type=float, help="default: O2V_CLASSIFY_MIN_SCORE")
+    classify.add_argument(
+        "--min-score", type=float, help="default: the collection's (calibrate), else O2V_CLASSIFY_MIN_SCORE"
+    )
 
     cluster = sub.add_parser("cluster", parents=[common], help="k-means clusters and the items nearest each centre")
     cluster.add_argument("collection")
     cluster.add_argument("--k", type=int, required=True)
     cluster.add_argument("--seed", type=int, default=1234)
     cluster.add_argument("--representatives", type=int, default=3)
+
+    calibrate = sub.add_parser("calibrate", parents=[common], help="choose classify's min_score from validation data")
+    calibrate.add_argument("collection")
+    calibrate.add_argument("file", help="JSON Lines of labelled utterances, out-of-scope ones included")
+    calibrate.add_argument("--text", default="text", help="field of the utterance (default: text)")
+    calibrate.add_argument("--label", default="label", help="field of its label (default: label)")
+    calibrate.add_argument("--oos-label", default="oos", help="label meaning out of scope (null too; default: oos)")
+    calibrate.add_argument("--label-key", default="label", help="metadata key the collection's items are labelled by")
+    calibrate.add_argument("--k", type=int, default=10)
+    calibrate.add_argument("--dry-run", action="store_true", help="print the choice without storing it")
+
+    reembed = sub.add_parser("reembed", parents=[common], help="embed every text again with the served model")
+    reembed.add_argument("collection")
+    reembed.add_argument("--batch-size", type=int, default=256)
+    reembed.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    backup = sub.add_parser("backup", parents=[common], help="consistent copy of a collection (SQLite online backup)")
+    backup.add_argument("collection")
+    backup.add_argument("dir", help="a new or empty folder")
+
+    restore = sub.add_parser("restore", parents=[common], help="a new collection from a backup folder")
+    restore.add_argument("dir")
+    restore.add_argument("--name", help="collection name (default: the one backed up)")
 
 
 def pairs(values: list[str], parse: bool) -> dict[str, Any]:
@@ -84,10 +110,20 @@ def run(args: argparse.Namespace) -> int:
         collections.close()
 
 
-def _embedder(settings: Any) -> Any:
+def _embedder(settings: Any, collection: Any = None) -> Any:
+    """The served model's text embedder; with a collection, first refused (409) unless it embedded the collection."""
+    encoder = _encoder(settings)
+    if collection is not None:
+        from service.index.fingerprint import model_fingerprint
+
+        collection.check_model(model_fingerprint(encoder))
+    return encoder.embed_texts
+
+
+def _encoder(settings: Any) -> Any:
     from service.encoders import load_encoder
 
-    return load_encoder(settings).embed_texts
+    return load_encoder(settings)
 
 
 def _load(args: argparse.Namespace, settings: Any, collections: Any) -> int:
@@ -103,7 +139,11 @@ def _load(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     records = read_records(path, fmt, header, args.records)
     total = count_records(path, fmt, header, args.records)
     prefix = args.id_prefix or path.stem
-    report = load(collection, records, columns, _embedder(settings), prefix, args.batch_size, total, not args.quiet)
+    from service.index.fingerprint import model_fingerprint
+
+    encoder = _encoder(settings)
+    embed, model = encoder.embed_texts, model_fingerprint(encoder)
+    report = load(collection, records, columns, embed, prefix, args.batch_size, total, not args.quiet, model)
     print(json.dumps({"collection": args.collection, **vars(report), "count": collection.info()["count"]}))
     return 0
 
@@ -116,7 +156,7 @@ def _list(args: argparse.Namespace, settings: Any, collections: Any) -> int:
 
 def _search(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     collection = collections.get(args.collection)
-    hits = collection.search(_embedder(settings)([args.text])[0], args.top_k, pairs(args.filter, True))
+    hits = collection.search(_embedder(settings, collection)([args.text])[0], args.top_k, pairs(args.filter, True))
     for hit in hits:
         print(f"{hit.score:.3f}  {hit.id}  {hit.text}  {json.dumps(hit.metadata, ensure_ascii=False)}")
     return 0
@@ -126,9 +166,8 @@ def _classify(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     from service.index.classify import classify
 
     collection = collections.get(args.collection)
-    min_score = settings.classify_min_score if args.min_score is None else args.min_score
-    for text, vector in zip(args.texts, _embedder(settings)(args.texts), strict=True):
-        result = classify(collection, vector, args.label_key, args.k, min_score)
+    for text, vector in zip(args.texts, _embedder(settings, collection)(args.texts), strict=True):
+        result = classify(collection, vector, args.label_key, args.k, args.min_score, settings.classify_min_score)
         print(json.dumps({"text": text, "label": result.label, "confidence": round(result.confidence, 4)}))
     return 0
 
@@ -145,4 +184,65 @@ def _cluster(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     return 0
 
 
-HANDLERS = {"load": _load, "list": _list, "search": _search, "classify": _classify, "cluster": _cluster}
+def _calibrate(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    from service.index.calibrate import calibrate
+
+    rows = [json.loads(line) for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [row[args.text] for row in rows]
+    labels = [None if row.get(args.label) in (None, args.oos_label) else row[args.label] for row in rows]
+    collection = collections.get(args.collection)
+    result = calibrate(collection, _embedder(settings, collection)(texts), labels, args.label_key, args.k)
+    if not args.dry_run:
+        collection.set_attributes(result.attributes())
+    print(
+        f"min_score {result.min_score:.4f}, {len(result.label_min_scores)} per-label threshold(s) "
+        f"(held-out balanced accuracy {result.cv_single:.3f} single, {result.cv_per_label:.3f} per label): "
+        f"out-of-scope precision {result.oos_precision:.3f}, recall {result.oos_recall:.3f}; "
+        f"in-scope accuracy {result.in_scope_accuracy:.3f} on {result.rows} utterances "
+        f"({result.out_of_scope_rows} out of scope){' (not stored: --dry-run)' if args.dry_run else ''}"
+    )
+    print(json.dumps(vars(result)))
+    return 0
+
+
+def _reembed(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    import sys
+
+    from service.index.fingerprint import model_fingerprint
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(json.dumps({"done": done, "total": total}), file=sys.stderr, flush=True)
+
+    encoder = _encoder(settings)
+    collection = collections.get(args.collection)
+    result = collection.reembed(encoder.embed_texts, model_fingerprint(encoder), args.batch_size, progress)
+    print(json.dumps(result))
+    return 0
+
+
+def _backup(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    from service.index.backup import backup
+
+    print(json.dumps(backup(collections, args.collection, Path(args.dir))))
+    return 0
+
+
+def _restore(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+    from service.index.backup import restore
+
+    print(json.dumps(restore(collections, Path(args.dir), args.name)))
+    return 0
+
+
+HANDLERS = {
+    "load": _load,
+    "list": _list,
+    "search": _search,
+    "classify": _classify,
+    "cluster": _cluster,
+    "calibrate": _calibrate,
+    "reembed": _reembed,
+    "backup": _backup,
+    "restore": _restore,
+}

@@ -121,8 +121,10 @@ def load(
     batch_size: int = 256,
     total: int | None = None,
     progress: bool = True,
+    model: str | None = None,
 ) -> LoadReport:
-    """Embed and upsert rows batch by batch; each batch is durable before the next is read."""
+    """Embed and upsert rows batch by batch; each batch is durable before the next is read. `model` is the
+    fingerprint of the model behind `embed` (service/index/fingerprint.py), which the collection is pinned to."""
     report = LoadReport()
     started = time.perf_counter()
     with tqdm(total=total, unit="row", disable=not progress, desc=collection.name) as bar:
@@ -131,7 +133,7 @@ def load(
             report.read += len(items)
             fresh = _changed(collection, items)
             if fresh:
-                report.upserted += collection.upsert(fresh, embed([item.text for item in fresh]))
+                report.upserted += collection.upsert(fresh, embed([item.text for item in fresh]), model)
             report.skipped += len(items) - len(fresh)
             bar.update(len(items))
             bar.set_postfix(upserted=report.upserted, skipped=report.skipped)

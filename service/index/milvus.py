@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ from service.index.base import (
     check_items,
     check_query,
     check_same,
+    merged,
+    refuse_other_model,
     valid_id,
 )
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
@@ -75,6 +77,10 @@ _LITE_USERS: Counter[str] = Counter()
 """Open registries per Milvus Lite file in this process: its in-process server stops with the last one."""
 _LITE_LOCK = threading.Lock()
 INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT"}
+OVERFETCH = 20
+"""Unfiltered neighbours looked at before a filter goes to Milvus: enough for a filter matching 1 item in 10."""
+EXTRAS = ("model", "attributes")
+"""Keys of a catalog row's config JSON that are not index settings."""
 
 
 def _pymilvus() -> Any:
@@ -101,6 +107,10 @@ def tag(key: str, canon: str | None) -> int:
     """The signed 64-bit hash of (key, canonical value), or of (key,) alone for "has a scalar value" (ANY)."""
     raw = json.dumps([key] if canon is ANY else [key, canon], ensure_ascii=False).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
+GIVEN = int.from_bytes(hashlib.blake2b(b'["o2v", "vector", "given"]', digest_size=8).digest(), "big", signed=True)
+"""The tag of an item whose vector the caller sent: three elements, so no metadata tag (one or two) can equal it."""
 
 
 def item_tags(metadata: dict[str, Any]) -> list[int]:
@@ -303,12 +313,17 @@ class MilvusCollections(CollectionRegistry):
         rows = self.query(CATALOG, name_filter(name), ["config", "dim"])
         return rows[0] if rows else None
 
-    def _write_row(self, name: str, config: dict[str, Any], dim: int) -> None:
-        row = {"name": name, "config": config, "dim": dim, "vector": [1.0, 0.0]}
+    def _write_row(self, name: str, config: dict[str, Any], dim: int, extras: dict[str, Any] | None = None) -> None:
+        """The catalog row; the model fingerprint and the attributes ride in the config JSON (EXTRAS), so catalogs
+        of older versions still read."""
+        row = {"name": name, "config": {**config, **(extras or {})}, "dim": dim, "vector": [1.0, 0.0]}
         self.client.upsert(CATALOG, [row], timeout=self.timeout)
 
     def _handle(self, name: str, row: dict[str, Any]) -> MilvusCollection:
-        return MilvusCollection(self, name, self.defaults.from_public(row["config"], name), int(row["dim"]) or None)
+        config = (
+            {k: v for k, v in row["config"].items() if k not in EXTRAS} if isinstance(row["config"], dict) else None
+        )
+        return MilvusCollection(self, name, self.defaults.from_public(config, name), int(row["dim"]) or None)
 
     # -- the registry
 
@@ -402,10 +417,40 @@ class MilvusCollection(VectorCollection):
                 self._create_items(dim)
         fields = o.client.describe_collection(self.target, timeout=self.timeout)["fields"]
         self.dim = int(next(f for f in fields if f["name"] == "vector")["params"]["dim"])
-        if o._row(self.name) is None:
-            raise NotFound(f"collection {self.name!r} was dropped", "name")
-        o._write_row(self.name, self.config.public(), self.dim)
+        o._write_row(self.name, self.config.public(), self.dim, self._extras())
         return self.target
+
+    def _catalog(self) -> dict[str, Any]:
+        row = self.owner._row(self.name)
+        if row is None:
+            raise NotFound(f"collection {self.name!r} was dropped", "name")
+        return row
+
+    def _extras(self) -> dict[str, Any]:
+        """The model fingerprint and attributes in the catalog row; NotFound once the collection was dropped."""
+        config = self._catalog()["config"]
+        return {key: config[key] for key in EXTRAS if key in config}
+
+    def _rewrite(self, **extras: Any) -> None:
+        """The catalog row with these extras changed, its dimension as stored (another replica may have set it)."""
+        row = self._catalog()
+        old = {key: row["config"][key] for key in EXTRAS if key in row["config"]}
+        self.owner._write_row(self.name, self.config.public(), int(row["dim"]), {**old, **extras})
+
+    def _catalog_model(self) -> str | None:
+        return self._extras().get("model")
+
+    def model(self) -> str | None:
+        with self.owner.errors(self.name):
+            return self._catalog_model()
+
+    def attributes(self) -> dict[str, Any]:
+        with self.owner.errors(self.name):
+            return self._extras().get("attributes") or {}
+
+    def set_attributes(self, values: Mapping[str, Any]) -> None:
+        with self.owner.errors(self.name):
+            self._rewrite(attributes=merged(self._extras().get("attributes"), values))
 
     def _create_items(self, dim: int) -> None:
         """The items' collection: a row per item, the vector of `dim` numbers, indexed as the config says."""
@@ -431,15 +476,22 @@ class MilvusCollection(VectorCollection):
 
     # -- writes
 
-    def upsert(self, items: Sequence[Item], vectors: np.ndarray) -> int:
+    def upsert(self, items: Sequence[Item], vectors: np.ndarray, model: str | None = None) -> int:
         """Replace by id. A batch over MAX_BATCH_BYTES goes in several calls; a failed call may leave part of it
-        written, and sending the same batch again is safe."""
+        written, and sending the same batch again is safe. The model is checked and adopted before the items are
+        written (Milvus has no transaction to do it in: two replicas of different models adopting at the same
+        moment is the one race left, and the catalog keeps the later)."""
         checked, vectors = check_items(items, vectors, self.limits)
         rows = [self._to_row(item, f"items[{i}]") for i, item in enumerate(items)]
         rows = {r["id"]: r for r in rows}  # the last of repeated ids, as check_items keeps
         with self.owner.errors(self.name):
             target = self._ensure_items(vectors.shape[1])
             check_dim(vectors, self.dim or 0)
+            if model is not None:
+                stored = self._catalog_model()
+                refuse_other_model(self.name, stored, model)
+                if stored is None:
+                    self._rewrite(model=model)
             batch: list[dict[str, Any]] = []
             size, seq = 0, WRITE_CLOCK.take(len(checked))
             for i, (item, vector) in enumerate(zip(checked, vectors, strict=True)):
@@ -461,9 +513,10 @@ class MilvusCollection(VectorCollection):
             raise InvalidRequest(message, f"{field}.text")
         metadata = item.metadata or {}
         size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
-        tags = item_tags(metadata)
+        tags = item_tags(metadata) + ([GIVEN] if item.given else [])
         if size > MAX_METADATA_BYTES or len(tags) > MAX_TAGS:
-            message = f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON with {MAX_TAGS // 2} scalar values"
+            values = (MAX_TAGS - 1) // 2
+            message = f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON with {values} scalar values"
             raise InvalidRequest(message, f"{field}.metadata")
         row = {"pk": pk(item.id), "id": item.id, "text": item.text, "metadata": metadata, "tags": tags}
         return {**row, "bytes": len(text) + size + 8 * len(tags) + 4 * (self.dim or 1024)}
@@ -487,32 +540,75 @@ class MilvusCollection(VectorCollection):
         with self.owner.errors(self.name):
             target = self._items()
             count = int(self.owner.query(target, "", ["count(*)"])[0]["count(*)"]) if target else 0
-        return {"name": self.name, "count": count, "dim": self.dim, **self.config.public()}
+            extras = self._extras()
+        info = {"name": self.name, "count": count, "dim": self.dim, **self.config.public()}
+        return {**info, "model": extras.get("model"), **(extras.get("attributes") or {})}
+
+    def count(self, conditions: Conditions) -> int:
+        """Counted by the tags alone: a 64-bit hash collision could add one, which a count can bear."""
+        with self.owner.errors(self.name):
+            target = self._items()
+            return self._count(target, conditions) if target is not None else 0
+
+    def scroll(self, after: str | None, limit: int, conditions: Conditions, with_vectors: bool = False) -> list[Item]:
+        """pk is the hex of the id's UTF-8, so pk order is the embedded engine's id order. Milvus answers a query
+        with a limit in pk order; the page is sorted again all the same, and checked against the metadata."""
+        terms = [f'pk > "{pk(after)}"'] if after is not None else []
+        terms += [tags_filter(conditions)] if conditions else []
+        with self.owner.errors(self.name):
+            target = self._items()
+            if target is None:
+                return []
+            rows = self.owner.query(
+                target, " and ".join(terms), self._fields(with_vectors), limit=limit, iterator="True"
+            )
+        rows.sort(key=lambda r: r["pk"])
+        return [_item(r, with_vectors) for r in rows if matches(r["metadata"], conditions)]
+
+    @staticmethod
+    def _fields(with_vectors: bool) -> list[str]:
+        return ["pk", "id", "text", "metadata", "tags", *(["vector"] if with_vectors else [])]
 
     def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
-        """Milvus filters natively (no over-fetching); hits are checked against their metadata all the same."""
+        """The k nearest items meeting `conditions`; hits are checked against their metadata all the same.
+
+        A filter makes Milvus Lite check every row in Python, so a filtered search first looks among unfiltered
+        neighbours: the k nearest when every condition is "has key" (classify's label key, which most collections
+        give every item), then OVERFETCH × k. When k of them match (or they were every item), those k are the
+        answer, exactly as the filtered search would give it; otherwise the filter goes to Milvus.
+        """
         with self.owner.errors(self.name):
             target = self._items()  # first: it may learn the dimension another replica's first write set
             query = check_query(vector, self.dim)
             if target is None:
                 return []
-            found = self.client.search(
-                target,
-                data=[query],
-                anns_field="vector",
-                limit=k,
-                filter=tags_filter(conditions),
-                output_fields=["id", "text", "metadata"],
-                search_params=self._search_params(k),
-                consistency_level=STRONG,
-                timeout=self.timeout,
-            )[0]
-        hits = []
-        for hit in found:
-            entity = hit["entity"]
-            if matches(entity["metadata"], conditions):
-                hits.append(Hit(entity["id"], float(hit["distance"]), entity["text"], entity["metadata"]))
-        return hits
+            fetches = [k] if conditions and all(v is ANY for v in conditions.values()) else []
+            fetches += [min(self.max_k, OVERFETCH * k)] if conditions else []
+            for fetch in fetches:
+                raw = self._search(target, query, fetch, {})
+                hits = [hit for hit in raw if matches(hit.metadata, conditions)]
+                if len(hits) >= k or len(raw) < fetch:
+                    return hits[:k]
+            return [hit for hit in self._search(target, query, k, conditions) if matches(hit.metadata, conditions)]
+
+    def _search(self, target: str, query: np.ndarray, k: int, conditions: Conditions) -> list[Hit]:
+        found = self.client.search(
+            target,
+            data=[query],
+            anns_field="vector",
+            limit=k,
+            filter=tags_filter(conditions),
+            output_fields=["id", "text", "metadata"],
+            search_params=self._search_params(k),
+            consistency_level=STRONG,
+            timeout=self.timeout,
+        )[0]
+        return [
+            Hit(h["entity"]["id"], float(h["distance"]), h["entity"]["text"], h["entity"]["metadata"]) for h in found
+        ]
+
+    def _count(self, target: str, conditions: Conditions) -> int:
+        return int(self.owner.query(target, tags_filter(conditions), ["count(*)"])[0]["count(*)"])
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """Every item read back in pages (query_iterator), in the order of their last write."""
@@ -541,12 +637,17 @@ class MilvusCollection(VectorCollection):
         vectors = np.concatenate(pages) if pages else np.empty((0, self.dim or 0), np.float32)
         return [ids[i] for i in order], vectors[order]
 
-    def items(self, ids: Sequence[str]) -> list[Item | None]:
+    def items(self, ids: Sequence[str], with_vectors: bool = False) -> list[Item | None]:
         wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
         found: dict[str, Item] = {}
         with self.owner.errors(self.name):
             target = self._items()
             for chunk in _chunks(wanted, 512) if target is not None else ():
-                rows = self.owner.query(target, pk_filter(chunk), ["id", "text", "metadata"])
-                found.update((r["id"], Item(r["id"], r["text"], r["metadata"])) for r in rows)
+                rows = self.owner.query(target, pk_filter(chunk), self._fields(with_vectors))
+                found.update((r["id"], _item(r, with_vectors)) for r in rows)
         return [found.get(i) for i in ids]
+
+
+def _item(row: dict[str, Any], with_vector: bool) -> Item:
+    vector = np.asarray(row["vector"], dtype=np.float32) if with_vector else None
+    return Item(row["id"], row["text"], row["metadata"], GIVEN in row["tags"], vector)

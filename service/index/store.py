@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS items (
     id TEXT NOT NULL UNIQUE,
     text TEXT NOT NULL,
     metadata TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    given INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS tags (
     key TEXT NOT NULL, value TEXT NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (key, value, row)
@@ -67,6 +68,9 @@ class Store:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
+                columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+                if "given" not in columns:  # a store from before vectors were marked: all of them were embedded
+                    self.db.execute("ALTER TABLE items ADD COLUMN given INTEGER NOT NULL DEFAULT 0")
         except BaseException as exc:
             try:
                 raise_if_out_of_files(exc)  # asked before closing, which frees descriptors
@@ -116,8 +120,14 @@ class Store:
                 self._remove_row(old[0])
                 removed.append(old[0])
             cur = self.db.execute(
-                "INSERT INTO items (id, text, metadata, vector) VALUES (?, ?, ?, ?)",
-                (item.id, item.text, json.dumps(item.metadata, ensure_ascii=False), vec.astype(np.float32).tobytes()),
+                "INSERT INTO items (id, text, metadata, vector, given) VALUES (?, ?, ?, ?, ?)",
+                (
+                    item.id,
+                    item.text,
+                    json.dumps(item.metadata, ensure_ascii=False),
+                    vec.astype(np.float32).tobytes(),
+                    int(item.given),
+                ),
             )
             row = int(cur.lastrowid)  # type: ignore[arg-type]
             pairs = [(key, value, row) for key, value in tags(item.metadata)]
@@ -195,9 +205,30 @@ class Store:
                 out[row] = Item(item_id, text, json.loads(meta))
         return out
 
-    def item(self, item_id: str) -> Item | None:
-        found = self.db.execute("SELECT id, text, metadata FROM items WHERE id = ?", (item_id,)).fetchone()
-        return Item(found[0], found[1], json.loads(found[2])) if found else None
+    def item(self, item_id: str, with_vector: bool = False) -> Item | None:
+        found = self.db.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
+        return _item(found, with_vector) if found else None
+
+    def texts(self) -> list[tuple[str, str, bool]]:
+        """(id, text, given) of every item, in one consistent view (re-embedding compares them across passes)."""
+        with self.transaction(write=False):
+            return [(i, t, bool(g)) for i, t, g in self.db.execute("SELECT id, text, given FROM items")]
+
+    def embedded_items(self) -> list[Item]:
+        """The items whose vectors the collection's model made (not `given`), in row order."""
+        rows = self.db.execute("SELECT id, text, metadata FROM items WHERE given = 0 ORDER BY row")
+        return [Item(i, t, json.loads(m)) for i, t, m in rows]
+
+    def scroll(self, after: str | None, limit: int, conditions: Conditions, with_vectors: bool = False) -> list[Item]:
+        """Items by id (BINARY collation: UTF-8 byte order) after `after`, among those meeting `conditions`."""
+        where, args = ["id > ?"] if after is not None else [], [after] if after is not None else []
+        if conditions:
+            sql, more = self._where(conditions)
+            where.append(f"row IN ({sql})")
+            args += more
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.db.execute(f"SELECT {ITEM_COLUMNS} FROM items {clause} ORDER BY id LIMIT ?", [*args, limit])
+        return [_item(found, with_vectors) for found in rows]
 
     def ids(self) -> dict[int, str]:
         return dict(self.db.execute("SELECT row, id FROM items"))
@@ -214,12 +245,22 @@ class Store:
         return " INTERSECT ".join(parts), args
 
     def count_matching(self, conditions: Conditions) -> int:
+        if not conditions:
+            return self.count()
         sql, args = self._where(conditions)
         return int(self.db.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0])
 
     def rows_matching(self, conditions: Conditions) -> np.ndarray:
         sql, args = self._where(conditions)
         return np.array([r for (r,) in self.db.execute(sql, args)], dtype=np.int64)
+
+
+ITEM_COLUMNS = "id, text, metadata, given, vector"
+
+
+def _item(found: tuple, with_vector: bool) -> Item:
+    vector = np.frombuffer(found[4], dtype=np.float32).copy() if with_vector else None
+    return Item(found[0], found[1], json.loads(found[2]), bool(found[3]), vector)
 
 
 def _chunks(values: list, size: int = 900) -> Iterator[list]:
