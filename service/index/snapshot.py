@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from service.processes import pid_alive
+
 HEADER = "header"
 
 
@@ -27,18 +29,8 @@ def remove_orphans(path: Path) -> None:
     """Delete temporary snapshots left by processes that died while writing them."""
     for tmp in path.parent.glob(f"{path.name}.*.tmp"):
         pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def publish(tmp: Path, path: Path) -> None:

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from service.object2vec.train import ConfigError, TrainConfig, train
 from service.object2vec.tuning_config import Range, TuningError, TuningSpec, load_tuning
 from service.object2vec.tuning_report import render_report
+from service.processes import pid_alive
 
 JOURNAL = "study.journal"
 HOST = socket.gethostname()
@@ -224,7 +225,7 @@ class TuningJob:
         own = self.options.storage is None
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             host = t.user_attrs.get("host", HOST if own else None)
-            if host != HOST or _alive(t.user_attrs.get("pid")):
+            if host != HOST or pid_alive(t.user_attrs.get("pid")):
                 continue
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
             self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -316,18 +317,6 @@ class TuningJob:
         if self.options.seed is not None:
             cmd += ["--seed", str(self.options.seed)]
         return subprocess.Popen(cmd)
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Progress:
