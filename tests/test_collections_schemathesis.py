@@ -74,8 +74,11 @@ class Stateful(STATEFUL.as_state_machine()):  # type: ignore[misc]
         if case.operation.label not in texts:
             return
         field = texts[case.operation.label]
-        entries = body.get("queries") if case.operation.label == BATCH else [body]
-        for entry in (body.get("items") or []) if field is None else (entries or []):
+        entries = [body]
+        if field is None or case.operation.label == BATCH:
+            listed = body.get("items" if field is None else "queries")  # a list, or anything in negative cases
+            entries = listed if isinstance(listed, list) else []
+        for entry in entries:
             if isinstance(entry, dict):
                 entry.pop("vector", None)
                 if entry.get(field or "text") is None:
