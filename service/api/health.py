@@ -1,6 +1,7 @@
 """Operations routes: GET /healthz (alive), /readyz (model loaded, backend answering), /metrics, /v1/models."""
 
 import asyncio
+import contextlib
 import datetime as dt
 import threading
 from typing import Any, Literal
@@ -85,12 +86,13 @@ class ReadinessCheck:
                 future.set_exception(error)
 
         def run() -> None:
+            error: BaseException | None = None
             try:
                 self.encoder.check()
             except BaseException as exc:  # handed to the awaiting probe, whatever it is
-                loop.call_soon_threadsafe(settle, exc)
-            else:
-                loop.call_soon_threadsafe(settle, None)
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed during a slow check (shutdown): nobody waits
+                loop.call_soon_threadsafe(settle, error)
 
         threading.Thread(target=run, name="o2v-readyz", daemon=True).start()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no "never retrieved" log
