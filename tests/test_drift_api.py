@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +118,13 @@ def test_windows_survive_a_restart(tmp_path: Path) -> None:
 def test_metrics_export_drift_gauges(tmp_path: Path) -> None:
     with client(**settings(tmp_path)) as c:
         c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS]})
-        c.app.state.drift.run_due_checks()
-        text = c.get("/metrics").text
+        deadline = time.monotonic() + 10  # the monitor's own checking thread may hold the stream's check meanwhile
+        while True:
+            c.app.state.drift.run_due_checks()
+            text = c.get("/metrics").text
+            if 'o2v_drift_status{stream="similarity"} -1.0' not in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert 'o2v_drift_status{stream="similarity"} 0.0' in text
         assert 'o2v_drift_statistic{stream="similarity",test="ks_pvalue"}' in text
         assert 'o2v_drift_threshold{level="drift",test="linf"} 0.1' in text
