@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from service.durable import fsync_path
+
 STATE_VERSION = 1
 STATE_DIR = Path(".o2v") / "drift"
 LEGACY_DIR = Path("drift")
@@ -37,7 +39,7 @@ class DriftStore:
         if (legacy / STATE_FILE).is_file() and not store.path.exists():
             store.folder.mkdir(parents=True, exist_ok=True)
             os.replace(legacy / STATE_FILE, store.path)  # same file system: atomic
-            _fsync_dir(store.folder)
+            fsync_path(store.folder)
             for tmp in legacy.glob(".state-*.json"):  # half-written leftovers of a crash
                 tmp.unlink(missing_ok=True)
             if not any(legacy.iterdir()):
@@ -67,13 +69,4 @@ class DriftStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable."""
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        fsync_path(self.folder)

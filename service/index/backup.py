@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from service.durable import fsync_path
 from service.index.base import CollectionRegistry
 from service.index.collection import DB_FILE
 from service.index.errors import Conflict, InvalidRequest, NotFound
@@ -52,7 +53,7 @@ def backup(collections: CollectionRegistry, name: str, target: Path) -> dict[str
     finally:
         copy.close()
         source.close()
-    _fsync(partial)
+    fsync_path(partial)
     os.replace(partial, target / DB_FILE)
     manifest = {
         "format": FORMAT,
@@ -66,7 +67,7 @@ def backup(collections: CollectionRegistry, name: str, target: Path) -> dict[str
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _fsync(target / MANIFEST)
+    fsync_path(target / MANIFEST)
     return manifest
 
 
@@ -94,14 +95,6 @@ def restore(collections: CollectionRegistry, source: Path, name: str | None = No
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{DB_FILE}.partial"
     shutil.copyfile(source / DB_FILE, partial)
-    _fsync(partial)
+    fsync_path(partial)
     os.replace(partial, folder / DB_FILE)  # the collection exists from this rename on, complete
     return {**manifest, "collection": name, "count": registry.get(name).info()["count"]}
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

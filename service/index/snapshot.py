@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.durable import fsync_path
 from service.processes import pid_alive
 
 HEADER = "header"
@@ -36,11 +37,7 @@ def remove_orphans(path: Path) -> None:
 def publish(tmp: Path, path: Path) -> None:
     """Rename over `path` and fsync the folder: readers see the old snapshot or the new one, never half of one."""
     os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path.parent)
 
 
 def read(path: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
