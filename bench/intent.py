@@ -33,8 +33,8 @@ from bench.peers import systems
 from service.datasets import read_clinc
 from service.evaluation import with_typos
 from service.index.classify import classify
+from service.index.engines.faiss.store import Item
 from service.index.registry import Collections
-from service.index.store import Item
 from service.settings import DEFAULT_MODEL_DIR
 
 OOS = "oos"
@@ -52,7 +52,7 @@ def predictions(
     """(voted labels, supports) for each set of queries, from one collection of the train split on `store`
     (the embedded engine, or Milvus Lite in a file in `data_dir`)."""
     if store == "milvus":
-        from service.index.milvus import MilvusCollections
+        from service.index.engines.milvus.engine import MilvusCollections
 
         registry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
     else:

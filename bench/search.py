@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import print_table
 from service.index.base import CollectionRegistry, Item, VectorCollection
-from service.index.vector_index import HnswIndex, IndexConfig, IvfIndex, VectorIndex, unit_rows
+from service.index.engines.faiss.vector_index import HnswIndex, IndexConfig, IvfIndex, VectorIndex, unit_rows
 
 K = 10
 BATCH = 64
@@ -158,7 +158,7 @@ def run_size(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
 
 def open_store(store: str, folder: Path, config: IndexConfig, args: argparse.Namespace) -> CollectionRegistry:
     if store == "milvus":
-        from service.index.milvus import MilvusCollections
+        from service.index.engines.milvus.engine import MilvusCollections
 
         return MilvusCollections(args.milvus_uri or str(folder / "milvus.db"), defaults=config, timeout=600)
     from service.index.registry import Collections
@@ -169,7 +169,7 @@ def open_store(store: str, folder: Path, config: IndexConfig, args: argparse.Nam
 def until_indexed(collection: VectorCollection) -> None:
     """Milvus: flush the last rows into a segment and wait for its index build (Milvus Lite builds in a background
     thread, a server in its index nodes), so the timed searches use the index. FAISS indexes as it inserts."""
-    from service.index.milvus import MilvusCollection
+    from service.index.engines.milvus.engine import MilvusCollection
 
     if not isinstance(collection, MilvusCollection):
         return

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from service.index.base import CollectionRegistry, Item
-from service.index.collection import Options
+from service.index.engines.faiss.collection import Options
+from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.registry import Collections
-from service.index.vector_index import IndexConfig
 
 DIM = 16
 KINDS = ("flat", "hnsw", "ivf")
@@ -34,7 +34,7 @@ def items(n: int, start: int = 0, **metadata: Any) -> list[Item]:
 def registry(folder: Path, config: IndexConfig = SMALL, store: str = "faiss", **options: Any) -> CollectionRegistry:
     """The embedded engine's registry of `folder` (with Options), or Milvus Lite's in folder/milvus.db."""
     if store == "milvus":
-        from service.index.milvus import MilvusCollections
+        from service.index.engines.milvus.engine import MilvusCollections
 
         OPENED.append(MilvusCollections(str(folder / "milvus.db"), defaults=config))
         return OPENED[-1]

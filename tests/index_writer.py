@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.index.store import Item
+from service.index.engines.faiss.store import Item
 from tests.index_fixtures import registry, unit_vectors
 
 BATCH = 5

@@ -25,11 +25,11 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.index.base import check_items, check_query
 from service.index.cluster import Cancelled, cluster
-from service.index.collection import Options
+from service.index.engines.faiss.collection import Options
+from service.index.engines.faiss.store import Item
+from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.errors import InvalidRequest
 from service.index.registry import Collections
-from service.index.store import Item
-from service.index.vector_index import IndexConfig
 from service.settings import Settings
 from tests.index_fixtures import DIM, SMALL, items, registry, unit_vectors
 from tests.test_collections_api import API_KEY, KEY, REVIEWS
@@ -136,7 +136,7 @@ if store == "faiss":
     db.close()
     (data / "c" / "index.npz").unlink()  # the next open rebuilds the graph with m=1
 else:
-    from service.index.milvus import MilvusCollections
+    from service.index.engines.milvus.engine import MilvusCollections
     catalog = MilvusCollections(str(data / "milvus.db"))
     catalog._write_row("c", old, 16)
     catalog.close()

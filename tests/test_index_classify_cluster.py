@@ -7,8 +7,8 @@ import pytest
 
 from service.index.classify import classify
 from service.index.cluster import cluster
+from service.index.engines.faiss.store import Item
 from service.index.errors import InvalidRequest
-from service.index.store import Item
 from tests.index_fixtures import DIM, registry, unit_vectors
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.index.store import Item
+from service.index.engines.faiss.store import Item
 from tests.index_fixtures import KINDS, exact_ids, items, registry, unit_vectors
 from tests.index_writer import BATCH, batch_vectors
 
@@ -126,7 +126,7 @@ def test_a_store_from_before_vectors_were_marked_opens_with_every_vector_the_mod
     """Stores made before the `given` column get it on open; their items read as embedded by the model."""
     import sqlite3
 
-    from service.index.collection import DB_FILE
+    from service.index.engines.faiss.collection import DB_FILE
     from tests.index_fixtures import SMALL, items, registry, unit_vectors
 
     reg = registry(tmp_path, SMALL)

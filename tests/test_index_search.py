@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from service.index.engines.faiss.store import Item
 from service.index.errors import InvalidRequest
-from service.index.store import Item
 from tests.index_fixtures import DIM, KINDS, SMALL, exact_ids, items, registry, unit_vectors
 
 

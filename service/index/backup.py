@@ -18,7 +18,7 @@ from typing import Any
 
 from service.durable import fsync_path
 from service.index.base import CollectionRegistry
-from service.index.collection import DB_FILE
+from service.index.engines.faiss.collection import DB_FILE
 from service.index.errors import Conflict, InvalidRequest, NotFound
 from service.index.names import check_name, collection_dir
 from service.index.registry import Collections

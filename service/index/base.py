@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from service.index.engines.faiss.vector_index import PARAMS, IndexConfig, unit_rows
 from service.index.errors import Conflict, InvalidRequest
 from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, check_filter, check_metadata, check_string
-from service.index.vector_index import PARAMS, IndexConfig, unit_rows
 from service.strings import unencodable_at
 
 MAX_ID_CHARS = 256

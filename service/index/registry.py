@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from service.index.base import CollectionRegistry, check_same
-from service.index.collection import DB_FILE, Collection, Options
+from service.index.engines.faiss.collection import DB_FILE, Collection, Options
+from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.errors import NotFound
 from service.index.metadata import DEFAULT_LIMITS, DEFAULTS, Limits
 from service.index.names import NAME_RE, collection_dir
-from service.index.vector_index import IndexConfig
 from service.settings import Settings, get_settings
 
 
@@ -22,7 +22,7 @@ def open_collections(settings: Settings | None = None) -> CollectionRegistry:
     """The registry of the engine `O2V_VECTOR_STORE` names: embedded FAISS + SQLite, or Milvus."""
     s = settings or get_settings()
     if s.vector_store == "milvus":
-        from service.index.milvus import MilvusCollections  # pymilvus is imported only when it is used
+        from service.index.engines.milvus.engine import MilvusCollections  # pymilvus is imported only when it is used
 
         return MilvusCollections.from_settings(s)
     return Collections.from_settings(s)

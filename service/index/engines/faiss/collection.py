@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from service.index import snapshot
 from service.index.base import (
     Hit,
     Item,
@@ -31,10 +30,19 @@ from service.index.base import (
     refuse_other_model,
     valid_id,
 )
+from service.index.engines.faiss import snapshot
+from service.index.engines.faiss.store import ADD, Store, Written
+from service.index.engines.faiss.vector_index import (
+    CLASSES,
+    IndexConfig,
+    VectorIndex,
+    build,
+    exact_topk,
+    from_state,
+    unit_rows,
+)
 from service.index.errors import Conflict, NotFound
 from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, matches
-from service.index.store import ADD, Store, Written
-from service.index.vector_index import CLASSES, IndexConfig, VectorIndex, build, exact_topk, from_state, unit_rows
 
 log = logging.getLogger(__name__)
 

@@ -50,10 +50,10 @@ from service.index.base import (
     refuse_other_model,
     valid_id,
 )
+from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
 from service.index.metadata import ANY, DEFAULT_LIMITS, Conditions, Limits, canonical, matches
 from service.index.names import check_name
-from service.index.vector_index import IndexConfig
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
