@@ -33,8 +33,8 @@ from bench.peers import systems
 from service.datasets import read_clinc
 from service.evaluation import with_typos
 from service.index.classify import classify
+from service.index.engines.faiss.registry import FaissCollections
 from service.index.engines.faiss.store import Item
-from service.index.registry import Collections
 from service.settings import DEFAULT_MODEL_DIR
 
 OOS = "oos"
@@ -56,7 +56,7 @@ def predictions(
 
         registry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
     else:
-        registry = Collections(data_dir)
+        registry = FaissCollections(data_dir)
     try:
         return _predictions(registry.create("clinc")[0], embed, train, query_sets, k)
     finally:

@@ -25,7 +25,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -161,28 +163,34 @@ def open_store(store: str, folder: Path, config: IndexConfig, args: argparse.Nam
         from service.index.engines.milvus.engine import MilvusCollections
 
         return MilvusCollections(args.milvus_uri or str(folder / "milvus.db"), defaults=config, timeout=600)
-    from service.index.registry import Collections
+    from service.index.engines.faiss.registry import FaissCollections
 
-    return Collections(folder, config)
+    return FaissCollections(folder, config)
 
 
-def until_indexed(collection: VectorCollection) -> None:
+def until_indexed(
+    registry: CollectionRegistry, collection: VectorCollection, reopen: Callable[[], CollectionRegistry]
+) -> tuple[CollectionRegistry, VectorCollection]:
     """Milvus: flush the last rows into a segment and wait for its index build (Milvus Lite builds in a background
-    thread, a server in its index nodes), so the timed searches use the index. FAISS indexes as it inserts."""
+    thread, a server in its index nodes), so the timed searches use the index. FAISS indexes as it inserts.
+    Milvus Lite's describe_index reports no progress and nothing public waits for its background worker, but
+    closing its last connection stops its server, which drains that worker: the registry is opened again, and
+    loading the collection reads the finished index files. (The registry and collection to go on with.)"""
     from service.index.engines.milvus.engine import MilvusCollection
 
     if not isinstance(collection, MilvusCollection):
-        return
+        return registry, collection
     client, target = collection.client, collection.target
     client.flush(target, timeout=600)
-    if collection.owner.lite:  # Lite's describe_index reports no progress: drain its background worker instead
-        from milvus_lite.server_manager import server_manager_instance
-
-        _, db, _ = server_manager_instance._servers[str(Path(collection.owner.uri).resolve())]
-        db.get_collection(target)._wait_for_bg()
-        return
+    if collection.owner.lite:
+        registry.close()
+        registry = reopen()
+        collection = registry.get(collection.name)
+        collection.count_where()  # loads it
+        return registry, collection
     while client.describe_index(target, "vector").get("pending_index_rows", 0):
         time.sleep(1)
+    return registry, collection
 
 
 def set_search_param(collection: Any, name: str, value: int) -> None:
@@ -237,7 +245,8 @@ def run_stores(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
                     batch = [Item(f"v{j}", "", {"g": int(group[j])}) for j in range(i, min(n, i + args.store_batch))]
                     collection.upsert(batch, data[i : i + len(batch)])
                 upserted = time.perf_counter() - start
-                until_indexed(collection)
+                reopen = partial(open_store, store, Path(folder), config, args)
+                registry, collection = until_indexed(registry, collection, reopen)
                 load = {"upsert_s": round(upserted, 1), "load_s": round(time.perf_counter() - start, 1)}
                 print(f"[{store} {index} {n}] loaded: {load}", file=sys.stderr, flush=True)
                 efs = args.ef_search if index == "hnsw" else [None]

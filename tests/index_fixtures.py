@@ -10,8 +10,8 @@ import numpy as np
 
 from service.index.base import CollectionRegistry, Item
 from service.index.engines.faiss.collection import Options
+from service.index.engines.faiss.registry import FaissCollections
 from service.index.engines.faiss.vector_index import IndexConfig
-from service.index.registry import Collections
 
 DIM = 16
 KINDS = ("flat", "hnsw", "ivf")
@@ -38,7 +38,7 @@ def registry(folder: Path, config: IndexConfig = SMALL, store: str = "faiss", **
 
         OPENED.append(MilvusCollections(str(folder / "milvus.db"), defaults=config))
         return OPENED[-1]
-    return Collections(folder, config, Options(**options))
+    return FaissCollections(folder, config, Options(**options))
 
 
 def close_opened() -> None:

@@ -26,10 +26,10 @@ from service.api.app import create_app
 from service.index.base import check_items, check_query
 from service.index.cluster import Cancelled, cluster
 from service.index.engines.faiss.collection import Options
+from service.index.engines.faiss.registry import FaissCollections
 from service.index.engines.faiss.store import Item
 from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.errors import InvalidRequest
-from service.index.registry import Collections
 from service.settings import Settings
 from tests.index_fixtures import DIM, SMALL, items, registry, unit_vectors
 from tests.test_collections_api import API_KEY, KEY, REVIEWS
@@ -195,7 +195,7 @@ def test_cluster_stops_between_restarts_once_cancelled(tmp_path) -> None:
 
 
 def test_a_running_cluster_leaves_readyz_fast_and_a_second_one_gets_503(tmp_path) -> None:
-    loader = Collections(tmp_path)
+    loader = FaissCollections(tmp_path)
     loader.create("big")[0].upsert([Item(f"i{i}", "", {}) for i in range(6000)], unit_vectors(6000, seed=3))
     loader.close()
     with TestClient(create_app(app_settings(tmp_path, max_clusters=1000, max_cluster_work=10**9))) as client:
@@ -224,7 +224,7 @@ def test_a_cluster_whose_caller_went_away_stops_and_frees_its_slot(tmp_path, mon
     """Through a real uvicorn: the client closes its connection during a job of 1000 restarts (minutes of work);
     the job stops at its next restart and frees its slot within seconds."""
     monkeypatch.setattr("service.index.cluster.NREDO", 1000)
-    loader = Collections(tmp_path)
+    loader = FaissCollections(tmp_path)
     loader.create("big")[0].upsert([Item(f"i{i}", "", {}) for i in range(3000)], unit_vectors(3000, seed=3))
     loader.close()
     app = create_app(app_settings(tmp_path, max_clusters=1000, max_cluster_work=10**12))
@@ -417,7 +417,7 @@ def sqlite_files_open() -> int:
 
 def test_open_collections_are_bounded_and_reopen_with_everything(tmp_path) -> None:
     before = sqlite_files_open()
-    collections = Collections(tmp_path, SMALL, Options(snapshot_every=7), max_open=2)
+    collections = FaissCollections(tmp_path, SMALL, Options(snapshot_every=7), max_open=2)
     names = [f"c{i}" for i in range(6)]
     vectors = unit_vectors(60)
     for round_ in range(3):
@@ -446,7 +446,7 @@ def test_open_collections_are_bounded_and_reopen_with_everything(tmp_path) -> No
     assert not errors, errors
     assert sqlite_files_open() - before <= 3 * 2
     collections.close()
-    again = Collections(tmp_path, SMALL)
+    again = FaissCollections(tmp_path, SMALL)
     for name in names:
         collection = again.get(name)
         assert collection.info()["count"] == 75

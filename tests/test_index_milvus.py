@@ -15,7 +15,8 @@ import pytest
 from service.index.base import Item
 from service.index.classify import classify
 from service.index.cluster import cluster
-from service.index.engines.milvus.engine import MAX_TOP_K, MilvusCollections, items_collection, pk_filter, tags_filter
+from service.index.engines.milvus.engine import MAX_TOP_K, MilvusCollections, items_collection
+from service.index.engines.milvus.expressions import pk_filter, tags_filter
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
 from service.index.metadata import ANY, check_filter
 from tests.index_fixtures import KINDS, SMALL, close_opened, items, registry, unit_vectors

@@ -19,16 +19,16 @@ from typing import Any
 from service.durable import fsync_path
 from service.index.base import CollectionRegistry
 from service.index.engines.faiss.collection import DB_FILE
+from service.index.engines.faiss.registry import FaissCollections
 from service.index.errors import Conflict, InvalidRequest, NotFound
 from service.index.names import check_name, collection_dir
-from service.index.registry import Collections
 
 MANIFEST = "backup.json"
 FORMAT = 1
 
 
-def _embedded(collections: CollectionRegistry) -> Collections:
-    if not isinstance(collections, Collections):
+def _embedded(collections: CollectionRegistry) -> FaissCollections:
+    if not isinstance(collections, FaissCollections):
         message = "backups copy the embedded engine's SQLite store; Milvus has its own backup tools"
         raise InvalidRequest(message, "store")
     return collections

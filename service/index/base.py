@@ -1,9 +1,9 @@
 """The collection interface that routes, classify, cluster, the loader and the CLI use; the checks all engines share.
 
-Two engines implement it: SQLite + FAISS (collection.py, registry.py; embedded, the default) and Milvus
-(milvus.py; `O2V_VECTOR_STORE=milvus`). Callers hold a `CollectionRegistry` and the `VectorCollection`s it hands out
-and never learn which engine answers; the request checks live here so a bad request gets the same error, naming the
-same field, from either engine.
+Two engines implement it, one package each under engines/: faiss (`FaissCollections`, `FaissCollection`: SQLite +
+FAISS, embedded, the default) and milvus (`MilvusCollections`, `MilvusCollection`; `O2V_VECTOR_STORE=milvus`).
+Callers hold a `CollectionRegistry` and the `VectorCollection`s it hands out and never learn which engine answers;
+the request checks live here so a bad request gets the same error, naming the same field, from either engine.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""The embedded engine: SQLite store, FAISS vector index and snapshots kept in step."""
+"""The embedded engine: its registry, SQLite store, FAISS vector index and snapshots kept in step."""

@@ -70,11 +70,11 @@ class Options:
     filter_exact_max: int = 20_000
 
 
-class Collection(VectorCollection):
-    """Open with `Collection(folder, defaults, options)` after `initialise`; close to snapshot.
+class FaissCollection(VectorCollection):
+    """Open with `FaissCollection(folder, defaults, options)` after `initialise`; close to snapshot.
 
     The registry may `evict` an idle collection to free its three open files; the next call on the same object opens
-    it again (snapshot + log, as at start), so callers may hold a Collection as long as they like. After `close`
+    it again (snapshot + log, as at start), so callers may hold a FaissCollection as long as they like. After `close`
     with `dropped=True` every call is a NotFound.
     """
 
@@ -86,7 +86,7 @@ class Collection(VectorCollection):
         defaults: IndexConfig,
         options: Options,
         limits: Limits = DEFAULT_LIMITS,
-        on_use: Callable[[Collection], None] | None = None,
+        on_use: Callable[[FaissCollection], None] | None = None,
     ) -> None:
         self.name = folder.name
         self.folder = folder

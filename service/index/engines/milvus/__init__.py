@@ -1,1 +1,1 @@
-"""The Milvus engine (`O2V_VECTOR_STORE=milvus`); pymilvus is imported only when it is used."""
+"""The Milvus engine (`O2V_VECTOR_STORE=milvus`): engine, expressions, lite; pymilvus is imported only when used."""

@@ -13,22 +13,16 @@ keeps no state of its own and any number of replicas can serve one Milvus. In Mi
   HNSW (M, efConstruction; ef = max(ef_search, top_k) per search), ivf is IVF_FLAT (nlist; nprobe per search).
   Consistency level Strong: a write acknowledged by any replica is seen by the next search on every replica.
 
-No caller's text ever enters a Milvus expression. Ids are matched by their hex, and a filter {key: value} by
-`tags`, 64-bit hashes of (key, canonical value) as metadata.py defines them (1 == 1.0 != "1", null matches null);
-hits are then checked against the metadata itself, so even a hash collision cannot return a wrong item. An
-expression holds only hex digits and integers: injection is impossible by construction, and metadata keys need
-no pattern. (pymilvus' `ids=` helpers quote string keys without escaping, and Milvus Lite 3.2 parses no
-`filter_params` templates, so neither is used.)
+No caller's text ever enters a Milvus expression: expressions.py builds them from hex digits and integers only.
+lite.py starts and stops the in-process server of a local `.db` file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -51,8 +45,18 @@ from service.index.base import (
     valid_id,
 )
 from service.index.engines.faiss.vector_index import IndexConfig
+from service.index.engines.milvus import lite
+from service.index.engines.milvus.expressions import (
+    GIVEN,
+    item_tags,
+    name_filter,
+    pk,
+    pk_after,
+    pk_filter,
+    tags_filter,
+)
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
-from service.index.metadata import ANY, DEFAULT_LIMITS, Conditions, Limits, canonical, matches
+from service.index.metadata import ANY, DEFAULT_LIMITS, Conditions, Limits, matches
 from service.index.names import check_name
 from service.settings import Settings
 
@@ -73,9 +77,6 @@ MAX_BATCH_BYTES = 16 * 2**20
 """Rows per upsert call are cut to stay well under Milvus' 64 MiB gRPC message."""
 READ_BATCH = 4_096
 COLLECTION_NOT_FOUND = 100
-_LITE_USERS: Counter[str] = Counter()
-"""Open registries per Milvus Lite file in this process: its in-process server stops with the last one."""
-_LITE_LOCK = threading.Lock()
 INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT"}
 OVERFETCH = 20
 """Unfiltered neighbours looked at before a filter goes to Milvus: enough for a filter matching 1 item in 10."""
@@ -97,46 +98,6 @@ def _pymilvus() -> Any:
 def items_collection(name: str) -> str:
     """The Milvus name of a collection's items; injective (`_` → `__`, `-` → `_d`) as Milvus names allow no `-`."""
     return ITEMS_PREFIX + check_name(name).replace("_", "__").replace("-", "_d")
-
-
-def pk(item_id: str) -> str:
-    return item_id.encode("utf-8").hex()
-
-
-def tag(key: str, canon: str | None) -> int:
-    """The signed 64-bit hash of (key, canonical value), or of (key,) alone for "has a scalar value" (ANY)."""
-    raw = json.dumps([key] if canon is ANY else [key, canon], ensure_ascii=False).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
-
-
-GIVEN = int.from_bytes(hashlib.blake2b(b'["o2v", "vector", "given"]', digest_size=8).digest(), "big", signed=True)
-"""The tag of an item whose vector the caller sent: three elements, so no metadata tag (one or two) can equal it."""
-
-
-def item_tags(metadata: dict[str, Any]) -> list[int]:
-    out = []
-    for key, value in metadata.items():
-        canon = canonical(value)
-        if canon is not None:
-            out += [tag(key, canon), tag(key, ANY)]
-    return out
-
-
-def name_filter(name: str) -> str:
-    """The catalog row of a collection; a checked name holds no quote or backslash."""
-    return f'name == "{check_name(name)}"'
-
-
-def pk_filter(ids: Sequence[str]) -> str:
-    """`pk in [...]` of hex strings: nothing in it can end a string literal."""
-    return "pk in [" + ", ".join(f'"{pk(i)}"' for i in ids) + "]"
-
-
-def tags_filter(conditions: Conditions) -> str:
-    """Every condition as an integer the item's tags must contain; empty when there is none."""
-    if not conditions:
-        return ""
-    return f"array_contains_all(tags, [{', '.join(str(tag(k, v)) for k, v in conditions.items())}])"
 
 
 def _chunks(values: list, size: int) -> Iterator[list]:
@@ -226,7 +187,7 @@ class MilvusCollections(CollectionRegistry):
     ) -> None:
         self.uri = uri
         self.limits = limits
-        self.lite = "://" not in uri
+        self.lite = lite.is_lite(uri)
         self.defaults = defaults or IndexConfig()
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -234,13 +195,12 @@ class MilvusCollections(CollectionRegistry):
         self._creating = threading.Lock()
         self._loaded: set[str] = set()
         if self.lite:
-            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            lite.prepare(uri)
         self.pymilvus = _pymilvus()
         with self.errors():
             self.client = self.pymilvus.MilvusClient(uri=uri, token=token or "", db_name=db or "", timeout=timeout)
         if self.lite:
-            with _LITE_LOCK:
-                _LITE_USERS[str(Path(uri).resolve())] += 1
+            lite.opened(uri)
         with self.errors():
             self._ensure_catalog()
 
@@ -369,16 +329,8 @@ class MilvusCollections(CollectionRegistry):
         """Close the connection; the last user of a Milvus Lite file also stops its in-process server, which
         closes (and fsyncs) its write-ahead log and lets another process open the file."""
         self.client.close()
-        if not self.lite:
-            return
-        path = str(Path(self.uri).resolve())
-        with _LITE_LOCK:
-            _LITE_USERS[path] -= 1
-            last = _LITE_USERS[path] <= 0
-        if last:
-            from milvus_lite.server_manager import server_manager_instance
-
-            server_manager_instance.release_server(path)
+        if self.lite:
+            lite.closed(self.uri)
 
 
 class MilvusCollection(VectorCollection):
@@ -553,7 +505,7 @@ class MilvusCollection(VectorCollection):
     def scroll(self, after: str | None, limit: int, conditions: Conditions, with_vectors: bool = False) -> list[Item]:
         """pk is the hex of the id's UTF-8, so pk order is the embedded engine's id order. Milvus answers a query
         with a limit in pk order; the page is sorted again all the same, and checked against the metadata."""
-        terms = [f'pk > "{pk(after)}"'] if after is not None else []
+        terms = [pk_after(after)] if after is not None else []
         terms += [tags_filter(conditions)] if conditions else []
         with self.owner.errors(self.name):
             target = self._items()
