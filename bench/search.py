@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
@@ -193,12 +192,6 @@ def until_indexed(
     return registry, collection
 
 
-def set_search_param(collection: Any, name: str, value: int) -> None:
-    """The query-time knob, on whichever object each engine reads it from."""
-    holder = collection.index if hasattr(collection, "index") else collection
-    holder.config = replace(holder.config, **{name: value})
-
-
 def timed_queries(collection: VectorCollection, queries: np.ndarray, flt: dict | None) -> tuple[list, float, float]:
     """(hit ids per query, queries/s, p99 ms): one `search` call per query, as a request makes it."""
     collection.search(queries[0], K, flt)
@@ -253,7 +246,7 @@ def run_stores(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
                 # every efSearch unfiltered, then the filtered search and classify once, at the largest
                 for ef, name in [(ef, None) for ef in efs] + [(efs[-1], "10%"), (efs[-1], "classify")]:
                     if ef is not None:
-                        set_search_param(collection, "ef_search", ef)
+                        collection.set_search_params(ef_search=ef)
                     if name == "classify":
                         found, qps, p99 = timed_classify(collection, queries[: asked[name]])
                     else:

@@ -23,6 +23,9 @@ from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, check_fil
 from service.strings import unencodable_at
 
 MAX_ID_CHARS = 256
+SEARCH_PARAMS = frozenset({"ef_search", "nprobe"})
+"""Index parameters read at each search rather than at build (HNSW's beam, the IVF lists probed): both engines
+can change them on an open collection without rebuilding anything."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class VectorCollection(ABC):
     """One named collection of items with unit vectors; every write is durable once the call returns."""
 
     name: str
+    config: IndexConfig
+    """The index kind and parameters searches use: the stored ones, with any `set_search_params` over them."""
     max_k: int = sys.maxsize
     """The most neighbours one search may ask for (Milvus caps top_k)."""
     limits: Limits = DEFAULT_LIMITS
@@ -133,6 +138,20 @@ class VectorCollection(ABC):
     def search(self, vector: Any, top_k: int, flt: Mapping[str, Any] | None = None) -> list[Hit]:
         """Nearest items by cosine, best first, among those whose metadata matches `flt` exactly."""
         return self.nearest(vector, check_k(self, top_k, "top_k"), check_filter(flt, self.limits))
+
+    def search_params(self) -> dict[str, int]:
+        """The search-time parameters of this collection's index kind and their values now (none for flat)."""
+        return {key: getattr(self.config, key) for key in PARAMS[self.config.kind] if key in SEARCH_PARAMS}
+
+    def set_search_params(self, **params: int) -> None:
+        """Change search-time parameters (`search_params()` names them) for the later searches through this handle,
+        in this process; the stored settings stay as they are. For tuning and benchmarks: the embedded engine's
+        registry hands every caller of a process the same handle. InvalidRequest names a parameter the index kind
+        does not read at search time, or a value out of its bounds."""
+        for key in params:
+            if key not in self.search_params():
+                raise InvalidRequest(f"{key} is not a search-time parameter of a {self.config.kind} index", key)
+        self.config = self.config.with_params(self.config.kind, params)
 
 
 class CollectionRegistry(ABC):

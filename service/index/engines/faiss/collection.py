@@ -105,6 +105,8 @@ class FaissCollection(VectorCollection):
         """Taken by this process' writes around their lock; a re-embed holds it while it builds the new index,
         so reads go on under `_lock` while writes wait here instead of inside SQLite's busy timeout."""
         self._reembedding = False
+        self._searching: dict[str, int] = {}
+        """set_search_params' values, applied again when an evicted collection reopens."""
         with self._lock:
             self._open()
         self._saved_often_enough()
@@ -134,7 +136,7 @@ class FaissCollection(VectorCollection):
             stored = store.get_meta("index")
             if stored is None:
                 raise NotFound(f"no collection {self.name!r}", "name")
-            self.config = self.defaults.from_public(stored, self.name)
+            self.config = self.defaults.from_public(stored, self.name).with_params(None, self._searching)
             self.store = store
             self.dim: int | None = store.get_meta("dim")
             self.covered = 0
@@ -479,6 +481,14 @@ class FaissCollection(VectorCollection):
             for s, r in zip(scores, rows.tolist(), strict=True)
             if r in found
         ]
+
+    def set_search_params(self, **params: int) -> None:
+        """Under the lock, for the index already built as well as the ones built later."""
+        with self._lock:
+            super().set_search_params(**params)
+            self._searching = {**self._searching, **params}
+            if self.index is not None:
+                self.index.config = self.config
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """(ids, unit vectors) of every item in insertion order, from the store in one consistent view."""

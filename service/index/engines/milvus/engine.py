@@ -369,7 +369,7 @@ class MilvusCollection(VectorCollection):
                 self._create_items(dim)
         fields = o.client.describe_collection(self.target, timeout=self.timeout)["fields"]
         self.dim = int(next(f for f in fields if f["name"] == "vector")["params"]["dim"])
-        o._write_row(self.name, self.config.public(), self.dim, self._extras())
+        self._rewrite(self.dim)
         return self.target
 
     def _catalog(self) -> dict[str, Any]:
@@ -383,11 +383,11 @@ class MilvusCollection(VectorCollection):
         config = self._catalog()["config"]
         return {key: config[key] for key in EXTRAS if key in config}
 
-    def _rewrite(self, **extras: Any) -> None:
-        """The catalog row with these extras changed, its dimension as stored (another replica may have set it)."""
+    def _rewrite(self, dim: int | None = None, **extras: Any) -> None:
+        """The catalog row with these extras changed, and its dimension unless as stored (another replica may have
+        set it). The index settings are written back as stored, never this handle's `set_search_params`."""
         row = self._catalog()
-        old = {key: row["config"][key] for key in EXTRAS if key in row["config"]}
-        self.owner._write_row(self.name, self.config.public(), int(row["dim"]), {**old, **extras})
+        self.owner._write_row(self.name, row["config"], int(row["dim"]) if dim is None else dim, extras)
 
     def _catalog_model(self) -> str | None:
         return self._extras().get("model")
