@@ -1,0 +1,51 @@
+"""The collection routes never block the event loop: while the engine waits, /healthz and /readyz answer at once.
+
+The wait is real: another thread holds the registry's own lock, which creating and dropping a collection take on
+both engines (and opening one, so listing too, on the embedded engine), as a slow Milvus round trip or a long drop
+would hold it. A route that made such a call on the event loop would stall every other request until the release.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from tests.test_collections_api import KEY, reviews_app
+
+WAITING = [("PUT", "/collections/fresh"), ("DELETE", "/collections/old")]
+"""Requests that wait for the registry lock on both engines."""
+LISTING = [("GET", "/collections"), ("GET", "/collections/reviews")]
+"""Requests that wait for it on the embedded engine only (it opens collections under the lock)."""
+ANSWERS = {"PUT": 201, "DELETE": 204, "GET": 200}
+
+
+def test_health_answers_while_collection_calls_wait_on_the_engine(tmp_path, store, monkeypatch) -> None:
+    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    with reviews_app(tmp_path) as client:
+        assert client.put("/collections/old", headers=KEY).status_code == 201
+        answers: dict[tuple[str, str], Any] = {}
+
+        def send(method: str, path: str) -> None:
+            answers[method, path] = client.request(method, path, headers=KEY)
+
+        threads = [threading.Thread(target=send, args=request) for request in WAITING + LISTING]
+        waits = set(WAITING + (LISTING if store == "faiss" else []))
+        with client.app.state.collections._lock:
+            for thread in threads:
+                thread.start()
+            time.sleep(0.5)  # the requests reach the lock within milliseconds
+            assert waits.isdisjoint(answers), "a call did not wait for the lock"
+            for path in ("/healthz", "/readyz", "/healthz"):
+                probe = threading.Thread(target=send, args=("GET", path))
+                started = time.monotonic()
+                probe.start()
+                probe.join(5)  # bounded even when the loop is blocked: leaving the `with` releases the lock
+                assert not probe.is_alive(), f"{path} waited behind a collection call on the event loop"
+                assert time.monotonic() - started < 1.0 and answers.pop(("GET", path)).status_code == 200
+            assert waits.isdisjoint(answers), "health answered only once the lock was free"
+        for thread in threads:
+            thread.join(30)
+        assert {request: answers[request].status_code for request in WAITING + LISTING} == {
+            (method, path): ANSWERS[method] for method, path in WAITING + LISTING
+        }
