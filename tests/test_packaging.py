@@ -4,6 +4,7 @@ one its user can write to (it used to be site-packages/models/... and site-packa
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,13 +24,14 @@ BIN = "Scripts" if os.name == "nt" else "bin"
 
 def build_wheel(out: Path) -> Path:
     """The wheel of a copy of the sources pip would see (no build/ leftovers, nothing written into the checkout);
-    built offline with this environment's setuptools."""
+    built offline with this environment's setuptools where it has one (Python 3.12+ venvs do not: pip fetches it)."""
     src = out / "src"
     src.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     shutil.copytree(REPO / "service", src / "service", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), "."]
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", str(out), "."]
     subprocess.run(command, cwd=src, check=True, timeout=300)
     (wheel,) = out.glob("object2vec_service-*.whl")
     return wheel
@@ -70,7 +72,7 @@ def outside_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_installed_wheel_serves_the_bundled_model_from_anywhere(tmp_path: Path, outside_env: Path) -> None:
     wheel = build_wheel(tmp_path / "dist")
     python = fresh_venv(tmp_path / "venv")
-    install = ["--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    install = ["--python", str(python), "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)]
     subprocess.run([sys.executable, "-m", "pip", *install], check=True, timeout=300)
     o2v = tmp_path / "venv" / BIN / "o2v"
 
