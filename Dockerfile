@@ -2,8 +2,9 @@
 #   docker build -t object2vec-service .
 #   docker run -p 8000:8000 object2vec-service                      # `o2v serve` on 0.0.0.0:8000, all routes
 #   docker run -p 8080:8080 object2vec-service serve                # SageMaker's contract: /ping, /invocations
-# Settings are O2V_* variables (README, "Settings"), e.g. -e O2V_WORKERS=2 -e O2V_API_KEY=...; collections and drift
-# state live in the volume /var/lib/o2v.
+# Settings are O2V_* variables (docs/settings.md), e.g. -e O2V_WORKERS=2 -e O2V_API_KEY=...; collections and drift
+# state live in the volume /var/lib/o2v. The bundled model is package data (service/model/bundled), so installing the
+# package installs it: the default O2V_MODEL_DIR serves it.
 
 FROM python:3.11.11-slim-bookworm AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -24,12 +25,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     O2V_HOST=0.0.0.0 \
     O2V_PORT=8000 \
     O2V_WORKERS=1 \
-    O2V_MODEL_DIR=/opt/o2v/model \
     O2V_DATA_DIR=/var/lib/o2v
 RUN groupadd --system --gid 10001 o2v \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /var/lib/o2v o2v
 COPY --from=builder /opt/venv /opt/venv
-COPY models/object2vec-sts-384 /opt/o2v/model
 COPY docker/serve /usr/local/bin/serve
 COPY docker/healthcheck /usr/local/bin/o2v-healthcheck
 USER 10001:10001

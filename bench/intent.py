@@ -9,7 +9,7 @@ out-of-scope recall and precision; then the same test utterances with 1–2 typi
 input meets a deployed index, and the drop from clean. The bundled model runs beside all-MiniLM-L6-v2 and a
 model2vec distilled from it in the same run.
 
-    python -m bench.intent [--model-dir models/object2vec-sts-384] [--k 10] [--limit 500] [--no-peer]
+    python -m bench.intent [--model-dir service/model/bundled/object2vec-sts-384] [--k 10] [--limit 500] [--no-peer]
                            [--no-model2vec] [--typo-seed 0] [--json bench/results/intent.json]
 """
 

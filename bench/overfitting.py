@@ -78,7 +78,7 @@ def main() -> None:
                 "output_dir": f"out-{name}",
                 "seed": args.seed,
                 "early_stopping": reg["early_stopping"],
-                "early_stopping_reference": "best",  # the README's runs: patience counted against the best epoch
+                "early_stopping_reference": "best",  # docs/model.md's runs: patience counted against the best epoch
                 "share_encoders": True,  # and one siamese encoder (enc1_network=enc0 alone copies the architecture)
                 "evaluate_train": True,
                 "threads": 1,

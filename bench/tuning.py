@@ -1,4 +1,4 @@
-"""`o2v tune` against SageMaker's defaults and the README's hand-chosen regularization, on held-back data.
+"""`o2v tune` against SageMaker's defaults and docs/model.md's hand-chosen regularization, on held-back data.
 
 The setup of bench.overfitting: the same small Object2Vec (hcnn, 64-d) on the first 1,000 STS-B train pairs.
 STS-B dev is split once (seeded) into a validation half, which early stopping and the tuner see, and a held-back
@@ -65,7 +65,7 @@ def config(work: Path, hp: dict[str, str], seed: int, name: str) -> dict[str, An
         "output_dir": f"out-{name}",
         "seed": seed,
         "threads": 1,
-        "share_encoders": True,  # one siamese encoder, as in the README's runs (enc1_network=enc0 alone copies)
+        "share_encoders": True,  # one siamese encoder, as in docs/model.md's runs (enc1_network=enc0 alone copies)
     }
 
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 net=${1:-pooled}
-out=${2:-models/object2vec-sts-384}
+out=${2:-service/model/bundled/object2vec-sts-384}
 seed=${3:-0}
 export HF_HUB_OFFLINE=1
 if [ "$net" = pooled-v2 ]; then

@@ -140,11 +140,18 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
+    from service.settings import default_data_dir
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # the data directory's path on a line of its own
+    p.description = (
+        "Serve the HTTP API in the foreground, until Ctrl-C or SIGTERM.\n"
+        f"Collections and drift state live in --data-dir, O2V_DATA_DIR or else:\n  {default_data_dir()}"
+    )
     p.add_argument("--host", help="default: O2V_HOST or 127.0.0.1")
     p.add_argument("--port", type=int, help="default: O2V_PORT or 8000")
     p.add_argument("--model-dir", help="a model directory (default: the bundled model)")
     p.add_argument("--backend", choices=("onnx", "sagemaker"), help="default: O2V_BACKEND or onnx")
-    p.add_argument("--data-dir", help="where collections live")
+    p.add_argument("--data-dir", help="collections and drift state (default: O2V_DATA_DIR, else the path above)")
     p.add_argument("--workers", type=int, help="uvicorn worker processes")
     p.add_argument(
         "--sagemaker",

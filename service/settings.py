@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +27,8 @@ a 64-bit integer, which the JSON answers and SQLite need."""
 INDEX_PARAM_MIN = {"m": 2, "ef_construction": 1, "ef_search": 1, "nlist": 1, "nprobe": 1, "min_train": 1}
 """Smallest index parameter a collection may ask for: what FAISS and Milvus really take (an HNSW graph with M=1
 crashes libfaiss on the first add; Milvus also wants M >= 2)."""
-DEFAULT_MODEL_DIR = REPO / "models" / "object2vec-sts-384"
+DEFAULT_MODEL_DIR = Path(str(resources.files("service") / "model" / "bundled" / "object2vec-sts-384"))
+"""The bundled model, package data: inside the checkout and inside an installed wheel alike."""
 PLACEHOLDER_KEYS = frozenset({
     "changeme", "changeit", "changemeplease", "replaceme", "secret", "secretkey", "mysecret", "supersecret",
     "password", "passwd", "passw0rd", "apikey", "yourapikey", "myapikey", "o2vapikey", "key", "token", "yourkeyhere",
@@ -36,30 +39,43 @@ PLACEHOLDER_KEYS = frozenset({
 A key anyone can guess is no key, so the service refuses to start with one (as with one character repeated)."""
 
 
+def default_data_dir() -> Path:
+    """`indexes/` of a source checkout (the repository's data directory, whatever the working directory); for an
+    installed package, where its user may write: $XDG_DATA_HOME/o2v (~/.local/share/o2v), %LOCALAPPDATA%\\o2v on
+    Windows. Never next to site-packages, which is often read-only and shared."""
+    if (REPO / "pyproject.toml").is_file():
+        return REPO / "indexes"
+    base = os.environ.get("LOCALAPPDATA") if os.name == "nt" else os.environ.get("XDG_DATA_HOME")
+    return Path(base or Path.home() / ".local" / "share") / "o2v"
+
+
 class Settings(BaseSettings):
     """Defaults suit one 2-core machine serving the bundled model; each can be set as O2V_<NAME>."""
 
     model_config = SettingsConfigDict(env_prefix="O2V_", extra="ignore")
 
     # model and backend
-    model_dir: Path = DEFAULT_MODEL_DIR
-    backend: Literal["onnx", "sagemaker"] = "onnx"
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="the model directory served (default: the bundled model)")
+    backend: Literal["onnx", "sagemaker"] = Field(
+        "onnx", description="onnx: the model directory in onnxruntime; sagemaker: proxy a SageMaker Object2Vec endpoint"
+    )
     onnx_intra_op_threads: int = Field(0, ge=0, description="0 = onnxruntime's choice")
-    onnx_inter_op_threads: int = Field(1, ge=0)
+    onnx_inter_op_threads: int = Field(1, ge=0, description="onnxruntime threads across independent graph nodes")
     onnx_max_batch_tokens: int = Field(16384, ge=1, description="padded tokens in one onnxruntime run")
     model_aliases: list[str] = Field(
         [], description="other names /v1/embeddings accepts as `model` (JSON list), e.g. an OpenAI model's"
     )
 
     # HTTP server
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1)
+    host: str = Field("127.0.0.1", description="address uvicorn listens on (0.0.0.0: every interface)")
+    port: int = Field(8000, ge=0, le=65535, description="port uvicorn listens on")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes (each loads the model and has its own monitor)")
     api_key: SecretStr | None = Field(
         None, description="Bearer key for write routes; unset = open (an empty or placeholder value refuses to start)"
     )
     read_api_key: SecretStr | None = Field(
-        None, description="Bearer key for read routes too (the write key also reads); unset = reads open"
+        None, description="Bearer key for every other route too (the write key also reads; needs O2V_API_KEY); "
+        "/healthz, /readyz, /ping and /metrics stay open; unset = reads open (and in a SageMaker container)"
     )
     readyz_timeout_s: float = Field(0.8, gt=0.0, description="/readyz answers 503 when its check takes longer")
     access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
@@ -68,8 +84,10 @@ class Settings(BaseSettings):
     # request limits
     max_batch_size: int = Field(256, ge=1, description="texts in one request")
     max_text_chars: int = Field(8192, ge=1, description="characters in one text")
-    max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size")
-    max_top_k: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(
+        2_000_000, ge=1024, description="request body size (`o2v serve --sagemaker` raises it to 6 MiB)"
+    )
+    max_top_k: int = Field(1000, ge=1, description="top_k and k of one search or classify (and their sum in a batch)")
     max_invocation_instances: int = Field(
         1000, ge=1, description="instances in one /invocations request; 1000 384-d embeddings answer ~5 MB"
     )
@@ -79,17 +97,21 @@ class Settings(BaseSettings):
 
     # micro-batching
     batch_max_size: int = Field(64, ge=1, description="texts per encoder call")
-    batch_max_wait_ms: float = Field(2.0, ge=0.0)
+    batch_max_wait_ms: float = Field(2.0, ge=0.0, description="how long a batch that is not full waits for more texts")
     queue_max_size: int = Field(1024, ge=1, description="texts waiting; beyond it requests get 503")
     embed_cache_bytes: int = Field(
         0, ge=0, description="LRU of embeddings by token ids, bounded in bytes (384-d: ~2 KB a text); 0 = off"
     )
 
     # SageMaker backend
-    sagemaker_endpoint: str | None = None
-    sagemaker_region: str = "us-east-1"
-    sagemaker_endpoint_url: str | None = None
-    sagemaker_connect_timeout_s: float = Field(2.0, gt=0)
+    sagemaker_endpoint: str | None = Field(
+        None, description="the endpoint --backend sagemaker calls; credentials come from boto3's usual chain"
+    )
+    sagemaker_region: str = Field("us-east-1", description="AWS region of the endpoint")
+    sagemaker_endpoint_url: str | None = Field(
+        None, description="another sagemaker-runtime URL (a VPC endpoint, a stand-in)"
+    )
+    sagemaker_connect_timeout_s: float = Field(2.0, gt=0, description="botocore connect timeout")
     sagemaker_read_timeout_s: float = Field(70.0, gt=0, description="AWS advises 70 s for a 60 s container")
     sagemaker_max_attempts: int = Field(3, ge=1, description="attempts per call, the first included (adaptive)")
     sagemaker_max_body_bytes: int = Field(6_291_456, ge=1024, description="InvokeEndpoint's 6 MiB limit")
@@ -98,8 +120,15 @@ class Settings(BaseSettings):
     )
 
     # data
-    data_dir: Path = REPO / "indexes"
-    shared_data: Path = REPO.parent / "shared" / "data"
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="collections and the service's own state (.o2v/): indexes/ in a source checkout, else "
+        "$XDG_DATA_HOME/o2v (~/.local/share/o2v)",
+    )
+    shared_data: Path = Field(
+        REPO.parent / "shared" / "data",
+        description="the public datasets (STS-B, CLINC150, review sentences) benchmarks and `o2v eval` read in place",
+    )
 
     # drift monitor (service/drift; the defaults and why: docs/drift.md)
     drift_window: int = Field(1000, ge=10, description="live scores kept per stream (last N)")
@@ -108,16 +137,16 @@ class Settings(BaseSettings):
     drift_confirm_checks: int = Field(2, ge=1, description="consecutive checks needed to raise the status")
     drift_clear_checks: int = Field(3, ge=1, description="consecutive checks needed to lower the status")
     drift_hysteresis: float = Field(0.2, ge=0.0, lt=1.0, description="a raised status holds until 80% of a limit")
-    drift_ks_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0)
-    drift_ks_pvalue_drift: float = Field(0.01, gt=0.0, lt=1.0)
+    drift_ks_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0, description="KS p-value below which a check may warn")
+    drift_ks_pvalue_drift: float = Field(0.01, gt=0.0, lt=1.0, description="KS p-value below which a check may drift")
     drift_linf_warning: float = Field(0.05, gt=0.0, description="KS statistic = SageMaker's L-infinity distance")
     drift_linf_drift: float = Field(0.1, gt=0.0, description="SageMaker Model Monitor's comparison_threshold")
-    drift_psi_warning: float = Field(0.1, gt=0.0)
-    drift_psi_drift: float = Field(0.2, gt=0.0)
+    drift_psi_warning: float = Field(0.1, gt=0.0, description="population stability index over the baseline's bins")
+    drift_psi_drift: float = Field(0.2, gt=0.0, description="the usual 'significant' PSI")
     drift_js_warning: float = Field(0.05, gt=0.0, description="Jensen-Shannon distance, base 2")
-    drift_js_drift: float = Field(0.1, gt=0.0)
+    drift_js_drift: float = Field(0.1, gt=0.0, description="Evidently's Jensen-Shannon threshold")
     drift_wasserstein_warning: float = Field(0.05, gt=0.0, description="in baseline standard deviations")
-    drift_wasserstein_drift: float = Field(0.15, gt=0.0)
+    drift_wasserstein_drift: float = Field(0.15, gt=0.0, description="W/σ; 0.1 σ gave 14 % false drift episodes")
     drift_psi_bins: int = Field(10, ge=2, description="baseline-quantile bins for PSI and Jensen-Shannon")
     drift_bucket_seconds: int = Field(300, ge=1, description="width of one history bucket")
     drift_history_buckets: int = Field(288, ge=1, description="history buckets kept per stream")
@@ -128,19 +157,21 @@ class Settings(BaseSettings):
     drift_live_baseline_streams: list[str] = Field(
         ["search_top1", "classify_confidence"], description="streams whose first full window becomes the baseline"
     )
-    drift_persist_interval_s: float = Field(30.0, gt=0.0)
-    drift_webhook_url: str | None = None
-    drift_webhook_timeout_s: float = Field(2.0, gt=0.0)
-    drift_webhook_retries: int = Field(3, ge=0)
+    drift_persist_interval_s: float = Field(30.0, gt=0.0, description="seconds between writes of the drift state")
+    drift_webhook_url: str | None = Field(None, description="status changes are POSTed here (redirects not followed)")
+    drift_webhook_timeout_s: float = Field(2.0, gt=0.0, description="limit of one webhook call")
+    drift_webhook_retries: int = Field(3, ge=0, description="webhook retries after the first call, with backoff")
     # the shift test (service/drift/shift.py): recent window vs baseline, thresholds simulated from the baseline
     drift_shift_window: int = Field(500, ge=0, description="recent scores the shift test looks at (0: off)")
     drift_shift_horizon: int = Field(5000, ge=100, description="normal run length the false-alarm rate is for")
     drift_shift_false_alarm: float = Field(0.01, gt=0.0, lt=1.0, description="share of normal runs ever in drift")
-    drift_shift_warning_false_alarm: float = Field(0.05, gt=0.0, lt=1.0)
+    drift_shift_warning_false_alarm: float = Field(0.05, gt=0.0, lt=1.0, description="the same, for warning")
     drift_shift_simulations: int = Field(1000, ge=100, description="simulated runs behind the thresholds")
     drift_shift_clip: float = Field(4.0, gt=0.0, description="efficient score clipped at mean ± this many sd")
     # baselines: `card` = the model card's validation scores; `learn` = each stream's own first live scores
-    drift_baseline: Literal["card", "learn"] = "card"
+    drift_baseline: Literal["card", "learn"] = Field(
+        "card", description="card: the model card's validation scores; learn: each stream's own first live scores"
+    )
     drift_learn_warmup: int = Field(100, ge=0, description="first live scores of a stream ignored when learning")
     drift_learn_size: int = Field(500, ge=10, description="live scores after the warm-up that become the baseline")
     drift_max_labels: int = Field(50, ge=1, description="classify labels tracked one by one; the rest share a row")
@@ -157,9 +188,11 @@ class Settings(BaseSettings):
     drift_embed_permutations: int = Field(200, ge=20, description="permutations behind the MMD p-value")
 
     # collections (service/index): FAISS defaults a collection gets unless its PUT names others
-    index_default: Literal["flat", "hnsw", "ivf"] = "flat"
+    index_default: Literal["flat", "hnsw", "ivf"] = Field(
+        "flat", description="index of a collection whose PUT names none"
+    )
     hnsw_m: int = Field(
-        16, ge=4, le=INDEX_PARAM_MAX["m"], description="graph neighbours per node (bench/search.py: docs/search.md)"
+        16, ge=4, le=INDEX_PARAM_MAX["m"], description="graph neighbours per node (bench/search.py: docs/benchmarks.md)"
     )
     hnsw_ef_construction: int = Field(
         40, ge=8, le=INDEX_PARAM_MAX["ef_construction"], description="build-time beam; higher = better graph, slower"
@@ -185,7 +218,7 @@ class Settings(BaseSettings):
     max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (POST /collections/{name}/get)")
     max_scroll_limit: int = Field(1000, ge=1, description="items in one scroll page")
     max_search_batch: int = Field(64, ge=1, description="queries in one search/batch request")
-    max_clusters: int = Field(1000, ge=1)
+    max_clusters: int = Field(1000, ge=1, description="k of one cluster request (and at most the items stored)")
     max_cluster_work: int = Field(
         20_000_000, ge=1, description="k × items × k-means restarts one cluster request may cost; beyond it a 422"
     )
@@ -201,8 +234,10 @@ class Settings(BaseSettings):
         64, ge=1, description="collections with open files (3 each); the least recently used close beyond it"
     )
 
-    # collection engine: embedded FAISS + SQLite in data_dir, or Milvus (service/index/engines/milvus, extra [milvus])
-    vector_store: Literal["faiss", "milvus"] = "faiss"
+    # collection engine: embedded FAISS + SQLite under data_dir, or Milvus (service/index/engines/milvus, [milvus])
+    vector_store: Literal["faiss", "milvus"] = Field(
+        "faiss", description="faiss: embedded SQLite + FAISS under data_dir; milvus: a Milvus server or Milvus Lite"
+    )
     milvus_uri: str | None = Field(None, description="http(s)://host:19530 or a .db path (Lite); data_dir/milvus.db")
     milvus_token: SecretStr | None = Field(None, description="'user:password' or an API key")
     milvus_db: str | None = Field(None, description="database (it must exist); the server's default when unset")

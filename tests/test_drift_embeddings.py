@@ -52,7 +52,7 @@ def test_route_families_are_bounded_names() -> None:
 @pytest.mark.skipif(not (Path(Settings().model_dir) / SAMPLE_FILE).is_file(), reason="no embedding sample")
 def test_in_domain_stays_ok_and_logs_drift_per_family(tmp_path: Path) -> None:
     """STS-B dev sentences (the sample's source) stay ok; STS-B test would not: MMD sees that its forum and answer
-    sentences are another mix than dev's, as the score streams do (README, drift benchmark)."""
+    sentences are another mix than dev's, as the score streams do (docs/benchmarks.md, drift monitor)."""
     dev = [p.a for p in read_sts("dev")]
     sts = [str(t) for t in np.random.default_rng(1).choice(dev, 300, replace=False)]  # dev is ordered by genre
     logs = [t for pair in log_pairs(150, seed=1) for t in pair]

@@ -1,5 +1,5 @@
 """The load test runner end to end: a real `o2v serve`, real locust, a few seconds of light load. The long runs are
-benchmarks (README, "Reliability record"); this checks the runner's outputs and its SLO verdict."""
+benchmarks (docs/benchmarks.md, "Load tests"); this checks the runner's outputs and its SLO verdict."""
 
 from __future__ import annotations
 

@@ -14,10 +14,10 @@ from service.object2vec.export import export_encoder, export_model, export_score
 from service.object2vec.hyperparameters import parse_hyperparameters
 from service.object2vec.network import Object2Vec
 from service.object2vec.train import TrainConfig, load_checkpoint, train
+from service.settings import DEFAULT_MODEL_DIR
 from tests.object2vec_fixtures import tiny_config
 
-REPO = Path(__file__).resolve().parent.parent
-TOKENIZER = REPO / "models" / "object2vec-sts-384" / "tokenizer.json"
+TOKENIZER = DEFAULT_MODEL_DIR / "tokenizer.json"
 
 
 def random_model(network: str, **extra: str) -> Object2Vec:

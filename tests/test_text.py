@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from service.settings import DEFAULT_MODEL_DIR
 from service.text import TextTokenizer
 
-TOKENIZER = Path(__file__).resolve().parent.parent / "models" / "object2vec-sts-384" / "tokenizer.json"
+TOKENIZER = DEFAULT_MODEL_DIR / "tokenizer.json"
 
 
 def test_truncates_to_max_seq_len() -> None:

@@ -16,7 +16,10 @@ from typing import Any
 
 def configure(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help="where collections live (default: O2V_DATA_DIR or ./indexes)")
+    from service.settings import default_data_dir
+
+    data_dir = str(default_data_dir()).replace("%", "%%")
+    common.add_argument("--data-dir", help=f"where collections live (default: O2V_DATA_DIR or {data_dir})")
     common.add_argument("--model-dir", help="model that embeds texts (default: O2V_MODEL_DIR or the bundled one)")
     sub = parser.add_subparsers(dest="index_command", required=True)
 

@@ -7,7 +7,7 @@ reads the rotated embeddings through R's transpose, so its scores are unchanged 
 ONNX graphs with the `onnx` package (no retraining, no torch), and the model card records it (`encoder.rotation`),
 which is also what keeps a model from being rotated twice.
 
-    python -m service.object2vec.rotation models/object2vec-sts-384      # bundled: STS-B + CLINC150 train texts
+    python -m service.object2vec.rotation service/model/bundled/object2vec-sts-384  # bundled: STS-B, CLINC150 train
 """
 
 from __future__ import annotations
