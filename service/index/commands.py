@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("index")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="where collections live (default: O2V_DATA_DIR or ./indexes)")
     common.add_argument("--model-dir", help="model that embeds texts (default: O2V_MODEL_DIR or the bundled one)")
