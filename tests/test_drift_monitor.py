@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from service.drift import DriftWorker
+from service.drift.errors import InvalidBaseline
 from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
 from tests.drift_fixtures import FAST, card, config, feed, monitor, scores
@@ -48,7 +49,7 @@ def test_set_baseline_replaces_and_resets_the_status() -> None:
 
 @pytest.mark.parametrize("bad", [[1.0] * 5, [0.1] * 20 + [float("nan")]])
 def test_set_baseline_rejects_too_few_or_non_finite_scores(bad: list[float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidBaseline):
         monitor().set_baseline("similarity", bad, "upload")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from service.cli import main
+from service.index.errors import InvalidRequest
 from service.index.loader import Columns, load, read_records
 from tests.index_fixtures import registry, unit_vectors
 
@@ -61,7 +62,7 @@ def test_json_lines_and_json_records(tmp_path) -> None:
 
 def test_missing_column_names_the_row(tmp_path) -> None:
     collection, _ = registry(tmp_path).create("c")
-    with pytest.raises(ValueError, match="row 1 has no column 'label'"):
+    with pytest.raises(InvalidRequest, match="row 1 has no column 'label'"):
         load(
             collection,
             [{"text": "a", "label": 1}, {"text": "b"}],

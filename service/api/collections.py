@@ -35,7 +35,7 @@ from service.encoders.embedder import Embedder
 from service.index.base import MAX_ID_CHARS, CollectionRegistry, Hit, Item, VectorCollection
 from service.index.classify import classify, set_min_score
 from service.index.cluster import SEED_MAX, SEED_MIN, cluster
-from service.index.errors import CollectionError, raise_if_out_of_files
+from service.index.errors import CollectionError, NotFound, raise_if_out_of_files
 from service.index.fingerprint import model_fingerprint
 from service.index.names import NAME_RE
 from service.index.registry import open_collections
@@ -569,7 +569,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         collection = await _call(collections.get, name)
         found = (await _call(collection.items, [item_id], with_vector))[0]
         if found is None:
-            raise ApiError(404, f"no item {item_id!r} in collection {name!r}", "item_id")
+            raise NotFound.item(name, item_id)
         return json_response(_item_out(found))
 
     @router.post(
@@ -619,7 +619,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     async def delete_item(name: Name, item_id: str, collections: CollectionsDep) -> Response:
         collection = await _call(collections.get, name)
         if not await _call(collection.delete, item_id):
-            raise ApiError(404, f"no item {item_id!r} in collection {name!r}", "item_id")
+            raise NotFound.item(name, item_id)
         return Response(status_code=204)
 
     @router.post(

@@ -27,11 +27,13 @@ from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
 from service.drift import DriftMonitor, DriftWorker
 from service.drift.baseline import MIN_BASELINE
+from service.drift.errors import InvalidStream
 from service.drift.metrics import DriftCollector
 from service.drift.monitor import STREAM_PATTERN
 from service.drift.report import render_html
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
+from service.errors import NotFound
 from service.settings import Settings
 
 MAX_BASELINE_SCORES = 100_000
@@ -65,13 +67,6 @@ def get_monitor(request: Request) -> DriftMonitor:
 MonitorDep = Annotated[DriftMonitor, Depends(get_monitor)]
 
 
-def _create(monitor: DriftMonitor, stream: str) -> bool:
-    try:
-        return monitor.create_stream(stream)
-    except ValueError as exc:
-        raise ApiError(422, str(exc), "stream") from exc
-
-
 def admit_stream(request: Request, stream: str) -> None:
     """Let a route feed `stream`: it exists, or the caller may write and it is made now (422 past the limit).
     Call before any work; an app without the drift router admits everything."""
@@ -79,13 +74,11 @@ def admit_stream(request: Request, stream: str) -> None:
     if monitor is None or monitor.has_stream(stream):
         return
     if not may_write(request):
-        raise ApiError(
-            422,
+        raise InvalidStream(
             f"no drift stream named {stream!r}: an operator creates it with the API key "
-            f"(PUT /drift/streams/{stream}), or leave out stream",
-            "stream",
+            f"(PUT /drift/streams/{stream}), or leave out stream"
         )
-    _create(monitor, stream)
+    monitor.create_stream(stream)
 
 
 async def pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: int) -> np.ndarray:
@@ -149,7 +142,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         doc = monitor.report()
         if stream is not None:
             if stream not in doc["streams"]:
-                raise ApiError(404, f"no drift stream named {stream!r}", "stream")
+                raise NotFound.stream(stream)
             doc["streams"] = {stream: doc["streams"][stream]}
         return json_response(doc)
 
@@ -170,7 +163,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Replace the stream's baseline (its status starts again from no verdict); stored before the answer."""
         if (body.scores is None) == (body.pairs is None):
             raise ApiError(422, "give exactly one of scores and pairs", "scores")
-        _create(monitor, stream)  # before the pairs are embedded: past the stream limit nothing is spent
+        monitor.create_stream(stream)  # before the pairs are embedded: past the stream limit nothing is spent
         label_spearman = None
         if body.pairs is not None:
             scores = await pair_cosines(embedder, [(p[0], p[1]) for p in body.pairs], settings.max_batch_size)
@@ -180,10 +173,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             source = body.source or f"pairs:{len(body.pairs)} scored by {encoder.name}"
         else:
             scores, source = body.scores, body.source or f"scores:{len(body.scores or [])}"
-        try:
-            described = await asyncio.to_thread(monitor.set_baseline, stream, scores, source)
-        except ValueError as exc:
-            raise ApiError(422, str(exc), "scores") from exc
+        described = await asyncio.to_thread(monitor.set_baseline, stream, scores, source)
         return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
 
     @router.get("/drift/export/{stream}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 422))
@@ -191,10 +181,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """The live window behind the stream's verdict, as training material: the verdict, the window's scores,
         and for the token streams the kept texts with their rates (O2V_DRIFT_KEEP_TEXTS; texts may be personal
         data, so the API key is needed even where reads are open)."""
-        try:
-            return json_response(monitor.export(stream))
-        except KeyError as exc:
-            raise ApiError(404, f"no drift stream named {stream!r}", "stream") from exc
+        return json_response(monitor.export(stream))
 
     @router.put(
         "/drift/streams/{stream}",
@@ -205,7 +192,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     async def create_stream(stream: StreamName, monitor: MonitorDep) -> Response:
         """Make a stream that callers without the API key may then feed (`"stream"` of /similarity); idempotent.
         Its baseline is the model card's until one is uploaded. Stored before the answer."""
-        created = _create(monitor, stream)
+        created = monitor.create_stream(stream)
         await asyncio.to_thread(monitor.save)
         return json_response(monitor.stream_report(stream), status=201 if created else 200)
 
@@ -218,12 +205,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     async def delete_stream(stream: StreamName, monitor: MonitorDep) -> Response:
         """Forget a stream: its window, history, status and uploaded baseline (frees a slot of
         O2V_DRIFT_MAX_STREAMS). Built-in and configured streams cannot be deleted (409)."""
-        try:
-            await asyncio.to_thread(monitor.delete_stream, stream)
-        except KeyError as exc:
-            raise ApiError(404, f"no drift stream named {stream!r}", "stream") from exc
-        except ValueError as exc:
-            raise ApiError(409, str(exc), "stream") from exc
+        await asyncio.to_thread(monitor.delete_stream, stream)
         return Response(status_code=204)
 
     return router

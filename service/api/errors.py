@@ -2,9 +2,9 @@
 
 Statuses: 400 unreadable body, 401 API key, 404 unknown route or resource, 405 method, 409 conflict, 413 body over
 its limit, 415 body media type, 422 a field breaks its rule, 502 the backend answered nonsense, 503 overloaded or
-backend down (with Retry-After). Bad input never becomes a 500. Domain exceptions that carry `status`, `message`
-and `field` (and optionally `type`), as EncoderError and CollectionError do, are answered as they say; add another
-domain's base class to DOMAIN_ERRORS to get the same treatment.
+backend down (with Retry-After). Bad input never becomes a 500. Every ServiceError (service/errors.py: the encoder,
+collection and drift errors, and ApiError here) is answered by one handler as it says: its own status, type, message
+and field.
 """
 
 from __future__ import annotations
@@ -23,25 +23,9 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.render import json_response
-from service.encoders.base import EncoderError
-from service.index.errors import CollectionError
+from service.errors import STATUS_TYPES, ServiceError, exit_code_of
 
 log = logging.getLogger(__name__)
-
-TYPES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    500: "internal_error",
-    502: "bad_gateway",
-    503: "unavailable",
-}
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (EncoderError, CollectionError)
 
 
 class ErrorDetail(BaseModel):
@@ -54,8 +38,9 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class ApiError(Exception):
-    """Raised by routes and dependencies for an error answer of the shared shape."""
+class ApiError(ServiceError):
+    """Raised by routes and dependencies for an HTTP answer no domain error names: its status is the instance's, and
+    it may carry headers."""
 
     def __init__(
         self,
@@ -65,11 +50,10 @@ class ApiError(Exception):
         type: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, field)
         self.status = status
-        self.message = message
-        self.field = field
-        self.type = type or TYPES.get(status, "error")
+        self.type = type or STATUS_TYPES.get(status, "error")
+        self.exit_code = exit_code_of(status)
         self.headers = dict(headers or {})
 
 
@@ -78,7 +62,7 @@ BODY_ERRORS = (400, 413, 415, 422)  # what any route reading a JSON body can ans
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the error statuses a route can answer."""
-    return {status: {"model": ErrorBody, "description": TYPES[status].replace("_", " ")} for status in statuses}
+    return {status: {"model": ErrorBody, "description": STATUS_TYPES[status].replace("_", " ")} for status in statuses}
 
 
 def _utf8(text: str | None) -> str | None:
@@ -86,7 +70,7 @@ def _utf8(text: str | None) -> str | None:
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def error_response(error: ApiError) -> Response:
+def error_response(error: ServiceError) -> Response:
     body = {"error": {"type": error.type, "message": _utf8(error.message), "field": _utf8(error.field)}}
     return json_response(body, status=error.status, headers=error.headers)
 
@@ -111,26 +95,12 @@ def from_validation_errors(errors: Sequence[Mapping[str, Any]]) -> ApiError:
     return ApiError(422, f"{first.get('msg', 'invalid value')}{more}", field=field or "body")
 
 
-def _answer(request: Request, error: ApiError) -> Response:
-    """Every 503 says when to come back."""
-    if error.status == 503:
-        error.headers.setdefault("Retry-After", str(request.app.state.settings.retry_after_s))
-    return error_response(error)
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return _answer(request, exc)
-
-
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    error = ApiError(
-        getattr(exc, "status", 500),
-        getattr(exc, "message", str(exc)),
-        getattr(exc, "field", None),
-        getattr(exc, "type", None),
-    )
-    return _answer(request, error)
+async def _service_error(request: Request, exc: Exception) -> Response:
+    """Any ServiceError as it says; every 503 says when to come back."""
+    assert isinstance(exc, ServiceError)
+    if exc.status == 503 and "Retry-After" not in exc.headers:
+        exc.headers = {**exc.headers, "Retry-After": str(request.app.state.settings.retry_after_s)}
+    return error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -147,7 +117,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     field = "body" if exc.status_code == 413 else None
-    return _answer(request, ApiError(exc.status_code, str(exc.detail), field, headers=exc.headers))
+    return await _service_error(request, ApiError(exc.status_code, str(exc.detail), field, headers=exc.headers))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -195,9 +165,7 @@ class AllowMiddleware:
 
 def install(app: FastAPI) -> None:
     app.add_middleware(AllowMiddleware, routes=lambda: app.router.routes)
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    for cls in DOMAIN_ERRORS:
-        app.add_exception_handler(cls, _domain_error)
     app.add_exception_handler(Exception, _unexpected)

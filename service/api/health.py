@@ -13,6 +13,7 @@ from starlette.responses import Response
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.encoders.base import Encoder
+from service.errors import ServiceError
 from service.settings import Settings
 
 
@@ -71,7 +72,7 @@ class ReadinessCheck:
             backend = self.encoder.backend
             raise ApiError(503, f"not ready: the {backend} backend did not answer in {self.timeout_s:g} s") from None
         except Exception as exc:  # a probe answers 503 for any failure of the check, never 500
-            raise ApiError(503, f"not ready: {getattr(exc, 'message', None) or exc!r}") from exc
+            raise ApiError(503, f"not ready: {exc.message if isinstance(exc, ServiceError) else repr(exc)}") from exc
 
     def _start(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()

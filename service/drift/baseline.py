@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from service.drift.errors import InvalidBaseline
 from service.drift.shift import MAX_ATOM, MIN_DISTINCT, ShiftParams, ShiftTest, calibrate
 from service.drift.stats import quantile_edges, summary
 
@@ -76,9 +77,9 @@ class Baseline:
         """Validate and build: at least MIN_BASELINE finite scores."""
         arr = np.asarray(list(scores), dtype=np.float64)
         if arr.ndim != 1 or arr.size < MIN_BASELINE:
-            raise ValueError(f"a baseline needs at least {MIN_BASELINE} scores, got {arr.size}")
+            raise InvalidBaseline(f"a baseline needs at least {MIN_BASELINE} scores, got {arr.size}")
         if not np.all(np.isfinite(arr)):
-            raise ValueError("baseline scores must be finite numbers")
+            raise InvalidBaseline("baseline scores must be finite numbers")
         return cls(arr, source, created if created is not None else time.time(), bins)
 
     def state(self) -> dict[str, Any]:

@@ -12,9 +12,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from service.errors import NotFound
 
-def configure(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="drift_command", required=True)
+
+def configure(subparsers: argparse._SubParsersAction) -> None:
+    sub = subparsers.add_parser("drift").add_subparsers(dest="drift_command", required=True)
     report = sub.add_parser("report", help="status, statistics and histograms of every stream, as text")
     report.add_argument("--stream", help="only this stream")
     report.add_argument("--json", action="store_true", help="the GET /drift document instead of text")
@@ -68,7 +70,7 @@ def _report(args: argparse.Namespace) -> int:
         doc = _offline(args).report()
         if args.stream:
             if args.stream not in doc["streams"]:
-                raise ValueError(f"no drift stream named {args.stream!r}")
+                raise NotFound.stream(args.stream)
             doc["streams"] = {args.stream: doc["streams"][args.stream]}
     print(json.dumps(doc, indent=2) if args.json else render_text(doc))
     return 0

@@ -19,6 +19,7 @@ from service.drift.advice import advice
 from service.drift.baseline import LEARNED, MIN_BASELINE, MODEL, Baseline, card_baseline, card_time, iso
 from service.drift.config import LEVELS, DriftConfig, Limit
 from service.drift.embeddings import INGEST, EmbeddingMonitor, current_family, load_sample
+from service.drift.errors import FixedStream, InvalidStream
 from service.drift.labels import LabelMonitor
 from service.drift.notify import StatusNotifier
 from service.drift.stats import compare, shared_histogram, summary
@@ -27,6 +28,7 @@ from service.drift.store import DriftStore
 from service.drift.stream import SCORE_EDGES, ScoreStream
 from service.drift.texts import TextKeeper
 from service.drift.tokens import RATES_FILE, TOKEN_STREAMS, TokenModel, TokenRates
+from service.errors import NotFound
 
 log = logging.getLogger("service.drift")
 
@@ -168,13 +170,13 @@ class DriftMonitor:
         return name in self._streams
 
     def create_stream(self, name: str) -> bool:
-        """Make the stream exist (True if it is new); ValueError for a bad name or past max_streams."""
+        """Make the stream exist (True if it is new); InvalidStream for a bad name or past max_streams."""
         if name in self._streams:
             return False
         if self._track(name) is None:
             if not STREAM_NAME.match(name):
-                raise ValueError(f"stream name must match {STREAM_PATTERN}")
-            raise ValueError(
+                raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
+            raise InvalidStream(
                 f"at most {self.config.max_streams} drift streams (O2V_DRIFT_MAX_STREAMS): delete one first"
             )
         self.dirty = True
@@ -182,11 +184,12 @@ class DriftMonitor:
 
     def delete_stream(self, name: str) -> None:
         """Forget a stream: window, history, status and uploaded baseline; persisted before returning.
-        KeyError if there is none, ValueError for a built-in or configured stream (they always exist)."""
+        NotFound if there is none, FixedStream for a built-in or configured stream (they always exist)."""
         if name in self.fixed:
-            raise ValueError(f"{name!r} is a built-in or configured stream; replace its baseline instead")
+            raise FixedStream(f"{name!r} is a built-in or configured stream; replace its baseline instead")
         with self._lock, self._create_lock:
-            del self._streams[name]
+            if self._streams.pop(name, None) is None:
+                raise NotFound.stream(name)
         self.dirty = True
         self.save()
 
@@ -306,7 +309,7 @@ class DriftMonitor:
     def set_baseline(self, name: str, scores: Iterable[float], source: str) -> dict[str, Any]:
         """Replace a stream's baseline, reset its status to no verdict, and persist before returning."""
         if not STREAM_NAME.match(name):
-            raise ValueError(f"stream name must match {STREAM_NAME.pattern}")
+            raise InvalidStream(f"stream name must match {STREAM_NAME.pattern}")
         new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
         if self.config.shift is not None and new.continuous:
             new.shift_test(self.config.shift)  # here, in the caller's thread (PUT runs it off the event loop)
@@ -470,9 +473,11 @@ class DriftMonitor:
 
     def export(self, name: str) -> dict[str, Any]:
         """The live window behind a stream's verdict: its report, its scores, and the kept texts (token streams,
-        with O2V_DRIFT_KEEP_TEXTS; else an empty list). KeyError for an unknown stream."""
+        with O2V_DRIFT_KEEP_TEXTS; else an empty list). NotFound for an unknown stream."""
         with self._lock:
-            tracked = self._streams[name]
+            tracked = self._streams.get(name)
+            if tracked is None:
+                raise NotFound.stream(name)
             report = self._describe(name, tracked, detail=False)
             scores = tracked.stream.window().tolist()
         texts = self.texts.recent() if self.texts is not None and name in TOKEN_STREAMS else []

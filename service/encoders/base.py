@@ -9,46 +9,35 @@ from typing import Literal
 import numpy as np
 
 from service.encoders.model_dir import ModelDir
+from service.errors import BadGateway, InvalidRequest, ServiceError, Unavailable
 
 Channel = Literal["in0", "in1"]
 Rows = Sequence[Sequence[int]]
 MAX_SEQ_LEN = 5000  # Object2Vec's bound on enc*_max_seq_len and infer_max_seqlens
 
 
-class EncoderError(Exception):
-    """A failure the caller should see as it is: `status`, `type` and `message` go into the HTTP error body."""
-
-    status = 503  # 503s are answered with Retry-After
-    type = "backend_unavailable"
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class EncoderError(ServiceError):
+    """A failure of the model backend, answered to the caller as it is (its branch of service/errors.py)."""
 
 
-class BackendUnavailable(EncoderError):
+class BackendUnavailable(EncoderError, Unavailable):
     """The backend could not answer (throttled, down, timed out) after its own retries."""
 
+    type = "backend_unavailable"
 
-class Overloaded(EncoderError):
+
+class Overloaded(EncoderError, Unavailable):
     """The micro-batcher's queue is full; refusing at once keeps memory bounded and tells the client to back off."""
 
     type = "overloaded"
 
 
-class BadBackendResponse(EncoderError):
+class BadBackendResponse(EncoderError, BadGateway):
     """The backend answered, but not in the documented shape: retrying will not help."""
 
-    status = 502
-    type = "bad_gateway"
 
-
-class NoScorer(EncoderError):
+class NoScorer(EncoderError, InvalidRequest):
     """Pair scores were asked of a model directory without scorer.onnx."""
-
-    status = 422
-    type = "validation_error"
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("index")
     common = argparse.ArgumentParser(add_help=False)
     from service.settings import default_data_dir
 

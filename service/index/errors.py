@@ -1,4 +1,5 @@
-"""The collection layer's exceptions; the API maps each to one status code and names the field at fault."""
+"""The collection layer's exceptions: its branch of the service's error hierarchy (service/errors.py), each carrying
+its status and the field at fault."""
 
 from __future__ import annotations
 
@@ -6,45 +7,32 @@ import errno
 import os
 import sqlite3
 
-
-class CollectionError(ValueError):
-    """A caller's mistake about a collection; `field` names the request field (or path part) at fault."""
-
-    status = 422
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+from service import errors
 
 
-class InvalidRequest(CollectionError):
+class CollectionError(errors.ServiceError):
+    """A failure about a collection; `field` names the request field (or path part) at fault."""
+
+
+class InvalidRequest(CollectionError, errors.InvalidRequest):
     """A value the collection cannot take: bad name, wrong vector size, limit exceeded, unknown option."""
 
 
-class NotFound(CollectionError):
+class NotFound(CollectionError, errors.NotFound):
     """The collection or item does not exist."""
 
-    status = 404
 
-
-class Conflict(CollectionError):
+class Conflict(CollectionError, errors.Conflict):
     """The collection exists with settings other than those asked for."""
 
-    status = 409
 
-
-class StoreUnavailable(CollectionError):
+class StoreUnavailable(CollectionError, errors.Unavailable):
     """The vector store (a Milvus server) did not answer or failed; the same request may succeed later."""
 
-    status = 503
 
-
-class Unusable(CollectionError):
+class Unusable(CollectionError, errors.Conflict):
     """The collection exists but its stored settings are ones the engine cannot run (an old or hand-edited data
     directory); it is refused on open rather than handed to FAISS, and the other collections are unaffected."""
-
-    status = 409
 
 
 def out_of_files(exc: BaseException) -> bool:

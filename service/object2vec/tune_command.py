@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 
-def configure(p: argparse.ArgumentParser) -> None:
+def configure(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("tune")
     p.description = (
         "Tune Object2Vec hyperparameters over the ranges of TUNING.json (SageMaker's HyperParameterTuningJobConfig): "
         "locally with Optuna, or as a SageMaker CreateHyperParameterTuningJob request."

@@ -135,7 +135,7 @@ class FaissCollection(VectorCollection):
         try:
             stored = store.get_meta("index")
             if stored is None:
-                raise NotFound(f"no collection {self.name!r}", "name")
+                raise NotFound.collection(self.name)
             self.config = self.defaults.from_public(stored, self.name).with_params(None, self._searching)
             self.store = store
             self.dim: int | None = store.get_meta("dim")
@@ -193,7 +193,7 @@ class FaissCollection(VectorCollection):
         try:
             with self._lock:
                 if self._dropped:
-                    raise NotFound(f"collection {self.name!r} was dropped", "name")
+                    raise NotFound.dropped(self.name)
                 if not self._is_open:
                     self._open()
                 version = self.store.data_version()
@@ -394,7 +394,7 @@ class FaissCollection(VectorCollection):
             total = len(texts)
         with self._writing, self._snapshotting:  # a drop waits for _snapshotting, so none can start meanwhile
             if self._dropped:
-                raise NotFound(f"collection {self.name!r} was dropped", "name")
+                raise NotFound.dropped(self.name)
             self._reembedding = True
             try:
                 count = self._switch(embed, model, vectors)

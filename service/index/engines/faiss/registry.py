@@ -83,7 +83,7 @@ class FaissCollections(CollectionRegistry):
             collection = self._handles.pop(name, None)
             self._recent.pop(name, None)
             if collection is None and not self._exists(folder):
-                raise NotFound(f"no collection {name!r}", "name")
+                raise NotFound.collection(name)
             if collection is not None:
                 collection.close(save=False, dropped=True)
             shutil.rmtree(folder)
@@ -100,7 +100,7 @@ class FaissCollections(CollectionRegistry):
         if name not in self._handles:
             folder = collection_dir(self.data_dir, name)
             if not self._exists(folder):
-                raise NotFound(f"no collection {name!r}", "name")
+                raise NotFound.collection(name)
             self._handles[name] = FaissCollection(folder, self.defaults, self.options, self.limits, self._used)
         return self._handles[name]
 

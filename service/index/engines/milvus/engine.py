@@ -221,7 +221,7 @@ class MilvusCollections(CollectionRegistry):
                 yield
         except self.pymilvus.MilvusException as exc:
             if exc.code == COLLECTION_NOT_FOUND and name is not None:
-                raise NotFound(f"no collection {name!r}", "name") from exc
+                raise NotFound.collection(name) from exc
             log.warning("Milvus call failed: %s", exc)
             raise StoreUnavailable(f"the vector store did not answer: {exc.message}") from exc
 
@@ -308,7 +308,7 @@ class MilvusCollections(CollectionRegistry):
         with self.errors(name):
             row = self._row(name)
         if row is None:
-            raise NotFound(f"no collection {name!r}", "name")
+            raise NotFound.collection(name)
         return self._handle(name, row)
 
     def names(self) -> list[str]:
@@ -320,7 +320,7 @@ class MilvusCollections(CollectionRegistry):
         """The catalog row goes first, so no replica finds the collection while its items are being dropped."""
         with self._lock, self._dropping.exclusive(), self.errors():
             if self._row(name) is None:
-                raise NotFound(f"no collection {name!r}", "name")
+                raise NotFound.collection(name)
             self.client.delete(CATALOG, filter=name_filter(name), timeout=self.timeout)
             self.client.drop_collection(items_collection(name), timeout=self.timeout)
             self._loaded.discard(items_collection(name))
@@ -354,7 +354,7 @@ class MilvusCollection(VectorCollection):
             with self.owner.errors(self.name):
                 row = self.owner._row(self.name)
             if row is None:
-                raise NotFound(f"collection {self.name!r} was dropped", "name")
+                raise NotFound.dropped(self.name)
             self.dim = int(row["dim"]) or None
         return self.owner.loaded(self.target) if self.dim is not None else None
 
@@ -375,7 +375,7 @@ class MilvusCollection(VectorCollection):
     def _catalog(self) -> dict[str, Any]:
         row = self.owner._row(self.name)
         if row is None:
-            raise NotFound(f"collection {self.name!r} was dropped", "name")
+            raise NotFound.dropped(self.name)
         return row
 
     def _extras(self) -> dict[str, Any]:

@@ -1,0 +1,111 @@
+"""The service's one error hierarchy: every failure a caller should see carries its HTTP status, error type, message,
+the request field at fault and the CLI's exit code itself, so the API and `o2v` answer it without a mapping.
+
+Subclasses are named by meaning (InvalidRequest, NotFound, Conflict, Unavailable, BadGateway); each domain derives
+its own from them (service/index/errors.py, service/encoders/base.py, service/drift/errors.py). A subclass that sets
+only `status` gets the type and exit code of that status (STATUS_TYPES, EXIT_CODES). Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+STATUS_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+}
+EX_USAGE = 2  # what argparse exits with: the caller asked for something that cannot be done as asked
+EX_SOFTWARE = 70  # sysexits.h: an internal error
+EX_UNAVAILABLE = 69  # sysexits.h: a service (the vector store, the model backend) is unavailable; try again later
+EX_PROTOCOL = 76  # sysexits.h: the remote end answered, but not in its protocol
+EXIT_CODES = {502: EX_PROTOCOL, 503: EX_UNAVAILABLE}
+
+
+def exit_code_of(status: int) -> int:
+    """`o2v`'s exit code for an error of this HTTP status: 2 for the caller's mistakes (4xx), 69/76 for a backend."""
+    return EXIT_CODES.get(status, EX_USAGE if status < 500 else EX_SOFTWARE)
+
+
+class ServiceError(Exception):
+    """A failure reported to the caller as it is: `{"error": {"type", "message", "field"}}` with `status` over HTTP,
+    `message` on stderr and `exit_code` from `o2v`. `field` names the request field (or path part) at fault."""
+
+    status: int = 500
+    type: str = STATUS_TYPES[500]
+    exit_code: int = EX_SOFTWARE
+    field: str | None = None  # the class's default; an instance may name another
+    headers: Mapping[str, str] = MappingProxyType({})  # HTTP headers the answer carries
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that sets its status but not its type or exit code gets the ones that status means."""
+        super().__init_subclass__(**kwargs)
+        if "status" in cls.__dict__:
+            if "type" not in cls.__dict__:
+                cls.type = STATUS_TYPES.get(cls.status, "error")
+            if "exit_code" not in cls.__dict__:
+                cls.exit_code = exit_code_of(cls.status)
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if field is not None:
+            self.field = field
+
+
+class InvalidRequest(ServiceError):
+    """A value the service cannot take: a bad name or option, a wrong size, a limit exceeded (422)."""
+
+    status = 422
+
+
+class NotFound(ServiceError):
+    """The thing asked for does not exist (404). The named constructors keep each message in one place."""
+
+    status = 404
+
+    @classmethod
+    def collection(cls, name: str) -> NotFound:
+        return cls(f"no collection {name!r}", "name")
+
+    @classmethod
+    def dropped(cls, name: str) -> NotFound:
+        """The collection went away while the request was using it (a drop here or through another replica)."""
+        return cls(f"collection {name!r} was dropped", "name")
+
+    @classmethod
+    def item(cls, collection: str, item_id: str) -> NotFound:
+        return cls(f"no item {item_id!r} in collection {collection!r}", "item_id")
+
+    @classmethod
+    def stream(cls, name: str) -> NotFound:
+        return cls(f"no drift stream named {name!r}", "stream")
+
+
+class Conflict(ServiceError):
+    """The request contradicts what exists: other settings, another model, work already running (409)."""
+
+    status = 409
+
+
+class Unavailable(ServiceError):
+    """A backend (the vector store, the model endpoint) or the server itself cannot answer now; the same request may
+    succeed later (503, answered with Retry-After; `o2v` exits 69)."""
+
+    status = 503
+
+
+class BadGateway(ServiceError):
+    """A backend answered, but not in its documented shape: retrying will not help (502; `o2v` exits 76)."""
+
+    status = 502
