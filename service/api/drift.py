@@ -28,8 +28,8 @@ from service.api.render import json_response
 from service.drift import DriftMonitor, DriftWorker
 from service.drift.baseline import MIN_BASELINE
 from service.drift.metrics import DriftCollector
-from service.drift.monitor import STREAM_PATTERN
 from service.drift.report import render_html
+from service.drift.streams import STREAM_PATTERN
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
 from service.settings import Settings

@@ -12,7 +12,7 @@ from service.api.deps import EmbedderDep, observe_scores
 from service.api.drift import admit_stream
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
-from service.drift.monitor import STREAM_PATTERN
+from service.drift.streams import SIMILARITY, STREAM_PATTERN
 from service.encoders.base import Encoder, l2_normalize
 from service.settings import Settings
 
@@ -53,7 +53,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         vectors = l2_normalize(await embedder.embed_ids(rows))
         cosines = np.clip((vectors[:n] * vectors[n:]).sum(axis=1), -1.0, 1.0)
         scores = (await embedder.score_ids(rows[:n], rows[n:]))[:, -1].tolist() if embedder.has_scorer else [None] * n
-        observe_scores(request, body.stream or "similarity", cosines.tolist())
+        observe_scores(request, body.stream or SIMILARITY, cosines.tolist())
         results = [{"cosine": c, "score": s} for c, s in zip(cosines.tolist(), scores, strict=True)]
         return json_response({"results": results})
 
