@@ -22,6 +22,7 @@ from scipy.stats import rankdata, spearmanr
 from service.datasets import file_sha256, read_clinc, read_reviews, read_sts, source_files
 from service.encoders.model_dir import ModelDir
 from service.text import TextTokenizer
+from service.vectors import cosine_matrix, pair_cosines
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -99,16 +100,15 @@ def read_lee(folder: Path) -> tuple[list[str], np.ndarray]:
 
 def pair_spearman(embed: Embed, pairs: Sequence[tuple[str, str, float]]) -> float:
     """Spearman of the cosine of each (a, b) with its human score."""
-    a = embed([p[0] for p in pairs])
-    b = embed([p[1] for p in pairs])
-    return float(spearmanr((a * b).sum(1), [p[2] for p in pairs]).statistic)
+    cosines = pair_cosines(embed([p[0] for p in pairs]), embed([p[1] for p in pairs]))
+    return float(spearmanr(cosines, [p[2] for p in pairs]).statistic)
 
 
 def lee_spearman(embed: Embed, docs: Sequence[str], human: np.ndarray) -> float:
     """Spearman of document-pair cosines with the human ratings over the 1,225 distinct pairs (upper triangle)."""
     vecs = embed(docs)
     upper = np.triu_indices(len(docs), 1)
-    return float(spearmanr((vecs @ vecs.T)[upper], human[upper]).statistic)
+    return float(spearmanr(cosine_matrix(vecs)[upper], human[upper]).statistic)
 
 
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -129,7 +129,7 @@ def same_label_auc(embed: Embed, texts: Sequence[str], labels: Sequence, groups:
     for group in np.unique(groups_arr):
         idx = np.flatnonzero(groups_arr == group)
         upper = np.triu_indices(len(idx), 1)
-        sims = (vecs[idx] @ vecs[idx].T)[upper]
+        sims = cosine_matrix(vecs[idx])[upper]
         same = (labels_arr[idx][:, None] == labels_arr[idx][None, :])[upper]
         pos.append(sims[same])
         neg.append(sims[~same])
@@ -171,7 +171,7 @@ def read_contrast_pairs(path: Path) -> list[ContrastPair]:
 
 def contrast_cosines(embed: Embed, pairs: Sequence[ContrastPair]) -> dict[str, float]:
     """Mean cosine of the contrast pairs, overall and per kind: lower means the encoder sees order and negation."""
-    cos = (embed([p.a for p in pairs]) * embed([p.b for p in pairs])).sum(1)
+    cos = pair_cosines(embed([p.a for p in pairs]), embed([p.b for p in pairs]))
     kinds = np.array([p.kind for p in pairs])
     out = {"all": round(float(cos.mean()), 4)}
     out.update({str(k): round(float(cos[kinds == k].mean()), 4) for k in sorted(set(kinds))})
