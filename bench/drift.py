@@ -167,11 +167,9 @@ def sts_test_pairs(limit: int) -> list[tuple[str, str]]:
 
 
 def pair_cosines(encoder: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
-    from service.encoders.base import l2_normalize
+    from service.vectors import pair_cosines as cosines
 
-    a = l2_normalize(encoder.embed_texts([p[0] for p in pairs]))
-    b = l2_normalize(encoder.embed_texts([p[1] for p in pairs]))
-    return np.sum(a * b, axis=1)
+    return cosines(encoder.embed_texts([p[0] for p in pairs]), encoder.embed_texts([p[1] for p in pairs]))
 
 
 def verdict(config: DriftConfig, card: dict[str, Any], cosines: np.ndarray) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """Intent classification with out-of-scope detection on CLINC150 through the service's classify path, clean and typo'd.
 
 Each model embeds the in-scope train split into a real collection (service.index, flat); every val and test
-utterance then goes through `classify` (k-nearest vote weighted by cosine). min_score, the support below which
-the answer is null (out of scope), is chosen on val only: the value maximising the mean of in-scope accuracy and
-out-of-scope recall. Reported on test: in-scope accuracy of the plain vote and with min_score applied, and
-out-of-scope recall and precision; then the same test utterances with 1–2 typing slips each
-(service.evaluation.with_typos, seeded) against the clean collection and the clean min_score, as a user's messy
-input meets a deployed index, and the drop from clean. The bundled model runs beside all-MiniLM-L6-v2 and a
-model2vec distilled from it in the same run.
+utterance then goes through `classify` (the route's k-nearest vote weighted by cosine, service.index.classify.vote).
+min_score, the support below which the answer is null (out of scope), is chosen on val only, as `o2v index
+calibrate` chooses it: the single value maximising the mean of in-scope accuracy and out-of-scope recall. `o2v eval`
+(service.evaluation.clinc) votes and chooses alike over the full splits, so its numbers are this table's. Reported on
+test: in-scope accuracy of the plain vote and with min_score applied, and out-of-scope recall and precision; then
+the same test utterances with 1–2 typing slips each (service.evaluation.with_typos, seeded) against the clean
+collection and the clean min_score, as a user's messy input meets a deployed index, and the drop from clean. The
+bundled model runs beside all-MiniLM-L6-v2 and a model2vec distilled from it in the same run.
 
     python -m bench.intent [--model-dir service/model/bundled/object2vec-sts-384] [--k 10] [--limit 500] [--no-peer]
                            [--no-model2vec] [--typo-seed 0] [--json bench/results/intent.json]
@@ -31,13 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table
 from bench.peers import systems
 from service.datasets import read_clinc
-from service.evaluation import with_typos
+from service.evaluation import OOS, choose_min_score, intent_scores, intent_votes, with_typos
+from service.index.calibrate import NO_THRESHOLD
 from service.index.classify import classify
 from service.index.engines.faiss.registry import FaissCollections
 from service.index.engines.faiss.store import Item
 from service.settings import DEFAULT_MODEL_DIR
 
-OOS = "oos"
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
@@ -68,34 +69,9 @@ def _predictions(collection: Any, embed: Embed, train: list, query_sets: list[li
     collection.upsert(items, embed([text for text, _ in train]))
     out = []
     for queries in query_sets:
-        results = [classify(collection, v, "label", k, min_score=-1.0) for v in embed(queries)]
+        results = [classify(collection, v, "label", k, NO_THRESHOLD) for v in embed(queries)]
         out.append(([r.label for r in results], np.array([r.confidence for r in results])))
     return out
-
-
-def scores(labels: list, support: np.ndarray, truth: list, min_score: float) -> dict[str, float]:
-    truth_arr = np.array(truth)
-    voted = np.array(labels)
-    in_scope, oos = truth_arr != OOS, truth_arr == OOS
-    rejected = support < min_score
-    flagged = int(rejected.sum())
-    return {
-        "in_scope_acc": float(np.mean(voted[in_scope] == truth_arr[in_scope])),
-        "in_scope_acc_at_min": float(np.mean((voted[in_scope] == truth_arr[in_scope]) & ~rejected[in_scope])),
-        "oos_recall": float(np.mean(rejected[oos])) if oos.any() else float("nan"),
-        "oos_precision": float(rejected[oos].sum() / flagged) if flagged else float("nan"),
-    }
-
-
-def choose_min_score(labels: list, support: np.ndarray, truth: list) -> float:
-    """The threshold that maximises (in-scope accuracy with rejections + out-of-scope recall) / 2 on val."""
-    candidates = np.unique(np.round(support, 3))
-
-    def balanced(t: float) -> float:
-        s = scores(labels, support, truth, t)
-        return (s["in_scope_acc_at_min"] + s["oos_recall"]) / 2
-
-    return float(max(candidates, key=balanced))
 
 
 def evaluate(name: str, embed: Embed, k: int, limit: int | None, typo_seed: int, store: str = "faiss") -> dict:
@@ -107,12 +83,12 @@ def evaluate(name: str, embed: Embed, k: int, limit: int | None, typo_seed: int,
     with tempfile.TemporaryDirectory() as tmp:
         queries = [[t for t, _ in val], test_texts, typo_texts]
         (val_labels, val_support), clean, typos = predictions(embed, train, queries, k, Path(tmp), store)
-    min_score = choose_min_score(val_labels, val_support, [y for _, y in val])
+    min_score = choose_min_score(intent_votes(val_labels, val_support, [y for _, y in val]))
     truth = [y for _, y in test]
-    result = scores(*clean, truth, min_score)
-    typo_result = scores(*typos, truth, min_score)
+    result = intent_scores(intent_votes(*clean, truth), min_score)
+    typo_result = intent_scores(intent_votes(*typos, truth), min_score)
     label = name if store == "faiss" else f"{name} (Milvus Lite)"
-    row = {"model": label, "min_score": round(min_score, 3), **{key: round(v, 4) for key, v in result.items()}}
+    row = {"model": label, "min_score": round(min_score, 4), **{key: round(v, 4) for key, v in result.items()}}
     for key in ("in_scope_acc", "in_scope_acc_at_min", "oos_recall"):
         row[f"typo_{key}"] = round(typo_result[key], 4)
         row[f"drop_{key}"] = round(result[key] - typo_result[key], 4)

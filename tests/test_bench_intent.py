@@ -1,4 +1,5 @@
-"""bench.intent's typo'd pass: the clean collection and min_score meet the seeded typo copy of the test split."""
+"""bench.intent's typo'd pass (the clean collection and min_score meet the seeded typo copy of the test split), and
+its agreement with `o2v eval`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import bench.intent as intent
+from service import evaluation
 from service.evaluation import with_typos
 
 INTENTS = {
@@ -51,3 +53,17 @@ def test_typo_pass_uses_the_seeded_copy_and_reports_the_drop(monkeypatch: pytest
     for key in ("in_scope_acc", "in_scope_acc_at_min", "oos_recall"):
         assert row[f"drop_{key}"] == pytest.approx(row[key] - row[f"typo_{key}"], abs=1e-4)
     assert row["train"] == 9 and row["test"] == 4
+
+
+def test_o2v_eval_and_bench_intent_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`o2v eval` (exact kNN in memory) and bench.intent (a real collection and the classify route's path) vote and
+    choose min_score by one rule, so they report the same numbers on the same splits."""
+    monkeypatch.setattr(intent, "read_clinc", lambda split: list(SPLITS[split]))
+    monkeypatch.setattr(evaluation, "read_clinc", lambda split: list(SPLITS[split]))
+    row = intent.evaluate("bow", BagOfWords(), k=3, limit=None, typo_seed=0)
+    scores = evaluation.clinc(BagOfWords(), k=3)
+    assert scores["oos_threshold"] == row["min_score"]
+    assert scores["clinc_acc"] == row["in_scope_acc"]
+    assert scores["clinc_acc_at_threshold"] == row["in_scope_acc_at_min"]
+    assert scores["oos_recall"] == row["oos_recall"]
+    assert scores["oos_precision"] == row["oos_precision"]

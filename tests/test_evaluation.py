@@ -1,4 +1,5 @@
-"""service.evaluation: the kNN vote, typo'd copies, relatedness scores, the contrast set and vocabulary coverage."""
+"""service.evaluation: the kNN vote (the classify route's), typo'd copies, relatedness scores, the contrast set and
+vocabulary coverage."""
 
 from __future__ import annotations
 
@@ -32,7 +33,11 @@ from service.evaluation import (
     vocabulary_coverage,
     with_typos,
 )
+from service.index.base import Item
+from service.index.calibrate import NO_THRESHOLD
+from service.index.classify import classify, vote
 from service.settings import DEFAULT_MODEL_DIR
+from tests.index_fixtures import DIM, registry, unit_vectors
 
 
 def test_knn_votes_by_summed_cosine() -> None:
@@ -42,7 +47,37 @@ def test_knn_votes_by_summed_cosine() -> None:
     queries = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     pred, support = knn(train, labels, queries, k=2)
     assert pred.tolist() == ["a", "b"]
-    np.testing.assert_allclose(support, [1.0, 1.0], atol=1e-6)
+    # the route's support: the winner's summed cosine over the k voters (b's second neighbour votes a)
+    np.testing.assert_allclose(support, [(1.0 + train[1, 0]) / 2, 0.5], atol=1e-6)
+
+
+def test_vote_is_the_routes_rule() -> None:
+    """Support = Σ max(cosine, 0) / voters; ties go to the nearer neighbour's label; below its threshold → None."""
+    assert vote(["a", "b", "b", "a"], [0.9, 0.8, 0.5, 0.4], 0.0) == ("a", pytest.approx(1.3 / 4))
+    assert vote(["b", "a", "a", "b"], [0.9, 0.8, 0.5, 0.4], 0.0)[0] == "b"  # 1.3 each: b has the nearest voter
+    assert vote(["a", "b"], [0.5, -0.9], 0.0) == ("a", 0.25)  # a negative cosine adds nothing, still counts as a voter
+    assert vote(["a", "b"], [0.5, 0.1], 0.3) == (None, 0.25)
+    assert vote(["a", "b"], [0.5, 0.1], 0.3, {"a": 0.2}) == ("a", 0.25)
+    assert vote([], [], 0.0) == (None, 0.0)
+
+
+def test_knn_and_the_classify_route_vote_identically(tmp_path: Path) -> None:
+    """`o2v eval`'s exact kNN and a flat collection's classify (the route, bench.intent) give the same label and
+    support for every query: in scope, between labels, far away, and with negative cosines among the neighbours."""
+    rng = np.random.default_rng(4)
+    centres = unit_vectors(4, seed=8)
+    train = centres[np.arange(80) % 4] + 0.35 * rng.standard_normal((80, DIM)).astype(np.float32)
+    train /= np.linalg.norm(train, axis=1, keepdims=True)
+    labels = np.array(["greet", "bye", "help", "refund"])[np.arange(80) % 4]
+    queries = np.concatenate([centres, (centres[:3] + centres[1:]) / 2, unit_vectors(20, seed=9)])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    collection, _ = registry(tmp_path).create("intents", "flat")
+    collection.upsert([Item(f"t{i}", "", {"label": str(y)}) for i, y in enumerate(labels)], train)
+    for k in (1, 5, 10, 80):
+        voted, support = knn(train, labels, queries, k)
+        routed = [classify(collection, q, "label", k, NO_THRESHOLD) for q in queries]
+        assert voted.tolist() == [r.label for r in routed]
+        np.testing.assert_allclose(support, [r.confidence for r in routed], atol=1e-6)
 
 
 # --- typo'd input ------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from service.api.auth import require_api_key
 from service.api.deps import EmbedderDep, observe_label, observe_scores
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
+from service.drift.streams import CLASSIFY_CONFIDENCE, SEARCH_TOP1
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
 from service.index.base import MAX_ID_CHARS, CollectionRegistry, Hit, Item, VectorCollection
@@ -642,7 +643,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         query = await _query_vector(embedder, body.query, body.vector)
         hits = await _call(collection.search, query, body.top_k, body.filter)
         if body.query is not None and hits:
-            observe_scores(request, "search_top1", [hits[0].score])
+            observe_scores(request, SEARCH_TOP1, [hits[0].score])
         return json_response({"hits": [_hit(h) for h in hits]})
 
     @router.post(
@@ -678,7 +679,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         answers = await _call(_search_all, collection, queries)
         tops = [hits[0].score for q, hits in zip(body.queries, answers, strict=True) if q.query is not None and hits]
         if tops:
-            observe_scores(request, "search_top1", tops)
+            observe_scores(request, SEARCH_TOP1, tops)
         return json_response({"results": [{"hits": [_hit(h) for h in hits]} for hits in answers]})
 
     @router.post(
@@ -702,7 +703,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         work = (collection, query, body.label_key, body.k, body.min_score, settings.classify_min_score)
         result = await _call(classify, *work)
         if body.text is not None:
-            observe_scores(request, "classify_confidence", [result.confidence])
+            observe_scores(request, CLASSIFY_CONFIDENCE, [result.confidence])
             observe_label(request, result.label, result.confidence)
         neighbors = [_hit(h) for h in result.neighbors]
         return json_response({"label": result.label, "confidence": result.confidence, "neighbors": neighbors})

@@ -29,12 +29,13 @@ from service.drift import DriftMonitor, DriftWorker
 from service.drift.baseline import MIN_BASELINE
 from service.drift.errors import InvalidStream
 from service.drift.metrics import DriftCollector
-from service.drift.monitor import STREAM_PATTERN
 from service.drift.report import render_html
+from service.drift.streams import STREAM_PATTERN
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
 from service.errors import NotFound
 from service.settings import Settings
+from service.vectors import pair_cosines
 
 MAX_BASELINE_SCORES = 100_000
 MAX_BASELINE_PAIRS = 10_000
@@ -81,11 +82,11 @@ def admit_stream(request: Request, stream: str) -> None:
     monitor.create_stream(stream)
 
 
-async def pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: int) -> np.ndarray:
+async def embed_pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: int) -> np.ndarray:
     """Cosine of each pair, embedded `chunk` texts at a time so a large baseline never overfills the queue."""
     texts = [t for pair in pairs for t in pair]
     vectors = np.concatenate([await embedder.embed(texts[i : i + chunk]) for i in range(0, len(texts), chunk)])
-    return np.clip((vectors[0::2] * vectors[1::2]).sum(axis=1), -1.0, 1.0)
+    return pair_cosines(vectors[0::2], vectors[1::2])
 
 
 def watch_embedder(embedder: Embedder, monitor: DriftMonitor) -> Callable[[], None]:
@@ -166,7 +167,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         monitor.create_stream(stream)  # before the pairs are embedded: past the stream limit nothing is spent
         label_spearman = None
         if body.pairs is not None:
-            scores = await pair_cosines(embedder, [(p[0], p[1]) for p in body.pairs], settings.max_batch_size)
+            scores = await embed_pair_cosines(embedder, [(p[0], p[1]) for p in body.pairs], settings.max_batch_size)
             labels = [p[2] for p in body.pairs if p[2] is not None]
             if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
                 label_spearman = round(float(spearmanr(scores, labels).statistic), 6)

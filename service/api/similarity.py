@@ -2,7 +2,6 @@
 
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -12,9 +11,10 @@ from service.api.deps import EmbedderDep, observe_scores
 from service.api.drift import admit_stream
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
-from service.drift.monitor import STREAM_PATTERN
-from service.encoders.base import Encoder, l2_normalize
+from service.drift.streams import SIMILARITY, STREAM_PATTERN
+from service.encoders.base import Encoder
 from service.settings import Settings
+from service.vectors import pair_cosines
 
 
 class SimilarityResult(BaseModel):
@@ -50,10 +50,10 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             admit_stream(request, body.stream)
         n = len(body.pairs)
         rows = await embedder.tokenize([a for a, _ in body.pairs] + [b for _, b in body.pairs])
-        vectors = l2_normalize(await embedder.embed_ids(rows))
-        cosines = np.clip((vectors[:n] * vectors[n:]).sum(axis=1), -1.0, 1.0)
+        vectors = await embedder.embed_ids(rows)
+        cosines = pair_cosines(vectors[:n], vectors[n:])
         scores = (await embedder.score_ids(rows[:n], rows[n:]))[:, -1].tolist() if embedder.has_scorer else [None] * n
-        observe_scores(request, body.stream or "similarity", cosines.tolist())
+        observe_scores(request, body.stream or SIMILARITY, cosines.tolist())
         results = [{"cosine": c, "score": s} for c, s in zip(cosines.tolist(), scores, strict=True)]
         return json_response({"results": results})
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.drift.streams import CLASSIFY_CONFIDENCE, SEARCH_TOP1, SIMILARITY, TRUNCATED, UNK_RATE, UNSEEN_TOKEN_RATE
+
 STREAM_MEANING = {
-    "similarity": "pair cosines from /similarity",
-    "search_top1": "best-hit scores of searches",
-    "classify_confidence": "kNN classification confidences",
-    "unseen_token_rate": "shares of tokens per text whose rows training never updated",
-    "unk_rate": "shares of [UNK] tokens per text",
-    "truncated": "shares of texts cut at max_seq_len",
+    SIMILARITY: "pair cosines from /similarity",
+    SEARCH_TOP1: "best-hit scores of searches",
+    CLASSIFY_CONFIDENCE: "kNN classification confidences",
+    UNSEEN_TOKEN_RATE: "shares of tokens per text whose rows training never updated",
+    UNK_RATE: "shares of [UNK] tokens per text",
+    TRUNCATED: "shares of texts cut at max_seq_len",
 }
 VOCABULARY = (
     "The texts carry tokens the model did not learn (another language or script, new names, longer texts than it "

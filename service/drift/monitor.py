@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections import deque
@@ -26,16 +25,13 @@ from service.drift.stats import compare, shared_histogram, summary
 from service.drift.status import GATE, PENDING, StatusTracker, level
 from service.drift.store import DriftStore
 from service.drift.stream import SCORE_EDGES, ScoreStream
+from service.drift.streams import LABEL_STREAM, STREAM_PATTERN, STREAMS, TOKEN_STREAMS, is_stream_name
 from service.drift.texts import TextKeeper
-from service.drift.tokens import RATES_FILE, TOKEN_STREAMS, TokenModel, TokenRates
+from service.drift.tokens import RATES_FILE, TokenModel, TokenRates
 from service.errors import NotFound
 
 log = logging.getLogger("service.drift")
 
-STREAMS = ("similarity", "search_top1", "classify_confidence")
-STREAM_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-STREAM_NAME = re.compile(STREAM_PATTERN)
-LABEL_STREAM = "classify_confidence"  # the stream whose report carries the per-label ranking
 MAX_LABEL_CHARS = 200
 
 
@@ -174,7 +170,7 @@ class DriftMonitor:
         if name in self._streams:
             return False
         if self._track(name) is None:
-            if not STREAM_NAME.match(name):
+            if not is_stream_name(name):
                 raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
             raise InvalidStream(
                 f"at most {self.config.max_streams} drift streams (O2V_DRIFT_MAX_STREAMS): delete one first"
@@ -280,7 +276,7 @@ class DriftMonitor:
             if name in self._streams:
                 return self._streams[name]
             counted = sum(1 for n in self._streams if n not in TOKEN_STREAMS)  # the token streams are the model's
-            if not STREAM_NAME.match(name) or (name not in TOKEN_STREAMS and counted >= self.config.max_streams):
+            if not is_stream_name(name) or (name not in TOKEN_STREAMS and counted >= self.config.max_streams):
                 return None
             c = self.config
             tracked = _Tracked(
@@ -308,8 +304,8 @@ class DriftMonitor:
 
     def set_baseline(self, name: str, scores: Iterable[float], source: str) -> dict[str, Any]:
         """Replace a stream's baseline, reset its status to no verdict, and persist before returning."""
-        if not STREAM_NAME.match(name):
-            raise InvalidStream(f"stream name must match {STREAM_NAME.pattern}")
+        if not is_stream_name(name):
+            raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
         new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
         if self.config.shift is not None and new.continuous:
             new.shift_test(self.config.shift)  # here, in the caller's thread (PUT runs it off the event loop)

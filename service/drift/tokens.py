@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-TOKEN_STREAMS = ("unseen_token_rate", "unk_rate", "truncated")
+from service.drift.streams import TOKEN_STREAMS, TRUNCATED, UNK_RATE, UNSEEN_TOKEN_RATE
+
 TRAINED_FILE = "trained_tokens.npy"
 RATES_FILE = "token_rates.json"
 
@@ -44,9 +45,9 @@ class TokenRates:
             if self.trained is not None:
                 known = ids < self.trained.size
                 trained = known & self.trained[np.minimum(ids, self.trained.size - 1)]
-                out["unseen_token_rate"].append(float(1.0 - np.mean(trained)))
-            out["unk_rate"].append(float(np.mean(ids == self.unk_id)))
-            out["truncated"].append(float(length > self.max_seq_len))
+                out[UNSEEN_TOKEN_RATE].append(float(1.0 - np.mean(trained)))
+            out[UNK_RATE].append(float(np.mean(ids == self.unk_id)))
+            out[TRUNCATED].append(float(length > self.max_seq_len))
         return out
 
 

@@ -20,6 +20,7 @@ from service.encoders.cache import EmbeddingCache, cache_key
 from service.settings import Settings
 from service.text import Direction, Encoded, Token
 from service.tracing import current, span
+from service.vectors import pair_cosines
 
 INLINE_TOKENIZE_CHARS = 512
 Scorer = Literal["object2vec", "cosine"]
@@ -164,8 +165,8 @@ class Embedder:
         calls raw; a regression value and a cosine are raw already."""
         rows = await self.tokenize([query, *texts])
         if not self.has_scorer:
-            vectors = l2_normalize(await self.embed_ids(rows))
-            return np.clip(vectors[1:] @ vectors[0], -1.0, 1.0), "cosine"
+            vectors = await self.embed_ids(rows)
+            return pair_cosines(vectors[1:], vectors[:1]), "cosine"
         scores = await self.score_ids([rows[0]] * len(texts), rows[1:])
         last = scores[:, -1].astype(np.float64)
         if raw and scores.shape[1] > 1:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,11 @@ def classify(
             per_label = stored.get("label_min_scores") or {}
     check_min_score(min_score)
     neighbors = collection.nearest(vector, check_k(collection, k, "k"), {label_key: ANY})
-    return vote(neighbors, label_key, min_score, per_label)
+    keys = [canonical(hit.metadata[label_key]) for hit in neighbors]
+    assert None not in keys  # the filter matched scalar label values only
+    key, confidence = vote(keys, [hit.score for hit in neighbors], min_score, per_label)
+    label = None if key is None else neighbors[keys.index(key)].metadata[label_key]  # as stored: 1 stays 1, not "1"
+    return Classification(label, confidence, list(neighbors))
 
 
 def check_min_score(min_score: Any, field: str = "min_score") -> float:
@@ -51,25 +55,23 @@ def check_min_score(min_score: Any, field: str = "min_score") -> float:
 
 
 def vote(
-    neighbors: Sequence[Hit], label_key: str, min_score: float, per_label: Mapping[str, float] | None = None
-) -> Classification:
-    """Support = Σ cosine of a label's voters / number of voters in all, so it is high only when the neighbours
-    are both close and agree; a far-away query (out of scope) gets low support whatever they agree on.
-    Ties go to the label of the nearer neighbour. `per_label` (canonical label → threshold) overrides min_score
-    for the labels it names."""
-    support: dict[str, float] = {}
-    values: dict[str, Any] = {}
-    for hit in neighbors:
-        key = canonical(hit.metadata[label_key])
-        assert key is not None
-        support[key] = support.get(key, 0.0) + max(hit.score, 0.0) / len(neighbors)
-        values.setdefault(key, hit.metadata[label_key])
+    labels: Sequence[Hashable], scores: Sequence[float], min_score: float, per_label: Mapping[Any, float] | None = None
+) -> tuple[Any, float]:
+    """The kNN vote of the classify route, `o2v eval`, bench.intent and calibration: (winning label or None, its
+    support) from the labels and cosines of the neighbours that carry a label, nearest first.
+
+    Support = Σ cosine (below 0 counts 0) of a label's voters / number of voters in all, so it is high only when the
+    neighbours are both close and agree; a far-away query (out of scope) gets low support whatever they agree on.
+    Ties go to the label of the nearer neighbour. The winner is None (out of scope) when its support is below its
+    threshold: `per_label[winner]` where given (calibrated per-label thresholds), else `min_score`."""
+    support: dict[Hashable, float] = {}
+    for label, score in zip(labels, scores, strict=True):
+        support[label] = support.get(label, 0.0) + max(float(score), 0.0) / len(labels)
     if not support:
-        return Classification(None, 0.0, list(neighbors))
-    best = max(support, key=support.__getitem__)
+        return None, 0.0
+    best = max(support, key=support.__getitem__)  # the first of equals: insertion order is nearest first
     confidence = support[best]
-    threshold = (per_label or {}).get(best, min_score)
-    return Classification(values[best] if confidence >= threshold else None, confidence, list(neighbors))
+    return (best if confidence >= (per_label or {}).get(best, min_score) else None), confidence
 
 
 def set_min_score(collection: VectorCollection, min_score: float) -> None:

@@ -26,6 +26,7 @@ from onnx import helper, numpy_helper
 
 from service.datasets import file_sha256
 from service.text import TextTokenizer
+from service.vectors import cosine_matrix
 
 ROTATION = "pca_rotation"
 CHECK_DIMS = (32, 64, 128, 256)
@@ -121,7 +122,7 @@ def rotate_model_dir(model_dir: str | Path, rows: Sequence[Sequence[int]], sourc
     pairs = {}
     for p in paths:
         before, after = _embed(encoders[p], check), _embed(rotated[p], check)
-        worst = max(worst, float(np.abs(_cosines(after) - _cosines(before)).max()))
+        worst = max(worst, float(np.abs(cosine_matrix(after) - cosine_matrix(before)).max()))
         pairs[p] = (before, after)
     if worst > 1e-5:
         raise RuntimeError(f"the rotation would change a cosine by {worst:.2e}; nothing was written")
@@ -150,11 +151,6 @@ def rotate_model_dir(model_dir: str | Path, rows: Sequence[Sequence[int]], sourc
         card["files"] = {name: file_sha256(model_dir / name) for name in card["files"] if (model_dir / name).is_file()}
     card_file.write_text(json.dumps(card, indent=1))
     return record
-
-
-def _cosines(x: np.ndarray) -> np.ndarray:
-    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return unit @ unit.T
 
 
 def _score(model: onnx.ModelProto, emb0: np.ndarray, emb1: np.ndarray) -> np.ndarray:
