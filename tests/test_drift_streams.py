@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from service.drift.advice import STREAM_MEANING
+from service.drift.errors import InvalidStream
 from service.drift.streams import STREAMS, TOKEN_STREAMS, is_stream_name
 from tests.drift_fixtures import monitor
 
@@ -21,7 +22,7 @@ def test_bad_names_are_refused_whole(name: object) -> None:
     """A trailing newline is refused too: the pattern must match the whole name, as the routes' validation does."""
     assert not is_stream_name(name)
     if isinstance(name, str):
-        with pytest.raises(ValueError, match="stream name must match"):
+        with pytest.raises(InvalidStream, match="stream name must match"):
             monitor().create_stream(name)
 
 
