@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -26,9 +25,6 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import print_table
 from bench.peers import systems
 from service.datasets import read_clinc
 from service.evaluation import with_typos
@@ -36,6 +32,7 @@ from service.index.classify import classify
 from service.index.engines.faiss.store import Item
 from service.index.registry import Collections
 from service.settings import DEFAULT_MODEL_DIR
+from service.tools.tables import print_table
 
 OOS = "oos"
 Embed = Callable[[Sequence[str]], np.ndarray]

@@ -32,11 +32,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import print_table
 from service.index.base import CollectionRegistry, Item, VectorCollection
 from service.index.engines.faiss.vector_index import HnswIndex, IndexConfig, IvfIndex, VectorIndex, unit_rows
+from service.tools.tables import print_table
 
 K = 10
 BATCH = 64

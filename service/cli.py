@@ -79,9 +79,9 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 @command("eval", _eval_args)
 def _eval(args: argparse.Namespace) -> int:
     from service.encoders.base import l2_normalize
-    from service.encoders.model_dir import ModelDir
     from service.encoders.onnx import OnnxEncoder
     from service.evaluation import clinc, sts_spearman
+    from service.model.model_dir import ModelDir
     from service.settings import get_settings
 
     encoder = OnnxEncoder(ModelDir.load(args.model_dir or get_settings().model_dir))

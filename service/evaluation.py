@@ -20,7 +20,7 @@ import numpy as np
 from scipy.stats import rankdata, spearmanr
 
 from service.datasets import file_sha256, read_clinc, read_reviews, read_sts, source_files
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 from service.text import TextTokenizer
 
 Embed = Callable[[Sequence[str]], np.ndarray]

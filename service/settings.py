@@ -201,7 +201,8 @@ class Settings(BaseSettings):
         64, ge=1, description="collections with open files (3 each); the least recently used close beyond it"
     )
 
-    # collection engine: embedded FAISS + SQLite under data_dir, or Milvus (service/index/engines/milvus/engine.py, extra [milvus])
+    # collection engine: embedded FAISS + SQLite under data_dir, or Milvus (service/index/engines/milvus/engine.py,
+    # extra [milvus])
     vector_store: Literal["faiss", "milvus"] = "faiss"
     milvus_uri: str | None = Field(None, description="http(s)://host:19530 or a .db path (Lite); data_dir/milvus.db")
     milvus_token: SecretStr | None = Field(None, description="'user:password' or an API key")

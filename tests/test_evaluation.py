@@ -15,7 +15,6 @@ from tokenizers.pre_tokenizers import Whitespace
 
 from bench.quality import CONTRAST_FILE
 from service.datasets import data_root, file_sha256
-from service.encoders.model_dir import ModelDir
 from service.evaluation import (
     KEYBOARD_NEIGHBOURS,
     TYPO_KINDS,
@@ -32,6 +31,7 @@ from service.evaluation import (
     vocabulary_coverage,
     with_typos,
 )
+from service.model.model_dir import ModelDir
 from service.settings import DEFAULT_MODEL_DIR
 
 

@@ -3,7 +3,7 @@
 A router module exposes either `router` (an APIRouter) or `build_router(settings, encoder) -> APIRouter` when
 its request schemas depend on the settings' limits or the model (so the OpenAPI schema states the real limits).
 To add a domain, import its module here and append it to ROUTERS. What a route needs at request time comes from
-the dependencies in deps.py (`get_embedder`, `get_settings`) and `app.state`: settings, encoder, embedder,
+the dependencies in deps.py (`get_embedder`) and `app.state`: settings, encoder, embedder,
 metrics, score_observers. `uvicorn --factory service.api.app:create_app` serves the settings of the environment.
 """
 

@@ -100,7 +100,7 @@ def _tokens(args: argparse.Namespace) -> int:
 
     from service import datasets
     from service.drift.tokens import trained_mask, write_token_files
-    from service.encoders.model_dir import ModelDir
+    from service.model.model_dir import ModelDir
     from service.settings import Settings
 
     model = ModelDir.load(args.model_dir or Settings().model_dir)
@@ -175,7 +175,7 @@ def _channel_rows(path: Any) -> Any:
 
 def _offline(args: argparse.Namespace) -> Any:
     from service.drift import DriftMonitor
-    from service.encoders.model_dir import ModelDir
+    from service.model.model_dir import ModelDir
     from service.settings import Settings
 
     overrides = {"data_dir": args.data_dir, "model_dir": args.model_dir}

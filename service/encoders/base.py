@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 
 Channel = Literal["in0", "in1"]
 Rows = Sequence[Sequence[int]]

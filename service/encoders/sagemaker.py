@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.encoders.base import MAX_SEQ_LEN, BackendUnavailable, BadBackendResponse, Channel, Encoder, Rows
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 from service.settings import Settings
 
 _FLOAT_JSON_BYTES = 25  # "-1.2345678901234567e-05, ": the longest a float of the answer prints

@@ -2,7 +2,8 @@
 
 One file serves both `o2v tune` and SageMaker's CreateHyperParameterTuningJob, so its shape is checked against
 botocore's service model for sagemaker (what AWS would accept), and its ranges against the Object2Vec schema in
-hyperparameters.py (what the algorithm would accept). Every problem is collected, so one run names them all.
+service/model/hyperparameters.py (what the algorithm would accept). Every problem is collected, so one run names
+them all.
 No torch here: the SageMaker request is built from this module alone.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.object2vec.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
+from service.model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 
