@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     model = OnnxModel(args.model_dir)
     graph = onnx.load(str(model.encoder.model.path / "encoder.onnx")).graph
     rotation = next((numpy_helper.to_array(t) for t in graph.initializer if t.name == ROTATION), None)
-    orders = {"principal axes (served)": None}
+    orders: dict[str, np.ndarray | None] = {"principal axes (served)": None}
     if rotation is not None:
         orders["original axes"] = np.ascontiguousarray(rotation.T)  # served @ Rᵀ = the unrotated output
     rows = []

@@ -28,6 +28,7 @@ import numpy as np
 from bench.peers import systems
 from service.datasets import read_clinc
 from service.evaluation import with_typos
+from service.index.base import CollectionRegistry
 from service.index.classify import classify
 from service.index.engines.faiss.store import Item
 from service.index.registry import Collections
@@ -45,13 +46,13 @@ def every_nth(rows: list, limit: int | None) -> list:
 
 def predictions(
     embed: Embed, train: list, query_sets: list[list[str]], k: int, data_dir: Path, store: str = "faiss"
-) -> list[tuple]:
+) -> list[tuple[list, np.ndarray]]:
     """(voted labels, supports) for each set of queries, from one collection of the train split on `store`
     (the embedded engine, or Milvus Lite in a file in `data_dir`)."""
     if store == "milvus":
         from service.index.engines.milvus.engine import MilvusCollections
 
-        registry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
+        registry: CollectionRegistry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
     else:
         registry = Collections(data_dir)
     try:
@@ -60,7 +61,9 @@ def predictions(
         registry.close()
 
 
-def _predictions(collection: Any, embed: Embed, train: list, query_sets: list[list[str]], k: int) -> list[tuple]:
+def _predictions(
+    collection: Any, embed: Embed, train: list, query_sets: list[list[str]], k: int
+) -> list[tuple[list, np.ndarray]]:
     items = [Item(f"train-{i}", text, {"label": label}) for i, (text, label) in enumerate(train)]
     collection.upsert(items, embed([text for text, _ in train]))
     out = []

@@ -116,11 +116,11 @@ def run_size(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
     data = vectors(kind, n, args.dim, 1, args.rank, args.noise)
     queries = vectors(kind, args.queries, args.dim, 2, args.rank, args.noise)
     ids = np.arange(n, dtype=np.int64)
-    base = {"n": n, "data": kind}
+    base: dict[str, Any] = {"n": n, "data": kind}
     config = IndexConfig(
         m=args.hnsw_m, ef_construction=args.ef_construction, nlist=args.nlist or int(4 * np.sqrt(n)) // 64 * 64
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
 
     exact = VectorIndex(config, args.dim)
     built = build(exact, data, ids)

@@ -173,8 +173,14 @@ class Phases(LoadTestShape):
 
     use_common_options = True
 
+    @property
+    def _options(self) -> Any:
+        """locust's parsed options (locust gives the shape its runner before it asks for a tick)."""
+        assert self.runner is not None and self.runner.environment.parsed_options is not None
+        return self.runner.environment.parsed_options
+
     def plan(self) -> list[tuple[int, float]]:
-        options = self.runner.environment.parsed_options
+        options = self._options
         return phases(options.o2v_phases, options.num_users or 1, options.run_time)
 
     def tick(self) -> tuple[int, float] | None:
@@ -183,7 +189,7 @@ class Phases(LoadTestShape):
         for users, seconds in self.plan():
             end += seconds
             if elapsed < end:
-                return users, self.runner.environment.parsed_options.spawn_rate or users
+                return users, self._options.spawn_rate or users
         return None
 
 
@@ -195,7 +201,9 @@ class PhaseRecorder:
     """Every request's time, outcome and phase, for the per-phase record (one list entry per request)."""
 
     def __init__(self, environment: Environment) -> None:
-        self.shape = environment.shape_class
+        shape = environment.shape_class
+        assert isinstance(shape, Phases), "locust uses this file's one load shape"
+        self.shape = shape
         self.plan = self.shape.plan()
         self.ends = np.cumsum([s for _, s in self.plan])
         self.rows: list[tuple[int, float, float, str]] = []  # phase, seconds into the run, ms, outcome

@@ -113,7 +113,7 @@ def _convert(args: argparse.Namespace) -> int:
     if len(cols) != 3:
         raise SystemExit("--columns takes three 0-based column numbers: text0,text1,label")
     tok = TextTokenizer.from_file(args.tokenizer, args.max_seq_len)
-    n = convert_pairs(args.src, args.dst, tok, cols, args.delimiter, args.label_scale, args.skip_header)  # type: ignore[arg-type]
+    n = convert_pairs(args.src, args.dst, tok, cols, args.delimiter, args.label_scale, args.skip_header)
     print(f"wrote {n} records to {args.dst}")
     return 0
 

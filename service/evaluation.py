@@ -11,7 +11,7 @@ import importlib.util
 import json
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,7 +301,7 @@ def token_hit_rate(tokenizer: TextTokenizer, texts: Sequence[str], trained: set[
 
 
 def vocabulary_coverage(
-    model: ModelDir, corpora: dict[str, Sequence[str]], train_channel: Path | None = None
+    model: ModelDir, corpora: Mapping[str, Sequence[str]], train_channel: Path | None = None
 ) -> dict[str, Any]:
     """Share of the token table that training touched, and of each held-back corpus's tokens that hit such a row.
 

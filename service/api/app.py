@@ -81,8 +81,9 @@ def create_app(
     app.state.settings = settings
     app.state.encoder = encoder
     app.state.metrics = metrics
-    app.state.score_observers: list[ScoreObserver] = []
-    app.state.label_observers: list[LabelObserver] = []
+    score_observers: list[ScoreObserver] = []
+    label_observers: list[LabelObserver] = []
+    app.state.score_observers, app.state.label_observers = score_observers, label_observers
     errors.install(app)
     app.add_middleware(RouteFamilyMiddleware)  # the drift monitor's embedding windows are per route family
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limits.get(path, settings.max_body_bytes))

@@ -10,6 +10,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -106,8 +107,8 @@ def _tokens(args: argparse.Namespace) -> int:
     model = ModelDir.load(args.model_dir or Settings().model_dir)
     tokenizer = model.tokenizer()
     if args.train_channel:
-        rows = (row for path in args.train_channel for row in _channel_rows(Path(path)))
-        how = {"from": "train channel token ids", "files": [Path(p).name for p in args.train_channel]}
+        rows: Iterator[list[int]] = (row for path in args.train_channel for row in _channel_rows(Path(path)))
+        how: dict[str, Any] = {"from": "train channel token ids", "files": [Path(p).name for p in args.train_channel]}
     else:
         texts = [t for p in datasets.read_sts("train") for t in (p.a, p.b)]
         texts += [t for split in ("train", "val") for t, _ in datasets.read_clinc(split)]

@@ -491,7 +491,7 @@ class DriftMonitor:
         baseline = self.baseline(name)
         status = tracked.tracker.status
         live = summary(ev.live)
-        domain = None
+        domain: dict[str, Any] | None = None
         if ev.domain is not None and self.card_baseline is not None:
             domain = {
                 "status": LEVELS[ev.domain.enter],

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from service.model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 
@@ -91,7 +91,7 @@ class TuningSpec:
     raw: dict[str, Any]
     strategy: str
     metric: str
-    direction: str  # minimize | maximize (Optuna's words)
+    direction: Literal["minimize", "maximize"]  # Optuna's words
     max_trials: int
     max_parallel: int
     early_stopping: str  # Off | Auto

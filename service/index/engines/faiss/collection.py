@@ -86,7 +86,7 @@ class Collection(VectorCollection):
         defaults: IndexConfig,
         options: Options,
         limits: Limits = DEFAULT_LIMITS,
-        on_use: Callable[[Collection], None] | None = None,
+        on_use: Callable[[Collection], object] | None = None,
     ) -> None:
         self.name = folder.name
         self.folder = folder
