@@ -1,4 +1,4 @@
-"""Shared bench helpers: a model directory's encoder as a plain function, timing medians, table printing."""
+"""Shared bench helpers: a model directory's encoder as a plain function, timing medians."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from service.encoders.base import l2_normalize
-from service.encoders.model_dir import ModelDir
 from service.encoders.onnx import OnnxEncoder
+from service.model.model_dir import ModelDir
 
 
 class OnnxModel:
@@ -52,10 +52,3 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
-
-def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
-    widths = [max(len(title), *(len(str(r.get(key, ""))) for r in rows)) for key, title in columns]
-    print(" | ".join(t.ljust(w) for (_, t), w in zip(columns, widths, strict=True)))
-    print("-|-".join("-" * w for w in widths))
-    for r in rows:
-        print(" | ".join(str(r.get(k, "")).ljust(w) for (k, _), w in zip(columns, widths, strict=True)))

@@ -15,10 +15,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from bench.common import OnnxModel, print_table
+from bench.common import OnnxModel
 from service.evaluation import clinc, sts_spearman
 from service.object2vec.rotation import ROTATION
 from service.settings import DEFAULT_MODEL_DIR
+from service.tools.tables import print_table
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     model = OnnxModel(args.model_dir)
     graph = onnx.load(str(model.encoder.model.path / "encoder.onnx")).graph
     rotation = next((numpy_helper.to_array(t) for t in graph.initializer if t.name == ROTATION), None)
-    orders = {"principal axes (served)": None}
+    orders: dict[str, np.ndarray | None] = {"principal axes (served)": None}
     if rotation is not None:
         orders["original axes"] = np.ascontiguousarray(rotation.T)  # served @ Rᵀ = the unrotated output
     rows = []

@@ -34,7 +34,7 @@ from service.drift import DriftConfig, DriftMonitor
 from service.drift.baseline import Baseline, card_baseline
 from service.drift.config import LEVELS
 from service.drift.files import read_baseline_file
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 from service.settings import Settings
 
 Sampler = Callable[[int, float], np.ndarray]

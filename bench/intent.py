@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -27,17 +26,16 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import print_table
 from bench.peers import systems
 from service.datasets import read_clinc
 from service.evaluation import OOS, choose_min_score, intent_scores, intent_votes, with_typos
+from service.index.base import CollectionRegistry
 from service.index.calibrate import NO_THRESHOLD
 from service.index.classify import classify
 from service.index.engines.faiss.registry import FaissCollections
 from service.index.engines.faiss.store import Item
 from service.settings import DEFAULT_MODEL_DIR
+from service.tools.tables import print_table
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -49,13 +47,13 @@ def every_nth(rows: list, limit: int | None) -> list:
 
 def predictions(
     embed: Embed, train: list, query_sets: list[list[str]], k: int, data_dir: Path, store: str = "faiss"
-) -> list[tuple]:
+) -> list[tuple[list, np.ndarray]]:
     """(voted labels, supports) for each set of queries, from one collection of the train split on `store`
     (the embedded engine, or Milvus Lite in a file in `data_dir`)."""
     if store == "milvus":
         from service.index.engines.milvus.engine import MilvusCollections
 
-        registry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
+        registry: CollectionRegistry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
     else:
         registry = FaissCollections(data_dir)
     try:
@@ -64,7 +62,9 @@ def predictions(
         registry.close()
 
 
-def _predictions(collection: Any, embed: Embed, train: list, query_sets: list[list[str]], k: int) -> list[tuple]:
+def _predictions(
+    collection: Any, embed: Embed, train: list, query_sets: list[list[str]], k: int
+) -> list[tuple[list, np.ndarray]]:
     items = [Item(f"train-{i}", text, {"label": label}) for i, (text, label) in enumerate(train)]
     collection.upsert(items, embed([text for text, _ in train]))
     out = []

@@ -13,14 +13,15 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from bench.common import print_table
 from service.datasets import read_sts
 from service.object2vec.train import TrainConfig, train
 from service.settings import DEFAULT_MODEL_DIR
 from service.text import TextTokenizer
+from service.tools.tables import print_table
 
-RUNS = {
+RUNS: dict[str, dict[str, Any]] = {
     "unregularized": {"dropout": "0.0", "weight_decay": "0.0", "early_stopping": False},
     "regularized": {"dropout": "0.3", "weight_decay": "0.00001", "early_stopping": True},
 }

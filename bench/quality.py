@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.common import MiniLM, OnnxModel, median_seconds, print_table
+from bench.common import MiniLM, OnnxModel, median_seconds
 from bench.peers import systems
 from service.datasets import read_clinc, read_sts
 from service.evaluation import (
@@ -33,6 +33,7 @@ from service.evaluation import (
     vocabulary_coverage,
 )
 from service.settings import DEFAULT_MODEL_DIR
+from service.tools.tables import print_table
 
 CONTRAST_FILE = Path(__file__).parent / "data" / "word_order.tsv"
 COMPARISON_DIRS = ("build/model-hcnn", "build/model-bilstm")

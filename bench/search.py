@@ -29,15 +29,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import print_table
 from service.index.base import CollectionRegistry, Item, VectorCollection
 from service.index.engines.faiss.vector_index import HnswIndex, IndexConfig, IvfIndex, VectorIndex, unit_rows
+from service.tools.tables import print_table
 
 K = 10
 BATCH = 64
@@ -119,11 +118,11 @@ def run_size(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
     data = vectors(kind, n, args.dim, 1, args.rank, args.noise)
     queries = vectors(kind, args.queries, args.dim, 2, args.rank, args.noise)
     ids = np.arange(n, dtype=np.int64)
-    base = {"n": n, "data": kind}
+    base: dict[str, Any] = {"n": n, "data": kind}
     config = IndexConfig(
         m=args.hnsw_m, ef_construction=args.ef_construction, nlist=args.nlist or int(4 * np.sqrt(n)) // 64 * 64
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
 
     exact = VectorIndex(config, args.dim)
     built = build(exact, data, ids)

@@ -6,8 +6,8 @@
     locust -f loadtests/locustfile.py --master --host URL & locust -f loadtests/locustfile.py --worker
 
 At test start (locust's test_start event: on the master and on each worker) the collections the callers need are
-created and filled when they are missing (loadtests.common.load_collections, idempotent), so any of these works
-against a fresh server; with a keyed server give the key as O2V_API_KEY (or --o2v-api-key).
+created and filled when they are missing (load_collections of service/tools/loadtest.py, idempotent), so any of
+these works against a fresh server; with a keyed server give the key as O2V_API_KEY (or --o2v-api-key).
 
 Callers: a chatbot classifying short utterances (`intent`), a user searching similar reviews (`search`), a batch
 job embedding texts (`bulk`), a service scoring text pairs (`pairs`). Each waits a think time between requests,
@@ -18,7 +18,7 @@ from errors. Options, each also an environment variable (O2V_LOADTEST_<NAME>):
     --o2v-weights intent=4,search=3,bulk=1,pairs=2   user mix; weight 0 leaves a caller out
     --o2v-think-scale 1.0     --o2v-batch 32 (texts per bulk request)
     --o2v-intents intents     --o2v-reviews reviews (collection names)
-    --o2v-shared-data DIR     text pools from the public datasets instead of loadtests/pools.py's fixtures
+    --o2v-shared-data DIR     text pools from the public datasets instead of service/tools/loadtest_pools.py's fixtures
     --o2v-phases 48:20,4:20   users:seconds per phase, reached at -r users/s (default: -u users for -t)
     --o2v-phase-report FILE   per-phase JSON: requests, failures, 503s, percentiles (all, 200s, 503s), last failure
     --o2v-api-key KEY         Bearer key for every request (env O2V_API_KEY, the server's own setting)
@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,10 +38,8 @@ import numpy as np
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # locust imports this file by path
-
-from loadtests.common import DEFAULT_WEIGHTS, SHED, load_collections, phases
-from loadtests.pools import Pools, load
+from service.tools.loadtest import DEFAULT_WEIGHTS, SHED, load_collections, phases
+from service.tools.loadtest_pools import Pools, load
 
 POOLS: Pools | None = None
 
@@ -176,8 +173,14 @@ class Phases(LoadTestShape):
 
     use_common_options = True
 
+    @property
+    def _options(self) -> Any:
+        """locust's parsed options (locust gives the shape its runner before it asks for a tick)."""
+        assert self.runner is not None and self.runner.environment.parsed_options is not None
+        return self.runner.environment.parsed_options
+
     def plan(self) -> list[tuple[int, float]]:
-        options = self.runner.environment.parsed_options
+        options = self._options
         return phases(options.o2v_phases, options.num_users or 1, options.run_time)
 
     def tick(self) -> tuple[int, float] | None:
@@ -186,7 +189,7 @@ class Phases(LoadTestShape):
         for users, seconds in self.plan():
             end += seconds
             if elapsed < end:
-                return users, self.runner.environment.parsed_options.spawn_rate or users
+                return users, self._options.spawn_rate or users
         return None
 
 
@@ -198,7 +201,9 @@ class PhaseRecorder:
     """Every request's time, outcome and phase, for the per-phase record (one list entry per request)."""
 
     def __init__(self, environment: Environment) -> None:
-        self.shape = environment.shape_class
+        shape = environment.shape_class
+        assert isinstance(shape, Phases), "locust uses this file's one load shape"
+        self.shape = shape
         self.plan = self.shape.plan()
         self.ends = np.cumsum([s for _, s in self.plan])
         self.rows: list[tuple[int, float, float, str]] = []  # phase, seconds into the run, ms, outcome

@@ -33,10 +33,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python loadtests/run.py` as well as -m
-
-from loadtests.common import DEFAULT_WEIGHTS, SHED, load_collections, phases
-from loadtests.pools import Pools, load
+from service.tools.loadtest import DEFAULT_WEIGHTS, SHED, load_collections, phases
+from service.tools.loadtest_pools import Pools, load
+from service.tools.tables import print_table
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 MIB = 1 << 20
@@ -214,8 +213,6 @@ def slo(total: dict[str, Any], after: dict[str, Any], args: argparse.Namespace) 
 
 
 def report(summary: dict[str, Any]) -> None:
-    from bench.common import print_table
-
     routes = [{"route": name, **numbers} for name, numbers in summary["routes"].items()]
     columns = ["requests", "rps", "failures", "shed_503", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
     print_table(routes, [("route", "route"), *((c, c) for c in columns)])

@@ -11,7 +11,7 @@ import importlib.util
 import json
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,9 @@ import numpy as np
 from scipy.stats import rankdata, spearmanr
 
 from service.datasets import file_sha256, read_clinc, read_reviews, read_sts, source_files
-from service.encoders.model_dir import ModelDir
 from service.index.calibrate import NO_THRESHOLD, Votes, fit, measure
 from service.index.classify import vote
+from service.model.model_dir import ModelDir
 from service.text import TextTokenizer
 from service.vectors import cosine_matrix, pair_cosines
 
@@ -329,7 +329,7 @@ def token_hit_rate(tokenizer: TextTokenizer, texts: Sequence[str], trained: set[
 
 
 def vocabulary_coverage(
-    model: ModelDir, corpora: dict[str, Sequence[str]], train_channel: Path | None = None
+    model: ModelDir, corpora: Mapping[str, Sequence[str]], train_channel: Path | None = None
 ) -> dict[str, Any]:
     """Share of the token table that training touched, and of each held-back corpus's tokens that hit such a row.
 

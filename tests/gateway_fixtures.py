@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.encoders.base import Encoder
-from service.encoders.model_dir import ModelDir
 from service.encoders.onnx import OnnxEncoder
+from service.model.model_dir import ModelDir
 from service.settings import DEFAULT_MODEL_DIR, Settings
 
 TEXTS = [

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.encoders.model_dir import ModelDir
 from service.encoders.sagemaker import SageMakerEncoder
 from service.index.base import Item
 from service.index.fingerprint import model_fingerprint
+from service.model.model_dir import ModelDir
 from service.settings import DEFAULT_MODEL_DIR, Settings
 from tests.gateway_fixtures import onnx_encoder
 from tests.test_collections_api import API_KEY, KEY, REVIEWS, error_field

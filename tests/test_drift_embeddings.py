@@ -19,7 +19,7 @@ from service.drift.embeddings import (
     unit_rows,
     write_sample,
 )
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 from service.settings import Settings
 from tests.gateway_fixtures import client
 

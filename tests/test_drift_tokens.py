@@ -15,7 +15,7 @@ from service.cli import main
 from service.datasets import read_sts
 from service.drift import DriftMonitor
 from service.drift.tokens import RATES_FILE, TRAINED_FILE, TokenModel, TokenRates, trained_mask
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 from service.settings import Settings
 from tests.drift_fixtures import card, config
 from tests.gateway_fixtures import client

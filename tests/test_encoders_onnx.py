@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from service.encoders.base import NoScorer, l2_normalize
-from service.encoders.model_dir import ModelDir
 from service.encoders.onnx import OnnxEncoder
+from service.model.model_dir import ModelDir
 from tests.gateway_fixtures import TEXTS, model_copy, onnx_encoder
 
 

@@ -16,7 +16,6 @@ from tokenizers.pre_tokenizers import Whitespace
 
 from bench.quality import CONTRAST_FILE
 from service.datasets import data_root, file_sha256
-from service.encoders.model_dir import ModelDir
 from service.evaluation import (
     KEYBOARD_NEIGHBOURS,
     TYPO_KINDS,
@@ -36,6 +35,7 @@ from service.evaluation import (
 from service.index.base import Item
 from service.index.calibrate import NO_THRESHOLD
 from service.index.classify import classify, vote
+from service.model.model_dir import ModelDir
 from service.settings import DEFAULT_MODEL_DIR
 from tests.index_fixtures import DIM, registry, unit_vectors
 

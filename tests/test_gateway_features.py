@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.api.server import ServerProcess
-from service.encoders.model_dir import ModelDir
 from service.encoders.onnx import OnnxEncoder
 from service.encoders.sagemaker import SageMakerEncoder
+from service.model.model_dir import ModelDir
 from service.settings import Settings
 from tests.gateway_fixtures import TEXTS, client, model_copy, onnx_encoder
 from tests.sagemaker_stub import StubSageMaker

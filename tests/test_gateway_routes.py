@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from service.encoders.embedder import INLINE_TOKENIZE_CHARS
-from service.encoders.model_dir import ModelDir
 from service.encoders.onnx import OnnxEncoder
+from service.model.model_dir import ModelDir
 from tests.gateway_fixtures import TEXTS, client, model_copy, onnx_encoder
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.object2vec.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
+from service.model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 
 REQUIRED = {"enc0_max_seq_len": "10", "enc0_vocab_size": "100"}
 

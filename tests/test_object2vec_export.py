@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from service.model.hyperparameters import parse_hyperparameters
 from service.object2vec.export import export_encoder, export_model, export_scorer
-from service.object2vec.hyperparameters import parse_hyperparameters
 from service.object2vec.network import Object2Vec
 from service.object2vec.train import TrainConfig, load_checkpoint, train
 from service.settings import DEFAULT_MODEL_DIR

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from service.model.hyperparameters import parse_hyperparameters
 from service.object2vec.data import DataError, read_jsonl, with_negatives
-from service.object2vec.hyperparameters import parse_hyperparameters
 from service.object2vec.network import Object2Vec
 from service.object2vec.train import ConfigError, EarlyStopping, TrainConfig, align_unseen_tokens, train
 from tests.object2vec_fixtures import VOCAB, tiny_config, write_jsonl

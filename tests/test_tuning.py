@@ -21,7 +21,7 @@ from botocore.session import get_session
 from botocore.stub import Stubber
 
 from service.cli import main
-from service.object2vec.hyperparameters import parse_hyperparameters
+from service.model.hyperparameters import parse_hyperparameters
 from service.object2vec.sagemaker_tuning import submit, training_image, validate_request
 from service.object2vec.tuning import JOURNAL, open_storage
 from service.object2vec.tuning_config import TuningError, check_tuning

@@ -3,7 +3,7 @@
 A router module exposes either `router` (an APIRouter) or `build_router(settings, encoder) -> APIRouter` when
 its request schemas depend on the settings' limits or the model (so the OpenAPI schema states the real limits).
 To add a domain, import its module here and append it to ROUTERS. What a route needs at request time comes from
-the dependencies in deps.py (`get_embedder`, `get_settings`) and `app.state`: settings, encoder, embedder,
+the dependencies in deps.py (`get_embedder`) and `app.state`: settings, encoder, embedder,
 metrics, score_observers. `uvicorn --factory service.api.app:create_app` serves the settings of the environment.
 """
 
@@ -81,8 +81,9 @@ def create_app(
     app.state.settings = settings
     app.state.encoder = encoder
     app.state.metrics = metrics
-    app.state.score_observers: list[ScoreObserver] = []
-    app.state.label_observers: list[LabelObserver] = []
+    score_observers: list[ScoreObserver] = []
+    label_observers: list[LabelObserver] = []
+    app.state.score_observers, app.state.label_observers = score_observers, label_observers
     errors.install(app)
     app.add_middleware(RouteFamilyMiddleware)  # the drift monitor's embedding windows are per route family
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limits.get(path, settings.max_body_bytes))

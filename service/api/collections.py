@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
@@ -336,7 +336,10 @@ async def _item_vectors(items: Sequence[Any], embedder: Embedder) -> np.ndarray:
 
 
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
-    Text = Annotated[limits.text(settings), AfterValidator(check_utf8)]
+    if TYPE_CHECKING:  # a type built from the settings at start-up: to a static checker, a str
+        Text: TypeAlias = str
+    else:
+        Text = Annotated[limits.text(settings), AfterValidator(check_utf8)]
     Numbers = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
     TopK = Annotated[int, Field(ge=1, le=settings.max_top_k)]
     scalar = {"type": ["string", "number", "boolean", "null"]}

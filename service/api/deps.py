@@ -1,4 +1,4 @@
-"""FastAPI dependencies that hand routes the app's shared objects: settings, embedder, score observers.
+"""FastAPI dependencies that hand routes the app's shared objects: embedder, score observers.
 
 `get_embedder(request)` returns the app's Embedder (service/encoders/embedder.py): `await embedder.embed(texts)`
 gives unit-length float32 vectors [n, dim] through the micro-batcher. Anything that wants every score a caller
@@ -14,14 +14,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.encoders.embedder import Embedder
-from service.settings import Settings
 
 ScoreObserver = Callable[[str, Sequence[float]], None]
 LabelObserver = Callable[[str | None, float], None]  # a classification's label (None: out of scope), confidence
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def get_embedder(request: Request) -> Embedder:

@@ -10,7 +10,7 @@ filled every slot with junk names.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -167,13 +167,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         monitor.create_stream(stream)  # before the pairs are embedded: past the stream limit nothing is spent
         label_spearman = None
         if body.pairs is not None:
-            scores = await embed_pair_cosines(embedder, [(p[0], p[1]) for p in body.pairs], settings.max_batch_size)
+            pairs = [(p[0], p[1]) for p in body.pairs]
+            scores: Sequence[float] | np.ndarray = await embed_pair_cosines(embedder, pairs, settings.max_batch_size)
             labels = [p[2] for p in body.pairs if p[2] is not None]
             if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
                 label_spearman = round(float(spearmanr(scores, labels).statistic), 6)
             source = body.source or f"pairs:{len(body.pairs)} scored by {encoder.name}"
         else:
-            scores, source = body.scores, body.source or f"scores:{len(body.scores or [])}"
+            scores, source = body.scores or [], body.source or f"scores:{len(body.scores or [])}"
         described = await asyncio.to_thread(monitor.set_baseline, stream, scores, source)
         return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
 

@@ -87,7 +87,8 @@ def text(settings: Settings) -> Any:
 
 def texts(settings: Settings) -> Any:
     """1 to O2V_MAX_BATCH_SIZE texts."""
-    return Annotated[list[text(settings)], Field(min_length=1, max_length=settings.max_batch_size)]
+    one = text(settings)
+    return Annotated[list[one], Field(min_length=1, max_length=settings.max_batch_size)]
 
 
 def text_or_texts(settings: Settings) -> Any:

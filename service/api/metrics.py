@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -53,7 +54,7 @@ class Metrics:
 
     def track_queues(self, embedder: Embedder) -> None:
         for channel, batcher in embedder.batchers.items():
-            self.queue_depth.labels(channel).set_function(lambda b=batcher: b.depth)
+            self.queue_depth.labels(channel).set_function(partial(getattr, batcher, "depth"))  # this loop's batcher
 
     def track_cache(self, cache: EmbeddingCache | None) -> None:
         """The embedding cache's hits, misses and bytes (O2V_EMBED_CACHE_BYTES), read at scrape time."""

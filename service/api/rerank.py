@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool
 from starlette.responses import Response
 
 from service.api import limits
@@ -19,7 +19,7 @@ from service.api.render import json_response
 from service.encoders.base import Encoder
 from service.settings import Settings
 
-ONE_OF_TEXTS_DOCUMENTS = [
+ONE_OF_TEXTS_DOCUMENTS: list[JsonValue] = [
     {"required": ["texts"], "not": {"required": ["documents"]}},
     {"required": ["documents"], "not": {"required": ["texts"]}},
 ]

@@ -11,7 +11,7 @@ encoding: 6 MiB of tiny instances once took 38 s and 2.7 GB to answer.
 
 import json
 from email.message import Message
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, cast
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -20,12 +20,12 @@ from starlette.responses import Response
 from service.api.deps import EmbedderDep
 from service.api.errors import BODY_ERRORS, ApiError, from_validation_errors, responses
 from service.api.render import dumps, json_response
-from service.encoders.base import MAX_SEQ_LEN, Encoder
+from service.encoders.base import MAX_SEQ_LEN, Channel, Encoder
 from service.encoders.embedder import Embedder
 from service.settings import Settings
 
 JSON_LINES = ("application/jsonlines", "application/jsonl", "application/x-jsonlines")
-CHANNELS = ("in0", "in1")
+CHANNELS: tuple[Channel, Channel] = ("in0", "in1")
 
 
 class EmbeddingPrediction(BaseModel):
@@ -123,13 +123,15 @@ async def _predict(embedder: Embedder, rows: list[dict[str, list[int] | None]]) 
     predictions: list[dict[str, Any]] = [{} for _ in rows]
     pairs = [i for i, r in enumerate(rows) if r["in0"] and r["in1"]]
     if pairs:
-        scores = await embedder.score_ids([rows[i]["in0"] for i in pairs], [rows[i]["in1"] for i in pairs])
+        in0 = [cast(list[int], rows[i]["in0"]) for i in pairs]  # both are there: `pairs` holds no other rows
+        in1 = [cast(list[int], rows[i]["in1"]) for i in pairs]
+        scores = await embedder.score_ids(in0, in1)
         for i, s in zip(pairs, scores, strict=True):
             predictions[i] = {"scores": s}
     for channel in CHANNELS:
         alone = [i for i, r in enumerate(rows) if r[channel] and not predictions[i]]
         if alone:
-            vectors = await embedder.embed_ids([rows[i][channel] for i in alone], channel)
+            vectors = await embedder.embed_ids([cast(list[int], rows[i][channel]) for i in alone], channel)
             for i, v in zip(alone, vectors, strict=True):
                 predictions[i] = {"embeddings": v}
     return predictions
@@ -162,7 +164,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         instances: Annotated[list[Instance], Field(min_length=1, max_length=max_instances)]
 
     instance_schema = Instance.model_json_schema()
-    request_schema = {
+    request_schema: dict[str, Any] = {
         "type": "object",
         "required": ["instances"],
         "properties": {

@@ -10,6 +10,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from service.errors import NotFound
@@ -102,14 +103,14 @@ def _tokens(args: argparse.Namespace) -> int:
 
     from service import datasets
     from service.drift.tokens import trained_mask, write_token_files
-    from service.encoders.model_dir import ModelDir
+    from service.model.model_dir import ModelDir
     from service.settings import Settings
 
     model = ModelDir.load(args.model_dir or Settings().model_dir)
     tokenizer = model.tokenizer()
     if args.train_channel:
-        rows = (row for path in args.train_channel for row in _channel_rows(Path(path)))
-        how = {"from": "train channel token ids", "files": [Path(p).name for p in args.train_channel]}
+        rows: Iterator[list[int]] = (row for path in args.train_channel for row in _channel_rows(Path(path)))
+        how: dict[str, Any] = {"from": "train channel token ids", "files": [Path(p).name for p in args.train_channel]}
     else:
         texts = [t for p in datasets.read_sts("train") for t in (p.a, p.b)]
         texts += [t for split in ("train", "val") for t, _ in datasets.read_clinc(split)]
@@ -177,7 +178,7 @@ def _channel_rows(path: Any) -> Any:
 
 def _offline(args: argparse.Namespace) -> Any:
     from service.drift import DriftMonitor
-    from service.encoders.model_dir import ModelDir
+    from service.model.model_dir import ModelDir
     from service.settings import Settings
 
     overrides = {"data_dir": args.data_dir, "model_dir": args.model_dir}

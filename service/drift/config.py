@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.drift.shift import ShiftParams
+from service.settings import Settings
 
 LEVELS = ("ok", "warning", "drift")
 
@@ -73,8 +74,8 @@ class DriftConfig:
     embed_permutations: int
 
     @classmethod
-    def from_settings(cls, s: Any) -> DriftConfig:
-        """Read the `drift_*` fields of a `service.settings.Settings`."""
+    def from_settings(cls, s: Settings) -> DriftConfig:
+        """Read the `drift_*` fields of the settings."""
         limits = {
             "ks_pvalue": Limit(s.drift_ks_pvalue_warning, s.drift_ks_pvalue_drift, smaller_is_worse=True),
             "linf": Limit(s.drift_linf_warning, s.drift_linf_drift),

@@ -71,7 +71,7 @@ class LabelMonitor:
     def _rank(self, ref: list[tuple[str, float]], live: list[tuple[str, float]]) -> list[dict[str, Any]]:
         names = sorted({n for n, _ in ref} | {n for n, _ in live})
         limit = self.alpha / max(len(names), 1)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name in names:
             r = np.array([c for n, c in ref if n == name])
             li = np.array([c for n, c in live if n == name])

@@ -21,6 +21,9 @@ from service.drift.stream import SCORE_EDGES
 STATUS_VALUE = {"pending": -1, **{name: i for i, name in enumerate(LEVELS)}}
 LE = [*(floatToGoString(edge) for edge in SCORE_EDGES), "+Inf"]
 """`le` label values, written as prometheus_client writes a histogram's, so the two series join on them."""
+_G = GaugeMetricFamily
+Families = tuple[_G, _G, _G, _G, _G, HistogramMetricFamily, _G, _G, _G, _G, _G, _G, _G]
+"""What DriftCollector._families returns, in its order: every family a gauge but `o2v_drift_score`."""
 
 
 class DriftCollector(Collector):
@@ -68,7 +71,7 @@ class DriftCollector(Collector):
         return iter(families)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily | HistogramMetricFamily, ...]:
+    def _families() -> Families:
         return (
             GaugeMetricFamily("o2v_drift_status", "-1 pending, 0 ok, 1 warning, 2 drift", labels=["stream"]),
             GaugeMetricFamily("o2v_drift_live_samples", "scores in the live window", labels=["stream"]),

@@ -29,6 +29,8 @@ from service.drift.streams import LABEL_STREAM, STREAM_PATTERN, STREAMS, TOKEN_S
 from service.drift.texts import TextKeeper
 from service.drift.tokens import RATES_FILE, TokenModel, TokenRates
 from service.errors import NotFound
+from service.settings import Settings
+from service.text import TextTokenizer
 
 log = logging.getLogger("service.drift")
 
@@ -147,7 +149,9 @@ class DriftMonitor:
             self._restore(store.load())
 
     @classmethod
-    def from_settings(cls, settings: Any, card: dict[str, Any], tokenizer: Any = None) -> DriftMonitor:
+    def from_settings(
+        cls, settings: Settings, card: dict[str, Any], tokenizer: TextTokenizer | None = None
+    ) -> DriftMonitor:
         """The service's monitor: O2V_DRIFT_* settings, state under data_dir/.o2v/drift, the served model's card,
         and with the model's `TextTokenizer` the token streams (the model dir's trained rows and rates); embedding
         drift where the model dir has an embedding sample."""
@@ -155,7 +159,7 @@ class DriftMonitor:
         notifier = StatusNotifier(config.webhook_url, config.webhook_timeout_s, config.webhook_retries)
         tokens = None
         if tokenizer is not None:
-            model = TokenModel.load(getattr(settings, "model_dir", None), tokenizer.vocab_size)
+            model = TokenModel.load(settings.model_dir, tokenizer.vocab_size)
             tokens = (TokenRates(model.trained, tokenizer.unk_id, tokenizer.max_seq_len), model)
         sample = load_sample(getattr(settings, "model_dir", None))
         store = DriftStore.in_data_dir(settings.data_dir)
@@ -488,7 +492,7 @@ class DriftMonitor:
         baseline = self.baseline(name)
         status = tracked.tracker.status
         live = summary(ev.live)
-        domain = None
+        domain: dict[str, Any] | None = None
         if ev.domain is not None and self.card_baseline is not None:
             domain = {
                 "status": LEVELS[ev.domain.enter],

@@ -123,7 +123,7 @@ def _stream_section(name: str, s: dict[str, Any]) -> str:
     status = s["status"]
     hist = s.get("histogram")
     baseline, live = s.get("baseline"), s["live"]
-    if hist and s["n_live"]:
+    if hist and baseline and s["n_live"]:
         marks = [(baseline["mean"], BASELINE_COLOR), (live["mean"], LIVE_COLOR)]
         chart = histogram_svg(hist["edges"], hist["baseline"], hist["live"], marks, f"{name}: baseline vs live")
     elif hist:

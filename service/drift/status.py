@@ -38,7 +38,7 @@ class StatusTracker:
     def __init__(self, confirm: int, clear: int, status: str = PENDING, recent: list[list[int]] | None = None):
         self.confirm, self.clear = confirm, clear
         self.status = status
-        self.recent: deque[tuple[int, int]] = deque((tuple(r) for r in recent or []), maxlen=max(confirm, clear))
+        self.recent: deque[tuple[int, int]] = deque(((r[0], r[1]) for r in recent or []), maxlen=max(confirm, clear))
 
     @property
     def rank(self) -> int:

@@ -8,8 +8,8 @@ from typing import Literal
 
 import numpy as np
 
-from service.encoders.model_dir import ModelDir
 from service.errors import BadGateway, InvalidRequest, ServiceError, Unavailable
+from service.model.model_dir import ModelDir
 
 Channel = Literal["in0", "in1"]
 Rows = Sequence[Sequence[int]]

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, cast
 
 import numpy as np
 
@@ -130,7 +130,7 @@ class Embedder:
             for i, vector in zip(missing, computed, strict=True):
                 self.cache.put(keys[i], vector)
                 found[i] = vector
-        return np.stack(found) if found else np.empty((0, self.dim), np.float32)
+        return np.stack(cast(list[np.ndarray], found)) if found else np.empty((0, self.dim), np.float32)  # all filled
 
     async def _run(self, rows: Rows, channel: Channel) -> np.ndarray:
         """The micro-batcher; when the request is traced, each part's queue wait and encoder call become spans."""

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.encoders.base import Channel, Encoder, NoScorer, Rows
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 from service.settings import Settings
 from service.text import TextTokenizer
 

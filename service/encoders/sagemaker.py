@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.encoders.base import MAX_SEQ_LEN, BackendUnavailable, BadBackendResponse, Channel, Encoder, Rows
-from service.encoders.model_dir import ModelDir
+from service.model.model_dir import ModelDir
 from service.settings import Settings
 
 _FLOAT_JSON_BYTES = 25  # "-1.2345678901234567e-05, ": the longest a float of the answer prints
@@ -81,7 +81,7 @@ class SageMakerEncoder(Encoder):
 
     def embed_ids(self, rows: Rows, channel: Channel = "in0") -> np.ndarray:
         limit = min(self.model.max_seq_len(channel), MAX_SEQ_LEN)
-        instances = [{channel: list(row[:limit])} for row in rows]
+        instances: list[dict[str, list[int]]] = [{channel: list(row[:limit])} for row in rows]
         # infer_max_seqlens=<FWD>,<BCK> as documented: the model's bounds, the sent encoder's one cut to the chunk
         lengths = {c: min(self.model.max_seq_len(c), MAX_SEQ_LEN) for c in ("in0", "in1")}
         vectors = []
@@ -105,7 +105,7 @@ class SageMakerEncoder(Encoder):
 
     def score_ids(self, rows0: Rows, rows1: Rows) -> np.ndarray:
         instances = [{"in0": list(a), "in1": list(b)} for a, b in zip(rows0, rows1, strict=True)]
-        scores = []
+        scores: list[np.ndarray] = []
         for chunk in self._chunks(instances, answer_bytes=64 * _FLOAT_JSON_BYTES):
             answer = self._invoke(chunk, "application/json")
             scores.append(_read_predictions(answer, "scores", len(chunk), scores[0].shape[1] if scores else None))

@@ -11,7 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import numpy as np
+
+    from service.encoders.base import Encoder
+    from service.index.base import CollectionRegistry, VectorCollection
+    from service.settings import Settings
 
 
 def configure(subparsers: argparse._SubParsersAction) -> None:
@@ -114,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         collections.close()
 
 
-def _embedder(settings: Any, collection: Any = None) -> Any:
+def _embedder(
+    settings: Settings, collection: VectorCollection | None = None
+) -> Callable[[Sequence[str]], np.ndarray]:
     """The served model's text embedder; with a collection, first refused (409) unless it embedded the collection."""
     encoder = _encoder(settings)
     if collection is not None:
@@ -124,13 +135,13 @@ def _embedder(settings: Any, collection: Any = None) -> Any:
     return encoder.embed_texts
 
 
-def _encoder(settings: Any) -> Any:
+def _encoder(settings: Settings) -> Encoder:
     from service.encoders import load_encoder
 
     return load_encoder(settings)
 
 
-def _load(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _load(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     from service.index.loader import Columns, count_records, guess_format, load, read_records
 
     path = Path(args.file)
@@ -152,13 +163,13 @@ def _load(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _list(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     for name in collections.names():
         print(json.dumps(collections.get(name).info()))
     return 0
 
 
-def _search(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _search(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     collection = collections.get(args.collection)
     hits = collection.search(_embedder(settings, collection)([args.text])[0], args.top_k, pairs(args.filter, True))
     for hit in hits:
@@ -166,7 +177,7 @@ def _search(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     return 0
 
 
-def _classify(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _classify(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     from service.index.classify import classify
 
     collection = collections.get(args.collection)
@@ -176,7 +187,7 @@ def _classify(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     return 0
 
 
-def _cluster(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _cluster(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     from service.index.cluster import cluster
 
     collection = collections.get(args.collection)
@@ -188,7 +199,7 @@ def _cluster(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     return 0
 
 
-def _calibrate(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _calibrate(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     from service.index.calibrate import calibrate
 
     rows = [json.loads(line) for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -209,7 +220,7 @@ def _calibrate(args: argparse.Namespace, settings: Any, collections: Any) -> int
     return 0
 
 
-def _reembed(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _reembed(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     import sys
 
     from service.index.fingerprint import model_fingerprint
@@ -225,14 +236,14 @@ def _reembed(args: argparse.Namespace, settings: Any, collections: Any) -> int:
     return 0
 
 
-def _backup(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _backup(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     from service.index.backup import backup
 
     print(json.dumps(backup(collections, args.collection, Path(args.dir))))
     return 0
 
 
-def _restore(args: argparse.Namespace, settings: Any, collections: Any) -> int:
+def _restore(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
     from service.index.backup import restore
 
     print(json.dumps(restore(collections, Path(args.dir), args.name)))

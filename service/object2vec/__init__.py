@@ -1,4 +1,4 @@
-"""The Object2Vec model (PyTorch): SageMaker hyperparameters, network, data, training and ONNX export.
+"""The Object2Vec model (PyTorch): network, data, training and ONNX export of model directories (service/model).
 
 The only package that imports torch; install with the `train` extra.
 """

@@ -64,9 +64,9 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from service.encoders.base import l2_normalize
-    from service.encoders.model_dir import ModelDir
     from service.encoders.onnx import OnnxEncoder
     from service.evaluation import clinc, sts_spearman
+    from service.model.model_dir import ModelDir
     from service.settings import get_settings
 
     encoder = OnnxEncoder(ModelDir.load(args.model_dir or get_settings().model_dir))
@@ -97,7 +97,7 @@ def _convert(args: argparse.Namespace) -> int:
     if len(cols) != 3:
         raise SystemExit("--columns takes three 0-based column numbers: text0,text1,label")
     tok = TextTokenizer.from_file(args.tokenizer, args.max_seq_len)
-    n = convert_pairs(args.src, args.dst, tok, cols, args.delimiter, args.label_scale, args.skip_header)  # type: ignore[arg-type]
+    n = convert_pairs(args.src, args.dst, tok, cols, args.delimiter, args.label_scale, args.skip_header)
     print(f"wrote {n} records to {args.dst}")
     return 0
 

@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -139,7 +140,7 @@ def convert_pairs(
     src = Path(src)
     if delimiter is None:
         delimiter = "\t" if src.suffix.lower() in (".tsv", ".txt") else ","
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     rows: list[tuple[str, str, float]] = []
     with open(src, encoding="utf-8", newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh, delimiter=delimiter, quoting=quoting), 1):

@@ -35,6 +35,9 @@ class QuantizedEmbedding(nn.Module):
     cosine to its float original stays above 0.9999.
     """
 
+    table: torch.Tensor  # buffers, registered in __init__
+    scale: torch.Tensor
+
     def __init__(self, weight: torch.Tensor, dtype: str) -> None:
         super().__init__()
         self.embedding_dim = weight.shape[1]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from service.object2vec.hyperparameters import Hyperparameters
+from service.model.hyperparameters import Hyperparameters
 
 PAD_ID = 0
 

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--samples", type=int, default=20_000)
     args = parser.parse_args(argv)
-    from service.encoders.model_dir import ModelDir
+    from service.model.model_dir import ModelDir
 
     rows, source = dataset_rows(ModelDir.load(args.model_dir).tokenizer(), args.samples)
     print(json.dumps(rotate_model_dir(args.model_dir, rows, source), indent=1))

@@ -322,8 +322,8 @@ def build_v2(
                 partners = [i, picks[0], picks[-1]][:typo_pairs]
                 rows.extend((typo_ids[i], ids[j], float(typ[i] @ base[j])) for j in partners)
                 counts["typo"] += len(partners)
-            if negated[i]:
-                rows.append((ids[i], tokenizer.encode([negated[i]])[0], float(base[i] @ extra_vecs[negated[i]])))
+            if negation := negated[i]:
+                rows.append((ids[i], tokenizer.encode([negation])[0], float(base[i] @ extra_vecs[negation])))
                 counts["negation"] += 1
     if words:
         wv = vecs[len(vecs) - len(words) :]

@@ -23,8 +23,8 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from service.datasets import file_sha256
+from service.model.hyperparameters import Hyperparameters, parse_hyperparameters
 from service.object2vec.data import PairData, batches, read_jsonl, with_negatives
-from service.object2vec.hyperparameters import Hyperparameters, parse_hyperparameters
 from service.object2vec.network import PAD_ID, Object2Vec, load_pretrained_embeddings
 
 LOCAL_OPTIONS = {

@@ -324,6 +324,7 @@ class _Progress:
 
     def __init__(self, study: optuna.Study, total: int, enabled: bool) -> None:
         self.study = study
+        self.total = total
         self.bar = tqdm(total=total, desc="trials", unit="trial", disable=not enabled)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
@@ -338,7 +339,7 @@ class _Progress:
         done = _finished(self.study)
         complete = [t.value for t in done if t.state == TrialState.COMPLETE and t.value is not None]
         pruned = sum(t.state == TrialState.PRUNED for t in done)
-        self.bar.n = min(len(done), self.bar.total)
+        self.bar.n = min(len(done), self.total)
         if complete:
             best = min(complete) if self.study.direction.name == "MINIMIZE" else max(complete)
             self.bar.set_postfix(best=f"{best:.5g}", pruned=pruned, refresh=False)

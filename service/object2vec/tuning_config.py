@@ -2,7 +2,8 @@
 
 One file serves both `o2v tune` and SageMaker's CreateHyperParameterTuningJob, so its shape is checked against
 botocore's service model for sagemaker (what AWS would accept), and its ranges against the Object2Vec schema in
-hyperparameters.py (what the algorithm would accept). Every problem is collected, so one run names them all.
+service/model/hyperparameters.py (what the algorithm would accept). Every problem is collected, so one run names
+them all.
 No torch here: the SageMaker request is built from this module alone.
 """
 
@@ -13,9 +14,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from service.object2vec.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
+from service.model.hyperparameters import SPECS, HyperparameterError, parse_hyperparameters
 
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 
@@ -90,7 +91,7 @@ class TuningSpec:
     raw: dict[str, Any]
     strategy: str
     metric: str
-    direction: str  # minimize | maximize (Optuna's words)
+    direction: Literal["minimize", "maximize"]  # Optuna's words
     max_trials: int
     max_parallel: int
     early_stopping: str  # Off | Auto

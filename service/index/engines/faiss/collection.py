@@ -86,7 +86,7 @@ class FaissCollection(VectorCollection):
         defaults: IndexConfig,
         options: Options,
         limits: Limits = DEFAULT_LIMITS,
-        on_use: Callable[[FaissCollection], None] | None = None,
+        on_use: Callable[[FaissCollection], object] | None = None,
     ) -> None:
         self.name = folder.name
         self.folder = folder

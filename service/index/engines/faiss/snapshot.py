@@ -6,6 +6,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,8 @@ def write_temp(path: Path, arrays: dict[str, np.ndarray], header: dict) -> Path:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays, **{HEADER: blob})
+        members: dict[str, Any] = {**arrays, HEADER: blob}  # typed loosely: no name is savez's allow_pickle
+        np.savez(fh, **members)
         fh.flush()
         os.fsync(fh.fileno())
     return tmp

@@ -68,7 +68,7 @@ class IndexConfig:
             low, high = INDEX_PARAM_MIN[key], INDEX_PARAM_MAX[key]
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise InvalidRequest(f"{key} must be an integer from {low} to {high}", key)
-        return replace(self, kind=kind, **params)  # type: ignore[arg-type]
+        return replace(self, kind=kind, **params)
 
     def public(self) -> dict[str, Any]:
         """The kind and only the parameters it uses."""

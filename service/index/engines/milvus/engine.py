@@ -435,7 +435,7 @@ class MilvusCollection(VectorCollection):
         moment is the one race left, and the catalog keeps the later)."""
         checked, vectors = check_items(items, vectors, self.limits)
         rows = [self._to_row(item, f"items[{i}]") for i, item in enumerate(items)]
-        rows = {r["id"]: r for r in rows}  # the last of repeated ids, as check_items keeps
+        by_id = {r["id"]: r for r in rows}  # the last of repeated ids, as check_items keeps
         with self.owner.errors(self.name):
             target = self._ensure_items(vectors.shape[1])
             check_dim(vectors, self.dim or 0)
@@ -447,7 +447,7 @@ class MilvusCollection(VectorCollection):
             batch: list[dict[str, Any]] = []
             size, seq = 0, WRITE_CLOCK.take(len(checked))
             for i, (item, vector) in enumerate(zip(checked, vectors, strict=True)):
-                row = {**rows[item.id], "seq": seq + i, "vector": vector}
+                row = {**by_id[item.id], "seq": seq + i, "vector": vector}
                 batch.append(row)
                 size += row.pop("bytes")
                 if size >= MAX_BATCH_BYTES:
@@ -594,9 +594,10 @@ class MilvusCollection(VectorCollection):
         found: dict[str, Item] = {}
         with self.owner.errors(self.name):
             target = self._items()
-            for chunk in _chunks(wanted, 512) if target is not None else ():
-                rows = self.owner.query(target, pk_filter(chunk), self._fields(with_vectors))
-                found.update((r["id"], _item(r, with_vectors)) for r in rows)
+            if target is not None:
+                for chunk in _chunks(wanted, 512):
+                    rows = self.owner.query(target, pk_filter(chunk), self._fields(with_vectors))
+                    found.update((r["id"], _item(r, with_vectors)) for r in rows)
         return [found.get(i) for i in ids]
 
 

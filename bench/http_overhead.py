@@ -1,7 +1,7 @@
 """HTTP overhead benchmark: sentences/s of the in-process encoder vs POST /v1/embeddings on a real uvicorn server.
 
-    python -m bench.http                          # batch 1, 16, 64; 3 rounds of 2 s per side; 8 HTTP clients
-    python -m bench.http --seconds 1 --rounds 1 --concurrency 4 --encoding base64
+    python -m bench.http_overhead                 # batch 1, 16, 64; 3 rounds of 2 s per side; 8 HTTP clients
+    python -m bench.http_overhead --seconds 1 --rounds 1 --concurrency 4 --encoding base64
 
 Both sides run in one go on the same machine with the same settings (O2V_* from the environment), taking turns
 round by round so that load from other processes weighs on both alike; each figure is the median of its rounds.
@@ -14,32 +14,26 @@ batch 64. Prints a table, then one JSON line.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import itertools
+import json
+import statistics
 import sys
-from pathlib import Path
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-# Run as a script, this file's folder leads sys.path and its name would shadow the standard library's `http`.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import httpx
+import orjson
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import httpx  # noqa: E402
-import orjson  # noqa: E402
-
-from bench.common import print_table  # noqa: E402
-from service.api.server import ServerProcess  # noqa: E402
-from service.datasets import read_sts  # noqa: E402
-from service.encoders.base import l2_normalize  # noqa: E402
-from service.encoders.onnx import OnnxEncoder  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.api.server import ServerProcess
+from service.datasets import read_sts
+from service.encoders.base import l2_normalize
+from service.encoders.onnx import OnnxEncoder
+from service.settings import Settings
+from service.tools.tables import print_table
 
 BATCHES = (1, 16, 64)
 TARGET = 0.6

@@ -183,12 +183,12 @@ class Pools:
 
 def fixtures() -> Pools:
     """The project-written texts above."""
-    intents = [
+    intents: list[dict[str, Any]] = [
         {"id": f"{label}-{i}", "text": text, "metadata": {"label": label}}
         for label, texts in INTENTS.items()
         for i, text in enumerate(texts)
     ]
-    reviews = [
+    reviews: list[dict[str, Any]] = [
         {"id": f"{source}-{i}", "text": text, "metadata": {"source": source, "sentiment": sentiment}}
         for source, rows in REVIEWS.items()
         for i, (text, sentiment) in enumerate(rows)
@@ -207,7 +207,7 @@ def shared(path: str | Path) -> Pools:
         for i, (text, label) in enumerate(read_clinc("train"))
         if label != "oos"
     ]
-    reviews = [
+    reviews: list[dict[str, Any]] = [
         {"id": f"{source}-{i}", "text": text, "metadata": {"source": source, "sentiment": sentiment}}
         for i, (text, sentiment, source) in enumerate(read_reviews())
     ]

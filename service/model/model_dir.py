@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.object2vec.hyperparameters import Hyperparameters, parse_hyperparameters
+from service.model.hyperparameters import Hyperparameters, parse_hyperparameters
 from service.text import TextTokenizer
 
 

@@ -1,0 +1,72 @@
+"""The seams between rooms: serving reads a model through service.model (no torch, no training code), and the tools
+(bench/, loadtests/) share code through the package, never through each other or sys.path edits."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TRAINING = ("torch", "service.object2vec")
+TRAINING_USERS = ("service/object2vec", "service/cli.py")
+"""The training package itself, and the CLI that dispatches `o2v train` and friends to it (lazily, per command)."""
+
+
+def _files(*places: str) -> Iterator[Path]:
+    for place in places:
+        path = REPO / place
+        yield from sorted(path.rglob("*.py")) if path.is_dir() else [path]
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) of every import in the file, lazy ones inside functions too."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.lineno, node.module
+
+
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_only_the_training_package_imports_torch_or_itself():
+    """Serving (api, encoders, drift, index) reads a model through service.model, never through training code."""
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {module}"
+        for path in _files("service")
+        if not any(path.relative_to(REPO).as_posix().startswith(user) for user in TRAINING_USERS)
+        for line, module in _imports(path)
+        if _within(module, TRAINING)
+    ]
+    assert not found
+
+
+def test_the_app_and_the_encoders_load_without_torch_or_the_training_package():
+    code = (
+        "import sys, service.api.app, service.encoders, service.encoders.onnx, service.encoders.sagemaker\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith('service.object2vec')))"
+    )
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert answer.stdout.strip() == "[]"
+
+
+def test_tools_share_code_through_the_package_only():
+    found = []
+    for tool, other in (("bench", "loadtests"), ("loadtests", "bench")):
+        for path in _files(tool):
+            found += [f"{path.relative_to(REPO)}:{n} imports {m}" for n, m in _imports(path) if _within(m, (other,))]
+    for path in _files("bench", "loadtests", "service/tools"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} touches sys.path")
+    assert not found
+
+
+def test_no_tool_module_shadows_the_standard_library():
+    shadows = [p.relative_to(REPO) for p in _files("bench", "loadtests") if p.stem in sys.stdlib_module_names]
+    assert not shadows
