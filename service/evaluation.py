@@ -36,7 +36,9 @@ def sts_spearman(embed: Embed) -> float:
     return pair_spearman(embed, [(p.a, p.b, p.score) for p in read_sts("test")])
 
 
-def knn(train_vecs: np.ndarray, train_labels: np.ndarray, queries: np.ndarray, k: int = 10):
+def knn(
+    train_vecs: np.ndarray, train_labels: np.ndarray, queries: np.ndarray, k: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """The classify route's vote (service.index.classify.vote) over the k nearest train rows by exact cosine, with no
     threshold: (voted label, support) per query, as a flat collection of the train rows would answer."""
     sims = cosine_matrix(queries, train_vecs)
@@ -51,7 +53,7 @@ def knn(train_vecs: np.ndarray, train_labels: np.ndarray, queries: np.ndarray, k
     return np.array(labels), np.array(support)
 
 
-def intent_votes(labels: Sequence, support: np.ndarray, truth: Sequence) -> Votes:
+def intent_votes(labels: Sequence | np.ndarray, support: np.ndarray, truth: Sequence) -> Votes:
     """Votes as calibration reads them: the true label None for out of scope (CLINC150's `oos`)."""
     gold = np.array([None if y == OOS else y for y in truth], dtype=object)
     return Votes(np.array(labels, dtype=object), np.asarray(support, dtype=np.float64), gold)
