@@ -1,37 +1,31 @@
-"""`o2v loadtest`: loadtests/run.py (python -m loadtests.run) under the o2v command, from a source checkout."""
+"""`o2v loadtest`: the headless load-test runner (service/tools/loadtest_run.py) under the o2v command."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+
+from service.settings import REPO
 
 
-def _loadtests() -> Any:
-    """loadtests/run.py of the source checkout (like bench/, not part of the installed package), or None."""
-    from service.settings import REPO
-
-    if not (REPO / "loadtests" / "run.py").is_file():
-        return None
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    import loadtests.run
-
-    return loadtests.run
+def _checkout() -> bool:
+    """locust loads loadtests/locustfile.py by path: it is in a source checkout, not in the installed package."""
+    return (REPO / "loadtests" / "locustfile.py").is_file()
 
 
 def configure(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("loadtest")
-    runner = _loadtests()
-    if runner is None:
+    if not _checkout():
         p.description = "needs a source checkout (loadtests/) with the dev extra installed (locust, psutil)"
-    else:
-        p.description = "the service on a loopback port under locust's callers: reports, summary, SLO check"
-        runner.configure(p)
+        return
+    from service.tools.loadtest_run import configure as runner_configure
+
+    p.description = "the service on a loopback port under locust's callers: reports, summary, SLO check"
+    runner_configure(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    runner = _loadtests()
-    if runner is None:
-        raise FileNotFoundError("o2v loadtest runs from a source checkout: loadtests/run.py is not here")
-    return runner.run(args)
+    if not _checkout():
+        raise FileNotFoundError("o2v loadtest runs from a source checkout: loadtests/locustfile.py is not here")
+    from service.tools.loadtest_run import run as runner_run
+
+    return runner_run(args)
