@@ -11,9 +11,10 @@ independently: in production the validation set and live traffic are two samples
 live scores from the baseline's own values would hide the baseline's sampling error and flatter the false-alarm
 rate. A shift δ adds δ to every live score (then clips). Every row runs twice, side by side: `old` is the
 KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `new` adds the shift test (service/drift/shift.py)
-with the current settings, on the same draws. The embedding case compares the MMD permutation test with a
-centroid-distance one on windows of real embeddings. Prints a table, then one JSON line (also written to
-bench/results/drift.json).
+with the current settings, on the same draws. A power bound shows what an idealised efficient-score detector
+reaches at the card's reference size and at larger ones (`power_bound`). The embedding case compares the MMD
+permutation test with a centroid-distance one on windows of real embeddings. Prints a table, then one JSON line
+(also written to bench/results/drift.json).
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from service.drift import DriftConfig, DriftMonitor
 from service.drift.baseline import Baseline, card_baseline
 from service.drift.config import LEVELS
 from service.drift.files import read_baseline_file
+from service.drift.shift import ShiftParams, bandwidth, efficient_score
 from service.model.model_dir import ModelDir
 from service.settings import Settings
 
 Sampler = Callable[[int, float], np.ndarray]
 SHIFTS = (-0.1, -0.05, -0.02, 0.02, 0.05, 0.1)
+BOUND_SHIFTS = (-0.05, 0.05)
 STREAM = "similarity"
 RESULTS = Path(__file__).parent / "results" / "drift.json"
 
@@ -121,6 +124,51 @@ def samples_to_drift(
         "p90": float(np.percentile(hits, 90)) if len(hits) * 10 >= runs * 9 else None,
         "within_500": sum(n <= 500 for n in hits) / runs,
         "detected": len(hits) / runs,
+    }
+
+
+def power_bound(
+    p: ShiftParams, sample: Sampler, n_baseline: int, seed: int, baselines: int = 8, draws: int = 200_000
+) -> dict[str, Any]:
+    """What an idealised detector reaches, so a miss of the 0.05 target can be told from a weak test: the change
+    starts exactly at the start of one of the horizon's `horizon / window` disjoint blocks, one look per block at
+    its end (no sliding window, no confirmation), with the efficient score of a baseline's density (shift.py: the
+    locally most powerful statistic for a small shift), the true null's mean and sd known, and its limit set so
+    that ≤ false_alarm of normal runs are ever raised. What is left is the reference's own sampling error (N
+    scores, one draw shared by every block of a run): power ≈ P(|signal + noise| / √(1 + window/N) ≥ limit). Per
+    reference size N (the card's, 2×, 4×, exact), the share of shifted blocks caught, averaged over `baselines`
+    draws of the card-sized baseline the statistic is built from. An idealisation, not a proof: the score function
+    of the true density (no monitor knows it) lifts the signal by a few per cent."""
+    rng = np.random.default_rng(seed)
+    signals = []  # mean shift of ψ under each shift, in units of its sd over one window of live scores
+    for _ in range(baselines):
+        base = sample(n_baseline, 0.0)
+        grid, psi, _, _ = efficient_score(base, bandwidth(base), p.clip)
+        null = np.interp(sample(draws, 0.0), grid, psi)  # the oracle knows the true null: its mean and sd
+        signals.append(
+            {s: (float(np.interp(sample(draws, s), grid, psi).mean()) - null.mean()) / null.std() * np.sqrt(p.window)
+             for s in BOUND_SHIFTS}
+        )  # fmt: skip
+    blocks, runs, out = max(1, p.horizon // p.window), draws, {}
+    for size in (n_baseline, 2 * n_baseline, 4 * n_baseline, None):
+        ratio = 0.0 if size is None else p.window / size  # reference variance in units of a window's
+        scale = np.sqrt(1.0 + ratio)
+        ref = rng.normal(0.0, np.sqrt(ratio), runs)  # one reference per run: its error is shared by every block
+        z = np.abs((rng.normal(0.0, 1.0, (runs, blocks)) - ref[:, None]) / scale).max(axis=1)
+        limit = float(np.quantile(z, 1.0 - p.false_alarm))
+        caught = {s: 0.0 for s in BOUND_SHIFTS}
+        for signal in signals:
+            ref = rng.normal(0.0, np.sqrt(ratio), runs)
+            for s in BOUND_SHIFTS:
+                hit = np.abs((signal[s] + rng.normal(0.0, 1.0, runs) - ref) / scale) >= limit
+                caught[s] += float(hit.mean()) / len(signals)
+        out["exact" if size is None else str(size)] = {"limit": limit, **{f"{s:+g}": v for s, v in caught.items()}}
+    return {
+        "signal": {f"{s:+g}": float(np.mean([g[s] for g in signals])) for s in BOUND_SHIFTS},
+        "window": p.window,
+        "blocks": blocks,
+        "false_alarm": p.false_alarm,
+        "by_n": out,
     }
 
 
@@ -285,6 +333,9 @@ def main() -> int:
                 for shift in SHIFTS
             },
         }
+    bound = {}
+    if config.shift is not None:
+        bound = power_bound(config.shift, kde_sampler(validation, np.random.default_rng(args.seed + 1)), n, args.seed)
     real = {}
     if args.real_pairs:
         real_configs = {"card, new": config, "learn, new": config_with(settings, drift_baseline="learn")}
@@ -322,6 +373,15 @@ def main() -> int:
             _delay(rows[label]["detection"][shift][mode]) for mode in ("empty", "after_window") for label in configs
         ]
         print(f"| {shift} | " + " | ".join(cells) + " |")
+    if bound:
+        print(
+            f"\npower bound (idealised: change at a block start, one look per {bound['window']}-score block, "
+            f"{bound['blocks']} blocks a run, efficient score, <= {bound['false_alarm']:.0%} of normal runs raised), "
+            "share caught within one block, by the reference's size:"
+        )
+        print("| reference scores | limit abs z | -0.05 | +0.05 |\n|---|---|---|---|")
+        for size, r in bound["by_n"].items():
+            print(f"| {size} | {r['limit']:.2f} | {r['-0.05']:.1%} | {r['+0.05']:.1%} |")
     if real:
         print(f"\nreal case, model {card.get('name')} (card created {card.get('created')}):")
         print(
@@ -352,6 +412,7 @@ def main() -> int:
         "runs": args.runs,
         "old": rows["old"],
         "new": rows["new"],
+        "power_bound": bound,
         "real": real,
         "embeddings": embeddings,
         "seconds": round(seconds, 1),

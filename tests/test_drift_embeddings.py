@@ -80,3 +80,32 @@ def test_a_sample_of_another_encoder_is_not_used(tmp_path: Path) -> None:
     assert load_sample(tmp_path) is not None and load_sample(tmp_path).shape == (4, 8)  # type: ignore[union-attr]
     (tmp_path / "encoder.onnx").write_bytes(b"model two, re-exported")
     assert load_sample(tmp_path) is None
+
+
+def test_embedding_windows_survive_a_restart(tmp_path: Path) -> None:
+    """The windows, counters and statuses are part of the drift state (int8 rows); a monitor with another sample
+    (another model's embedding space) does not take them."""
+    from service.drift import DriftMonitor
+    from service.drift.store import DriftStore
+    from tests.drift_fixtures import card, config
+
+    rng = np.random.default_rng(3)
+    sample = unit_rows(rng.normal(size=(200, 32)))
+    cfg = config(embed_window=150, embed_min_samples=100, embed_check_every=50)
+
+    def monitor(reference: np.ndarray) -> DriftMonitor:
+        return DriftMonitor(cfg, card(), DriftStore(tmp_path), embedding_sample=reference)
+
+    m = monitor(sample)
+    for _ in range(4):
+        m.record_embeddings(unit_rows(rng.normal(size=(50, 32)) + 0.8 * np.eye(32)[0]))
+        m.run_due_checks()
+    before = m.report()["embeddings"]["families"]
+    assert before["other"]["status"] == "drift" and before["other"]["n_live"] == 150
+    m.close()
+    again = monitor(sample)
+    assert again.report()["embeddings"]["families"] == before
+    window = np.array(again.embeddings.families["other"].vectors, dtype=np.float32)
+    kept = np.array(m.embeddings.families["other"].vectors, dtype=np.float32)
+    assert np.min(np.sum(window * kept, axis=1)) > 0.99  # int8 rows: cosines within about 1 %
+    assert monitor(unit_rows(rng.normal(size=(200, 32)))).report()["embeddings"]["families"] == {}

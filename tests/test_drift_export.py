@@ -57,7 +57,40 @@ def test_cli_export_writes_the_window(tmp_path: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     out = tmp_path / "export"
     assert main(["drift", "export", "--stream", "custom", "--out", str(out), "--data-dir", str(tmp_path)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"stream": "custom", "status": "ok", "scores": 12, "texts": 0}
+    assert json.loads(capsys.readouterr().out) == {
+        "stream": "custom",
+        "status": "ok",
+        "scores": 12,
+        "texts": 0,
+        "pairs": 0,
+    }
     lines = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert len(lines) == 12 and all(-1 <= line["score"] <= 1 for line in lines)
     assert json.loads((out / "verdict.json").read_text())["n_live"] == 12 and not (out / "texts.jsonl").exists()
+
+
+def test_similarity_pairs_export_as_an_object2vec_channel(tmp_path: Path) -> None:
+    """With kept texts, a stream's /similarity pairs come back as records `o2v train` reads (in0/in1 token ids,
+    label), the newest `max` pairs of all streams kept; without the setting none are kept."""
+    from service.object2vec.data import read_jsonl
+
+    pairs = [[f"a cat number {i}", f"a dog number {i}"] for i in range(5)]
+    keep = {"drift_keep_texts": True, "drift_keep_texts_max": 4}
+    with client(data_dir=tmp_path, api_key="export-key", **keep) as c:
+        assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
+        assert c.post("/similarity", json={"pairs": pairs[:1], "stream": "team"}, headers=KEY).status_code == 200
+        doc = c.get("/drift/export/similarity", headers=KEY).json()
+        team = c.get("/drift/export/team", headers=KEY).json()
+        tokens = c.post("/tokenize", json={"inputs": pairs[4]}).json()["results"]
+    assert [(p["text0"], p["text1"]) for p in doc["pairs"]] == [tuple(p) for p in pairs[2:]]  # team's is the 4th
+    assert [p["label"] for p in doc["pairs"]] == doc["scores"][2:] and doc["texts"] == []
+    assert [(p["text0"], p["text1"]) for p in team["pairs"]] == [tuple(pairs[0])]
+    ids = [[t["id"] for t in side["tokens"]] for side in tokens]
+    assert [doc["pairs"][-1]["in0"], doc["pairs"][-1]["in1"]] == ids
+    channel = tmp_path / "pairs.jsonl"
+    channel.write_text("".join(json.dumps(p) + "\n" for p in doc["pairs"]))
+    data = read_jsonl(channel, (30522, 30522), (64, 64), None)
+    assert len(data) == 3 and data.in0[-1] == ids[0]
+    with client(data_dir=tmp_path / "off") as c:
+        c.post("/similarity", json={"pairs": pairs})
+        assert c.app.state.drift.export("similarity")["pairs"] == []

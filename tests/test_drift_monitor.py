@@ -171,3 +171,22 @@ def test_worker_checks_in_the_background_and_saves_on_stop(tmp_path: Path) -> No
     assert m.stream_report("similarity")["status"] != "pending"
     worker.stop()
     assert DriftStore(tmp_path).load()["streams"]["similarity"]["window"]["total"] == 80
+
+
+def test_a_scrape_during_a_check_shows_the_checks_outcome() -> None:
+    """The Prometheus collector reads under the monitor's check lock: a scrape that arrives while a check runs (here
+    a first check that learns its baseline and simulates its shift test's limits) waits and shows the new status,
+    not the `pending` from before the check."""
+    from service.drift.metrics import DriftCollector
+
+    cfg = config(window=400, min_samples=50, baseline="learn", learn_warmup=0, learn_size=300, shift_simulations=3000)
+    m = monitor(config=cfg)
+    m.record_many("custom", scores(350, seed=21))
+    checker = threading.Thread(target=m.check, args=("custom",))
+    checker.start()
+    while checker.is_alive() and m._lock.acquire(blocking=False):  # until the checker holds the check lock
+        m._lock.release()
+    assert checker.is_alive()  # the scrape below starts mid-check
+    status = next(f for f in DriftCollector(m).collect() if f.name == "o2v_drift_status")
+    checker.join()
+    assert {s.labels["stream"]: s.value for s in status.samples}["custom"] == 0.0

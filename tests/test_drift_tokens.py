@@ -105,3 +105,27 @@ def test_cli_writes_the_trained_rows_of_a_train_channel(tmp_path: Path, capsys: 
     model = TokenModel.load(tmp_path, MODEL.tokenizer().vocab_size)
     assert model.trained is not None and np.flatnonzero(model.trained).tolist() == [2003, 2158, 3899, 4937]
     assert len(model.validation["unseen_token_rate"]) == 3000 and min(model.validation["unseen_token_rate"]) > 0.5
+
+
+def test_export_writes_the_trained_rows_and_the_validation_rates(tmp_path: Path) -> None:
+    """`o2v export` of a checkpoint whose channels are still there: the exact trained rows (ids of the train
+    channel) and the validation channel's rates, so a fresh model dir has the unseen-token baseline."""
+    from service.object2vec.export import export_model
+    from service.object2vec.train import TrainConfig, train
+    from tests.object2vec_fixtures import tiny_config
+
+    cfg = tiny_config(tmp_path, epochs=1)
+    cfg["tokenizer"] = str(Path(Settings().model_dir) / "tokenizer.json")
+    train(TrainConfig.from_dict(cfg, tmp_path), progress=False)
+    out = export_model(tmp_path / "out", tmp_path / "model", name="tiny", rotate=False)
+    train_ids = {i for line in (tmp_path / "train.jsonl").read_text().splitlines() for k in ("in0", "in1")
+                 for i in json.loads(line)[k]}  # fmt: skip
+    vocab_size = len(json.loads((out / "vocab.json").read_text()))
+    model = TokenModel.load(out, vocab_size)
+    assert model.trained is not None and set(np.flatnonzero(model.trained).tolist()) == train_ids
+    assert len(model.validation["unseen_token_rate"]) == 2 * 128  # in0 and in1 of each validation record
+    card_tokens = json.loads((out / "model_card.json").read_text())["drift_tokens"]
+    assert card_tokens["trained_ids"] == len(train_ids) and card_tokens["source"]["files"] == ["train.jsonl"]
+    (tmp_path / "train.jsonl").write_text("")  # not the file training read: no trained rows claimed
+    again = export_model(tmp_path / "out", tmp_path / "again", name="tiny", rotate=False)
+    assert not (again / TRAINED_FILE).exists() and not (again / RATES_FILE).exists()

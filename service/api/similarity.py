@@ -29,6 +29,20 @@ class SimilarityResponse(BaseModel):
     results: list[SimilarityResult]
 
 
+def keep_pairs(
+    request: Request,
+    stream: str,
+    pairs: list[tuple[str, str]],
+    rows: tuple[list[list[int]], list[list[int]]],
+    cosines: list[float],
+) -> None:
+    """Hand the pairs with their token ids to the drift monitor, which keeps them only with O2V_DRIFT_KEEP_TEXTS
+    (for `o2v drift export`, as training pairs); an app without the drift router keeps nothing."""
+    monitor = getattr(request.app.state, "drift", None)
+    if monitor is not None:
+        monitor.record_pairs(stream, pairs, rows, cosines)
+
+
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["similarity"])
     text = limits.text(settings)
@@ -54,6 +68,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         cosines = pair_cosines(vectors[:n], vectors[n:])
         scores = (await embedder.score_ids(rows[:n], rows[n:]))[:, -1].tolist() if embedder.has_scorer else [None] * n
         observe_scores(request, body.stream or SIMILARITY, cosines.tolist())
+        keep_pairs(request, body.stream or SIMILARITY, body.pairs, (rows[:n], rows[n:]), cosines.tolist())
         results = [{"cosine": c, "score": s} for c, s in zip(cosines.tolist(), scores, strict=True)]
         return json_response({"results": results})
 

@@ -41,7 +41,9 @@ def configure(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--n", type=int, default=500, help="embeddings kept (int8: n × dim bytes)")
     export = sub.add_parser("export", help="write the live window behind a stream's verdict as training material")
     export.add_argument("--stream", required=True)
-    export.add_argument("--out", required=True, help="folder for verdict.json, scores.jsonl and texts.jsonl")
+    export.add_argument(
+        "--out", required=True, help="folder for verdict.json, scores.jsonl, texts.jsonl and pairs.jsonl"
+    )
     for q in (report, baseline, export):
         q.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8000 (default: the stored state)")
         q.add_argument("--api-key", default=os.environ.get("O2V_API_KEY"), help="default: $O2V_API_KEY")
@@ -102,14 +104,14 @@ def _tokens(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from service import datasets
-    from service.drift.tokens import trained_mask, write_token_files
+    from service.drift.tokens import channel_token_rows, trained_mask, write_token_files
     from service.model.model_dir import ModelDir
     from service.settings import Settings
 
     model = ModelDir.load(args.model_dir or Settings().model_dir)
     tokenizer = model.tokenizer()
     if args.train_channel:
-        rows: Iterator[list[int]] = (row for path in args.train_channel for row in _channel_rows(Path(path)))
+        rows: Iterator[list[int]] = (row for path in args.train_channel for row in channel_token_rows(path))
         how: dict[str, Any] = {"from": "train channel token ids", "files": [Path(p).name for p in args.train_channel]}
     else:
         texts = [t for p in datasets.read_sts("train") for t in (p.a, p.b)]
@@ -151,8 +153,10 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     """verdict.json (the stream's report), scores.jsonl (`{"score": s}` a line: an `o2v drift baseline` file) and,
-    with kept texts, texts.jsonl (`{"text", rates…, "at"}`: texts to label as new training pairs). Offline (no
-    --url) there are never texts: they are not written to the state file."""
+    with kept texts, texts.jsonl (`{"text", rates…, "at"}`: texts to label as new training pairs) and pairs.jsonl
+    (the stream's /similarity pairs as an Object2Vec channel: `in0`/`in1` token ids, `label` the live score to
+    replace by a real label, the texts beside them). Offline (no --url) there are never texts: they are not
+    written to the state file."""
     from pathlib import Path
 
     doc = _http(args, "GET", f"/drift/export/{args.stream}") if args.url else _offline(args).export(args.stream)
@@ -160,20 +164,13 @@ def _export(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "verdict.json").write_text(json.dumps(doc["verdict"], indent=1))
     (out / "scores.jsonl").write_text("".join(json.dumps({"score": s}) + "\n" for s in doc["scores"]))
-    if doc["texts"]:
-        (out / "texts.jsonl").write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in doc["texts"]))
-    status = doc["verdict"]["status"]
-    print(
-        json.dumps({"stream": args.stream, "status": status, "scores": len(doc["scores"]), "texts": len(doc["texts"])})
-    )
+    pairs = doc.get("pairs") or []
+    for name, rows in (("texts", doc["texts"]), ("pairs", pairs)):
+        if rows:
+            (out / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    counts = {"scores": len(doc["scores"]), "texts": len(doc["texts"]), "pairs": len(pairs)}
+    print(json.dumps({"stream": args.stream, "status": doc["verdict"]["status"], **counts}))
     return 0
-
-
-def _channel_rows(path: Any) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            yield from (record[key] for key in ("in0", "in1") if isinstance(record.get(key), list))
 
 
 def _offline(args: argparse.Namespace) -> Any:

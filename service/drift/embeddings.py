@@ -6,10 +6,15 @@ embeddings themselves show it. The test is the kernel two-sample test of Gretton
 distance (alibi-detect's `MMDDrift` default, `configure_kernel_from_x_ref`), and its p-value by permutation: the
 share of random relabellings of the pooled vectors with an MMD² at least as large. One kernel matrix per check, the
 permutations reuse it. The request path only appends vectors to a bounded window; the checking thread tests.
+The windows go into the drift state as int8 rows (like the sample): at most one window of `window` × dim bytes per
+route family, and the families are a fixed set of names, so the state stays bounded (≈ 1.5 MB at 500 × 384 for
+all seven).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import threading
@@ -100,6 +105,16 @@ def load_sample(model_dir: str | Path | None) -> np.ndarray | None:
     return unit_rows(np.load(folder / SAMPLE_FILE).astype(np.float32) / 127.0)
 
 
+def pack_rows(vectors: np.ndarray) -> str:
+    """Unit rows as int8 (×127), base64: how a window goes into the JSON state."""
+    return base64.b64encode(np.round(unit_rows(vectors) * 127).astype(np.int8).tobytes()).decode("ascii")
+
+
+def unpack_rows(text: str, dim: int) -> np.ndarray:
+    rows = np.frombuffer(base64.b64decode(text), dtype=np.int8).reshape(-1, dim)
+    return unit_rows(rows.astype(np.float32) / 127.0)
+
+
 def _encoder_sha(folder: Path) -> str | None:
     return file_sha256(folder / ENCODER_FILE) if (folder / ENCODER_FILE).is_file() else None
 
@@ -172,16 +187,21 @@ class EmbeddingMonitor:
         self.permutations, self.limit, self.confirm, self.clear = permutations, limit, confirm, clear
         self.lock = threading.Lock()
         self.families: dict[str, _Family] = {}
+        self.reference_id = hashlib.sha256(np.round(self.reference * 127).astype(np.int8).tobytes()).hexdigest()[:16]
+
+    def _family(self, name: str) -> _Family:
+        family = self.families.get(name)
+        if family is None:
+            family = _Family(deque(maxlen=self.window), StatusTracker(self.confirm, self.clear))
+            self.families[name] = family
+        return family
 
     def record(self, vectors: np.ndarray) -> None:
         """The request's embeddings, counted in its route family: a copy into the window, no statistics."""
         rows = unit_rows(vectors).astype(np.float16)
         name = _family.get()
         with self.lock:
-            family = self.families.get(name)
-            if family is None:
-                family = _Family(deque(maxlen=self.window), StatusTracker(self.confirm, self.clear))
-                self.families[name] = family
+            family = self._family(name)
             family.vectors.extend(rows)
             family.added += rows.shape[0]
 
@@ -199,12 +219,45 @@ class EmbeddingMonitor:
             for _, f, _ in due:
                 f.checked = f.added
         for _name, f, live in due:
-            mmd2, p = mmd_test(self.reference, live, self.bandwidth, self.permutations)
+            mmd2, p = mmd_test(self.reference, live, self.bandwidth, self.permutations)  # off the lock: slow
             enter = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 1.0), default=0)
             hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 0.8), default=0)
-            f.tracker.step(enter, hold)
-            f.result = {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}
+            with self.lock:  # status and result change together: a report never shows one without the other
+                f.tracker.step(enter, hold)
+                f.result = {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}
         return len(due)
+
+    def state(self) -> dict[str, Any]:
+        """Every family's window (int8 rows), counters, status and last result, tied to the reference: windows
+        of another reference (another model's sample) are not restored."""
+        with self.lock:
+            families = {
+                name: {
+                    "vectors": pack_rows(np.array(f.vectors, dtype=np.float32)) if f.vectors else "",
+                    "added": f.added,
+                    "checked": f.checked,
+                    "tracker": f.tracker.state(),
+                    "result": f.result,
+                }
+                for name, f in self.families.items()
+            }
+        return {"reference": self.reference_id, "dim": int(self.reference.shape[1]), "families": families}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load `state` when it belongs to this reference (else nothing: the saved vectors are another space)."""
+        if state.get("reference") != self.reference_id or state.get("dim") != self.reference.shape[1]:
+            return
+        with self.lock:
+            for name, saved in (state.get("families") or {}).items():
+                family = self._family(str(name))
+                if saved.get("vectors"):
+                    family.vectors.extend(unpack_rows(saved["vectors"], self.reference.shape[1]).astype(np.float16))
+                family.added, family.checked = int(saved.get("added", 0)), int(saved.get("checked", 0))
+                tracker = saved.get("tracker") or {}
+                family.tracker = StatusTracker(
+                    self.confirm, self.clear, tracker.get("status", PENDING), tracker.get("recent")
+                )
+                family.result = saved.get("result")
 
     def report(self) -> dict[str, Any]:
         with self.lock:

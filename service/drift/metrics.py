@@ -27,7 +27,9 @@ Families = tuple[_G, _G, _G, _G, _G, HistogramMetricFamily, _G, _G, _G, _G, _G, 
 
 
 class DriftCollector(Collector):
-    """Nothing is updated on the request path: each scrape reads the monitor's current statistics."""
+    """Nothing is updated on the request path: each scrape reads the monitor's current statistics, under the
+    monitor's check lock (`DriftMonitor.metrics`), so a scrape mid-check shows the check's outcome, not the status
+    before it."""
 
     def __init__(self, monitor: DriftMonitor) -> None:
         self.monitor = monitor
@@ -39,7 +41,7 @@ class DriftCollector(Collector):
         status, live, base, stat, limit, scores, cdf, shift, domain, label_p, label_share, emb, emb_p = families = (
             self._families()
         )
-        doc = self.monitor.report(detail=False)
+        doc, buckets = self.monitor.metrics()
         for family, e in ((doc.get("embeddings") or {}).get("families") or {}).items():
             emb.add_metric([family], STATUS_VALUE[e["status"]])
             if "pvalue" in e:
@@ -62,7 +64,7 @@ class DriftCollector(Collector):
         for test, lim in self.monitor.config.limits.items():
             for lvl, value in lim.as_dict().items():
                 limit.add_metric([test, lvl], value)
-        for name, b in self.monitor.score_buckets().items():
+        for name, b in buckets.items():
             # no _sum (so no _count): OpenMetrics has none for buckets below zero; the +Inf bucket is the count
             scores.add_metric([name], list(zip(LE, np.cumsum(b["counts"]).tolist(), strict=True)), None)
             if b["baseline_cdf"] is not None:

@@ -246,6 +246,18 @@ class DriftMonitor:
         if self._queued_texts >= self.config.check_every:
             self.wake.set()
 
+    def record_pairs(
+        self,
+        name: str,
+        pairs: Sequence[tuple[str, str]],
+        rows: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]],
+        scores: Sequence[float],
+    ) -> None:
+        """One /similarity request's pairs with their token ids and scores, kept for `export` only with
+        O2V_DRIFT_KEEP_TEXTS and only for a stream that exists (the scores went through `record_many` first)."""
+        if self.texts is not None and name in self._streams:
+            self.texts.keep_pairs(name, pairs, rows, scores)
+
     def record_embeddings(self, vectors: np.ndarray) -> None:
         """One request's embeddings, for the embedding-drift test of its route family; never raises."""
         if self.embeddings is None or vectors.ndim != 2 or vectors.shape[0] == 0 or current_family() == INGEST:
@@ -254,6 +266,7 @@ class DriftMonitor:
             self.dropped += vectors.shape[0]
             return
         self.embeddings.record(vectors)
+        self.dirty = True
         if self.embeddings.due():
             self.wake.set()
 
@@ -455,6 +468,13 @@ class DriftMonitor:
             "streams": streams,
         }
 
+    def metrics(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """What a Prometheus scrape reads (`report(detail=False)`, `score_buckets()`), taken in one hold of the
+        check lock: a scrape during a check waits for it, so it never shows a status from before the check beside
+        statistics or counts from after it."""
+        with self._lock:
+            return self.report(detail=False), self.score_buckets()
+
     def score_buckets(self) -> dict[str, dict[str, Any]]:
         """Per stream, what Prometheus adds up across replicas: `counts` of the scores this process recorded per
         SCORE_EDGES bucket (+Inf last) and the baseline's CDF at those edges (None without one)."""
@@ -472,8 +492,9 @@ class DriftMonitor:
         return out
 
     def export(self, name: str) -> dict[str, Any]:
-        """The live window behind a stream's verdict: its report, its scores, and the kept texts (token streams,
-        with O2V_DRIFT_KEEP_TEXTS; else an empty list). NotFound for an unknown stream."""
+        """The live window behind a stream's verdict: its report, its scores, and with O2V_DRIFT_KEEP_TEXTS the
+        kept texts (token streams) and pairs (the stream's /similarity pairs, as Object2Vec records); else empty
+        lists. NotFound for an unknown stream."""
         with self._lock:
             tracked = self._streams.get(name)
             if tracked is None:
@@ -481,7 +502,8 @@ class DriftMonitor:
             report = self._describe(name, tracked, detail=False)
             scores = tracked.stream.window().tolist()
         texts = self.texts.recent() if self.texts is not None and name in TOKEN_STREAMS else []
-        return {"stream": name, "verdict": report, "scores": scores, "texts": texts}
+        pairs = self.texts.recent_pairs(name) if self.texts is not None else []
+        return {"stream": name, "verdict": report, "scores": scores, "texts": texts, "pairs": pairs}
 
     def stream_report(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -560,6 +582,7 @@ class DriftMonitor:
                     }
                     for name, t in self._streams.items()
                 },
+                "embeddings": self.embeddings.state() if self.embeddings is not None else None,
             }
 
     def save(self) -> bool:
@@ -582,6 +605,8 @@ class DriftMonitor:
         model_changed = bool(state) and state.get("card") != self._card_id()
         if not model_changed:
             self.labels.restore(state.get("labels") or {})
+            if self.embeddings is not None:
+                self.embeddings.restore(state.get("embeddings") or {})
         for name, saved in (state.get("streams") or {}).items():
             tracked = self._track(name)
             if tracked is None:

@@ -60,6 +60,20 @@ def trained_mask(rows: Iterable[Sequence[int]], vocab_size: int) -> np.ndarray:
     return mask
 
 
+def channel_token_rows(path: str | Path, limit: int | None = None) -> list[list[int]]:
+    """Token ids of an Object2Vec channel's in0 and in1, record by record (`limit`: at most that many rows)."""
+    rows: list[list[int]] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            rows += [record[key] for key in ("in0", "in1") if isinstance(record.get(key), list) and record[key]]
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows[:limit]
+
+
 def write_token_files(
     model_dir: str | Path,
     trained: np.ndarray,

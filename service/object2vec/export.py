@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from service.datasets import file_sha256
+from service.drift.tokens import channel_token_rows, trained_mask, write_token_files
 from service.object2vec.network import Encoder, Object2Vec
 from service.object2vec.rotation import rotate_model_dir
 from service.object2vec.train import load_checkpoint
@@ -133,27 +134,53 @@ def score_distribution(scores: list[float], bins: int = 20) -> dict[str, Any]:
     }
 
 
+def find_channel(
+    config: dict[str, Any], channels: dict[str, dict[str, str]], bases: list[Path], name: str
+) -> Path | None:
+    """The checkpoint's `name` channel where its config named it, relative to each of `bases`, when its sha256
+    still matches the one training recorded (another file of that name is not what training read)."""
+    named = config.get("channels", {}).get(name)
+    if not named or name not in channels:
+        return None
+    for base in bases:
+        path = base / named
+        if path.is_file() and file_sha256(path) == channels[name]["sha256"]:
+            return path
+    return None
+
+
 def channel_rows(
     config: dict[str, Any], channels: dict[str, dict[str, str]], bases: list[Path], limit: int = 20_000
 ) -> tuple[list[list[int]], str] | None:
-    """Token ids (in0 and in1) of the validation channel, else the train channel, the checkpoint was trained on:
-    looked for where its config named it, relative to each of `bases`, and taken only when its sha256 matches."""
+    """Token ids (in0 and in1) of the validation channel, else the train channel, the checkpoint was trained on."""
     for name in ("validation", "train"):
-        named = config.get("channels", {}).get(name)
-        if not named or name not in channels:
-            continue
-        for base in bases:
-            path = base / named
-            if path.is_file() and file_sha256(path) == channels[name]["sha256"]:
-                rows: list[list[int]] = []
-                with open(path, encoding="utf-8") as fh:
-                    for line in fh:
-                        record = json.loads(line)
-                        rows += [record[key] for key in ("in0", "in1") if record.get(key)]
-                        if len(rows) >= limit:
-                            break
-                return rows[:limit], f"{min(len(rows), limit)} rows of the {name} channel ({path.name})"
+        path = find_channel(config, channels, bases, name)
+        if path is not None:
+            rows = channel_token_rows(path, limit)
+            return rows, f"{len(rows)} rows of the {name} channel ({path.name})"
     return None
+
+
+def write_drift_tokens(
+    model_dir: Path, config: dict[str, Any], channels: dict[str, dict[str, str]], bases: list[Path], tokenizer: Any
+) -> dict[str, Any] | None:
+    """The drift monitor's unseen-token baseline (service/drift/tokens.py): the rows training updated are the ids
+    of the train channel, exact (not the corpus upper bound `o2v drift tokens` falls back to), and the baseline
+    rates are the validation channel's. None, written nowhere, without both channels or a tokenizer: the stream
+    then learns its baseline from live traffic."""
+    train = find_channel(config, channels, bases, "train")
+    validation = find_channel(config, channels, bases, "validation")
+    if tokenizer is None or train is None or validation is None:
+        return None
+    trained = trained_mask(channel_token_rows(train), tokenizer.vocab_size)
+    rows = channel_token_rows(validation)
+    source = {
+        "from": "train channel token ids, written by o2v export",
+        "files": [train.name],
+        "validation": f"{len(rows)} rows of the validation channel ({validation.name})",
+    }
+    lengths = [len(row) for row in rows]  # channel rows are cut already: truncation counts only longer ones
+    return write_token_files(model_dir, trained, rows, lengths, tokenizer.unk_id, tokenizer.max_seq_len, source)
 
 
 def local_options(config: dict[str, Any], shared: bool) -> dict[str, Any]:
@@ -192,8 +219,11 @@ def export_model(
         export_encoder(model.enc1, model_dir / "encoder1.onnx", embedding_dtype)
     export_scorer(model, model_dir / "scorer.onnx")
     (model_dir / "hyperparameters.json").write_text(json.dumps(hp.to_sagemaker(), indent=1))
-    if state.get("tokenizer"):
-        TextTokenizer.from_file(state["tokenizer"], hp.enc0_max_seq_len).save(model_dir)
+    tokenizer = TextTokenizer.from_file(state["tokenizer"], hp.enc0_max_seq_len) if state.get("tokenizer") else None
+    if tokenizer is not None:
+        tokenizer.save(model_dir)
+    bases = [Path.cwd(), checkpoint_dir, checkpoint_dir.parent]
+    drift_tokens = write_drift_tokens(model_dir, config, state.get("channels", {}), bases, tokenizer)
 
     card: dict[str, Any] = {
         "name": name or model_dir.name,
@@ -225,6 +255,7 @@ def export_model(
         "data_sources": config.get("data_sources", []),
         "channels": state.get("channels", {}),
         "validation_score_distribution": score_distribution(log.get("validation_scores") or [0.0]),
+        "drift_tokens": drift_tokens,
     }
     card.update(extra_card or {})
     card["files"] = {
@@ -234,7 +265,7 @@ def export_model(
     }
     card["encoder"]["rotation"] = None
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=1))
-    found = channel_rows(config, state.get("channels", {}), [Path.cwd(), checkpoint_dir, checkpoint_dir.parent])
+    found = channel_rows(config, state.get("channels", {}), bases)
     if rotate and found is not None:
         rotate_model_dir(model_dir, *found)
     return model_dir
