@@ -18,11 +18,15 @@ INDEX_PARAM_MAX = {
     "nlist": 65_536,
     "nprobe": 65_536,
     "min_train": 100_000_000,
+    "pq_m": 384,
+    "rerank": 16_384,
 }
 """Largest index parameter a collection may ask for (and a default may be): Milvus' own bounds for the IVF lists,
 generous ones elsewhere (past them FAISS only spends memory and time); a bound at all keeps every stored parameter
 a 64-bit integer, which the JSON answers and SQLite need."""
-INDEX_PARAM_MIN = {"m": 2, "ef_construction": 1, "ef_search": 1, "nlist": 1, "nprobe": 1, "min_train": 1}
+INDEX_PARAM_MIN = {
+    "m": 2, "ef_construction": 1, "ef_search": 1, "nlist": 1, "nprobe": 1, "min_train": 1, "pq_m": 1, "rerank": 1,
+}
 """Smallest index parameter a collection may ask for: what FAISS and Milvus really take (an HNSW graph with M=1
 crashes libfaiss on the first add; Milvus also wants M >= 2)."""
 DEFAULT_MODEL_DIR = REPO / "models" / "object2vec-sts-384"
@@ -157,7 +161,7 @@ class Settings(BaseSettings):
     drift_embed_permutations: int = Field(200, ge=20, description="permutations behind the MMD p-value")
 
     # collections (service/index): FAISS defaults a collection gets unless its PUT names others
-    index_default: Literal["flat", "hnsw", "ivf"] = "flat"
+    index_default: Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"] = "flat"
     hnsw_m: int = Field(
         16, ge=4, le=INDEX_PARAM_MAX["m"], description="graph neighbours per node (bench/search.py: docs/search.md)"
     )
@@ -178,6 +182,14 @@ class Settings(BaseSettings):
     ivf_min_train: int = Field(
         20_000, ge=1, le=INDEX_PARAM_MAX["min_train"],
         description="vectors stored before IVF trains; exact search until then",
+    )
+    ivf_pq_m: int = Field(
+        48, ge=1, le=INDEX_PARAM_MAX["pq_m"],
+        description="ivf_pq: bytes per vector (the largest divisor of the dimension up to this many parts)",
+    )
+    index_rerank: int = Field(
+        50, ge=1, le=INDEX_PARAM_MAX["rerank"],
+        description="hnsw_sq8, ivf_pq: candidates beyond top_k re-ranked exactly from the stored float vectors",
     )
     index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
