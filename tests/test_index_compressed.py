@@ -63,6 +63,17 @@ def test_recall_against_exact_and_scores_are_exact(filled) -> None:
     assert collection.search(vectors[7], 1)[0].id == "item-7"
 
 
+def test_every_hit_is_reranked_even_when_top_k_takes_them_all(tmp_path) -> None:
+    """With top_k ≥ the items there are no extra candidates, yet the scores and order are still the exact ones."""
+    collection, _ = registry(tmp_path, CONFIG).create("c", "hnsw_sq8")
+    vectors = clustered(30, seed=13)
+    collection.upsert(batch(30), vectors)
+    query = clustered(1, seed=14)[0]
+    hits = collection.search(query, 30)
+    assert [h.id for h in hits] == exact(vectors, query, 30)
+    assert [h.score for h in hits] == pytest.approx(sorted((vectors @ query).tolist(), reverse=True), abs=1e-6)
+
+
 def test_filters_are_still_honoured(filled) -> None:
     collection, vectors = filled
     even = np.arange(len(vectors)) % 2 == 0

@@ -182,7 +182,7 @@ class VectorIndex:
         k = max(1, min(k, self.size))
         depth = min(k + self.rerank_extra, self.size)
         scores, rows = self.index.search(queries, depth, params=self._params(depth))
-        if depth == k or vectors_of is None:
+        if not self.rerank_extra or vectors_of is None:
             return scores[:, :k], rows[:, :k]
         return reranked(queries, rows, k, vectors_of)
 
