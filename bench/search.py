@@ -204,11 +204,12 @@ def run_size(n: int, kind: str, args: argparse.Namespace) -> list[dict]:
                     store = rerank_store(Path(folder), data)
                     print(f"[{kind} {n}] re-rank store: {time.perf_counter() - started:.0f} s", file=sys.stderr)
                 vectors_of = lambda r, s=store: s.vectors(r.tolist(), args.dim)  # noqa: E731
-            disk = round((Path(folder) / "items.sqlite").stat().st_size / 2**20) if vectors_of else "-"
+            disk = round((Path(folder) / "items.sqlite").stat().st_size / 2**20) if vectors_of else None
             for searched, param in settings_swept(name, config, args):
                 index.config = searched
                 rows.append({**base, "index": label(index), "param": param, **built})
                 rows[-1]["rerank_from"] = f"SQLite ({disk} MiB on disk)" if vectors_of else "-"
+                rows[-1]["sqlite_mib"] = disk
                 rows[-1].update(measure(index, queries, truth, args.singles, vectors_of))
                 print(f"[{kind} {n}] {rows[-1]}", file=sys.stderr, flush=True)
             del index
@@ -355,20 +356,22 @@ def verdict(rows: list[dict]) -> dict:
     return out
 
 
-def projection(row: dict, n: int, machine_gib: float = 24.0, dim: int = 384) -> dict:
+def projection(row: dict, n: int, machine_gib: float = 24.0, dim: int = 384, nlist: int = 4096) -> dict:
     """RAM for `n` vectors at this row's measured index bytes per vector, and what else the machine needs: a
-    rebuild built aside holds the new index beside the old one plus every float vector it reads from the store
-    (dim × 4 bytes each; service/index/engines/faiss/collection.py), and the store itself is on disk."""
+    rebuild built aside holds the new index beside the old one plus the floats it reads at a time (a chunk, or an
+    IVF kind's training sample of 256 per list; vector_index.build_streamed); the SQLite store (the float vectors
+    re-ranking reads, texts, metadata) is on disk, at the row's measured bytes per vector."""
     per_vector = row["ram_mib"] * 2**20 / row["n"]
     index_gib = per_vector * n / 2**30
-    floats_gib = dim * 4 * n / 2**30
-    rebuild_gib = 2 * index_gib + floats_gib
+    reading_gib = dim * 4 * 256 * nlist / 2**30
+    rebuild_gib = 2 * index_gib + reading_gib
+    disk_gib = (row.get("sqlite_mib") or dim * 4 * row["n"] / 2**20) / row["n"] * n / 2**10
     return {
         "n": n,
         "index_bytes_per_vector": round(per_vector),
         "index_gib": round(index_gib, 1),
         "rebuild_peak_gib": round(rebuild_gib, 1),
-        "sqlite_disk_gib_at_least": round(floats_gib, 1),
+        "sqlite_disk_gib": round(disk_gib, 1),
         "fits_steady": index_gib < machine_gib,
         "fits_rebuild": rebuild_gib < machine_gib,
         "machine_gib": machine_gib,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from service.index.base import Item
-from service.index.engines.faiss.vector_index import IndexConfig, pq_parts
+from service.index.engines.faiss.vector_index import IndexConfig, build_streamed, pq_parts
 from service.index.errors import InvalidRequest
 from tests.index_fixtures import close_opened, registry
 
@@ -252,3 +252,25 @@ def test_put_creates_the_compressed_kinds_over_http(tmp_path) -> None:
         for body, field in [({"index": "hnsw_sq8", "pq_m": 8}, "pq_m"), ({"index": "ivf_pq", "rerank": 0}, "rerank")]:
             response = client.put("/collections/x", json=body, headers=key)
             assert (response.status_code, response.json()["error"]["field"]) == (422, field)
+
+
+@pytest.mark.parametrize("kind", ["hnsw_sq8", "ivf_pq", "ivf"])
+def test_streamed_build_reads_chunks_and_a_training_sample(kind) -> None:
+    """A rebuild aside reads its vectors in chunks (and IVF's training sample) instead of all of them at once."""
+    vectors = clustered(3000, seed=15)
+    rows = np.arange(10, 3010, dtype=np.int64)
+    asked: list[int] = []
+
+    def vectors_of(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(len(wanted))
+        return wanted, vectors[wanted - 10]
+
+    config = replace(CONFIG, kind=kind, nlist=8, min_train=1000)
+    index = build_streamed(config, DIM, rows, vectors_of, chunk=500)
+    sample = 0 if kind == "hnsw_sq8" else 8 * 256
+    assert index.kind == kind and index.size == 3000
+    assert asked == ([sample] if sample else []) + [500] * 6
+    queries = clustered(20, seed=16)
+    _, found = index.search(queries, 10, vectors_of)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10] + 10
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]) >= 0.9

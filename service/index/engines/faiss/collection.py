@@ -41,6 +41,7 @@ from service.index.engines.faiss.vector_index import (
     IndexConfig,
     VectorIndex,
     build,
+    build_streamed,
     exact_topk,
     from_state,
     unit_rows,
@@ -272,18 +273,18 @@ class Collection(VectorCollection):
             threading.Thread(target=self._build_aside, args=args, name=f"rebuild {self.name}", daemon=True).start()
 
     def _build_aside(self, aside: Aside, store: Store, dim: int) -> None:
-        """Build from every live vector, read on a connection of its own, holding no lock; then, under the lock,
-        replay the writes applied meanwhile that the build's view did not hold and swap. A close, reload or
-        re-embedding meanwhile (`_aside` no longer this one) throws the build away."""
+        """Build from every live vector, read chunk by chunk in one view on a connection of its own, holding no
+        lock; then, under the lock, replay the writes applied meanwhile that the view did not hold and swap. A
+        close, reload or re-embedding meanwhile (`_aside` no longer this one) throws the build away."""
         try:
             try:
                 with store.transaction(write=False):
                     seq = store.last_seq()
-                    rows, vectors = store.vectors(dim=dim)
+                    rows = np.fromiter((r for (r,) in store.db.execute("SELECT row FROM items ORDER BY row")), np.int64)
+                    index = build_streamed(self.config, dim, rows, lambda r: store.vectors(r.tolist(), dim))
             finally:
                 store.close()
-            index = build(self.config, dim, rows, vectors)
-            del rows, vectors
+            del rows
             with self._lock:
                 if self._aside is not aside:
                     return

@@ -34,6 +34,9 @@ DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()
 """Settings' own defaults (not the environment's): an IndexConfig() without settings gets the same values."""
 POINTS_PER_LIST = 39
 """FAISS k-means wants at least this many training points per centroid."""
+TRAIN_PER_LIST = 256
+"""A streamed build trains IVF on at most this many sampled vectors per list: FAISS's k-means samples down to
+as many itself."""
 PQ_CENTROIDS = 256
 """Centroids of each 8-bit product-quantizer part: its k-means needs at least this many training vectors."""
 
@@ -335,6 +338,20 @@ def build(config: IndexConfig, dim: int, rows: np.ndarray, vectors: np.ndarray) 
     if isinstance(index, IvfIndex) and len(rows) >= index.train_min:
         index.train(vectors)
     index.add(rows, vectors)
+    return index
+
+
+def build_streamed(
+    config: IndexConfig, dim: int, rows: np.ndarray, vectors_of: VectorsOf, chunk: int = 65_536, seed: int = 0
+) -> VectorIndex:
+    """A fresh index over `rows`, their vectors read through `vectors_of` chunk by chunk (an IVF kind trained on
+    a sample first), so a rebuild of 10M vectors never holds all their floats (15 GiB at 384-d) at once."""
+    index = CLASSES[config.kind](config, dim)
+    if isinstance(index, IvfIndex) and len(rows) >= index.train_min:
+        size = min(len(rows), TRAIN_PER_LIST * config.nlist)
+        index.train(vectors_of(np.sort(np.random.default_rng(seed).choice(rows, size, replace=False)))[1], seed)
+    for start in range(0, len(rows), chunk):
+        index.add(*vectors_of(rows[start : start + chunk]))
     return index
 
 
