@@ -20,11 +20,15 @@ INDEX_PARAM_MAX = {
     "nlist": 65_536,
     "nprobe": 65_536,
     "min_train": 100_000_000,
+    "pq_m": 384,
+    "rerank": 16_384,
 }
 """Largest index parameter a collection may ask for (and a default may be): Milvus' own bounds for the IVF lists,
 generous ones elsewhere (past them FAISS only spends memory and time); a bound at all keeps every stored parameter
 a 64-bit integer, which the JSON answers and SQLite need."""
-INDEX_PARAM_MIN = {"m": 2, "ef_construction": 1, "ef_search": 1, "nlist": 1, "nprobe": 1, "min_train": 1}
+INDEX_PARAM_MIN = {
+    "m": 2, "ef_construction": 1, "ef_search": 1, "nlist": 1, "nprobe": 1, "min_train": 1, "pq_m": 1, "rerank": 1,
+}
 """Smallest index parameter a collection may ask for: what FAISS and Milvus really take (an HNSW graph with M=1
 crashes libfaiss on the first add; Milvus also wants M >= 2)."""
 DEFAULT_MODEL_DIR = Path(str(resources.files("service") / "model" / "bundled" / "object2vec-sts-384"))
@@ -188,7 +192,7 @@ class Settings(BaseSettings):
     drift_embed_permutations: int = Field(200, ge=20, description="permutations behind the MMD p-value")
 
     # collections (service/index): FAISS defaults a collection gets unless its PUT names others
-    index_default: Literal["flat", "hnsw", "ivf"] = Field(
+    index_default: Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"] = Field(
         "flat", description="index of a collection whose PUT names none"
     )
     hnsw_m: int = Field(
@@ -212,8 +216,19 @@ class Settings(BaseSettings):
         20_000, ge=1, le=INDEX_PARAM_MAX["min_train"],
         description="vectors stored before IVF trains; exact search until then",
     )
+    ivf_pq_m: int = Field(
+        48, ge=1, le=INDEX_PARAM_MAX["pq_m"],
+        description="ivf_pq: bytes per vector (the largest divisor of the dimension up to this many parts)",
+    )
+    index_rerank: int = Field(
+        50, ge=1, le=INDEX_PARAM_MAX["rerank"],
+        description="hnsw_sq8, ivf_pq: candidates beyond top_k re-ranked exactly from the stored float vectors",
+    )
     index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
+    index_rebuild_inline_max: int = Field(
+        20_000, ge=0, description="indexes up to this many vectors rebuild inside the write; larger ones aside"
+    )
     classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
     max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (POST /collections/{name}/get)")
     max_scroll_limit: int = Field(1000, ge=1, description="items in one scroll page")

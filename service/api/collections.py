@@ -58,7 +58,7 @@ class CollectionInfo(BaseModel):
     name: str
     count: int
     dim: int | None = Field(description="set by the first vectors stored")
-    index: Literal["flat", "hnsw", "ivf"]
+    index: Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"]
 
 
 class ReembedStatus(BaseModel):
@@ -350,16 +350,18 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     ]
 
     class CreateRequest(BaseModel):
-        """Index kind and parameters; those left out take the server's defaults (O2V_HNSW_*, O2V_IVF_*)."""
+        """Index kind and parameters; those left out take the server's defaults (O2V_HNSW_*, O2V_IVF_*, O2V_INDEX_*)."""
 
         model_config = STRICT
-        index: Literal["flat", "hnsw", "ivf"] | None = None
-        m: int | None = _index_param("m", "hnsw: graph neighbours per node")
-        ef_construction: int | None = _index_param("ef_construction", "hnsw: build-time beam")
-        ef_search: int | None = _index_param("ef_search", "hnsw: query-time beam")
-        nlist: int | None = _index_param("nlist", "ivf: inverted lists")
-        nprobe: int | None = _index_param("nprobe", "ivf: lists scanned per query")
-        min_train: int | None = _index_param("min_train", "ivf: vectors stored before it trains")
+        index: Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"] | None = None
+        m: int | None = _index_param("m", "hnsw, hnsw_sq8: graph neighbours per node")
+        ef_construction: int | None = _index_param("ef_construction", "hnsw, hnsw_sq8: build-time beam")
+        ef_search: int | None = _index_param("ef_search", "hnsw, hnsw_sq8: query-time beam")
+        nlist: int | None = _index_param("nlist", "ivf, ivf_pq: inverted lists")
+        nprobe: int | None = _index_param("nprobe", "ivf, ivf_pq: lists scanned per query")
+        min_train: int | None = _index_param("min_train", "ivf, ivf_pq: vectors stored before it trains")
+        pq_m: int | None = _index_param("pq_m", "ivf_pq: bytes per vector (parts of the product quantizer)")
+        rerank: int | None = _index_param("rerank", "hnsw_sq8, ivf_pq: candidates beyond top_k re-ranked exactly")
         min_score: float | None = Field(
             None, description="classify's default min_score for this collection; replaces a calibration's"
         )

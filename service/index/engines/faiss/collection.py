@@ -3,6 +3,10 @@
 Writes commit to SQLite first and only then touch the index, so an acknowledged write survives a crash even when
 the index does not: on open the last snapshot is loaded and the change log after its seq is replayed. Before each
 read the collection also replays changes other processes (other server workers) committed meanwhile.
+
+A due rebuild (HNSW tombstones past their share, IVF training) of a large index is built aside on a thread of its
+own from the store, while reads and writes go on over the current index; writes applied meanwhile are replayed
+onto the new index when it is swapped in, under the lock.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from service.index.engines.faiss.vector_index import (
     IndexConfig,
     VectorIndex,
     build,
+    build_streamed,
     exact_topk,
     from_state,
     unit_rows,
@@ -68,6 +73,16 @@ class Options:
 
     snapshot_every: int = 10_000
     filter_exact_max: int = 20_000
+    rebuild_inline_max: int = 20_000
+    """Indexes of up to this many vectors are rebuilt inside the write that made it due (a fraction of a second,
+    and the caller sees the result at once); larger ones are built aside."""
+
+
+@dataclass
+class Aside:
+    """A rebuild running on its own thread, and the writes applied to the current index since it started."""
+
+    pending: list[tuple[Written, np.ndarray]] = field(default_factory=list)
 
 
 class FaissCollection(VectorCollection):
@@ -107,6 +122,8 @@ class FaissCollection(VectorCollection):
         self._reembedding = False
         self._searching: dict[str, int] = {}
         """set_search_params' values, applied again when an evicted collection reopens."""
+        self._aside: Aside | None = None
+        """The rebuild being built aside, if any; anything else that replaces the index clears it."""
         with self._lock:
             self._open()
         self._saved_often_enough()
@@ -180,7 +197,7 @@ class FaissCollection(VectorCollection):
         if self._is_open:
             self.store.close()
         self._is_open = False
-        self.index = None
+        self.index, self._aside = None, None
 
     @property
     def is_open(self) -> bool:
@@ -207,7 +224,7 @@ class FaissCollection(VectorCollection):
 
     def _load(self) -> None:
         """Index from the snapshot plus the log after it, or rebuilt from the store when that is not possible."""
-        self.index = None
+        self.index, self._aside = None, None
         if self.dim is None:
             self.covered = self.store.last_seq()
             return
@@ -222,8 +239,8 @@ class FaissCollection(VectorCollection):
             self._rebuild()
         else:
             self._catch_up()
-            if self.index.needs_rebuild():
-                self._rebuild()
+            if self.index is not None and self.index.needs_rebuild():
+                self._rebuild_due()
 
     def _usable(self, header: dict[str, Any]) -> bool:
         floor = self.store.get_meta("log_floor") or 0
@@ -236,9 +253,56 @@ class FaissCollection(VectorCollection):
         with self.store.transaction(write=False):
             seq = self.store.last_seq()
             rows, vectors = self.store.vectors(dim=self.dim or 0)
-        self.index = build(self.config, self.dim or 0, rows, vectors)
+        self.index, self._aside = build(self.config, self.dim or 0, rows, vectors), None
         self.covered = seq
         self._dirty = max(self._dirty, self.options.snapshot_every)
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether a rebuild is being built aside right now."""
+        return self._aside is not None
+
+    def _rebuild_due(self) -> None:
+        """Rebuild now if the index is small, else start building aside (unless that runs already)."""
+        assert self.index is not None
+        if self.index.size <= self.options.rebuild_inline_max:
+            self._rebuild()
+        elif self._aside is None:
+            # The connection is opened here, under the lock, so a drop cannot remove the folder before it exists.
+            store = Store(self.folder / DB_FILE)
+            self._aside = Aside()
+            args = (self._aside, store, self.dim or 0)
+            threading.Thread(target=self._build_aside, args=args, name=f"rebuild {self.name}", daemon=True).start()
+
+    def _build_aside(self, aside: Aside, store: Store, dim: int) -> None:
+        """Build from every live vector, read chunk by chunk in one view on a connection of its own, holding no
+        lock; then, under the lock, replay the writes applied meanwhile that the view did not hold and swap. A
+        close, reload or re-embedding meanwhile (`_aside` no longer this one) throws the build away."""
+        try:
+            try:
+                with store.transaction(write=False):
+                    seq = store.last_seq()
+                    rows = np.fromiter((r for (r,) in store.db.execute("SELECT row FROM items ORDER BY row")), np.int64)
+                    index = build_streamed(self.config, dim, rows, lambda r: store.vectors(r.tolist(), dim))
+            finally:
+                store.close()
+            del rows
+            with self._lock:
+                if self._aside is not aside:
+                    return
+                for written, added in aside.pending:
+                    if written.seq > seq:  # a write commits whole: all its changes are after the view or none
+                        index.remove(written.removed)
+                        index.add(written.added, added)
+                self.index, self._aside = index, None
+                self.covered = max(self.covered, seq)
+                self._dirty = max(self._dirty, self.options.snapshot_every)
+        except Exception:
+            log.exception("rebuilding the index of collection %r failed; the current one goes on answering", self.name)
+        finally:
+            with self._lock:
+                if self._aside is aside:
+                    self._aside = None
 
     def _catch_up(self) -> None:
         """Apply committed changes after `covered`; a removal whose add is not stored any more was never indexed."""
@@ -269,8 +333,10 @@ class FaissCollection(VectorCollection):
         self.index.add(written.added, vectors)
         self.covered = written.seq
         self._dirty += len(written.removed) + len(written.added)
+        if self._aside is not None:
+            self._aside.pending.append((written, vectors))
         if self.index.needs_rebuild():
-            self._rebuild()
+            self._rebuild_due()
 
     def snapshot(self) -> bool:
         """Save the index with the seq it covers, then drop the log up to that seq; False if nothing was saved.
@@ -432,7 +498,7 @@ class FaissCollection(VectorCollection):
                 with self._lock:  # reads wait only for the commit and the swap
                     writer.db.execute("COMMIT")
                     if self._is_open:
-                        self.index, self.dim, self.covered = index, dim, seq
+                        self.index, self.dim, self.covered, self._aside = index, dim, seq, None
                         self._version = self.store.data_version()
                         self._dirty = max(self._dirty, self.options.snapshot_every)
                     writer.db.execute("BEGIN")  # the context manager's COMMIT closes an empty read
@@ -525,6 +591,10 @@ class FaissCollection(VectorCollection):
 
     def _index_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.index is not None
-        scores, rows = self.index.search(query[None, :], k)
+        scores, rows = self.index.search(query[None, :], k, self._float_vectors)
         valid = rows[0] >= 0
         return scores[0][valid], rows[0][valid]
+
+    def _float_vectors(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vectors a compressed index re-ranks with, read from SQLite per query (no RAM of their own)."""
+        return self.store.vectors(rows.tolist(), self.dim or 0)

@@ -46,7 +46,7 @@ class FaissCollections(CollectionRegistry):
 
     @classmethod
     def from_settings(cls, s: Settings) -> FaissCollections:
-        options = Options(s.index_snapshot_every, s.index_filter_exact_max)
+        options = Options(s.index_snapshot_every, s.index_filter_exact_max, s.index_rebuild_inline_max)
         return cls(s.data_dir, IndexConfig.defaults(s), options, Limits.from_settings(s), s.max_open_collections)
 
     def create(

@@ -10,7 +10,9 @@ keeps no state of its own and any number of replicas can serve one Milvus. In Mi
 - `o2v_items_<name>`, the items: pk (hex of the UTF-8 id), id, text, metadata (JSON), tags (ARRAY<INT64>), seq
   (write order, so k-means reads items in the order the embedded engine does and gives the same clusters) and
   vector (FLOAT_VECTOR of unit vectors, metric IP: the score is the cosine, as FAISS's is). Flat is FLAT, hnsw is
-  HNSW (M, efConstruction; ef = max(ef_search, top_k) per search), ivf is IVF_FLAT (nlist; nprobe per search).
+  HNSW (M, efConstruction; ef = max(ef_search, top_k) per search), ivf is IVF_FLAT (nlist; nprobe per search),
+  hnsw_sq8 is HNSW_SQ with SQ8 codes and ivf_pq is IVF_PQ (8-bit parts; a Milvus server only, Lite has none); Milvus
+  answers both from their codes (rerank is FAISS's alone).
   Consistency level Strong: a write acknowledged by any replica is seen by the next search on every replica.
 
 No caller's text ever enters a Milvus expression: expressions.py builds them from hex digits and integers only.
@@ -44,7 +46,7 @@ from service.index.base import (
     refuse_other_model,
     valid_id,
 )
-from service.index.engines.faiss.vector_index import IndexConfig
+from service.index.engines.faiss.vector_index import IndexConfig, pq_parts
 from service.index.engines.milvus import lite
 from service.index.engines.milvus.expressions import (
     GIVEN,
@@ -77,7 +79,8 @@ MAX_BATCH_BYTES = 16 * 2**20
 """Rows per upsert call are cut to stay well under Milvus' 64 MiB gRPC message."""
 READ_BATCH = 4_096
 COLLECTION_NOT_FOUND = 100
-INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT"}
+INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT", "hnsw_sq8": "HNSW_SQ", "ivf_pq": "IVF_PQ"}
+NOT_ON_LITE = ("ivf_pq",)
 OVERFETCH = 20
 """Unfiltered neighbours looked at before a filter goes to Milvus: enough for a filter matching 1 item in 10."""
 EXTRAS = ("model", "attributes")
@@ -298,6 +301,8 @@ class MilvusCollections(CollectionRegistry):
                 check_same(collection.config, index, params)
                 return collection, False
             config = self.defaults.with_params(index, params)
+            if self.lite and config.kind in NOT_ON_LITE:
+                raise InvalidRequest(f"Milvus Lite has no {INDEXES[config.kind]} index: use a Milvus server", "index")
             if self.client.has_collection(items_collection(name), timeout=self.timeout):
                 self.client.drop_collection(items_collection(name), timeout=self.timeout)  # left by a broken drop
                 self._loaded.discard(items_collection(name))
@@ -415,15 +420,19 @@ class MilvusCollection(VectorCollection):
         schema.add_field("tags", types.ARRAY, element_type=types.INT64, max_capacity=MAX_TAGS)
         schema.add_field("seq", types.INT64)
         schema.add_field("vector", types.FLOAT_VECTOR, dim=dim)
-        o._create(self.target, schema, INDEXES[self.config.kind], self._build_params())
+        o._create(self.target, schema, INDEXES[self.config.kind], self._build_params(dim))
 
-    def _build_params(self) -> dict[str, Any]:
+    def _build_params(self, dim: int) -> dict[str, Any]:
         c = self.config
-        return {"hnsw": {"M": c.m, "efConstruction": c.ef_construction}, "ivf": {"nlist": c.nlist}}.get(c.kind, {})
+        hnsw, ivf = {"M": c.m, "efConstruction": c.ef_construction}, {"nlist": c.nlist}
+        pq = {**ivf, "m": pq_parts(dim, c.pq_m), "nbits": 8}
+        by_kind: dict[str, dict[str, Any]] = {"hnsw": hnsw, "ivf": ivf, "hnsw_sq8": {**hnsw, "sq_type": "SQ8"}}
+        return {**by_kind, "ivf_pq": pq}.get(c.kind, {})
 
     def _search_params(self, k: int) -> dict[str, Any]:
         c = self.config
-        params = {"hnsw": {"ef": max(c.ef_search, k)}, "ivf": {"nprobe": min(c.nprobe, c.nlist)}}.get(c.kind, {})
+        hnsw, ivf = {"ef": max(c.ef_search, k)}, {"nprobe": min(c.nprobe, c.nlist)}
+        params = {"hnsw": hnsw, "ivf": ivf, "hnsw_sq8": hnsw, "ivf_pq": ivf}.get(c.kind, {})
         return {"metric_type": "IP", "params": params}
 
     # -- writes
