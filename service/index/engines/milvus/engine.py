@@ -14,14 +14,14 @@ keeps no state of its own and any number of replicas can serve one Milvus. In Mi
   of older versions), on Milvus Lite the tags again as text (`tags_text`, matched by a vectorised LIKE); a Lite
   collection made before `tags_text` existed keeps the old way (unfiltered neighbours first, see `nearest`)
   until it is re-embedded or restored from a backup. A re-embedded collection's items live in
-  `o2v_items_<name>_r<n>`, which the catalog row names (config "items"). Flat is FLAT, hnsw is
-  HNSW (M, efConstruction; ef = max(ef_search, top_k) per search), ivf is IVF_FLAT (nlist; nprobe per search),
-  hnsw_sq8 is HNSW_SQ with SQ8 codes and ivf_pq is IVF_PQ (8-bit parts; a Milvus server only, Lite has none); Milvus
-  answers both from their codes (rerank is FAISS's alone).
+  `o2v_items_<name>_r<n>`, which the catalog row names (config "items"). Flat is FLAT, hnsw is HNSW (M,
+  efConstruction; ef = max(ef_search, top_k) per search, OVERFETCH × top_k when filtered), ivf is IVF_FLAT (nlist;
+  nprobe per search), hnsw_sq8 is HNSW_SQ with SQ8 codes and ivf_pq is IVF_PQ (8-bit parts; a Milvus server only,
+  Lite has none); Milvus answers both from their codes (rerank is FAISS's alone).
   Consistency level Strong: a write acknowledged by any replica is seen by the next search on every replica.
 
 No caller's text ever enters a Milvus expression: expressions.py builds them from hex digits and integers only.
-lite.py starts and stops the in-process server of a local `.db` file.
+lite.py starts and stops the in-process server of a local `.db` file; reembed.py re-embeds a collection.
 """
 
 from __future__ import annotations

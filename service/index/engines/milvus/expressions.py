@@ -4,12 +4,11 @@ No caller's text ever enters a Milvus expression. Ids are matched by their hex, 
 `tags`, 64-bit hashes of (key, canonical value) as metadata.py defines them (1 == 1.0 != "1", null matches null);
 hits are then checked against the metadata itself, so even a hash collision cannot return a wrong item. An
 expression holds only hex digits, integers and base-36 digits: injection is impossible by construction, and
-metadata keys need no pattern.
+metadata keys need no pattern. (pymilvus' `ids=` helpers quote string keys without escaping, and Milvus Lite 3.2
+parses no `filter_params` templates, so neither is used.)
 
 The same tags are also kept as text (`tags_text`, ",<base 36>,<base 36>,") on Milvus Lite, whose filter evaluator
 runs `array_contains_all` row by row in Python but `LIKE` on a VARCHAR column as one vectorised Arrow kernel.
-(pymilvus' `ids=` helpers quote string keys without escaping, and Milvus Lite 3.2 parses no `filter_params`
-templates, so neither is used.)
 """
 
 from __future__ import annotations
