@@ -85,6 +85,21 @@ def test_the_cli_backs_up_and_restores(tmp_path, capsys) -> None:
     restored.close()
 
 
+def test_the_cli_backs_up_milvus_and_restores_into_the_embedded_engine(tmp_path, capsys, monkeypatch) -> None:
+    source = registry(tmp_path / "a", store="milvus")
+    source.create("c")[0].upsert(items(3), unit_vectors(3))
+    close_opened()
+    monkeypatch.setenv("O2V_VECTOR_STORE", "milvus")
+    assert main(["index", "backup", "c", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "a")]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] == "milvus"
+    monkeypatch.setenv("O2V_VECTOR_STORE", "faiss")
+    assert main(["index", "restore", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "b")]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 3
+    restored = registry(tmp_path / "b")
+    assert restored.get("c").vectors()[0] == ["item-0", "item-1", "item-2"]
+    restored.close()
+
+
 def test_a_milvus_backup_under_concurrent_writes_restores_into_either_engine(tmp_path) -> None:
     """On Milvus Lite this process' writes wait for the backup: whole writes only, every one acknowledged before."""
     source = registry(tmp_path / "a", store="milvus")

@@ -19,6 +19,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from service.index.names import check_name, collection_dir
 MANIFEST = "backup.json"
 FORMAT = 1
 RESTORE_BATCH = 1_000
+COLUMNS = "id, text, metadata, vector, given"
 
 
 def backup(collections: CollectionRegistry, name: str, target: Path) -> dict[str, Any]:
@@ -83,36 +85,50 @@ def backup(collections: CollectionRegistry, name: str, target: Path) -> dict[str
 
 
 def _milvus_copy(collections: CollectionRegistry, name: str, path: Path) -> None:
-    """A Milvus collection's items, settings and fingerprint as an embedded-engine store at `path`, in write order."""
+    """A Milvus collection's items, settings and fingerprint as an embedded-engine store at `path`, in write order.
+    Pages are staged in a temporary table and written out sorted by write number, so memory holds one batch."""
     from service.index.engines.milvus.engine import MilvusCollection, MilvusCollections
     from service.index.engines.milvus.expressions import GIVEN
 
     assert isinstance(collections, MilvusCollections)
     collection = collections.get(name)
     assert isinstance(collection, MilvusCollection)
-    rows: list[dict[str, Any]] = []
-    with collections.writing(name, exclusive=True), collections.errors(name):
-        target = collection._items()
-        if target is not None:
-            fields = ["id", "text", "metadata", "tags", "seq", "vector"]
-            for page in collection.pages(target, fields):
-                rows += page
-        model, attributes = collection._catalog_model(), collection._extras().get("attributes")
-    rows.sort(key=lambda r: (r["seq"], r["id"]))
     store = Store(path)
     try:
+        db = store.db
+        db.execute("CREATE TEMP TABLE staged (seq INTEGER, id TEXT, text TEXT, metadata TEXT, vector BLOB, given INT)")
+        with collections.writing(name, exclusive=True), collections.errors(name):
+            target = collection._items()
+            for page in collection.pages(target, ["id", "text", "metadata", "tags", "seq", "vector"]) if target else ():
+                staged = [
+                    (
+                        r["seq"],
+                        r["id"],
+                        r["text"],
+                        json.dumps(r["metadata"], ensure_ascii=False),
+                        np.asarray(r["vector"], np.float32).tobytes(),
+                        int(GIVEN in r["tags"]),
+                    )
+                    for r in page
+                ]
+                db.executemany("INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?)", staged)
+            model, attributes = collection._catalog_model(), collection._extras().get("attributes")
         with store.transaction():
             store.set_meta("index", collection.config.public())
-            if collection.dim is not None:
-                store.set_meta("dim", collection.dim)
-            if model is not None:
-                store.set_meta("model", model)
-            if attributes:
-                store.set_meta("attributes", attributes)
-            items = [Item(r["id"], r["text"], r["metadata"], GIVEN in r["tags"]) for r in rows]
-            store.upsert(items, np.asarray([r["vector"] for r in rows], np.float32).reshape(len(rows), -1))
+            for key, value in (("dim", collection.dim), ("model", model), ("attributes", attributes)):
+                if value:
+                    store.set_meta(key, value)
+            for items, vectors in _batches(db.execute(f"SELECT {COLUMNS} FROM staged ORDER BY seq, id")):
+                store.upsert(items, vectors)
     finally:
         store.close()
+
+
+def _batches(rows: sqlite3.Cursor) -> Iterator[tuple[list[Item], np.ndarray]]:
+    """Rows of COLUMNS as items and their vectors, RESTORE_BATCH at a time."""
+    while batch := rows.fetchmany(RESTORE_BATCH):
+        items = [Item(i, t, json.loads(m), bool(g)) for i, t, m, _, g in batch]
+        yield items, np.frombuffer(b"".join(row[3] for row in batch), np.float32).reshape(len(batch), -1)
 
 
 def _milvus_restore(collections: CollectionRegistry, path: Path, name: str, manifest: dict[str, Any]) -> None:
@@ -125,10 +141,7 @@ def _milvus_restore(collections: CollectionRegistry, path: Path, name: str, mani
     try:
         db.execute("BEGIN")  # one consistent view
         meta = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
-        cursor = db.execute("SELECT id, text, metadata, vector, given FROM items ORDER BY row")
-        while batch := cursor.fetchmany(RESTORE_BATCH):
-            items = [Item(i, t, json.loads(m), bool(g)) for i, t, m, _, g in batch]
-            vectors = np.frombuffer(b"".join(v for _, _, _, v, _ in batch), np.float32).reshape(len(batch), -1)
+        for items, vectors in _batches(db.execute(f"SELECT {COLUMNS} FROM items ORDER BY row")):
             collection.upsert(items, vectors, meta.get("model"))
     finally:
         db.close()
