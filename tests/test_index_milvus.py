@@ -15,11 +15,19 @@ import pytest
 from service.index.base import Item
 from service.index.classify import classify
 from service.index.cluster import cluster
-from service.index.engines.milvus.engine import MAX_TOP_K, MilvusCollections, items_collection
-from service.index.engines.milvus.expressions import pk_filter, tags_filter
+from service.index.engines.milvus.engine import (
+    MAX_TAGS,
+    MAX_TAGS_TEXT,
+    MAX_TOP_K,
+    SCAN,
+    TEXT,
+    MilvusCollections,
+    items_collection,
+)
+from service.index.engines.milvus.expressions import pk_filter, tags_filter, tags_text
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
 from service.index.metadata import ANY, check_filter
-from tests.index_fixtures import KINDS, SMALL, close_opened, items, registry, unit_vectors
+from tests.index_fixtures import DIM, KINDS, SMALL, close_opened, items, registry, unit_vectors
 from tests.test_index_search import HOSTILE, HOSTILE_KEY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,9 +79,11 @@ def test_a_drop_through_one_replica_is_seen_by_the_other(tmp_path) -> None:
 def test_expressions_hold_no_caller_text() -> None:
     """Ids become hex and filters become integers: whatever a caller sends, an expression is made of these."""
     safe = re.compile(r'^[a-z_]+ in \[("[0-9a-f]*"(, )?)*\]$|^array_contains_all\(tags, \[(-?\d+(, )?)+\]\)$|^$')
+    as_text = re.compile(r'^tags_text like "%,[0-9a-z]{1,13},%"( and tags_text like "%,[0-9a-z]{1,13},%")*$')
     for value in [*HOSTILE, "😀", "\u2028"]:
         assert safe.fullmatch(pk_filter([value, "a"])), value
         assert safe.fullmatch(tags_filter(check_filter({value: value, HOSTILE_KEY: 1.5}))), value
+        assert as_text.fullmatch(tags_filter(check_filter({value: value, HOSTILE_KEY: 1.5}), as_text=True)), value
     assert safe.fullmatch(tags_filter({"label": ANY})) and tags_filter({}) == ""
     assert tags_filter(check_filter({"n": 1})) == tags_filter(check_filter({"n": 1.0})) != tags_filter({"n": '"1"'})
 
@@ -153,3 +163,37 @@ def test_without_pymilvus_the_embedded_engine_serves_and_milvus_says_what_it_nee
     assert done.returncode == 0, done.stderr
     assert "pip install 'object2vec-service[milvus]'" in done.stdout
     assert (tmp_path / "c" / "items.sqlite").is_file()
+
+
+def test_tags_text_holds_whole_tags_in_base_36() -> None:
+    tags = [0, -1, 2**63 - 1, -(2**63), 35, 36]
+    assert tags_text(tags) == ",0,3w5e11264sgsf,1y2p0ij32e8e7,1y2p0ij32e8e8,z,10,"
+    assert len(tags_text([-1] * MAX_TAGS)) == MAX_TAGS_TEXT
+
+
+def test_a_lite_collection_of_an_older_version_filters_as_before(tmp_path) -> None:
+    """Made without tags_text (the schema before it), it keeps filtering row by row, with the same answers."""
+    reg = registry(tmp_path, SMALL, "milvus")
+    new, _ = reg.create("new", "hnsw")
+    old, _ = reg.create("old", "hnsw")
+    types = reg.pymilvus.DataType
+    schema = reg.client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", types.VARCHAR, is_primary=True, max_length=2048)
+    schema.add_field("id", types.VARCHAR, max_length=1024)
+    schema.add_field("text", types.VARCHAR, max_length=65_535)
+    schema.add_field("metadata", types.JSON)
+    schema.add_field("tags", types.ARRAY, element_type=types.INT64, max_capacity=4096)
+    schema.add_field("seq", types.INT64)
+    schema.add_field("vector", types.FLOAT_VECTOR, dim=DIM)
+    reg._create(old.target, schema, "HNSW", {"M": 16, "efConstruction": 64})
+    vectors = unit_vectors(200, seed=5)
+    for collection in (new, old):
+        collection.upsert(items(200), vectors)
+        collection.delete("item-4")
+    assert reg.form(new.target) == TEXT and reg.form(old.target) == SCAN
+    for query in unit_vectors(5, seed=6):
+        for flt in ({"parity": 0}, {"i": 8}, {"i": 4}, {"parity": 1, "i": 9}):
+            want = [h.id for h in old.search(query, 10, flt)]
+            assert [h.id for h in new.search(query, 10, flt)] == want
+            assert new.count_where(flt) == old.count_where(flt)
+    assert [i.id for i in new.page(None, 5, {"parity": 1})[0]] == [i.id for i in old.page(None, 5, {"parity": 1})[0]]

@@ -1,6 +1,7 @@
 """Re-embedding (Collection.reembed, `o2v index reembed`, POST /collections/{name}/reembed): every text is embedded
 again by the served model and the collection switches at once; reads go on meanwhile, writes made meanwhile are
-caught up, vectors callers sent are kept, and a kill before the switch leaves the old collection intact."""
+caught up, vectors callers sent are kept, and a kill before the switch leaves the old collection intact. On both
+engines (the `store` fixture: Milvus Lite re-embeds into a new items collection and switches the catalog row)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from service.index.base import Item
 from service.index.fingerprint import model_fingerprint
 from service.settings import Settings
 from tests.gateway_fixtures import onnx_encoder
-from tests.index_fixtures import SMALL, registry
+from tests.index_fixtures import OPENED, SMALL, registry
 from tests.test_collections_api import API_KEY, KEY
 
 ENCODER = onnx_encoder()
@@ -35,9 +36,9 @@ def texts(n: int) -> list[str]:
     return [f"sentence number {i} about {['cats', 'trains', 'rain', 'jazz'][i % 4]}" for i in range(n)]
 
 
-def old_collection(folder: Path, n: int, kind: str = "flat") -> tuple[object, np.ndarray]:
+def old_collection(folder: Path, n: int, kind: str = "flat", store: str = "faiss") -> tuple[object, np.ndarray]:
     """n texts stored with random vectors by the OLD model, plus one vector a caller sent (id "given")."""
-    reg = registry(folder, SMALL)
+    reg = registry(folder, SMALL, store)
     collection, _ = reg.create("c", kind)
     old = np.random.default_rng(0).standard_normal((n, 384)).astype(np.float32)
     items = [Item(f"t{i:05d}", t, {"label": i % 4}) for i, t in enumerate(texts(n))]
@@ -46,9 +47,16 @@ def old_collection(folder: Path, n: int, kind: str = "flat") -> tuple[object, np
     return reg, old / np.linalg.norm(old, axis=1, keepdims=True)
 
 
+def shut(reg) -> None:
+    """Close a registry now (a Milvus Lite one releases its file for the next process)."""
+    if reg in OPENED:
+        OPENED.remove(reg)
+    reg.close()
+
+
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_reembed_switches_every_text_keeps_given_vectors_and_reads_go_on(tmp_path, kind) -> None:
-    reg, _ = old_collection(tmp_path, 400, kind)
+def test_reembed_switches_every_text_keeps_given_vectors_and_reads_go_on(tmp_path, kind, store) -> None:
+    reg, _ = old_collection(tmp_path, 400, kind, store)
     collection = reg.get("c")
     probe = np.random.default_rng(1).standard_normal(384).astype(np.float32)
     answers: list[int] = []
@@ -74,13 +82,15 @@ def test_reembed_switches_every_text_keeps_given_vectors_and_reads_go_on(tmp_pat
     assert stored[0].metadata == {"label": 3} and not stored[0].given
     assert stored[1].given and np.allclose(stored[1].vector, np.eye(384)[0])
     assert collection.search(ENCODER.embed_texts([texts(8)[7]])[0], 1)[0].id == "t00007"
-    reg.close()
-    reopened = registry(tmp_path, SMALL).get("c")
+    assert collection.search(ENCODER.embed_texts([texts(8)[7]])[0], 1, {"label": 3})[0].id == "t00007"
+    shut(reg)
+    reopened = registry(tmp_path, SMALL, store).get("c")
     assert reopened.search(ENCODER.embed_texts([texts(8)[7]])[0], 1)[0].id == "t00007"
+    assert reopened.info()["count"] == 401 and reopened.info()["model"] == SERVED
 
 
-def test_texts_written_while_it_runs_are_caught_up(tmp_path) -> None:
-    reg, _ = old_collection(tmp_path, 300)
+def test_texts_written_while_it_runs_are_caught_up(tmp_path, store) -> None:
+    reg, _ = old_collection(tmp_path, 300, store=store)
     collection = reg.get("c")
     calls = [0]
 
@@ -89,6 +99,7 @@ def test_texts_written_while_it_runs_are_caught_up(tmp_path) -> None:
         if calls[0] == 2:  # a write lands while the first pass is under way
             collection.upsert([Item("t00000", "a brand new text", {})], np.eye(384, dtype=np.float32)[1:2])
             collection.upsert([Item("late", "written late", {})], np.eye(384, dtype=np.float32)[2:3])
+            collection.delete("t00299")
         return ENCODER.embed_texts(batch)
 
     collection.reembed(embed, SERVED, batch_size=64)
@@ -96,14 +107,15 @@ def test_texts_written_while_it_runs_are_caught_up(tmp_path) -> None:
         vector = collection.items([item_id], with_vectors=True)[0].vector
         expected = ENCODER.embed_texts([text])[0]
         assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-5), item_id
-    reg.close()
+    assert collection.items(["t00299"]) == [None] and collection.info()["count"] == 301
+    shut(reg)
 
 
-def test_a_kill_before_the_switch_leaves_the_old_collection(tmp_path) -> None:
-    reg, old = old_collection(tmp_path, 3000)
-    reg.close()
+def test_a_kill_before_the_switch_leaves_the_old_collection(tmp_path, store) -> None:
+    reg, old = old_collection(tmp_path, 3000, store=store)
+    shut(reg)
     command = [sys.executable, "-m", "service.cli", "index", "reembed", "c", "--batch-size", "64"]
-    env = {**os.environ, "O2V_DATA_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "O2V_DATA_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", "O2V_VECTOR_STORE": store}
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         progress = []
@@ -117,15 +129,16 @@ def test_a_kill_before_the_switch_leaves_the_old_collection(tmp_path) -> None:
     finally:
         child.kill()
     assert 0 < progress[-1]["done"] < progress[-1]["total"]
-    collection = registry(tmp_path, SMALL).get("c")
+    collection = registry(tmp_path, SMALL, store).get("c")
     assert collection.info()["model"] == OLD and collection.info()["count"] == 3001
     ids, vectors = collection.vectors()
     assert np.allclose(vectors[:3000], old, atol=1e-6) and ids[:3] == ["t00000", "t00001", "t00002"]
 
 
-def test_the_route_runs_it_as_a_job_with_progress(tmp_path, monkeypatch) -> None:
-    reg, _ = old_collection(tmp_path, 200)
-    reg.close()
+def test_the_route_runs_it_as_a_job_with_progress(tmp_path, monkeypatch, store) -> None:
+    reg, _ = old_collection(tmp_path, 200, store=store)
+    shut(reg)
+    monkeypatch.setenv("O2V_VECTOR_STORE", store)
     with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY), ENCODER)) as client:
         key = KEY
         refused = client.post("/collections/c/search", json={"query": "cats"})
@@ -145,9 +158,28 @@ def test_the_route_runs_it_as_a_job_with_progress(tmp_path, monkeypatch) -> None
         assert client.post("/collections/nope/reembed", headers=key).status_code == 404
 
 
-def test_milvus_collections_answer_422_naming_the_store(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("O2V_VECTOR_STORE", "milvus")
-    with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY), ENCODER)) as client:
-        assert client.put("/collections/m", headers=KEY).status_code == 201
-        refused = client.post("/collections/m/reembed", headers=KEY)
-        assert refused.status_code == 422 and refused.json()["error"]["field"] == "store"
+def test_a_failure_mid_way_leaves_the_milvus_collection_and_no_leftover(tmp_path) -> None:
+    reg, old = old_collection(tmp_path, 300, store="milvus")
+    collection = reg.get("c")
+    calls = [0]
+
+    def failing(batch: list[str]) -> np.ndarray:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("the encoder died")
+        return ENCODER.embed_texts(batch)
+
+    with pytest.raises(RuntimeError):
+        collection.reembed(failing, SERVED, batch_size=64)
+    assert collection.info()["model"] == OLD and collection.info()["count"] == 301
+    ids, vectors = collection.vectors()
+    assert np.allclose(vectors[:300], old, atol=1e-6) and ids[:2] == ["t00000", "t00001"]
+    assert [c for c in collection.client.list_collections() if c.startswith("o2v_items_c")] == [collection.target]
+    with pytest.raises(Exception) as refused:
+        collection.reembed(ENCODER.embed_texts, SERVED, batch_size=64, cancelled=lambda: True)
+    assert getattr(refused.value, "field", None) == "name" and collection.info()["model"] == OLD
+    collection.reembed(ENCODER.embed_texts, SERVED, batch_size=64)
+    assert collection.info()["model"] == SERVED
+    assert [c for c in collection.client.list_collections() if c.startswith("o2v_items_c")] == [collection.target]
+    reg.drop("c")
+    assert not [c for c in collection.client.list_collections() if c.startswith("o2v_items_c")]

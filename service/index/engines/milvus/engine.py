@@ -9,14 +9,19 @@ keeps no state of its own and any number of replicas can serve one Milvus. In Mi
   the dimension is known only at the first write; so the items' collection is made by the first upsert.
 - `o2v_items_<name>`, the items: pk (hex of the UTF-8 id), id, text, metadata (JSON), tags (ARRAY<INT64>), seq
   (write order, so k-means reads items in the order the embedded engine does and gives the same clusters) and
-  vector (FLOAT_VECTOR of unit vectors, metric IP: the score is the cosine, as FAISS's is). Flat is FLAT, hnsw is
-  HNSW (M, efConstruction; ef = max(ef_search, top_k) per search), ivf is IVF_FLAT (nlist; nprobe per search),
-  hnsw_sq8 is HNSW_SQ with SQ8 codes and ivf_pq is IVF_PQ (8-bit parts; a Milvus server only, Lite has none); Milvus
-  answers both from their codes (rerank is FAISS's alone).
+  vector (FLOAT_VECTOR of unit vectors, metric IP: the score is the cosine, as FAISS's is). Filters go to Milvus
+  as conditions on the tags, indexed: on a server an INVERTED index on `tags` (made on first use for collections
+  of older versions), on Milvus Lite the tags again as text (`tags_text`, matched by a vectorised LIKE); a Lite
+  collection made before `tags_text` existed keeps the old way (unfiltered neighbours first, see `nearest`)
+  until it is re-embedded or restored from a backup. A re-embedded collection's items live in
+  `o2v_items_<name>_r<n>`, which the catalog row names (config "items"). Flat is FLAT, hnsw is HNSW (M,
+  efConstruction; ef = max(ef_search, top_k) per search, OVERFETCH × top_k when filtered), ivf is IVF_FLAT (nlist;
+  nprobe per search), hnsw_sq8 is HNSW_SQ with SQ8 codes and ivf_pq is IVF_PQ (8-bit parts; a Milvus server only,
+  Lite has none); Milvus answers both from their codes (rerank is FAISS's alone).
   Consistency level Strong: a write acknowledged by any replica is seen by the next search on every replica.
 
 No caller's text ever enters a Milvus expression: expressions.py builds them from hex digits and integers only.
-lite.py starts and stops the in-process server of a local `.db` file.
+lite.py starts and stops the in-process server of a local `.db` file; reembed.py re-embeds a collection.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -56,6 +61,7 @@ from service.index.engines.milvus.expressions import (
     pk_after,
     pk_filter,
     tags_filter,
+    tags_text,
 )
 from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
 from service.index.metadata import ANY, DEFAULT_LIMITS, Conditions, Limits, matches
@@ -75,6 +81,11 @@ MAX_METADATA_BYTES = 65_536
 """Milvus' limit on one JSON value."""
 MAX_TAGS = 4_096
 """ARRAY's largest max_capacity: a tag per scalar metadata value and one per key."""
+MAX_TAGS_TEXT = 1 + 14 * MAX_TAGS
+"""`tags_text` of MAX_TAGS tags: 13 base-36 digits and a comma each."""
+TEXT, INDEXED, SCAN = "text", "indexed", "scan"
+"""How an items collection's filters run: LIKE on tags_text (Lite), array_contains_all on indexed tags (a server),
+array_contains_all evaluated row by row (a Lite collection of an older version)."""
 MAX_BATCH_BYTES = 16 * 2**20
 """Rows per upsert call are cut to stay well under Milvus' 64 MiB gRPC message."""
 READ_BATCH = 4_096
@@ -83,7 +94,7 @@ INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT", "hnsw_sq8": "HNSW_
 NOT_ON_LITE = ("ivf_pq",)
 OVERFETCH = 20
 """Unfiltered neighbours looked at before a filter goes to Milvus: enough for a filter matching 1 item in 10."""
-EXTRAS = ("model", "attributes")
+EXTRAS = ("model", "attributes", "items")
 """Keys of a catalog row's config JSON that are not index settings."""
 
 
@@ -197,6 +208,12 @@ class MilvusCollections(CollectionRegistry):
         self._dropping = SharedLock()
         self._creating = threading.Lock()
         self._loaded: set[str] = set()
+        self._forms: dict[str, str] = {}
+        """How each items collection's filters run (TEXT, INDEXED or SCAN), learned once per process."""
+        self._writes: dict[str, SharedLock] = {}
+        """Per collection: writes in this process hold it shared, a re-embedding's switch and a backup exclusive."""
+        self._moved: dict[str, tuple[str, int]] = {}
+        """Collections re-embedded through this process: name → (items collection, dim), for handles made before."""
         if self.lite:
             lite.prepare(uri)
         self.pymilvus = _pymilvus()
@@ -250,13 +267,17 @@ class MilvusCollections(CollectionRegistry):
             self._loaded.add(collection)
         return collection
 
-    def _create(self, collection: str, schema: Any, index: str, params: dict[str, Any]) -> None:
+    def _create(
+        self, collection: str, schema: Any, index: str, params: dict[str, Any], scalar: Sequence[str] = ()
+    ) -> None:
         """Create, index and load, unless it exists: another replica may be creating the same one right now.
         pymilvus waits for an index build in fixed half-second sleeps; an empty collection's index needs none.
         The build parameters go as one JSON `params` entry, the wire form every Milvus server reads; pymilvus 3
         would send them as separate entries, which Milvus Lite 3.2 ignores."""
         index_params = self.client.prepare_index_params()
         index_params.add_index("vector", index_type=index, metric_type="IP", params={"params": params})
+        for field in scalar:
+            index_params.add_index(field, index_type="INVERTED")
         try:
             self.client.create_collection(collection, schema=schema, consistency_level=STRONG, timeout=self.timeout)
             self.client.create_index(collection, index_params, timeout=self.timeout, sync=False)
@@ -265,6 +286,45 @@ class MilvusCollections(CollectionRegistry):
         except self.pymilvus.MilvusException:
             if not self.client.has_collection(collection, timeout=self.timeout):
                 raise
+
+    def form(self, collection: str) -> str:
+        """How filters run on an items collection (TEXT, INDEXED or SCAN). On a server, an INVERTED index on
+        `tags` is made here if a collection of an older version has none."""
+        if collection not in self._forms:
+            fields = {f["name"] for f in self.client.describe_collection(collection, timeout=self.timeout)["fields"]}
+            if "tags_text" in fields:
+                self._forms[collection] = TEXT
+            elif self.lite:
+                self._forms[collection] = SCAN
+            else:
+                if not self.client.list_indexes(collection, field_name="tags", timeout=self.timeout):
+                    params = self.client.prepare_index_params()
+                    params.add_index("tags", index_type="INVERTED")
+                    self.client.create_index(collection, params, timeout=self.timeout, sync=False)
+                self._forms[collection] = INDEXED
+        return self._forms[collection]
+
+    @contextmanager
+    def writing(self, name: str, exclusive: bool = False) -> Iterator[None]:
+        """Writes to collection `name` in this process hold this shared; a re-embedding's last catch-up and
+        switch, and a backup, hold it exclusive, so no write of this process falls between."""
+        with self._lock:
+            lock = self._writes.setdefault(name, SharedLock())
+        with lock.exclusive() if exclusive else lock.shared():
+            yield
+
+    def _forget(self, collection: str) -> None:
+        self._loaded.discard(collection)
+        self._forms.pop(collection, None)
+
+    def _drop_items(self, name: str, keep: str | None = None) -> None:
+        """Drop every items collection of `name` but `keep`: the default one, and any a re-embedding made
+        (`_r<n>`: no other collection's items name has `_r` where an escape would start)."""
+        base = items_collection(name)
+        for found in self.client.list_collections(timeout=self.timeout):
+            if found != keep and (found == base or found.startswith(base + "_r")):
+                self.client.drop_collection(found, timeout=self.timeout)
+                self._forget(found)
 
     def query(self, collection: str, expr: str, fields: list[str], **kwargs: Any) -> list[dict[str, Any]]:
         """A query at consistency Strong: it sees every write acknowledged before it, through any replica."""
@@ -283,10 +343,11 @@ class MilvusCollections(CollectionRegistry):
         self.client.upsert(CATALOG, [row], timeout=self.timeout)
 
     def _handle(self, name: str, row: dict[str, Any]) -> MilvusCollection:
-        config = (
-            {k: v for k, v in row["config"].items() if k not in EXTRAS} if isinstance(row["config"], dict) else None
-        )
-        return MilvusCollection(self, name, self.defaults.from_public(config, name), int(row["dim"]) or None)
+        stored = row["config"] if isinstance(row["config"], dict) else {}
+        config = {k: v for k, v in stored.items() if k not in EXTRAS} if isinstance(row["config"], dict) else None
+        collection = MilvusCollection(self, name, self.defaults.from_public(config, name), int(row["dim"]) or None)
+        collection.target = stored.get("items") or collection.target
+        return collection
 
     # -- the registry
 
@@ -303,9 +364,8 @@ class MilvusCollections(CollectionRegistry):
             config = self.defaults.with_params(index, params)
             if self.lite and config.kind in NOT_ON_LITE:
                 raise InvalidRequest(f"Milvus Lite has no {INDEXES[config.kind]} index: use a Milvus server", "index")
-            if self.client.has_collection(items_collection(name), timeout=self.timeout):
-                self.client.drop_collection(items_collection(name), timeout=self.timeout)  # left by a broken drop
-                self._loaded.discard(items_collection(name))
+            self._drop_items(name)  # left by a broken drop or a killed re-embedding
+            self._moved.pop(name, None)
             self._write_row(name, config.public(), 0)
             return MilvusCollection(self, name, config, None), True
 
@@ -327,8 +387,8 @@ class MilvusCollections(CollectionRegistry):
             if self._row(name) is None:
                 raise NotFound.collection(name)
             self.client.delete(CATALOG, filter=name_filter(name), timeout=self.timeout)
-            self.client.drop_collection(items_collection(name), timeout=self.timeout)
-            self._loaded.discard(items_collection(name))
+            self._drop_items(name)
+            self._moved.pop(name, None)
 
     def close(self) -> None:
         """Close the connection; the last user of a Milvus Lite file also stops its in-process server, which
@@ -342,6 +402,7 @@ class MilvusCollection(VectorCollection):
     """A handle on one collection: its name, config and (once written) dimension, read from the catalog."""
 
     max_k = MAX_TOP_K
+    reembeds = True
 
     def __init__(self, owner: MilvusCollections, name: str, config: IndexConfig, dim: int | None) -> None:
         self.owner = owner
@@ -355,6 +416,9 @@ class MilvusCollection(VectorCollection):
 
     def _items(self) -> str | None:
         """The items' Milvus collection, None while nothing was ever written; NotFound once dropped."""
+        moved = self.owner._moved.get(self.name)
+        if moved is not None and moved[0] != self.target:  # re-embedded through this process since this handle
+            self.target, self.dim = moved
         if self.dim is None:
             with self.owner.errors(self.name):
                 row = self.owner._row(self.name)
@@ -409,8 +473,9 @@ class MilvusCollection(VectorCollection):
         with self.owner.errors(self.name):
             self._rewrite(attributes=merged(self._extras().get("attributes"), values))
 
-    def _create_items(self, dim: int) -> None:
-        """The items' collection: a row per item, the vector of `dim` numbers, indexed as the config says."""
+    def _create_items(self, dim: int, target: str | None = None) -> None:
+        """The items' collection (`target`, by default this handle's): a row per item, the vector of `dim`
+        numbers, indexed as the config says; the tags indexed for filters (INVERTED on a server, as text on Lite)."""
         o, types = self.owner, self.owner.pymilvus.DataType
         schema = o.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("pk", types.VARCHAR, is_primary=True, max_length=2 * 4 * MAX_ID_CHARS)  # hex of UTF-8
@@ -418,9 +483,12 @@ class MilvusCollection(VectorCollection):
         schema.add_field("text", types.VARCHAR, max_length=MAX_TEXT_BYTES)
         schema.add_field("metadata", types.JSON)
         schema.add_field("tags", types.ARRAY, element_type=types.INT64, max_capacity=MAX_TAGS)
+        if o.lite:
+            schema.add_field("tags_text", types.VARCHAR, max_length=MAX_TAGS_TEXT)
         schema.add_field("seq", types.INT64)
         schema.add_field("vector", types.FLOAT_VECTOR, dim=dim)
-        o._create(self.target, schema, INDEXES[self.config.kind], self._build_params(dim))
+        scalar = () if o.lite else ("tags",)
+        o._create(target or self.target, schema, INDEXES[self.config.kind], self._build_params(dim), scalar)
 
     def _build_params(self, dim: int) -> dict[str, Any]:
         c = self.config
@@ -429,9 +497,12 @@ class MilvusCollection(VectorCollection):
         by_kind: dict[str, dict[str, Any]] = {"hnsw": hnsw, "ivf": ivf, "hnsw_sq8": {**hnsw, "sq_type": "SQ8"}}
         return {**by_kind, "ivf_pq": pq}.get(c.kind, {})
 
-    def _search_params(self, k: int) -> dict[str, Any]:
+    def _search_params(self, k: int, filtered: bool = False) -> dict[str, Any]:
+        """HNSW's beam holds filtered-out items too: a filtered search widens it to OVERFETCH × k, the neighbours
+        the embedded engine and older versions of this one look among for a filter matching 1 item in 10."""
         c = self.config
-        hnsw, ivf = {"ef": max(c.ef_search, k)}, {"nprobe": min(c.nprobe, c.nlist)}
+        hnsw = {"ef": max(c.ef_search, min(OVERFETCH * k, MAX_TOP_K) if filtered else k)}
+        ivf = {"nprobe": min(c.nprobe, c.nlist)}
         params = {"hnsw": hnsw, "ivf": ivf, "hnsw_sq8": hnsw, "ivf_pq": ivf}.get(c.kind, {})
         return {"metric_type": "IP", "params": params}
 
@@ -445,8 +516,9 @@ class MilvusCollection(VectorCollection):
         checked, vectors = check_items(items, vectors, self.limits)
         rows = [self._to_row(item, f"items[{i}]") for i, item in enumerate(items)]
         by_id = {r["id"]: r for r in rows}  # the last of repeated ids, as check_items keeps
-        with self.owner.errors(self.name):
+        with self.owner.writing(self.name), self.owner.errors(self.name):
             target = self._ensure_items(vectors.shape[1])
+            text = self.owner.form(target) == TEXT
             check_dim(vectors, self.dim or 0)
             if model is not None:
                 stored = self._catalog_model()
@@ -457,6 +529,8 @@ class MilvusCollection(VectorCollection):
             size, seq = 0, WRITE_CLOCK.take(len(checked))
             for i, (item, vector) in enumerate(zip(checked, vectors, strict=True)):
                 row = {**by_id[item.id], "seq": seq + i, "vector": vector}
+                if text:
+                    row["tags_text"] = tags_text(row["tags"])
                 batch.append(row)
                 size += row.pop("bytes")
                 if size >= MAX_BATCH_BYTES:
@@ -480,12 +554,12 @@ class MilvusCollection(VectorCollection):
             message = f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON with {values} scalar values"
             raise InvalidRequest(message, f"{field}.metadata")
         row = {"pk": pk(item.id), "id": item.id, "text": item.text, "metadata": metadata, "tags": tags}
-        return {**row, "bytes": len(text) + size + 8 * len(tags) + 4 * (self.dim or 1024)}
+        return {**row, "bytes": len(text) + size + 22 * len(tags) + 4 * (self.dim or 1024)}
 
     def delete(self, item_id: str) -> bool:
         if not valid_id(item_id):
             return False
-        with self.owner.errors(self.name):
+        with self.owner.writing(self.name), self.owner.errors(self.name):
             target = self._items()
             if target is None:
                 return False
@@ -515,11 +589,11 @@ class MilvusCollection(VectorCollection):
         """pk is the hex of the id's UTF-8, so pk order is the embedded engine's id order. Milvus answers a query
         with a limit in pk order; the page is sorted again all the same, and checked against the metadata."""
         terms = [pk_after(after)] if after is not None else []
-        terms += [tags_filter(conditions)] if conditions else []
         with self.owner.errors(self.name):
             target = self._items()
             if target is None:
                 return []
+            terms += [self._filter(target, conditions)] if conditions else []
             rows = self.owner.query(
                 target, " and ".join(terms), self._fields(with_vectors), limit=limit, iterator="True"
             )
@@ -533,10 +607,11 @@ class MilvusCollection(VectorCollection):
     def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
         """The k nearest items meeting `conditions`; hits are checked against their metadata all the same.
 
-        A filter makes Milvus Lite check every row in Python, so a filtered search first looks among unfiltered
-        neighbours: the k nearest when every condition is "has key" (classify's label key, which most collections
-        give every item), then OVERFETCH × k. When k of them match (or they were every item), those k are the
-        answer, exactly as the filtered search would give it; otherwise the filter goes to Milvus.
+        When every condition is "has key" (classify's label key, which most collections give every item), the k
+        nearest unfiltered come first: if all of them match they are the answer, at the cost of a plain search.
+        Otherwise the filter goes to Milvus, which evaluates it on its index (one search, k hits). Only a Lite
+        collection of an older version (SCAN: Lite checks every row in Python) first looks among OVERFETCH × k
+        unfiltered neighbours. Either way the answer is the one the filtered search gives.
         """
         with self.owner.errors(self.name):
             target = self._items()  # first: it may learn the dimension another replica's first write set
@@ -544,7 +619,8 @@ class MilvusCollection(VectorCollection):
             if target is None:
                 return []
             fetches = [k] if conditions and all(v is ANY for v in conditions.values()) else []
-            fetches += [min(self.max_k, OVERFETCH * k)] if conditions else []
+            scan = conditions and self.owner.form(target) == SCAN
+            fetches += [min(self.max_k, OVERFETCH * k)] if scan else []
             for fetch in fetches:
                 raw = self._search(target, query, fetch, {})
                 hits = [hit for hit in raw if matches(hit.metadata, conditions)]
@@ -552,15 +628,18 @@ class MilvusCollection(VectorCollection):
                     return hits[:k]
             return [hit for hit in self._search(target, query, k, conditions) if matches(hit.metadata, conditions)]
 
+    def _filter(self, target: str, conditions: Conditions) -> str:
+        return tags_filter(conditions, self.owner.form(target) == TEXT) if conditions else ""
+
     def _search(self, target: str, query: np.ndarray, k: int, conditions: Conditions) -> list[Hit]:
         found = self.client.search(
             target,
             data=[query],
             anns_field="vector",
             limit=k,
-            filter=tags_filter(conditions),
+            filter=self._filter(target, conditions),
             output_fields=["id", "text", "metadata"],
-            search_params=self._search_params(k),
+            search_params=self._search_params(k, bool(conditions)),
             consistency_level=STRONG,
             timeout=self.timeout,
         )[0]
@@ -569,7 +648,36 @@ class MilvusCollection(VectorCollection):
         ]
 
     def _count(self, target: str, conditions: Conditions) -> int:
-        return int(self.owner.query(target, tags_filter(conditions), ["count(*)"])[0]["count(*)"])
+        return int(self.owner.query(target, self._filter(target, conditions), ["count(*)"])[0]["count(*)"])
+
+    def reembed(
+        self,
+        embed: Callable[[list[str]], np.ndarray],
+        model: str,
+        batch_size: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        """Into a new items collection, then one catalog write switches to it (reembed.py)."""
+        from service.index.engines.milvus.reembed import reembed
+
+        return reembed(self, embed, model, batch_size, progress, cancelled)
+
+    def pages(self, target: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+        """Every row of an items collection, READ_BATCH at a time (query_iterator)."""
+        pages_of = self.client.query_iterator(
+            target,
+            batch_size=READ_BATCH,
+            filter="",
+            output_fields=fields,
+            consistency_level=STRONG,
+            timeout=self.timeout,
+        )
+        try:
+            while page := pages_of.next():
+                yield page
+        finally:
+            pages_of.close()
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """Every item read back in pages (query_iterator), in the order of their last write."""
@@ -579,21 +687,10 @@ class MilvusCollection(VectorCollection):
         with self.owner.errors(self.name):
             target = self._items()
             if target is not None:
-                pages_of = self.client.query_iterator(
-                    target,
-                    batch_size=READ_BATCH,
-                    filter="",
-                    output_fields=["id", "seq", "vector"],
-                    consistency_level=STRONG,
-                    timeout=self.timeout,
-                )
-                try:
-                    while page := pages_of.next():
-                        ids += [r["id"] for r in page]
-                        seqs += [r["seq"] for r in page]
-                        pages.append(np.asarray([r["vector"] for r in page], dtype=np.float32))
-                finally:
-                    pages_of.close()
+                for page in self.pages(target, ["id", "seq", "vector"]):
+                    ids += [r["id"] for r in page]
+                    seqs += [r["seq"] for r in page]
+                    pages.append(np.asarray([r["vector"] for r in page], dtype=np.float32))
         order = sorted(range(len(ids)), key=lambda i: (seqs[i], ids[i]))
         vectors = np.concatenate(pages) if pages else np.empty((0, self.dim or 0), np.float32)
         return [ids[i] for i in order], vectors[order]

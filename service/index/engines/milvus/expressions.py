@@ -3,9 +3,12 @@
 No caller's text ever enters a Milvus expression. Ids are matched by their hex, and a filter {key: value} by
 `tags`, 64-bit hashes of (key, canonical value) as metadata.py defines them (1 == 1.0 != "1", null matches null);
 hits are then checked against the metadata itself, so even a hash collision cannot return a wrong item. An
-expression holds only hex digits and integers: injection is impossible by construction, and metadata keys need
-no pattern. (pymilvus' `ids=` helpers quote string keys without escaping, and Milvus Lite 3.2 parses no
-`filter_params` templates, so neither is used.)
+expression holds only hex digits, integers and base-36 digits: injection is impossible by construction, and
+metadata keys need no pattern. (pymilvus' `ids=` helpers quote string keys without escaping, and Milvus Lite 3.2
+parses no `filter_params` templates, so neither is used.)
+
+The same tags are also kept as text (`tags_text`, ",<base 36>,<base 36>,") on Milvus Lite, whose filter evaluator
+runs `array_contains_all` row by row in Python but `LIKE` on a VARCHAR column as one vectorised Arrow kernel.
 """
 
 from __future__ import annotations
@@ -57,8 +60,31 @@ def pk_after(item_id: str) -> str:
     return f'pk > "{pk(item_id)}"'
 
 
-def tags_filter(conditions: Conditions) -> str:
-    """Every condition as an integer the item's tags must contain; empty when there is none."""
+def tags_filter(conditions: Conditions, as_text: bool = False) -> str:
+    """Every condition as an integer the item's tags must contain; empty when there is none. `as_text`: as a
+    `LIKE` on `tags_text` per condition instead (Milvus Lite evaluates that vectorised)."""
     if not conditions:
         return ""
-    return f"array_contains_all(tags, [{', '.join(str(tag(k, v)) for k, v in conditions.items())}])"
+    tags = [tag(k, v) for k, v in conditions.items()]
+    if as_text:
+        return " and ".join(f'tags_text like "%,{base36(t)},%"' for t in tags)
+    return f"array_contains_all(tags, [{', '.join(str(t) for t in tags)}])"
+
+
+DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def base36(value: int) -> str:
+    """A signed 64-bit tag as at most 13 base-36 digits of its unsigned form: 4,096 tags fit one VARCHAR."""
+    value &= 2**64 - 1
+    out = ""
+    while True:
+        value, digit = divmod(value, 36)
+        out = DIGITS[digit] + out
+        if not value:
+            return out
+
+
+def tags_text(tags: Sequence[int]) -> str:
+    """The tags as `tags_text` holds them: each between commas, so `LIKE "%,<tag>,%"` matches whole tags only."""
+    return "," + "".join(base36(t) + "," for t in tags)

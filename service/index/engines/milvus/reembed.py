@@ -1,0 +1,156 @@
+"""Re-embedding a Milvus collection: every text embedded again into a new items collection, then one catalog write.
+
+The new vectors go into `o2v_items_<name>_r<n>` while reads and writes go on over the current items collection.
+Catch-up passes compare each item's write number (`seq`) with the one copied, so texts written or deleted meanwhile
+are redone; the last pass and the switch (the catalog row naming the new items collection, its dimension and the
+model) run holding this process' writes to the collection, so none of them falls between. Milvus has no transaction
+across collections: a write through another replica in that last moment (a fraction of a second) can land in the
+old items collection and be lost with it; run one re-embedding at a time, with other replicas' writes paused for
+a guarantee. A kill or a failure before the catalog write leaves the collection as it was (the half-made items
+collection is dropped then, or by the next re-embedding, create or drop of the name).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from service.index.base import unit_vectors
+from service.index.engines.milvus.expressions import GIVEN, pk_filter, tags_text
+from service.index.errors import Conflict
+
+if TYPE_CHECKING:
+    from service.index.engines.milvus.engine import MilvusCollection
+
+log = logging.getLogger(__name__)
+
+PASSES = 5
+"""Catch-up passes before the last one, which runs with this process' writes held."""
+FIELDS = ["pk", "id", "text", "metadata", "tags", "seq"]
+
+
+def reembed(
+    collection: MilvusCollection,
+    embed: Callable[[list[str]], np.ndarray],
+    model: str,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+    cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Re-embed `collection` and switch to the new vectors at once; see the module docstring."""
+    from service.index.engines.milvus.engine import TEXT, items_collection
+
+    started = time.perf_counter()
+    owner, name = collection.owner, collection.name
+    with owner.errors(name):
+        source = collection._items()
+        if source is None:  # nothing stored: the model is all there is to adopt
+            collection._rewrite(model=model)
+            return {"collection": name, "reembedded": 0, "model": model, "seconds": time.perf_counter() - started}
+        dim = int(np.asarray(embed(["dimension probe"])).shape[1])
+        if dim != collection.dim and owner.query(source, f"array_contains(tags, {GIVEN})", ["count(*)"])[0]["count(*)"]:
+            message = f"item(s) hold vectors callers sent, of {collection.dim} numbers; {model!r} gives {dim}"
+            raise Conflict(message + ": drop those items first", "model")
+        owner._drop_items(name, keep=source)  # left by a killed re-embedding
+        target = f"{items_collection(name)}_r{time.time_ns()}"
+        collection._create_items(dim, target)
+    copier = _Copier(collection, source, target, embed, batch_size, progress, cancelled)
+    try:
+        with owner.errors(name):
+            copier.text = owner.form(target) == TEXT
+            for _ in range(PASSES):
+                if copier.catch_up() <= batch_size:
+                    break
+        with owner.writing(name, exclusive=True), owner.errors(name):
+            copier.catch_up()
+            collection._rewrite(dim, model=model, items=target)
+            owner._moved[name] = (target, dim)
+            collection.target, collection.dim = target, dim
+    except BaseException:
+        try:
+            owner.client.drop_collection(target, timeout=owner.timeout)
+            owner._forget(target)
+        except Exception:  # the next re-embedding, create or drop of the name removes it
+            log.warning("could not drop %s after a failed re-embedding", target, exc_info=True)
+        raise
+    with owner._dropping.exclusive(), owner.errors():  # calls on the old items collection in this process end first
+        owner.client.drop_collection(source, timeout=owner.timeout)
+        owner._forget(source)
+    count = copier.embedded
+    if progress is not None:
+        progress(count, count)
+    return {"collection": name, "reembedded": count, "model": model, "seconds": time.perf_counter() - started}
+
+
+class _Copier:
+    """Copies items from `source` to `target` with new vectors, remembering the write number of each one copied."""
+
+    def __init__(
+        self,
+        collection: MilvusCollection,
+        source: str,
+        target: str,
+        embed: Callable[[list[str]], np.ndarray],
+        batch_size: int,
+        progress: Callable[[int, int], None] | None,
+        cancelled: Callable[[], bool],
+    ) -> None:
+        self.collection, self.source, self.target = collection, source, target
+        self.embed, self.batch_size, self.progress, self.cancelled = embed, batch_size, progress, cancelled
+        self.copied: dict[str, tuple[int, bool]] = {}
+        """id → (seq of the version copied, whether its vector was a caller's)"""
+        self.text = False
+
+    @property
+    def embedded(self) -> int:
+        """Items in the new collection whose vectors the model made."""
+        return sum(not given for _, given in self.copied.values())
+
+    def catch_up(self) -> int:
+        """Copy what is new or changed since the last pass, delete what is gone; how many items that was."""
+        owner = self.collection.owner
+        now = dict(self._seqs())
+        todo = [i for i, seq in now.items() if self.copied.get(i, (None,))[0] != seq]
+        gone = [i for i in self.copied if i not in now]
+        for start in range(0, len(gone), 512):
+            chunk = gone[start : start + 512]
+            owner.client.delete(self.target, filter=pk_filter(chunk), timeout=owner.timeout)
+            for i in chunk:
+                del self.copied[i]
+        for start in range(0, len(todo), self.batch_size):
+            if self.cancelled():
+                raise Conflict("re-embedding was cancelled; the collection is unchanged", "name")
+            self._copy(todo[start : start + self.batch_size])
+            if self.progress is not None:
+                self.progress(min(self.embedded, len(now)), len(now))
+        return len(todo) + len(gone)
+
+    def _seqs(self) -> Iterator[tuple[str, int]]:
+        for page in self.collection.pages(self.source, ["id", "seq"]):
+            yield from ((r["id"], r["seq"]) for r in page)
+
+    def _copy(self, ids: list[str]) -> None:
+        owner = self.collection.owner
+        rows = owner.query(self.source, pk_filter(ids), FIELDS)
+        given = [r for r in rows if GIVEN in r["tags"]]
+        vectors = {}
+        if given:
+            stored = owner.query(self.source, pk_filter([r["id"] for r in given]), ["id", "vector"])
+            vectors = {r["id"]: np.asarray(r["vector"], np.float32) for r in stored}
+        texts = [r for r in rows if GIVEN not in r["tags"]]
+        if texts:
+            fresh = unit_vectors(np.asarray(self.embed([r["text"] for r in texts])), lambda i: f"texts[{i}]")
+            vectors.update(zip([r["id"] for r in texts], fresh, strict=True))
+        out = []
+        for r in rows:
+            row = {**r, "vector": vectors[r["id"]]}
+            if self.text:
+                row["tags_text"] = tags_text(r["tags"])
+            out.append(row)
+        if out:
+            owner.client.upsert(self.target, out, timeout=owner.timeout)
+        self.copied.update((r["id"], (r["seq"], GIVEN in r["tags"])) for r in rows)
