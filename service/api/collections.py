@@ -519,7 +519,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         new vectors in one step at the end and answers from the old ones until then. Progress: GET the collection."""
         collection = await _call(collections.get, name)
         if not collection.reembeds:
-            raise ApiError(422, "re-embedding runs on the embedded engine (O2V_VECTOR_STORE=faiss) only", "store")
+            raise ApiError(422, f"the {type(collection).__name__} engine cannot re-embed its collections", "store")
         job = request.app.state.reembed_jobs.start(collection, encoder.embed_texts, served)
         return json_response(job, status=202)
 

@@ -128,7 +128,7 @@ class VectorCollection(ABC):
         cancelled: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
         """Embed every stored text again with the served model and switch to the new vectors at once."""
-        raise InvalidRequest("re-embedding runs on the embedded engine (O2V_VECTOR_STORE=faiss) only", "store")
+        raise InvalidRequest(f"the {type(self).__name__} engine cannot re-embed its collections", "store")
 
     def check_model(self, served: str) -> None:
         """Conflict unless the texts of this collection were embedded by `served` (or none were yet): texts of two
