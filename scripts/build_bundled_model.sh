@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
 # Rebuild the bundled model from ../shared/data: teacher-labelled channels, `o2v train`, `o2v export`.
-# Usage: scripts/build_bundled_model.sh [pooled|pooled-v2|hcnn|bilstm] [model_dir] [seed]   (needs the [train,teacher] extras)
+# Usage: scripts/build_bundled_model.sh [pooled|pooled-v2|pooled-v3|hcnn|bilstm] [model_dir] [seed]
+#   (needs the [train,teacher] extras)
 #   pooled-v2 (issue 13): service.object2vec.teacher.build_v2 channels in build/distill-pooled-v2 (MiniLM cosines of the
 #   pooled recipe's pairs plus typo'd and negated pairs; teacher embeddings cached in build/teacher-cache),
 #   configs/bundled-pooled-v2.json with `seed` (default 0) → build/train-pooled-v2-s<seed>. Deterministic for a seed.
+#   pooled-v3: the same with teacher.build_v3 (pool pairs labelled by the mean of MiniLM's and all-mpnet-base-v2's
+#   cosines; mpnet from $O2V_MPNET or ~/.cache/o2v/all-mpnet-base-v2/all-mpnet-base-v2, see teacher.mpnet_path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 net=${1:-pooled}
 out=${2:-service/model/bundled/object2vec-sts-384}
 seed=${3:-0}
 export HF_HUB_OFFLINE=1
-if [ "$net" = pooled-v2 ]; then
-  [ -f build/distill-pooled-v2/train.jsonl ] || python3 -c "import json; from service.object2vec.teacher import build_v2; \
-print(json.dumps(build_v2('build/distill-pooled-v2', seed=0, word_per_band=0)['pair_counts']))"
+if [ "$net" = pooled-v2 ] || [ "$net" = pooled-v3 ]; then
+  data=build/distill-$net
+  [ -f $data/train.jsonl ] || python3 -c "import json; from service.object2vec.teacher import build_${net#pooled-}; \
+print(json.dumps(build_${net#pooled-}('$data', seed=0)['pair_counts']))"
   mkdir -p build/seed-configs
-  cfg=build/seed-configs/bundled-pooled-v2-s$seed.json
-  python3 - "$seed" "$cfg" <<'PY'
+  cfg=build/seed-configs/bundled-$net-s$seed.json
+  python3 - "$net" "$seed" "$cfg" <<'PY'
 import json, sys
-seed, dst = int(sys.argv[1]), sys.argv[2]
-c = json.load(open("configs/bundled-pooled-v2.json"))
+net, seed, dst = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = json.load(open(f"configs/bundled-{net}.json"))
 fix = lambda p: p.replace("../build/", "../../build/")  # the copy lives two folders down
 c["channels"] = {k: fix(v) for k, v in c["channels"].items()}
 c["auxiliary"], c["tokenizer"] = fix(c["auxiliary"]), fix(c["tokenizer"])
-c["seed"], c["output_dir"] = seed, f"../../build/train-pooled-v2-s{seed}"
+c["seed"], c["output_dir"] = seed, f"../../build/train-{net}-s{seed}"
 json.dump(c, open(dst, "w"), indent=2)
 PY
-  [ -f "build/train-pooled-v2-s$seed/checkpoint.pt" ] || o2v train "$cfg" --quiet
-  o2v export "build/train-pooled-v2-s$seed" "$out" --embedding-dtype int8 --name "$(basename "$out")" \
-    --training-data build/distill-pooled-v2/sources.json
+  [ -f "build/train-$net-s$seed/checkpoint.pt" ] || o2v train "$cfg" --quiet
+  o2v export "build/train-$net-s$seed" "$out" --embedding-dtype int8 --name "$(basename "$out")" \
+    --training-data $data/sources.json
   exit 0
 fi
 [ -f build/distill/train.jsonl ] || o2v distill-data build/distill --seed 0 --gold-repeats 8 --per-band 10
