@@ -13,7 +13,7 @@ import pytest
 
 from service.cli import main
 from service.index.backup import backup, restore
-from service.index.base import Item
+from service.index.base import Item, VectorCollection
 from service.index.errors import Conflict
 from tests.index_fixtures import DIM, close_opened, items, registry, unit_vectors
 
@@ -27,31 +27,42 @@ def _close() -> Iterator[None]:
     close_opened()
 
 
+class Writer:
+    """Another thread upserting BATCH items at a time from `vectors[BATCH:]` until stopped or out of vectors; yields
+    (stop event, [items written]) and joins the thread on exit."""
+
+    def __init__(self, collection: VectorCollection, vectors: np.ndarray) -> None:
+        self.collection, self.vectors = collection, vectors
+        self.stop, self.written = threading.Event(), [BATCH]
+        self.thread = threading.Thread(target=self._write)
+
+    def _write(self) -> None:
+        while not self.stop.is_set() and self.written[0] + BATCH <= len(self.vectors):
+            start = self.written[0]
+            self.collection.upsert(items(BATCH, start), self.vectors[start : start + BATCH])
+            self.written[0] = start + BATCH
+
+    def __enter__(self) -> tuple[threading.Event, list[int]]:
+        self.thread.start()
+        return self.stop, self.written
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def test_a_backup_under_concurrent_writes_restores_whole_writes(tmp_path) -> None:
     source = registry(tmp_path / "a", snapshot_every=100)
     collection, _ = source.create("live", "hnsw")
     vectors = unit_vectors(4000, seed=3)
     collection.upsert(items(BATCH), vectors[:BATCH], model="m@1")
-    stop, written = threading.Event(), [BATCH]
-
-    def writer() -> None:
-        while not stop.is_set() and written[0] + BATCH <= len(vectors):
-            start = written[0]
-            collection.upsert(items(BATCH, start), vectors[start : start + BATCH])
-            written[0] = start + BATCH
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with Writer(collection, vectors) as (stop, written):
         while written[0] < 10 * BATCH:
             stop.wait(0.01)
         manifest = backup(source, "live", tmp_path / "backup")
         deadline = time.monotonic() + 30
         while written[0] <= manifest["count"] and written[0] < len(vectors) and time.monotonic() < deadline:
             stop.wait(0.01)  # the writer goes on after the copy: the backup never held it up for good
-    finally:
-        stop.set()
-        thread.join()
     assert written[0] > manifest["count"] or written[0] == len(vectors)
     assert manifest["count"] % BATCH == 0 and manifest["model"] == "m@1" and manifest["config"]["index"] == "hnsw"
 
@@ -108,24 +119,11 @@ def test_a_milvus_backup_under_concurrent_writes_restores_into_either_engine(tmp
     collection.upsert(items(BATCH), vectors[:BATCH], model="m@1")
     collection.upsert([Item("given", "sent", {"k": 1}, True)], unit_vectors(1, seed=9))
     collection.set_attributes({"min_score": 0.4})
-    stop, written = threading.Event(), [BATCH]
-
-    def writer() -> None:
-        while not stop.is_set() and written[0] + BATCH <= len(vectors):
-            start = written[0]
-            collection.upsert(items(BATCH, start), vectors[start : start + BATCH])
-            written[0] = start + BATCH
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with Writer(collection, vectors) as (stop, written):
         while written[0] < 6 * BATCH:
             stop.wait(0.01)
         before = written[0]
         manifest = backup(source, "live", tmp_path / "backup")
-    finally:
-        stop.set()
-        thread.join()
     n = manifest["count"] - 1
     assert n % BATCH == 0 and n >= before and manifest["engine"] == "milvus"
     assert manifest["model"] == "m@1" and manifest["config"] == collection.config.public() and manifest["dim"] == DIM
