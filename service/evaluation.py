@@ -20,6 +20,7 @@ import numpy as np
 from scipy.stats import rankdata, spearmanr
 
 from service.datasets import file_sha256, read_clinc, read_reviews, read_sts, source_files
+from service.drift.tokens import TRAINED_FILE
 from service.index.calibrate import NO_THRESHOLD, Votes, fit, measure
 from service.index.classify import vote
 from service.model.model_dir import ModelDir
@@ -309,13 +310,19 @@ def trained_token_ids(model: ModelDir, train_channel: Path | None = None) -> tup
     """The token rows training touched (the tokens of any train pair), and how that was found out.
 
     The model card does not list them, so: the train channel itself when given and its sha256 is the card's; else
-    the distillation pool rebuilt from the card's recipe and the shared data; else unknown (None)."""
+    the exact rows `o2v export` wrote from the train channel (the card's `drift_tokens`); else the distillation pool
+    rebuilt from the card's recipe and the shared data; else unknown (None)."""
     card = model.card
     want = card.get("channels", {}).get("train", {}).get("sha256")
     if train_channel is not None and train_channel.is_file():
         if want and file_sha256(train_channel) != want:
             return None, f"unknown: {train_channel} is not the channel this model was trained on (sha256)"
         return _channel_token_ids(train_channel), f"train channel {train_channel}"
+    exported = card.get("drift_tokens") or {}
+    exact = str(exported.get("source", {}).get("from", "")).startswith("train channel")
+    if exact and (model.path / TRAINED_FILE).is_file():
+        mask = np.unpackbits(np.load(model.path / TRAINED_FILE))[: int(exported["vocab_size"])]
+        return set(np.flatnonzero(mask).tolist()), f"{TRAINED_FILE}, written by o2v export from the train channel"
     pool = _distillation_pool(card.get("training_data") or {})
     if pool is None:
         return None, "unknown: no train channel, and the card's training_data cannot be rebuilt"

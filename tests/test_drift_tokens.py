@@ -110,6 +110,8 @@ def test_cli_writes_the_trained_rows_of_a_train_channel(tmp_path: Path, capsys: 
 def test_export_writes_the_trained_rows_and_the_validation_rates(tmp_path: Path) -> None:
     """`o2v export` of a checkpoint whose channels are still there: the exact trained rows (ids of the train
     channel) and the validation channel's rates, so a fresh model dir has the unseen-token baseline."""
+    from service.evaluation import trained_token_ids
+    from service.model.model_dir import ModelDir
     from service.object2vec.export import export_model
     from service.object2vec.train import TrainConfig, train
     from tests.object2vec_fixtures import tiny_config
@@ -126,6 +128,8 @@ def test_export_writes_the_trained_rows_and_the_validation_rates(tmp_path: Path)
     assert len(model.validation["unseen_token_rate"]) == 2 * 128  # in0 and in1 of each validation record
     card_tokens = json.loads((out / "model_card.json").read_text())["drift_tokens"]
     assert card_tokens["trained_ids"] == len(train_ids) and card_tokens["source"]["files"] == ["train.jsonl"]
+    trained, how = trained_token_ids(ModelDir.load(out))  # bench.quality's coverage reads the same exact rows
+    assert trained == train_ids and how.startswith(TRAINED_FILE)
     (tmp_path / "train.jsonl").write_text("")  # not the file training read: no trained rows claimed
     again = export_model(tmp_path / "out", tmp_path / "again", name="tiny", rotate=False)
     assert not (again / TRAINED_FILE).exists() and not (again / RATES_FILE).exists()
