@@ -86,6 +86,8 @@ def token_vectors(teacher: Any, tokenizer: TextTokenizer) -> np.ndarray:
     model = teacher[0].auto_model.eval()
     vocab = tokenizer.vocab_size
     cls_id, sep_id = tokenizer.tokenizer.token_to_id("[CLS]"), tokenizer.tokenizer.token_to_id("[SEP]")
+    if cls_id is None or sep_id is None:
+        raise ValueError("the tokenizer has no [CLS] or [SEP]: token vectors are read between them")
     table = np.zeros((vocab, model.config.hidden_size), dtype=np.float32)
     with torch.no_grad():
         for start in tqdm(range(0, vocab, 1024), desc="token vectors"):
