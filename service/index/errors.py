@@ -25,6 +25,17 @@ class NotFound(CollectionError, errors.NotFound):
 class Conflict(CollectionError, errors.Conflict):
     """The collection exists with settings other than those asked for."""
 
+    @classmethod
+    def reembed_cancelled(cls) -> Conflict:
+        return cls("re-embedding was cancelled; the collection is unchanged", "name")
+
+    @classmethod
+    def caller_vectors_width(cls, dim: int | None, model: str, new_dim: int, count: int | None = None) -> Conflict:
+        """Re-embedding with `model` would change the width, but items hold vectors callers sent at the old one."""
+        items = "item(s)" if count is None else f"{count} item(s)"
+        message = f"{items} hold vectors callers sent, of {dim} numbers; {model!r} gives {new_dim}"
+        return cls(message + ": drop those items first", "model")
+
 
 class StoreUnavailable(CollectionError, errors.Unavailable):
     """The vector store (a Milvus server) did not answer or failed; the same request may succeed later."""

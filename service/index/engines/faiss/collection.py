@@ -439,8 +439,7 @@ class FaissCollection(VectorCollection):
         if given and self.dim is not None:
             probe = np.asarray(embed(["dimension probe"]))
             if probe.shape[1] != self.dim:
-                message = f"{given} item(s) hold vectors callers sent, of {self.dim} numbers; {model!r} gives "
-                raise Conflict(message + f"{probe.shape[1]}: drop those items first", "model")
+                raise Conflict.caller_vectors_width(self.dim, model, probe.shape[1], given)
         vectors: dict[str, tuple[str, np.ndarray]] = {}
         total = len(texts)
         for _ in range(REEMBED_PASSES):
@@ -449,7 +448,7 @@ class FaissCollection(VectorCollection):
                 break
             for start in range(0, len(todo), batch_size):
                 if cancelled():
-                    raise Conflict("re-embedding was cancelled; the collection is unchanged", "name")
+                    raise Conflict.reembed_cancelled()
                 chunk = todo[start : start + batch_size]
                 for (item_id, text), vector in zip(chunk, np.asarray(embed([t for _, t in chunk])), strict=True):
                     vectors[item_id] = (text, vector)

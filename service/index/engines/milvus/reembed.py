@@ -53,8 +53,7 @@ def reembed(
             return {"collection": name, "reembedded": 0, "model": model, "seconds": time.perf_counter() - started}
         dim = int(np.asarray(embed(["dimension probe"])).shape[1])
         if dim != collection.dim and owner.query(source, f"array_contains(tags, {GIVEN})", ["count(*)"])[0]["count(*)"]:
-            message = f"item(s) hold vectors callers sent, of {collection.dim} numbers; {model!r} gives {dim}"
-            raise Conflict(message + ": drop those items first", "model")
+            raise Conflict.caller_vectors_width(collection.dim, model, dim)
         owner._drop_items(name, keep=source)  # left by a killed re-embedding
         target = f"{items_collection(name)}_r{time.time_ns()}"
         collection._create_items(dim, target)
@@ -123,7 +122,7 @@ class _Copier:
                 del self.copied[i]
         for start in range(0, len(todo), self.batch_size):
             if self.cancelled():
-                raise Conflict("re-embedding was cancelled; the collection is unchanged", "name")
+                raise Conflict.reembed_cancelled()
             self._copy(todo[start : start + self.batch_size])
             if self.progress is not None:
                 self.progress(min(self.embedded, len(now)), len(now))
