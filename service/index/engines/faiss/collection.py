@@ -282,7 +282,7 @@ class FaissCollection(VectorCollection):
             try:
                 with store.transaction(write=False):
                     seq = store.last_seq()
-                    rows = np.fromiter((r for (r,) in store.db.execute("SELECT row FROM items ORDER BY row")), np.int64)
+                    rows = store.rows()
                     index = build_streamed(self.config, dim, rows, lambda r: store.vectors(r.tolist(), dim))
             finally:
                 store.close()

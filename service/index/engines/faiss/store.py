@@ -250,6 +250,10 @@ class Store:
         sql, args = self._where(conditions)
         return int(self.db.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0])
 
+    def rows(self) -> np.ndarray:
+        """Every item's row, ascending."""
+        return np.fromiter((r for (r,) in self.db.execute("SELECT row FROM items ORDER BY row")), np.int64)
+
     def rows_matching(self, conditions: Conditions) -> np.ndarray:
         sql, args = self._where(conditions)
         return np.array([r for (r,) in self.db.execute(sql, args)], dtype=np.int64)
