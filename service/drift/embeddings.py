@@ -84,10 +84,20 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
+def to_int8(units: np.ndarray) -> np.ndarray:
+    """Unit rows as int8 (×127): 1/4 of float32, cosines within about 1 % — enough for a kernel test."""
+    return np.round(units * 127).astype(np.int8)
+
+
+def from_int8(rows: np.ndarray) -> np.ndarray:
+    """to_int8's rows back as float32 unit rows."""
+    return unit_rows(rows.astype(np.float32) / 127.0)
+
+
 def write_sample(model_dir: str | Path, vectors: np.ndarray, texts: str) -> Path:
-    """Unit vectors as int8 (×127): 1/4 of float32, cosines within about 1 % — enough for a kernel test."""
+    """The validation sample as to_int8 rows, and which encoder made it."""
     folder = Path(model_dir)
-    np.save(folder / SAMPLE_FILE, np.round(unit_rows(vectors) * 127).astype(np.int8))
+    np.save(folder / SAMPLE_FILE, to_int8(unit_rows(vectors)))
     meta = {"encoder_sha256": _encoder_sha(folder), "n": int(vectors.shape[0]), "texts": texts}
     (folder / SAMPLE_META).write_text(json.dumps(meta))
     return folder / SAMPLE_FILE
@@ -102,17 +112,16 @@ def load_sample(model_dir: str | Path | None) -> np.ndarray | None:
     if json.loads((folder / SAMPLE_META).read_text()).get("encoder_sha256") != _encoder_sha(folder):
         log.warning(json.dumps({"event": "drift_embedding_sample_stale", "path": str(folder / SAMPLE_FILE)}))
         return None
-    return unit_rows(np.load(folder / SAMPLE_FILE).astype(np.float32) / 127.0)
+    return from_int8(np.load(folder / SAMPLE_FILE))
 
 
 def pack_rows(vectors: np.ndarray) -> str:
     """Unit rows as int8 (×127), base64: how a window goes into the JSON state."""
-    return base64.b64encode(np.round(unit_rows(vectors) * 127).astype(np.int8).tobytes()).decode("ascii")
+    return base64.b64encode(to_int8(unit_rows(vectors)).tobytes()).decode("ascii")
 
 
 def unpack_rows(text: str, dim: int) -> np.ndarray:
-    rows = np.frombuffer(base64.b64decode(text), dtype=np.int8).reshape(-1, dim)
-    return unit_rows(rows.astype(np.float32) / 127.0)
+    return from_int8(np.frombuffer(base64.b64decode(text), dtype=np.int8).reshape(-1, dim))
 
 
 def _encoder_sha(folder: Path) -> str | None:
@@ -187,7 +196,7 @@ class EmbeddingMonitor:
         self.permutations, self.limit, self.confirm, self.clear = permutations, limit, confirm, clear
         self.lock = threading.Lock()
         self.families: dict[str, _Family] = {}
-        self.reference_id = hashlib.sha256(np.round(self.reference * 127).astype(np.int8).tobytes()).hexdigest()[:16]
+        self.reference_id = hashlib.sha256(to_int8(self.reference).tobytes()).hexdigest()[:16]
 
     def _family(self, name: str) -> _Family:
         family = self.families.get(name)
