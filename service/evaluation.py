@@ -20,7 +20,7 @@ import numpy as np
 from scipy.stats import rankdata, spearmanr
 
 from service.datasets import file_sha256, read_clinc, read_reviews, read_sts, source_files
-from service.drift.tokens import TRAINED_FILE
+from service.drift.tokens import TRAINED_FILE, load_trained
 from service.index.calibrate import NO_THRESHOLD, Votes, fit, measure
 from service.index.classify import vote
 from service.model.model_dir import ModelDir
@@ -320,8 +320,8 @@ def trained_token_ids(model: ModelDir, train_channel: Path | None = None) -> tup
         return _channel_token_ids(train_channel), f"train channel {train_channel}"
     exported = card.get("drift_tokens") or {}
     exact = str(exported.get("source", {}).get("from", "")).startswith("train channel")
-    if exact and (model.path / TRAINED_FILE).is_file():
-        mask = np.unpackbits(np.load(model.path / TRAINED_FILE))[: int(exported["vocab_size"])]
+    mask = load_trained(model.path, int(exported.get("vocab_size", 0))) if exact else None
+    if mask is not None:
         return set(np.flatnonzero(mask).tolist()), f"{TRAINED_FILE}, written by o2v export from the train channel"
     pool = _distillation_pool(card.get("training_data") or {})
     if pool is None:

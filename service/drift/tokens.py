@@ -97,6 +97,13 @@ def write_token_files(
     return {k: v for k, v in doc.items() if k != "validation"}
 
 
+def load_trained(folder: Path, vocab_size: int) -> np.ndarray | None:
+    """The trained mask write_token_files left in `folder` (a bool per vocabulary id), or None without one."""
+    if not (folder / TRAINED_FILE).is_file():
+        return None
+    return np.unpackbits(np.load(folder / TRAINED_FILE))[:vocab_size].astype(bool)
+
+
 @dataclass(frozen=True)
 class TokenModel:
     """What the model directory says: the trained mask and the validation rates (each may be missing)."""
@@ -108,9 +115,7 @@ class TokenModel:
     @classmethod
     def load(cls, model_dir: str | Path | None, vocab_size: int) -> TokenModel:
         folder = Path(model_dir) if model_dir is not None else None
-        trained = None
-        if folder is not None and (folder / TRAINED_FILE).is_file():
-            trained = np.unpackbits(np.load(folder / TRAINED_FILE))[:vocab_size].astype(bool)
+        trained = load_trained(folder, vocab_size) if folder is not None else None
         validation: dict[str, list[float]] = {}
         source = "none"
         if folder is not None and (folder / RATES_FILE).is_file():
