@@ -190,3 +190,12 @@ def test_a_scrape_during_a_check_shows_the_checks_outcome() -> None:
     status = next(f for f in DriftCollector(m).collect() if f.name == "o2v_drift_status")
     checker.join()
     assert {s.labels["stream"]: s.value for s in status.samples}["custom"] == 0.0
+
+
+def test_a_second_check_of_the_same_scores_does_not_confirm_a_drift() -> None:
+    m = monitor()
+    m.record_many("similarity", scores(60, mean=0.2, seed=5))
+    assert m.check("similarity") == "ok"  # the first verdict after pending, not yet confirmed
+    assert m.check("similarity") == "ok"  # no new score since: the worker and a caller both found it due
+    m.record_many("similarity", scores(FAST.check_every, mean=0.2, seed=6))
+    assert m.check("similarity") == "drift"

@@ -378,11 +378,16 @@ class DriftMonitor:
         return len(due)
 
     def check(self, name: str) -> str:
-        """Evaluate the stream now and advance its status (one step of the hysteresis); returns the status."""
+        """Evaluate a due stream and advance its status (one step of the hysteresis); returns the status.
+
+        Only a due stream steps: the worker and a caller of `run_due_checks` may both find it due, and a second
+        step on the same scores would count as the second of `confirm` agreeing checks."""
         with self._lock:
             tracked = self._streams.get(name)
             if tracked is None:  # deleted since it became due
                 return PENDING
+            if not tracked.due:
+                return tracked.tracker.status
             tracked.due = False
             tracked.checked_total = tracked.stream.total
             ev = self._evaluate(name, tracked)
