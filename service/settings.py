@@ -27,7 +27,14 @@ INDEX_PARAM_MAX = {
 generous ones elsewhere (past them FAISS only spends memory and time); a bound at all keeps every stored parameter
 a 64-bit integer, which the JSON answers and SQLite need."""
 INDEX_PARAM_MIN = {
-    "m": 2, "ef_construction": 1, "ef_search": 1, "nlist": 1, "nprobe": 1, "min_train": 1, "pq_m": 1, "rerank": 1,
+    "m": 2,
+    "ef_construction": 1,
+    "ef_search": 1,
+    "nlist": 1,
+    "nprobe": 1,
+    "min_train": 1,
+    "pq_m": 1,
+    "rerank": 1,
 }
 """Smallest index parameter a collection may ask for: what FAISS and Milvus really take (an HNSW graph with M=1
 crashes libfaiss on the first add; Milvus also wants M >= 2)."""
@@ -78,8 +85,9 @@ class Settings(BaseSettings):
         None, description="Bearer key for write routes; unset = open (an empty or placeholder value refuses to start)"
     )
     read_api_key: SecretStr | None = Field(
-        None, description="Bearer key for every other route too (the write key also reads; needs O2V_API_KEY); "
-        "/healthz, /readyz, /ping and /metrics stay open; unset = reads open (and in a SageMaker container)"
+        None,
+        description="Bearer key for every other route too (the write key also reads; needs O2V_API_KEY); "
+        "/healthz, /readyz, /ping and /metrics stay open; unset = reads open (and in a SageMaker container)",
     )
     readyz_timeout_s: float = Field(0.8, gt=0.0, description="/readyz answers 503 when its check takes longer")
     access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
@@ -209,19 +217,27 @@ class Settings(BaseSettings):
         1024, ge=1, le=INDEX_PARAM_MAX["nlist"], description="inverted lists, capped at trained vectors / 39"
     )
     ivf_nprobe: int = Field(
-        128, ge=1, le=INDEX_PARAM_MAX["nprobe"],
+        128,
+        ge=1,
+        le=INDEX_PARAM_MAX["nprobe"],
         description="lists scanned per query; 128 of 1024: recall@10 0.96 at 1M",
     )
     ivf_min_train: int = Field(
-        20_000, ge=1, le=INDEX_PARAM_MAX["min_train"],
+        20_000,
+        ge=1,
+        le=INDEX_PARAM_MAX["min_train"],
         description="vectors stored before IVF trains; exact search until then",
     )
     ivf_pq_m: int = Field(
-        48, ge=1, le=INDEX_PARAM_MAX["pq_m"],
+        48,
+        ge=1,
+        le=INDEX_PARAM_MAX["pq_m"],
         description="ivf_pq: bytes per vector (the largest divisor of the dimension up to this many parts)",
     )
     index_rerank: int = Field(
-        50, ge=1, le=INDEX_PARAM_MAX["rerank"],
+        50,
+        ge=1,
+        le=INDEX_PARAM_MAX["rerank"],
         description="hnsw_sq8, ivf_pq: candidates beyond top_k re-ranked exactly from the stored float vectors",
     )
     index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")

@@ -123,9 +123,7 @@ def run(args: argparse.Namespace) -> int:
         collections.close()
 
 
-def _embedder(
-    settings: Settings, collection: VectorCollection | None = None
-) -> Callable[[Sequence[str]], np.ndarray]:
+def _embedder(settings: Settings, collection: VectorCollection | None = None) -> Callable[[Sequence[str]], np.ndarray]:
     """The served model's text embedder; with a collection, first refused (409) unless it embedded the collection."""
     encoder = _encoder(settings)
     if collection is not None:
