@@ -151,7 +151,7 @@ def main() -> int:
     print_table(rows, columns)
     ratio64 = remote[64].rate / local[64].rate
     summary = {
-        "bench": "http",
+        "bench": "http_overhead",
         "encoding": args.encoding,
         "concurrency": args.concurrency,
         "rounds": args.rounds,

@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     drift_clear_checks: int = Field(3, ge=1, description="consecutive checks needed to lower the status")
     drift_hysteresis: float = Field(0.2, ge=0.0, lt=1.0, description="a raised status holds until 80% of a limit")
     drift_ks_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0, description="KS p-value below which a check may warn")
-    drift_ks_pvalue_drift: float = Field(0.01, gt=0.0, lt=1.0, description="KS p-value below which a check may drift")
+    drift_ks_pvalue_drift: float = Field(0.005, gt=0.0, lt=1.0, description="KS p-value below which a check may drift")
     drift_linf_warning: float = Field(0.05, gt=0.0, description="KS statistic = SageMaker's L-infinity distance")
     drift_linf_drift: float = Field(0.1, gt=0.0, description="SageMaker Model Monitor's comparison_threshold")
     drift_psi_warning: float = Field(0.1, gt=0.0, description="population stability index over the baseline's bins")
