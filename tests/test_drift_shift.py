@@ -21,14 +21,30 @@ def bimodal(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
 
 
 def test_efficient_score_of_a_normal_baseline_is_its_linear_score() -> None:
-    """For N(μ, σ²) −f′/f = (x − μ)/σ², whose sd is √(Fisher information) = 1/σ: the kernel estimate follows it."""
+    """For N(μ, σ²) −f′/f = (x − μ)/σ²: the kernel estimate follows it, with the kernel's bw² added to σ², so at
+    new points its sd is σ / (σ² + bw²) and its mean 0."""
     base = np.sort(np.random.default_rng(0).normal(0.5, 0.1, 4000))
     bw = bandwidth(base)
-    grid, psi, mean, sd = efficient_score(base, bw, clip=4.0)
+    grid, psi, null = efficient_score(base, bw, clip=4.0)
     on_base = np.interp(base, grid, psi)
     assert np.corrcoef(on_base, base)[0, 1] > 0.97
-    assert abs(sd * np.sqrt(base.var() + bw**2) - 1.0) < 0.05  # the kernel adds bw² to the variance
-    assert abs(mean) < 0.05 * sd
+    assert abs(null.std() * (base.var() + bw**2) / base.std() - 1.0) < 0.05
+    assert abs(null.mean()) < 0.05 * null.std()
+
+
+def test_normal_traffic_sits_at_z_zero_on_a_bounded_lopsided_baseline() -> None:
+    """Cosines pile up below 1.0: there the integral of ψ over the kernel density (0 by construction) is not what
+    new scores give, and normal traffic sat at z ≈ +1 here. The leave-one-out null puts it at 0, sd 1."""
+    rng = np.random.default_rng(0)
+
+    def draw(n: int) -> np.ndarray:
+        return np.clip(1.0 - np.abs(rng.normal(0.0, 0.15, n)) + rng.normal(0.0, 0.01, n), -1.0, 1.0)
+
+    zs = []
+    for _ in range(40):
+        test = calibrate(draw(1500), PARAMS)
+        zs += [test.statistic(draw(PARAMS.window)) for _ in range(10)]
+    assert abs(np.mean(zs)) < 0.2 and 0.8 < np.std(zs) < 1.25
 
 
 def test_thresholds_hold_the_false_alarm_rate_on_fresh_baseline_draws() -> None:

@@ -26,7 +26,7 @@ def test_level_needs_the_gate_and_one_distance() -> None:
 
 
 def test_relaxed_thresholds_hold_a_raised_level() -> None:
-    near = stats(p=0.012, linf=0.09)  # below the drift thresholds, within 80 % of them on the gate's log scale
+    near = stats(p=0.005, linf=0.09)  # below the drift thresholds, within 80 % of them on the gate's log scale
     assert level(near, LIMITS) == 1
     assert level(near, LIMITS, scale=0.8) == 2
     assert level(stats(p=0.04, linf=0.09), LIMITS, scale=0.8) == 1

@@ -72,6 +72,7 @@ class DriftConfig:
     embed_min_samples: int
     embed_check_every: int
     embed_permutations: int
+    embed_limit: Limit  # the MMD p-value's own: a permutation p-value cannot fall below 1 / (permutations + 1)
 
     @classmethod
     def from_settings(cls, s: Settings) -> DriftConfig:
@@ -130,6 +131,7 @@ class DriftConfig:
             embed_min_samples=min(s.drift_embed_min_samples, s.drift_embed_window),
             embed_check_every=s.drift_embed_check_every,
             embed_permutations=s.drift_embed_permutations,
+            embed_limit=Limit(s.drift_embed_pvalue_warning, s.drift_embed_pvalue_drift, smaller_is_worse=True),
         )
 
     def public(self) -> dict[str, Any]:

@@ -112,7 +112,7 @@ class DriftMonitor:
                 config.embed_min_samples,
                 config.embed_check_every,
                 config.embed_permutations,
-                config.limits["ks_pvalue"],
+                config.embed_limit,
                 config.confirm_checks,
                 config.clear_checks,
             )
