@@ -378,7 +378,7 @@ def main() -> int:
     if bound:
         print(
             f"\npower bound (idealised: change at a block start, one look per {bound['window']}-score block, "
-            f"{bound['blocks']} blocks a run, efficient score, <= {bound['false_alarm']:.0%} of normal runs raised), "
+            f"{bound['blocks']} blocks a run, efficient score, <= {bound['false_alarm']:.1%} of normal runs raised), "
             "share caught within one block, by the reference's size:"
         )
         print("| reference scores | limit abs z | -0.05 | +0.05 |\n|---|---|---|---|")
