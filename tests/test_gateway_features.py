@@ -66,6 +66,7 @@ def test_rerank_takes_coheres_documents_top_n_and_returns_documents(http) -> Non
         ({"query": QUERY}, "texts"),
         ({"query": QUERY, "texts": DOCS, "documents": DOCS}, "texts"),
         ({"query": QUERY, "texts": DOCS, "top_n": 0}, "top_n"),
+        ({"query": QUERY, "texts": DOCS, "top_n": True}, "top_n"),  # not read as 1 (schemathesis, ST201)
         ({"query": " ", "texts": DOCS}, "query"),
         ({"query": QUERY, "texts": []}, "texts"),
     ],
@@ -211,7 +212,7 @@ def test_dimensions_keep_the_first_k_renormalised(http, route, key, out) -> None
     expected = unit(onnx_encoder().embed_texts(TEXTS)[:, :64])
     assert got.shape == (len(TEXTS), 64)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    for bad in (0, onnx_encoder().dim + 1):
+    for bad in (0, onnx_encoder().dim + 1, True):  # a boolean is not read as 1 (schemathesis, ST201)
         error = http.post(route, json={key: TEXTS, "dimensions": bad})
         assert error.status_code == 422 and error.json()["error"]["field"] == "dimensions", error.text
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 from starlette.responses import Response
 
 from service.api import limits
@@ -96,7 +96,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["embeddings"])
 
     class Shaped(Truncation):
-        dimensions: int | None = Field(
+        dimensions: StrictInt | None = Field(
             None,
             ge=1,
             le=encoder.dim,
