@@ -80,6 +80,8 @@ def test_baseline_upload_rejects_bad_bodies(tmp_path: Path) -> None:
         huge = put({"scores": [0.1] * 19 + [1e308]})
         assert huge.status_code == 422 and "1000000" in huge.json()["error"]["message"]
         assert put({"scores": [0.1] * 20}, stream="bad name").status_code == 422
+        flag = put({"scores": [0.1] * 19 + [True]})  # a boolean is not the score 1.0
+        assert flag.status_code == 422 and flag.json()["error"]["field"].startswith("scores"), flag.text
 
 
 def test_baseline_upload_by_pairs_scores_them_like_similarity(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, TypeAdapter, WithJsonSchema
 from scipy.stats import spearmanr
 from starlette.responses import HTMLResponse, Response
 
@@ -40,7 +40,7 @@ from service.vectors import pair_cosines
 MAX_BASELINE_SCORES = 100_000
 MAX_BASELINE_PAIRS = 10_000
 SCORE_LIMIT = 1.0e6  # far beyond any similarity score; larger magnitudes overflow the baseline's variance
-Score = Annotated[float, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT, allow_inf_nan=False)]
+Score = Annotated[StrictFloat, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT, allow_inf_nan=False)]  # JSON true is not 1.0
 StreamName = Annotated[str, Path(pattern=STREAM_PATTERN, description="a drift stream, e.g. similarity")]
 
 
