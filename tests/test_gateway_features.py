@@ -212,9 +212,11 @@ def test_dimensions_keep_the_first_k_renormalised(http, route, key, out) -> None
     expected = unit(onnx_encoder().embed_texts(TEXTS)[:, :64])
     assert got.shape == (len(TEXTS), 64)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    for bad in (0, onnx_encoder().dim + 1, True):  # a boolean is not read as 1 (schemathesis, ST201)
+    for bad in (0, onnx_encoder().dim + 1, True, "64"):  # neither is read as a number (schemathesis, ST201)
         error = http.post(route, json={key: TEXTS, "dimensions": bad})
         assert error.status_code == 422 and error.json()["error"]["field"] == "dimensions", error.text
+    whole = http.post(route, json={key: TEXTS, "dimensions": 64.0}).json()  # JSON Schema's integer (ST202)
+    assert whole == answer
 
 
 def test_raw_truncated_embeddings_are_answered(http) -> None:

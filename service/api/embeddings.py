@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
 from service.api import limits
@@ -96,10 +96,8 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["embeddings"])
 
     class Shaped(Truncation):
-        dimensions: StrictInt | None = Field(
+        dimensions: limits.whole_number(1, encoder.dim) | None = Field(
             None,
-            ge=1,
-            le=encoder.dim,
             description="OpenAI's: keep the first k values, re-normalised (the principal ones for a model whose card "
             "records a rotation; other models' first k as they are)",
         )

@@ -75,6 +75,18 @@ def visible(value: str) -> str:
     return value
 
 
+def _json_integer(value: object) -> object:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+def whole_number(low: int, high: int) -> Any:
+    """JSON Schema's `integer` from low to high: 74 and 74.0, not `true` or "74" (pydantic's lax int reads both as
+    numbers). The bounds sit before the validator, so the schema keeps its minimum and maximum."""
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(_json_integer)]
+
+
 def text(settings: Settings) -> Any:
     """A string of 1 to O2V_MAX_TEXT_CHARS characters, at least one of them visible (`visible`)."""
     return Annotated[

@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictInt
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool
 from starlette.responses import Response
 
 from service.api import limits
@@ -51,7 +51,9 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         # absent is None (defaults are not validated), an explicit null is refused as the schema says
         texts: limits.texts(settings) = Field(None, description="the texts to rank (TEI's name)")
         documents: limits.texts(settings) = Field(None, description="the texts to rank (Cohere's name)")
-        top_n: StrictInt | None = Field(None, ge=1, le=settings.max_batch_size, description="best n only; default all")
+        top_n: limits.whole_number(1, settings.max_batch_size) | None = Field(
+            None, description="best n only; default all"
+        )
         return_documents: StrictBool = Field(
             False, validation_alias=AliasChoices("return_documents", "return_text"), description="add each text"
         )
