@@ -9,12 +9,14 @@ estimate (resample a validation score, add Gaussian noise of Silverman's bandwid
 simulated run draws its own baseline (as many scores as the card has) and its own live traffic from it, both
 independently: in production the validation set and live traffic are two samples of one distribution, and drawing
 live scores from the baseline's own values would hide the baseline's sampling error and flatter the false-alarm
-rate. A shift δ adds δ to every live score (then clips). Every row runs twice, side by side: `old` is the
-KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `new` adds the shift test (service/drift/shift.py)
-with the current settings, on the same draws. A power bound shows what an idealised efficient-score detector
-reaches at the card's reference size and at larger ones (`power_bound`). The embedding case compares the MMD
-permutation test with a centroid-distance one on windows of real embeddings. Prints a table, then one JSON line
-(also written to bench/results/drift.json).
+rate. A shift δ adds δ to every live score (then clips), from an empty window, after a full window of normal
+traffic, or after `--long` normal scores. Every row runs three times, side by side, on the same draws: `old` is the
+KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `fixed` adds the shift test (service/drift/shift.py)
+with a reference that stays the baseline's (O2V_DRIFT_SHIFT_REFERENCE_MAX=0), `new` is the current settings (the
+reference absorbs the scores of `ok` checks). A power bound shows what an idealised efficient-score detector reaches
+at the card's reference size and at the sizes a growing reference has when each shift starts (`power_bound`). The
+embedding case compares the MMD permutation test with a centroid-distance one on windows of real embeddings. Prints
+a table, then one JSON line (also written to bench/results/drift.json).
 """
 
 from __future__ import annotations
@@ -108,14 +110,14 @@ def sequential_false_alarms(
 
 
 def samples_to_drift(
-    config: DriftConfig, sample: Sampler, n_baseline: int, shift: float, runs: int, cap: int, prefill: bool
+    config: DriftConfig, sample: Sampler, n_baseline: int, shift: float, runs: int, cap: int, prefill: int
 ) -> dict[str, Any]:
-    """Samples after the shift starts until status `drift`: from an empty window, or after a full normal window."""
+    """Samples after the shift starts until status `drift`, after `prefill` normal scores (0: from empty)."""
     found = []
     for _ in range(runs):
         monitor = fresh_monitor(config, sample, n_baseline)
         if prefill:
-            feed_until(monitor, sample, 0.0, config.window)
+            feed_until(monitor, sample, 0.0, prefill)
         n, _ = feed_until(monitor, sample, shift, cap)
         found.append(n)
     hits = sorted(n for n in found if n is not None)
@@ -128,7 +130,12 @@ def samples_to_drift(
 
 
 def power_bound(
-    p: ShiftParams, sample: Sampler, n_baseline: int, seed: int, baselines: int = 8, draws: int = 200_000
+    p: ShiftParams,
+    sample: Sampler,
+    sizes: list[int],
+    seed: int,
+    baselines: int = 8,
+    draws: int = 200_000,
 ) -> dict[str, Any]:
     """What an idealised detector reaches, so a miss of the 0.05 target can be told from a weak test: the change
     starts exactly at the start of one of the horizon's `horizon / window` disjoint blocks, one look per block at
@@ -136,13 +143,13 @@ def power_bound(
     locally most powerful statistic for a small shift), the true null's mean and sd known, and its limit set so
     that ≤ false_alarm of normal runs are ever raised. What is left is the reference's own sampling error (N
     scores, one draw shared by every block of a run): power ≈ P(|signal + noise| / √(1 + window/N) ≥ limit). Per
-    reference size N (the card's, 2×, 4×, exact), the share of shifted blocks caught, averaged over `baselines`
-    draws of the card-sized baseline the statistic is built from. An idealisation, not a proof: the score function
-    of the true density (no monitor knows it) lifts the signal by a few per cent."""
+    reference size N (`sizes`, the first the card's, then exact), the share of shifted blocks caught, averaged over
+    `baselines` draws of the card-sized baseline the statistic is built from. An idealisation, not a proof: the
+    score function of the true density (no monitor knows it) lifts the signal by a few per cent."""
     rng = np.random.default_rng(seed)
     signals = []  # mean shift of ψ under each shift, in units of its sd over one window of live scores
     for _ in range(baselines):
-        base = sample(n_baseline, 0.0)
+        base = sample(sizes[0], 0.0)
         grid, psi, _ = efficient_score(base, bandwidth(base), p.clip)
         null = np.interp(sample(draws, 0.0), grid, psi)  # the oracle knows the true null: its mean and sd
         signals.append(
@@ -150,7 +157,7 @@ def power_bound(
              for s in BOUND_SHIFTS}
         )  # fmt: skip
     blocks, runs, out = max(1, p.horizon // p.window), draws, {}
-    for size in (n_baseline, 2 * n_baseline, 4 * n_baseline, None):
+    for size in (*sizes, None):
         ratio = 0.0 if size is None else p.window / size  # reference variance in units of a window's
         scale = np.sqrt(1.0 + ratio)
         ref = rng.normal(0.0, np.sqrt(ratio), runs)  # one reference per run: its error is shared by every block
@@ -298,6 +305,7 @@ def main() -> int:
     p.add_argument("--windows", type=int, default=1000, help="independent windows per size")
     p.add_argument("--runs", type=int, default=100, help="simulated runs per row")
     p.add_argument("--length", type=int, default=5000, help="scores per false-alarm run")
+    p.add_argument("--long", type=int, default=5000, help="normal scores before the shift in the last mode (0: skip)")
     p.add_argument("--false-alarm-runs", type=int, help="long normal runs for the false-alarm rows (default: --runs)")
     p.add_argument("--real-pairs", type=int, default=1000, help="text pairs per real case (0: skip)")
     p.add_argument("--seed", type=int, default=0)
@@ -319,24 +327,32 @@ def main() -> int:
     validation, n = b.scores, b.scores.size
     started = time.perf_counter()
 
-    configs = {"old": config_with(settings, drift_shift_window=0), "new": config}
+    configs = {
+        "old": config_with(settings, drift_shift_window=0),
+        "fixed": config_with(settings, drift_shift_reference_max=0),
+        "new": config,
+    }
+    modes = {"empty": 0, "after_window": config.window, **({"after_long": args.long} if args.long else {})}
     rows: dict[str, dict[str, Any]] = {}
     for label, c in configs.items():
-        sample = kde_sampler(validation, np.random.default_rng(args.seed))  # the same draws for both: paired
+        sample = kde_sampler(validation, np.random.default_rng(args.seed))  # the same draws for each: paired
         rows[label] = {
             "windows": window_false_alarms(c, sample, n, args.windows, args.runs),
             "sequential": sequential_false_alarms(c, sample, n, args.false_alarm_runs or args.runs, args.length),
             "detection": {
                 f"{shift:+g}": {
-                    "empty": samples_to_drift(c, sample, n, shift, args.runs, 3000, prefill=False),
-                    "after_window": samples_to_drift(c, sample, n, shift, args.runs, 3000, prefill=True),
+                    mode: samples_to_drift(c, sample, n, shift, args.runs, 3000, prefill)
+                    for mode, prefill in modes.items()
                 }
                 for shift in SHIFTS
             },
         }
     bound = {}
     if config.shift is not None:
-        bound = power_bound(config.shift, kde_sampler(validation, np.random.default_rng(args.seed + 1)), n, args.seed)
+        sizes = [n] + [n + max(0, prefill) for prefill in modes.values() if prefill]  # the reference at each start
+        bound = power_bound(
+            config.shift, kde_sampler(validation, np.random.default_rng(args.seed + 1)), sizes, args.seed
+        )
     real = {}
     if args.real_pairs:
         real_configs = {"card, new": config, "learn, new": config_with(settings, drift_baseline="learn")}
@@ -350,36 +366,34 @@ def main() -> int:
         f"window {config.window}, verdict from {config.min_samples}, check every {config.check_every}, "
         f"confirm {config.confirm_checks}, clear {config.clear_checks}, hysteresis {config.hysteresis}\n"
     )
-    old, new = rows["old"], rows["new"]
-    print("| false alarms (baseline-like traffic) | old: drift | old: warning | new: drift | new: warning |")
-    print("|---|---|---|---|---|")
-    for size in old["windows"]:
-        o, w = old["windows"][size], new["windows"][size]
-        print(
-            f"| one check, {args.windows} windows of {size} | {o['drift']:.2%} | {o['warning']:.2%} | "
-            f"{w['drift']:.2%} | {w['warning']:.2%} |"
-        )
-    o, w = old["sequential"], new["sequential"]
+    print(
+        "| false alarms (baseline-like traffic) | "
+        + " | ".join(f"{label}: drift | {label}: warning" for label in configs)
+        + " |\n|---|"
+        + "---|---|" * len(configs)
+    )
+    for size in rows["old"]["windows"]:
+        cells = [f"{rows[label]['windows'][size][lvl]:.2%}" for label in configs for lvl in ("drift", "warning")]
+        print(f"| one check, {args.windows} windows of {size} | " + " | ".join(cells) + " |")
     fa_runs = args.false_alarm_runs or args.runs
+    cells = [f"{rows[label]['sequential'][k]:.2%}" for label in configs for k in ("checks_drift", "checks_warning")]
+    print(f"| checks in `drift`, {fa_runs} runs of {args.length} scores | " + " | ".join(cells) + " |")
+    cells = [f"{rows[label]['sequential']['runs_ever_drift']:.1%} | " for label in configs]
+    print("| runs ever in `drift` (same runs) | " + " | ".join(cells) + " |\n")
+    befores = {"empty": "none", "after_window": f"{config.window} (a full window)", "after_long": f"{args.long}"}
     print(
-        f"| checks in `drift`, {fa_runs} runs of {args.length} scores | {o['checks_drift']:.2%} | "
-        f"{o['checks_warning']:.2%} | {w['checks_drift']:.2%} | {w['checks_warning']:.2%} |"
+        "samples from the shift's start to `drift`: median / p90 (share within 500)\n"
+        "| mean shift | normal scores before it | " + " | ".join(configs) + " |\n|---|---|" + "---|" * len(configs)
     )
-    print(f"| runs ever in `drift` (same runs) | {o['runs_ever_drift']:.1%} | | {w['runs_ever_drift']:.1%} | |\n")
-    print(
-        "| mean shift | from empty, old: median / p90 (within 500) | new: median / p90 (within 500) | after a full "
-        "normal window, old: median / p90 (within 500) | new: median / p90 (within 500) |\n|---|---|---|---|---|"
-    )
-    for shift in old["detection"]:
-        cells = [
-            _delay(rows[label]["detection"][shift][mode]) for mode in ("empty", "after_window") for label in configs
-        ]
-        print(f"| {shift} | " + " | ".join(cells) + " |")
+    for shift in rows["old"]["detection"]:
+        for mode in modes:
+            cells = [_delay(rows[label]["detection"][shift][mode]) for label in configs]
+            print(f"| {shift} | {befores[mode]} | " + " | ".join(cells) + " |")
     if bound:
         print(
             f"\npower bound (idealised: change at a block start, one look per {bound['window']}-score block, "
             f"{bound['blocks']} blocks a run, efficient score, <= {bound['false_alarm']:.1%} of normal runs raised), "
-            "share caught within one block, by the reference's size:"
+            "share caught within one block, by the reference's size (the card's, then as grown by each mode):"
         )
         print("| reference scores | limit abs z | -0.05 | +0.05 |\n|---|---|---|---|")
         for size, r in bound["by_n"].items():
@@ -413,8 +427,7 @@ def main() -> int:
         "config": config.public(),
         "runs": args.runs,
         "false_alarm_runs": args.false_alarm_runs or args.runs,
-        "old": rows["old"],
-        "new": rows["new"],
+        **rows,
         "power_bound": bound,
         "real": real,
         "embeddings": embeddings,

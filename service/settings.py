@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     drift_clear_checks: int = Field(3, ge=1, description="consecutive checks needed to lower the status")
     drift_hysteresis: float = Field(0.2, ge=0.0, lt=1.0, description="a raised status holds until 80% of a limit")
     drift_ks_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0, description="KS p-value below which a check may warn")
-    drift_ks_pvalue_drift: float = Field(0.002, gt=0.0, lt=1.0, description="KS p-value below which a check may drift")
+    drift_ks_pvalue_drift: float = Field(0.0002, gt=0.0, lt=1.0, description="KS p-value below which a check may drift")
     drift_linf_warning: float = Field(0.05, gt=0.0, description="KS statistic = SageMaker's L-infinity distance")
     drift_linf_drift: float = Field(0.1, gt=0.0, description="SageMaker Model Monitor's comparison_threshold")
     drift_psi_warning: float = Field(0.1, gt=0.0, description="population stability index over the baseline's bins")
@@ -176,10 +176,13 @@ class Settings(BaseSettings):
     # the shift test (service/drift/shift.py): recent window vs baseline, thresholds simulated from the baseline
     drift_shift_window: int = Field(500, ge=0, description="recent scores the shift test looks at (0: off)")
     drift_shift_horizon: int = Field(5000, ge=100, description="normal run length the false-alarm rate is for")
-    drift_shift_false_alarm: float = Field(0.005, gt=0.0, lt=1.0, description="share of normal runs ever in drift")
+    drift_shift_false_alarm: float = Field(0.002, gt=0.0, lt=1.0, description="share of normal runs ever in drift")
     drift_shift_warning_false_alarm: float = Field(0.05, gt=0.0, lt=1.0, description="the same, for warning")
-    drift_shift_simulations: int = Field(4000, ge=100, description="simulated runs behind the thresholds")
+    drift_shift_simulations: int = Field(10000, ge=100, description="simulated runs behind the thresholds")
     drift_shift_clip: float = Field(4.0, gt=0.0, description="efficient score clipped at mean ± this many sd")
+    drift_shift_reference_max: int = Field(
+        20000, ge=0, description="live scores from `ok` checks the shift test's reference may absorb (0: none)"
+    )
     # baselines: `card` = the model card's validation scores; `learn` = each stream's own first live scores
     drift_baseline: Literal["card", "learn"] = Field(
         "card", description="card: the model card's validation scores; learn: each stream's own first live scores"

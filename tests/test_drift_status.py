@@ -17,16 +17,17 @@ def stats(p: float = 0.5, linf: float = 0.0, psi: float = 0.0, js: float = 0.0, 
 
 
 def test_level_needs_the_gate_and_one_distance() -> None:
-    assert level(stats(p=0.001), LIMITS) == 0  # significant but tiny: nothing to act on
+    assert level(stats(p=0.0001), LIMITS) == 0  # significant but tiny: nothing to act on
     assert level(stats(p=0.5, linf=0.3, psi=1.0), LIMITS) == 0  # large but not significant: small-sample noise
-    assert level(stats(p=0.001, psi=0.25), LIMITS) == 2
-    assert level(stats(p=0.001, w=0.2), LIMITS) == 2
+    assert level(stats(p=0.0001, psi=0.25), LIMITS) == 2
+    assert level(stats(p=0.0001, w=0.2), LIMITS) == 2
     assert level(stats(p=0.03, linf=0.3), LIMITS) == 1  # p between 0.01 and 0.05
-    assert level(stats(p=0.001, linf=0.07), LIMITS) == 1  # distance between the warning and drift thresholds
+    assert level(stats(p=0.0001, linf=0.07), LIMITS) == 1  # distance between the warning and drift thresholds
+    assert level(stats(p=0.001, psi=0.25), LIMITS) == 1  # p between the drift gate and the warning one
 
 
 def test_relaxed_thresholds_hold_a_raised_level() -> None:
-    near = stats(p=0.005, linf=0.09)  # below the drift thresholds, within 80 % of them on the gate's log scale
+    near = stats(p=0.001, linf=0.09)  # below the drift thresholds, within 80 % of them on the gate's log scale
     assert level(near, LIMITS) == 1
     assert level(near, LIMITS, scale=0.8) == 2
     assert level(stats(p=0.04, linf=0.09), LIMITS, scale=0.8) == 1

@@ -97,6 +97,7 @@ class DriftConfig:
                 min_samples=min_samples,
                 check_every=s.drift_check_every,
                 confirm=s.drift_confirm_checks,
+                reference_max=s.drift_shift_reference_max,
             )
         warmup = min(s.drift_learn_warmup, s.drift_window - 10)
         return cls(
@@ -156,5 +157,6 @@ class DriftConfig:
                 "horizon": self.shift.horizon,
                 "false_alarm": self.shift.false_alarm,
                 "warning_false_alarm": self.shift.warning_false_alarm,
+                "reference_max": self.shift.reference_max,
             },
         }

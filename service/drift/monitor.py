@@ -21,6 +21,7 @@ from service.drift.embeddings import INGEST, EmbeddingMonitor, current_family, l
 from service.drift.errors import FixedStream, InvalidStream
 from service.drift.labels import LabelMonitor
 from service.drift.notify import StatusNotifier
+from service.drift.shift import Settled
 from service.drift.stats import compare, shared_histogram, summary
 from service.drift.status import GATE, PENDING, StatusTracker, level
 from service.drift.store import DriftStore
@@ -70,6 +71,8 @@ class _Tracked:
     due: bool = False
     changed_at: float | None = None
     evaluation: Evaluation | None = field(default=None, repr=False)
+    settled: Settled = field(default_factory=Settled)  # live scores the shift test's reference absorbed
+    settled_upto: int = 0  # scores numbered below this are absorbed or passed over
 
 
 class DriftMonitor:
@@ -337,6 +340,7 @@ class DriftMonitor:
 
     def _reset(self, tracked: _Tracked) -> None:
         old = tracked.tracker.status
+        tracked.settled, tracked.settled_upto = Settled(), tracked.stream.total
         tracked.tracker.reset()
         tracked.evaluation = None
         tracked.changed_at = self.clock()
@@ -352,6 +356,7 @@ class DriftMonitor:
         scores = tracked.stream.take_first(c.learn_warmup + c.learn_size)[c.learn_warmup :]
         source = f"{LEARNED}first {scores.size} scores after {c.learn_warmup}"
         tracked.baseline = Baseline(scores, source, self.clock(), c.psi_bins)
+        tracked.settled, tracked.settled_upto = Settled(), tracked.stream.total
         log.info(json.dumps({"event": "drift_baseline_learned", "stream": name, "n": int(scores.size)}))
         self.dirty = True
         return tracked.baseline
@@ -390,13 +395,45 @@ class DriftMonitor:
                 return tracked.tracker.status
             tracked.due = False
             tracked.checked_total = tracked.stream.total
+            self._settle(name, tracked)
             ev = self._evaluate(name, tracked)
             if ev.verdict is not None:
+                self._pass_over(tracked, ev.verdict)
                 change = tracked.tracker.step(ev.verdict.enter, ev.verdict.hold)
                 if change is not None:
                     tracked.changed_at = ev.at
                     self._emit(tracked, *change)
             return tracked.tracker.status
+
+    def _settle(self, name: str, tracked: _Tracked) -> None:
+        """Absorb into the shift test's reference the scores that left its recent window with no check since they
+        arrived finding a shift (`_pass_over`) and the stream not in `drift`. Warnings do not count: at 5 % a check
+        KS-family warnings come with normal traffic, and passing over them would waste most of it."""
+        p, baseline = self.config.shift, self.baseline(name)
+        if p is None or not p.reference_max or baseline is None or not baseline.continuous or name in TOKEN_STREAMS:
+            return
+        status, total = tracked.tracker.status, tracked.stream.total
+        if status == "drift":
+            tracked.settled_upto = total
+        end = total - p.window
+        if status == PENDING or end <= tracked.settled_upto:
+            return
+        room = max(p.reference_max - tracked.settled.n, 0)
+        scores = tracked.stream.between(tracked.settled_upto, end)[:room]
+        tracked.settled_upto = end
+        if scores.size:
+            tracked.settled = tracked.settled.add(baseline.shift_test(p).psi_of(scores))
+            tracked.evaluation = None  # the reference changed
+
+    @staticmethod
+    def _pass_over(tracked: _Tracked, verdict: Verdict) -> None:
+        """A check whose shift statistic reached its drift limit: no score recorded so far joins the reference, so
+        the scores around a change it found never do. Not at the warning limit: passing over the normal windows
+        that reach it (5 % of normal runs) would keep the reference's error while counting it as shrunk, and the
+        thresholds would no longer hold."""
+        z, limit = verdict.values.get("shift_z"), verdict.limits.get("shift_z")
+        if z is not None and limit is not None and abs(z) >= limit.drift:
+            tracked.settled_upto = tracked.stream.total
 
     def _evaluate(self, name: str, tracked: _Tracked) -> Evaluation:
         """The cached evaluation while no score arrived since; else fresh statistics (no status change)."""
@@ -407,19 +444,23 @@ class DriftMonitor:
         live = tracked.stream.window()
         verdict = domain = None
         if live.size >= self.config.min_samples:
-            verdict = self.judge(baseline, live, vocabulary=name in TOKEN_STREAMS) if baseline is not None else None
+            if baseline is not None:
+                verdict = self.judge(baseline, live, vocabulary=name in TOKEN_STREAMS, settled=tracked.settled)
             card = self.card_baseline
             if card is not None and baseline is not card and self._pair_stream(name):
                 domain = self.judge(card, live)
         tracked.evaluation = Evaluation(tracked.stream.total, live, verdict, domain, self.clock())
         return tracked.evaluation
 
-    def judge(self, baseline: Baseline, live: np.ndarray, vocabulary: bool = False) -> Verdict:
+    def judge(
+        self, baseline: Baseline, live: np.ndarray, vocabulary: bool = False, settled: Settled | None = None
+    ) -> Verdict:
         """The KS-family level and the shift test's level; the higher one counts (each calibrated on its own).
 
         `vocabulary` (the token streams): per-text rates with a spike at 0, where every distance flags any change
         of vocabulary; what matters is a rise of the mean rate, so the KS p-value gate pairs with the mean's
-        increase (O2V_DRIFT_TOKEN_MARGIN_*), and a fall is no risk."""
+        increase (O2V_DRIFT_TOKEN_MARGIN_*), and a fall is no risk. `settled`: live scores the shift test's reference
+        absorbed (`_settle`)."""
         c = self.config
         values = compare(baseline.scores, live, baseline.edges).as_dict()
         limits = dict(c.limits)
@@ -429,7 +470,7 @@ class DriftMonitor:
         enter, hold = level(values, limits), level(values, limits, 1.0 - c.hysteresis)
         if c.shift is not None and baseline.continuous and not vocabulary:
             test = baseline.shift_test(c.shift)
-            values["shift_z"], limits["shift_z"] = test.statistic(live), Limit(test.warning, test.drift)
+            values["shift_z"], limits["shift_z"] = test.statistic(live, settled), Limit(test.warning, test.drift)
             for lvl in (1, 2):
                 if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0:
                     enter = max(enter, lvl)
@@ -532,6 +573,7 @@ class DriftMonitor:
             "changed_at": iso(tracked.changed_at),
             "n_live": int(ev.live.size),
             "n_baseline": int(baseline.scores.size) if baseline is not None else 0,
+            "n_settled": tracked.settled.n,
             "n_total": tracked.stream.total,
             "min_samples": self.config.min_samples,
             "statistics": self._statistics(ev.verdict) if ev.verdict is not None else {},
@@ -584,6 +626,7 @@ class DriftMonitor:
                         "baseline": t.baseline.state() if t.baseline is not None else None,
                         "checked_total": t.checked_total,
                         "changed_at": t.changed_at,
+                        "settled": {**t.settled.state(), "upto": t.settled_upto},
                     }
                     for name, t in self._streams.items()
                 },
@@ -629,6 +672,8 @@ class DriftMonitor:
                 c.confirm_checks, c.clear_checks, tracker.get("status", PENDING), tracker.get("recent")
             )
             tracked.checked_total = int(saved.get("checked_total", 0))
+            settled = saved.get("settled") or {}
+            tracked.settled, tracked.settled_upto = Settled.restore(settled), int(settled.get("upto", 0))
             tracked.changed_at = saved.get("changed_at")
 
     def close(self) -> None:

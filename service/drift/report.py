@@ -93,9 +93,11 @@ def _shift_panel(s: dict[str, Any]) -> str:
         return ""
     z, warn, drift = entry["value"], entry["warning"], entry["drift"]
     side = "higher" if z > 0 else "lower"
+    settled = s.get("n_settled", 0)
     return f"""<div class="panel shift"><h3>shift test</h3><p class="meta">recent window z = {z:.3g}
-({side} than the baseline) · |z| limits {warn:.3g} (warning) / {drift:.3g} (drift), simulated from the baseline for
-the configured share of normal runs</p></div>"""
+({side} than the reference) · |z| limits {warn:.3g} (warning) / {drift:.3g} (drift), simulated from the baseline for
+the configured share of normal runs · reference: {s["n_baseline"]} baseline scores + {settled} live scores from checks
+that found no shift</p></div>"""
 
 
 def _labels_panel(s: dict[str, Any], top: int = 10) -> str:

@@ -48,6 +48,27 @@ class ShiftParams:
     min_samples: int
     check_every: int
     confirm: int
+    reference_max: int = 0  # live scores the reference may absorb (0: it stays the baseline's)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Live scores absorbed into a stream's shift-test reference: how many, and the sum of their ψ."""
+
+    n: int = 0
+    total: float = 0.0
+
+    def add(self, psi: np.ndarray) -> Settled:
+        return Settled(self.n + psi.size, self.total + float(psi.sum()))
+
+    def state(self) -> dict[str, float]:
+        return {"n": self.n, "total": self.total}
+
+    @classmethod
+    def restore(cls, state: dict[str, float] | None) -> Settled:
+        state = state or {}
+        n, total = int(state.get("n", 0)), float(state.get("total", 0.0))
+        return cls(n, total) if n > 0 and np.isfinite(total) else cls()
 
 
 @dataclass(frozen=True)
@@ -63,12 +84,19 @@ class ShiftTest:
     warning: float
     drift: float
 
-    def statistic(self, live: np.ndarray) -> float:
-        """z of the last `window` live scores; positive when they sit higher than the baseline."""
+    def statistic(self, live: np.ndarray, settled: Settled | None = None) -> float:
+        """z of the last `window` live scores against the baseline and the `settled` live scores; positive when they
+        sit higher."""
         recent = live[-self.window :]
         n = recent.size
-        u = np.interp(recent, self.grid, self.psi)
-        return float((u.mean() - self.mean) / (self.sd * np.sqrt(1.0 / n + 1.0 / self.n_baseline)))
+        u = self.psi_of(recent)
+        extra = settled or Settled()
+        size = self.n_baseline + extra.n
+        reference = (self.n_baseline * self.mean + extra.total) / size
+        return float((u.mean() - reference) / (self.sd * np.sqrt(1.0 / n + 1.0 / size)))
+
+    def psi_of(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(scores, self.grid, self.psi)
 
 
 def bandwidth(scores: np.ndarray) -> float:
@@ -142,7 +170,10 @@ def _calibrate(raw: bytes, p: ShiftParams) -> ShiftTest:
         cum = np.concatenate([np.zeros((m, 1)), np.cumsum(live, axis=1)], axis=1)
         lo = np.maximum(checks - p.window, 0)
         k = checks - lo
-        z = np.abs(((cum[:, checks] - cum[:, lo]) / k - ref[:, None]) / (sd * np.sqrt(1.0 / k + 1.0 / n)))
+        settled = np.minimum(lo, p.reference_max)  # the scores that left the window join the reference
+        size = n + settled
+        reference = (n * ref[:, None] + cum[:, settled]) / size
+        z = np.abs(((cum[:, checks] - cum[:, lo]) / k - reference) / (sd * np.sqrt(1.0 / k + 1.0 / size)))
         if p.confirm > 1:  # a crossing counts when `confirm` consecutive checks are all past the threshold
             z = np.min(np.stack([z[:, i : z.shape[1] - p.confirm + 1 + i] for i in range(p.confirm)]), axis=0)
         worst.append(z.max(axis=1))

@@ -54,6 +54,13 @@ class ScoreStream:
         with self.lock:
             return np.fromiter(self.scores, dtype=np.float64, count=len(self.scores))
 
+    def between(self, start: int, end: int) -> np.ndarray:
+        """The scores numbered [start, end) by the running total that are still in the window."""
+        with self.lock:
+            first = self.total - len(self.scores)  # the number of the window's oldest score
+            lo, hi = max(start, first) - first, max(min(end, self.total), first) - first
+            return np.array([self.scores[i] for i in range(lo, hi)], dtype=np.float64)
+
     def take_first(self, n: int) -> np.ndarray:
         """The window's oldest `n` scores, removed from it (they become a learned baseline)."""
         with self.lock:
