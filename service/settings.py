@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     drift_learn_size: int = Field(500, ge=10, description="live scores after the warm-up that become the baseline")
     drift_max_labels: int = Field(50, ge=1, description="classify labels tracked one by one; the rest share a row")
     drift_label_min_count: int = Field(20, ge=2, description="live answers before labels are ranked")
+    drift_label_alpha: float = Field(
+        0.002, gt=0.0, lt=1.0, description="family-wise p-value below which a label is `moved` (Bonferroni)"
+    )
     drift_token_margin_warning: float = Field(0.02, gt=0.0, le=1.0, description="rise of a token rate's mean")
     drift_token_margin_drift: float = Field(0.05, gt=0.0, le=1.0, description="e.g. 5 more unseen tokens in 100")
     drift_token_queue: int = Field(1000, ge=1, description="tokenized requests waiting for the checker; more dropped")

@@ -57,3 +57,17 @@ def test_labels_survive_a_restart(tmp_path: Path) -> None:
         )["labels"]
         == before
     )
+
+
+def test_moved_follows_the_label_alpha_setting_not_the_ks_drift_gate() -> None:
+    normal = {label: 0.8 for label in LABELS}
+    moved = {}
+    for alpha, gate in ((0.5, 1e-300), (1e-300, 0.5)):
+        m = monitor(config=config(window=400, learn_warmup=10, learn_size=300, label_alpha=alpha, ks_pvalue_drift=gate))
+        for label, conf in answers(310, [0.25] * 4, normal, seed=1):
+            m.record_label(label, conf)
+        for label, conf in answers(300, [0.2, 0.2, 0.4, 0.2], {**normal, "returns": 0.6}, seed=2):
+            m.record_label(label, conf)
+        rows = m.stream_report("classify_confidence")["labels"]["labels"]
+        moved[alpha] = {r["label"] for r in rows if r["moved"]}
+    assert "returns" in moved[0.5] and not moved[1e-300]

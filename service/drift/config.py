@@ -64,6 +64,7 @@ class DriftConfig:
     learn_size: int  # warm-up + size fit in the window, which is where the learned scores wait
     max_labels: int
     label_min_count: int
+    label_alpha: float
     token_queue: int
     token_margin: Limit  # rise of a token stream's mean rate (share points) that counts, with the KS gate
     keep_texts: int  # 0: off (O2V_DRIFT_KEEP_TEXTS false), else at most this many
@@ -124,6 +125,7 @@ class DriftConfig:
             learn_size=min(s.drift_learn_size, s.drift_window - warmup),
             max_labels=s.drift_max_labels,
             label_min_count=s.drift_label_min_count,
+            label_alpha=s.drift_label_alpha,
             token_queue=s.drift_token_queue,
             token_margin=Limit(s.drift_token_margin_warning, s.drift_token_margin_drift),
             keep_texts=s.drift_keep_texts_max if s.drift_keep_texts else 0,

@@ -138,7 +138,7 @@ class DriftMonitor:
             config.learn_size,
             config.max_labels,
             config.label_min_count,
-            config.limits["ks_pvalue"].drift,
+            config.label_alpha,
         )
         token_streams = TOKEN_STREAMS if self.token_rates is not None else ()
         self.fixed = tuple(dict.fromkeys((*STREAMS, *token_streams, *config.streams)))
