@@ -21,7 +21,7 @@ from service.drift.embeddings import INGEST, EmbeddingMonitor, current_family, l
 from service.drift.errors import FixedStream, InvalidStream
 from service.drift.labels import LabelMonitor
 from service.drift.notify import StatusNotifier
-from service.drift.shift import Settled
+from service.drift.shift import Settled, ShiftTest
 from service.drift.stats import compare, shared_histogram, summary
 from service.drift.status import GATE, PENDING, StatusTracker, level
 from service.drift.store import DriftStore
@@ -410,11 +410,13 @@ class DriftMonitor:
         arrived finding a shift (`_pass_over`) and the stream not in `drift`. Warnings do not count: at 5 % a check
         KS-family warnings come with normal traffic, and passing over them would waste most of it."""
         p, baseline = self.config.shift, self.baseline(name)
-        if p is None or not p.reference_max or baseline is None or not baseline.continuous or name in TOKEN_STREAMS:
+        test = None if baseline is None else self._shift_test(baseline, vocabulary=name in TOKEN_STREAMS)
+        if p is None or not p.reference_max or test is None:
             return
         status, total = tracked.tracker.status, tracked.stream.total
         if status == "drift":
             tracked.settled_upto = total
+            return
         end = total - p.window
         if status == PENDING or end <= tracked.settled_upto:
             return
@@ -422,7 +424,7 @@ class DriftMonitor:
         scores = tracked.stream.between(tracked.settled_upto, end)[:room]
         tracked.settled_upto = end
         if scores.size:
-            tracked.settled = tracked.settled.add(baseline.shift_test(p).psi_of(scores))
+            tracked.settled = tracked.settled.add(test.psi_of(scores))
             tracked.evaluation = None  # the reference changed
 
     @staticmethod
@@ -468,8 +470,8 @@ class DriftMonitor:
             values["mean_increase"] = float(live.mean() - baseline.scores.mean())
             limits = {GATE: c.limits[GATE], "mean_increase": c.token_margin}
         enter, hold = level(values, limits), level(values, limits, 1.0 - c.hysteresis)
-        if c.shift is not None and baseline.continuous and not vocabulary:
-            test = baseline.shift_test(c.shift)
+        test = self._shift_test(baseline, vocabulary)
+        if test is not None:
             values["shift_z"], limits["shift_z"] = test.statistic(live, settled), Limit(test.warning, test.drift)
             for lvl in (1, 2):
                 if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0:
@@ -477,6 +479,13 @@ class DriftMonitor:
                 if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0 - c.hysteresis:
                     hold = max(hold, lvl)
         return Verdict(values, limits, enter, hold)
+
+    def _shift_test(self, baseline: Baseline, vocabulary: bool) -> ShiftTest | None:
+        """The baseline's calibrated shift test where it applies: the test is on, the baseline continuous, and the
+        stream's scores are not token rates (`judge`)."""
+        if self.config.shift is None or not baseline.continuous or vocabulary:
+            return None
+        return baseline.shift_test(self.config.shift)
 
     def _emit(self, tracked: _Tracked, old: str, new: str) -> None:
         r = self._describe(tracked.stream.name, tracked, detail=False)

@@ -7,6 +7,7 @@ import threading
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ class ScoreStream:
         with self.lock:
             first = self.total - len(self.scores)  # the number of the window's oldest score
             lo, hi = max(start, first) - first, max(min(end, self.total), first) - first
-            return np.array([self.scores[i] for i in range(lo, hi)], dtype=np.float64)
+            return np.fromiter(islice(self.scores, lo, hi), dtype=np.float64, count=max(hi - lo, 0))
 
     def take_first(self, n: int) -> np.ndarray:
         """The window's oldest `n` scores, removed from it (they become a learned baseline)."""
