@@ -327,8 +327,8 @@ class DriftMonitor:
         if not is_stream_name(name):
             raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
         new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
-        if self.config.shift is not None and new.continuous:
-            new.shift_test(self.config.shift)  # here, in the caller's thread (PUT runs it off the event loop)
+        # the shift test is simulated here, in the caller's thread (PUT runs it off the event loop), not on a check
+        self._shift_test(new, vocabulary=name in TOKEN_STREAMS)
         with self._lock:
             self.create_stream(name)
             tracked = self._streams[name]
@@ -364,12 +364,10 @@ class DriftMonitor:
     def prepare(self) -> None:
         """Simulate the shift test's limits of the baselines known at start (the worker calls it first), so no
         request reading GET /drift waits for it."""
-        if self.config.shift is None:
-            return
         for name in list(self._streams):
             baseline = self.baseline(name)
-            if baseline is not None and baseline.continuous:
-                baseline.shift_test(self.config.shift)
+            if baseline is not None:
+                self._shift_test(baseline, vocabulary=name in TOKEN_STREAMS)
 
     # checks: the worker thread (or a benchmark) calls these
     def run_due_checks(self) -> int:
@@ -482,7 +480,7 @@ class DriftMonitor:
 
     def _shift_test(self, baseline: Baseline, vocabulary: bool) -> ShiftTest | None:
         """The baseline's calibrated shift test where it applies: the test is on, the baseline continuous, and the
-        stream's scores are not token rates (`judge`)."""
+        stream's scores are not token rates (`judge`). Simulated on first use, then kept by the baseline."""
         if self.config.shift is None or not baseline.continuous or vocabulary:
             return None
         return baseline.shift_test(self.config.shift)
