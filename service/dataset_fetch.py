@@ -134,9 +134,15 @@ def fetch(source: Source, root: Path, mirror: str | None = None, timeout: float 
                 (staging / name).unlink()
         bad = mismatches(staging, source.files)
         if bad:
-            raise BadGateway(f"{source.name}: {bad[0]} (from {source.downloads(mirror)[0][0]}): nothing written")
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise BadGateway(f"{source.name}: {bad[0]}{more}, from {mirror or source.url}: nothing written")
         (staging / "SOURCE.md").write_text(source_note(source, mirror), encoding="utf-8")
-        staging.rename(dest)
+        try:
+            staging.rename(dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
+            return fetch(source, root, mirror, timeout, progress)  # another fetch finished first: check its copy
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
     return "fetched"

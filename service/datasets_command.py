@@ -20,13 +20,22 @@ def configure(subparsers: argparse._SubParsersAction) -> None:
         "Prints each dataset's source and licence. HTTP(S)_PROXY are honoured.",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help=f"only these ({', '.join(s.name for s in SOURCES)})")
-    p.add_argument("--to", help="the shared-data folder (default: O2V_SHARED_DATA, ../shared/data in a checkout)")
+    p.add_argument(
+        "--to", metavar="DIR", help="the shared-data folder (default: O2V_SHARED_DATA, ../shared/data in a checkout)"
+    )
     p.add_argument(
         "--mirror",
-        help="a base URL serving the same files as <mirror>/<dataset>/<file name> (e.g. "
-        "<mirror>/clinc150/data_full.json), instead of the original hosts",
+        metavar="URL",
+        help="fetch from a mirror that serves the same files as URL/<dataset>/<file name> (e.g. "
+        "URL/clinc150/data_full.json) instead of the original hosts",
     )
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to connect and between reads (default 60)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds to connect and between reads (default 60)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 

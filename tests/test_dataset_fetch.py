@@ -35,9 +35,9 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serving(folder: Path) -> Iterator[tuple[str, list[str]]]:
+def serving(folder: Path, handler: type[QuietHandler] = QuietHandler) -> Iterator[tuple[str, list[str]]]:
     """A threaded http.server on a free loopback port serving folder; yields its URL and the paths asked for."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(folder)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
     server.paths = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -195,3 +195,30 @@ def test_an_oversized_download_is_stopped(tmp_path: Path, monkeypatch: pytest.Mo
         fetch(SOURCES[1], tmp_path / "shared", url, timeout=10, progress=False)
     assert list((tmp_path / "shared").iterdir()) == []
     assert Unavailable.exit_code == 69 and BadGateway.exit_code == 76
+
+
+def test_two_fetches_of_one_dataset_at_once_end_with_one_checked_copy(tmp_path: Path, public_data_tree: Path) -> None:
+    """Both download (the server answers neither until both asked), both stage; one renames into place and the other
+    finds that copy and checks it instead of failing."""
+    clinc = pinned_to(public_data_tree)[1]
+    both_asked = threading.Barrier(2, timeout=10)
+
+    class BothAtOnce(QuietHandler):
+        def do_GET(self) -> None:
+            if self.path.endswith("/data_full.json"):
+                both_asked.wait()
+            super().do_GET()
+
+    results: list[str] = []
+    with serving(mirror_of(public_data_tree, tmp_path / "mirror", [clinc]), BothAtOnce) as (url, _):
+        fetches = [
+            threading.Thread(target=lambda: results.append(fetch(clinc, tmp_path / "shared", url, 10, False)))
+            for _ in range(2)
+        ]
+        for t in fetches:
+            t.start()
+        for t in fetches:
+            t.join()
+    assert sorted(results) == ["fetched", "present"]
+    assert [p.name for p in (tmp_path / "shared").iterdir()] == ["clinc150"]
+    assert mismatches(tmp_path / "shared" / "clinc150", clinc.files) == []
