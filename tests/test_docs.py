@@ -94,3 +94,5 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert len(commands) == 2 and "o2v serve" in commands[0] and "pytest" in commands[1]
     ci = [line.replace("pip install -q ", "pip install ") for line in (REPO / ".ci" / "run").read_text().splitlines()]
     assert commands[1] in ci
+    # with an empty public-data folder: no test may need ../shared, which a clone from the repository lacks
+    assert ci[ci.index(commands[1]) - 1] == 'export O2V_SHARED_DATA="$(mktemp -d)"'

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from bench.drift import log_pairs
+from service.cli import main
 from service.datasets import read_sts
 from service.drift.embeddings import (
     SAMPLE_FILE,
+    SAMPLE_META,
     load_sample,
     median_distance,
     mmd_test,
@@ -19,9 +20,7 @@ from service.drift.embeddings import (
     unit_rows,
     write_sample,
 )
-from service.model.model_dir import ModelDir
-from service.settings import Settings
-from tests.gateway_fixtures import client
+from tests.gateway_fixtures import client, model_copy
 
 EMBED = {"drift_embed_window": 200, "drift_embed_min_samples": 100, "drift_embed_check_every": 50}
 
@@ -49,14 +48,16 @@ def test_route_families_are_bounded_names() -> None:
     ]
 
 
-@pytest.mark.skipif(not (Path(Settings().model_dir) / SAMPLE_FILE).is_file(), reason="no embedding sample")
-def test_in_domain_stays_ok_and_logs_drift_per_family(tmp_path: Path) -> None:
-    """STS-B dev sentences (the sample's source) stay ok; STS-B test would not: MMD sees that its forum and answer
-    sentences are another mix than dev's, as the score streams do (docs/benchmarks.md, drift monitor)."""
-    dev = [p.a for p in read_sts("dev")]
-    sts = [str(t) for t in np.random.default_rng(1).choice(dev, 300, replace=False)]  # dev is ordered by genre
+def test_in_domain_stays_ok_and_logs_drift_per_family(tmp_path: Path, public_data: Path) -> None:
+    """The validation sample as `o2v drift sample` writes it, from the (stand-in) STS-B dev sentences: sentences of
+    the same kind, none of them in dev, stay ok; machine log lines drift, in their own route family."""
+    model = model_copy(tmp_path, without=(SAMPLE_FILE, SAMPLE_META))
+    assert main(["drift", "sample", "--model-dir", str(model), "--n", "400"]) == 0
+    dev = {t for p in read_sts("dev") for t in (p.a, p.b)}
+    unseen = sorted({t for p in read_sts("test") for t in (p.a, p.b)} - dev)
+    sts = [str(t) for t in np.random.default_rng(1).choice(unseen, 300, replace=False)]  # test is ordered by genre
     logs = [t for pair in log_pairs(150, seed=1) for t in pair]
-    with client(data_dir=tmp_path, **EMBED) as c:
+    with client(data_dir=tmp_path, model_dir=model, **EMBED) as c:
         monitor = c.app.state.drift
         for i in range(0, 300, 50):
             assert c.post("/embed", json={"texts": sts[i : i + 50]}).status_code == 200
@@ -70,7 +71,7 @@ def test_in_domain_stays_ok_and_logs_drift_per_family(tmp_path: Path) -> None:
     families = doc["families"]
     assert families["embeddings"]["status"] == "ok" and families["embeddings"]["n_total"] == 300
     assert families["similarity"]["status"] == "drift" and families["similarity"]["pvalue"] <= 0.01
-    assert doc["reference"]["n"] == 200 and ModelDir.load(Settings().model_dir).path.is_dir()
+    assert doc["reference"]["n"] == 200 and load_sample(model).shape == (400, 384)  # type: ignore[union-attr]
     assert 'id="embeddings"' in page and 'o2v_drift_embedding_status{family="similarity"} 2.0' in metrics
 
 

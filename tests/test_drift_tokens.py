@@ -19,6 +19,7 @@ from service.model.model_dir import ModelDir
 from service.settings import Settings
 from tests.drift_fixtures import card, config
 from tests.gateway_fixtures import client
+from tests.public_data_fixtures import STS_SIZES
 
 MODEL = ModelDir.load(Settings().model_dir)
 CFG = config(window=600, min_samples=100, check_every=25)
@@ -55,8 +56,10 @@ def feed_texts(m: DriftMonitor, texts: list[str], chunk: int = 25) -> list[str]:
 
 
 @pytest.mark.skipif(not (MODEL.path / TRAINED_FILE).is_file(), reason="the model dir has no trained_tokens.npy")
-def test_another_language_drifts_and_ordinary_english_stays_ok() -> None:
+def test_another_language_drifts_and_ordinary_english_stays_ok(public_data: Path) -> None:
+    """Ordinary English: the stand-in STS-B test sentences (tests/public_data_fixtures.py)."""
     english = [t for p in read_sts("test")[:400] for t in (p.a, p.b)][:600]
+    assert len(english) == 600
     m = token_monitor()
     r = m.stream_report("unseen_token_rate")
     assert r["baseline"]["kind"] == "model" and r["baseline"]["source"].endswith(f"{RATES_FILE}:validation texts")
@@ -95,7 +98,10 @@ def test_every_embedded_text_reaches_the_token_streams(tmp_path: Path) -> None:
     assert all(streams[name]["n_total"] == 4 for name in ("unseen_token_rate", "unk_rate", "truncated"))
 
 
-def test_cli_writes_the_trained_rows_of_a_train_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_trained_rows_of_a_train_channel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], public_data: Path
+) -> None:
+    """The validation rates are those of the (stand-in) STS-B dev sentences, two a pair."""
     for name in ("tokenizer.json", "hyperparameters.json", "model_card.json"):
         shutil.copy(MODEL.path / name, tmp_path / name)
     channel = tmp_path / "train.jsonl"
@@ -104,7 +110,8 @@ def test_cli_writes_the_trained_rows_of_a_train_channel(tmp_path: Path, capsys: 
     assert json.loads(capsys.readouterr().out)["trained_ids"] == 4
     model = TokenModel.load(tmp_path, MODEL.tokenizer().vocab_size)
     assert model.trained is not None and np.flatnonzero(model.trained).tolist() == [2003, 2158, 3899, 4937]
-    assert len(model.validation["unseen_token_rate"]) == 3000 and min(model.validation["unseen_token_rate"]) > 0.5
+    rates = model.validation["unseen_token_rate"]
+    assert len(rates) == 2 * STS_SIZES["dev"] and min(rates) > 0.5
 
 
 def test_export_writes_the_trained_rows_and_the_validation_rates(tmp_path: Path) -> None:

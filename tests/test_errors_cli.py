@@ -25,6 +25,7 @@ COMMANDS = [
     "drift",
     "tune",
     "loadtest",
+    "datasets",
 ]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
-from service.datasets import read_sts
+from service.datasets import read_clinc, read_sts
 from service.object2vec.teacher import TeacherCache, ensemble_vectors, mpnet_path, pool_sentences
 
 
@@ -43,10 +44,12 @@ def test_teacher_cache_drops_rows_saved_past_its_text_list(tmp_path) -> None:
     assert cache.vectors.shape == (1, 2) and cache.missing(["a", "c"]) == ["c"]
 
 
-def test_pool_holds_sts_train_and_clinc_but_no_sts_dev_or_test_only_sentence() -> None:
+def test_pool_holds_sts_train_and_clinc_but_no_sts_dev_or_test_only_sentence(public_data: Path) -> None:
+    """On the stand-in datasets (tests/public_data_fixtures.py), which have the real files' layout."""
     train = read_sts("train")
     pool = pool_sentences(train)
     assert {train[0].a, train[0].b} <= pool
+    assert {t for t, _ in read_clinc("val")} <= pool
     seen_elsewhere = pool_sentences([])
     held_out = {p.a for p in read_sts("test")} - {p.a for p in train} - {p.b for p in train} - seen_elsewhere
     assert held_out and not held_out & pool
