@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from service.api.connections import uvicorn_http
 from service.settings import Settings
 
 MODEL_FILES = ("encoder.onnx", "hyperparameters.json", "tokenizer.json")  # what `o2v export` writes and serving reads
@@ -71,6 +72,7 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
         port=settings.port,
         workers=settings.workers,
         access_log=settings.access_log,
+        http=uvicorn_http(settings),
     )
     return 0
 
