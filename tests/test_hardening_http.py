@@ -165,3 +165,22 @@ def test_more_slow_clients_than_descriptors_leave_healthz_answering(server: Serv
         for sock in held:
             sock.close()
     assert healthz_seconds(server) < 1.0
+
+
+def test_a_body_still_trickling_after_an_early_answer_gets_no_second_answer(server: ServerProcess) -> None:
+    """A body over O2V_MAX_BODY_BYTES is answered 413 at once; its sender, still trickling, is closed at the body
+    timeout without a second answer on the connection."""
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n"
+        )
+        started = time.monotonic()
+        try:
+            for _ in range(40):
+                time.sleep(0.25)
+                sock.sendall(b" ")
+        except OSError:
+            pass
+        answer = answer_of(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
+    assert time.monotonic() - started < BODY_TIMEOUT_S + 2

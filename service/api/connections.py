@@ -141,6 +141,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self.phase == "head":
             limit = f"the request head did not arrive within {self.limits.header_timeout_s:g} s"
             self._close(error_bytes(408, limit, "headers") if self._head_bytes else None)
+        elif self.cycle is not None and self.cycle.response_started:  # answered early (a 413): no second answer
+            self._close(None)
         else:
             self._close(error_bytes(408, f"the request body did not arrive within {self.limits.body_timeout_s:g} s"))
 
