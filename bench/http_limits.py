@@ -17,7 +17,6 @@ import json
 import resource
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -26,16 +25,10 @@ from typing import Any
 
 import httpx
 
-from service.api.server import ServerProcess, free_port
+from service.api.server import ServerProcess, free_port, limited_serve
 from service.tools.tables import print_table
 
 NOFILE = 1024
-LIMITED_SERVE = (
-    "import resource, sys, runpy\n"
-    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))\n"
-    "sys.argv = ['o2v', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]\n"
-    "runpy.run_module('service.cli', run_name='__main__')\n"
-)
 
 
 def rss_mb(pid: int) -> float:
@@ -88,6 +81,11 @@ def watched(server: ServerProcess, attack: Callable[[], dict[str, Any]]) -> dict
         "rss_peak_mb": round(peak),
         "rss_after_mb": round(rss_mb(pid)),
     }
+
+
+def idle(seconds: float) -> dict[str, Any]:
+    time.sleep(seconds)
+    return {}
 
 
 def huge_header(server: ServerProcess, megabytes: int, senders: int) -> dict[str, Any]:
@@ -189,9 +187,9 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as data_dir:
         env = {"O2V_DATA_DIR": data_dir}
-        with ServerProcess(env, command=[sys.executable, "-c", LIMITED_SERVE, str(port)], port=port) as server:
+        with ServerProcess(env, command=limited_serve(port, NOFILE), port=port) as server:
             attacks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-                ("none (the machine's own noise)", lambda: time.sleep(args.slow_seconds) or {}),
+                ("none (the machine's own noise)", lambda: idle(args.slow_seconds)),
                 ("one 256 MB header", lambda: huge_header(server, 256, 1)),
                 ("four 100 MB headers", lambda: huge_header(server, 100, 4)),
                 (

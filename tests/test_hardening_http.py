@@ -5,7 +5,6 @@ than it has descriptors for, while /healthz keeps answering in well under a seco
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,18 +12,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.api.server import ServerProcess, free_port
+from service.api.server import ServerProcess, free_port, limited_serve
 
 NOFILE = 256
 MAX_CONNECTIONS = 40
 HEADER_TIMEOUT_S = 2.0
 BODY_TIMEOUT_S = 3.0
-LIMITED_SERVE = (
-    "import resource, sys, runpy\n"
-    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))\n"
-    "sys.argv = ['o2v', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]\n"
-    "runpy.run_module('service.cli', run_name='__main__')\n"
-)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "O2V_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "O2V_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
     }
-    with ServerProcess(env, command=[sys.executable, "-c", LIMITED_SERVE, str(port)], port=port) as proc:
+    with ServerProcess(env, command=limited_serve(port, NOFILE), port=port) as proc:
         yield proc
 
 
@@ -117,34 +110,30 @@ def test_an_oversized_head_gets_431_naming_the_limit(server: ServerProcess, head
     assert healthz_seconds(server) < 1.0
 
 
-def test_a_head_that_trickles_in_is_closed_with_408(server: ServerProcess) -> None:
+def trickle(server: ServerProcess, head: bytes, byte: bytes) -> tuple[bytes, float]:
+    """Send `head`, then `byte` every 0.25 s for 10 s or until the server closes; what it answered, and when."""
     with connect(server) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        sock.sendall(head)
         started = time.monotonic()
         try:
-            for _ in range(40):  # a byte every 0.25 s: never idle long, never done
+            for _ in range(40):  # never idle long, never done
                 time.sleep(0.25)
-                sock.sendall(b"X")
+                sock.sendall(byte)
         except OSError:
             pass
-        answer = answer_of(sock)
+        return answer_of(sock), time.monotonic() - started
+
+
+def test_a_head_that_trickles_in_is_closed_with_408(server: ServerProcess) -> None:
+    answer, seconds = trickle(server, b"GET /healthz HTTP/1.1\r\n", b"X")
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
-    assert time.monotonic() - started < HEADER_TIMEOUT_S + 2
+    assert seconds < HEADER_TIMEOUT_S + 2
 
 
 def test_a_body_that_trickles_in_is_closed_with_408(server: ServerProcess) -> None:
-    with connect(server) as sock:
-        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n")
-        started = time.monotonic()
-        try:
-            for _ in range(40):
-                time.sleep(0.25)
-                sock.sendall(b" ")
-        except OSError:
-            pass
-        answer = answer_of(sock)
+    answer, seconds = trickle(server, b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n", b" ")
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
-    assert time.monotonic() - started < BODY_TIMEOUT_S + 2
+    assert seconds < BODY_TIMEOUT_S + 2
 
 
 def test_more_slow_clients_than_descriptors_leave_healthz_answering(server: ServerProcess) -> None:
@@ -170,17 +159,7 @@ def test_more_slow_clients_than_descriptors_leave_healthz_answering(server: Serv
 def test_a_body_still_trickling_after_an_early_answer_gets_no_second_answer(server: ServerProcess) -> None:
     """A body over O2V_MAX_BODY_BYTES is answered 413 at once; its sender, still trickling, is closed at the body
     timeout without a second answer on the connection."""
-    with connect(server) as sock:
-        sock.sendall(
-            b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n"
-        )
-        started = time.monotonic()
-        try:
-            for _ in range(40):
-                time.sleep(0.25)
-                sock.sendall(b" ")
-        except OSError:
-            pass
-        answer = answer_of(sock)
+    head = b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n"
+    answer, seconds = trickle(server, head, b" ")
     assert answer.startswith(b"HTTP/1.1 413 ") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
-    assert time.monotonic() - started < BODY_TIMEOUT_S + 2
+    assert seconds < BODY_TIMEOUT_S + 2

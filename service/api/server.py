@@ -77,6 +77,18 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
     return 0
 
 
+def limited_serve(port: int, nofile: int) -> list[str]:
+    """A command running `o2v serve` on 127.0.0.1:`port` under `ulimit -n nofile` (ServerProcess' `command`), for
+    the tests and benchmarks that play a client against the fd limit."""
+    script = (
+        "import resource, sys, runpy\n"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}))\n"
+        f"sys.argv = ['o2v', 'serve', '--host', '127.0.0.1', '--port', '{port}']\n"
+        "runpy.run_module('service.cli', run_name='__main__')\n"
+    )
+    return [sys.executable, "-c", script]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
