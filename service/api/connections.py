@@ -83,14 +83,15 @@ class HeadTooLarge(Exception):
     """Raised in a parser callback to stop parsing a head over its limit (httptools then raises its own error)."""
 
 
-def error_bytes(status: int, message: str, field: str | None = None) -> bytes:
-    """A whole HTTP/1.1 answer in the app's error shape, with `connection: close`."""
+def error_bytes(status: int, message: str, field: str | None = None, retry: int | None = None) -> bytes:
+    """A whole HTTP/1.1 answer in the app's error shape, with `connection: close` (and Retry-After: `retry`)."""
     body = orjson.dumps({"error": {"type": STATUS_TYPES.get(status, "error"), "message": message, "field": field}})
     head = [
         STATUS_LINE[status],
         b"content-type: application/json\r\n",
         b"content-length: %d\r\n" % len(body),
         b"connection: close\r\n",
+        b"retry-after: %d\r\n" % retry if retry is not None else b"",
         b"\r\n",
     ]
     return b"".join(head) + body
@@ -111,7 +112,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
         self.phase: Phase = "head"
-        self.waiting_since: float | None = None  # when it began waiting on its client; None while the app works
+        # this server's connections waiting on their client (for a head or a body, or idle), longest first: a
+        # dict keeps insertion order, so the one to close for room is found in O(1)
+        self.waiting: dict[LimitedHttpProtocol, None] = server_state.__dict__.setdefault("o2v_waiting", {})
         self._deadline: asyncio.TimerHandle | None = None
         self._head_bytes = 0  # bytes received since the head began (a few body bytes may be counted: bounded)
         self._head_size = 0  # the request line and the headers parsed so far
@@ -131,7 +134,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _await_head(self) -> None:
         self.phase = "head"
-        self.waiting_since = self.loop.time()
+        self.waiting.pop(self, None)
+        self.waiting[self] = None
         self._arm(self.limits.header_timeout_s)
 
     def _expired(self) -> None:
@@ -148,6 +152,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _close(self, answer: bytes | None) -> None:
         """Answer (unless the app already began to) and close; the app, if running, sees a disconnect."""
+        self.waiting.pop(self, None)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             if cycle.response_started:
@@ -165,28 +170,20 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_head()
-        if sum(not c.transport.is_closing() for c in self.connections) > self.limits.max_connections:
+        if len(self.connections) > self.limits.max_connections:  # closed ones leave it at connection_lost
             self._make_room()
 
     def _make_room(self) -> None:
-        waiting = [
-            c
-            for c in self.connections
-            if isinstance(c, LimitedHttpProtocol)
-            and c is not self
-            and c.waiting_since is not None
-            and not c.transport.is_closing()
-        ]
-        if not waiting:
+        oldest = next(iter(self.waiting))  # never this one, the newest
+        if oldest is self:
             log.warning("%d connections, each with a request in progress: refusing a new one", len(self.connections))
-            self._close(error_bytes(503, "the server has no room for another connection; retry shortly"))
+            self._close(error_bytes(503, "the server has no room for another connection; retry shortly", retry=1))
             return
-        oldest = min(waiting, key=lambda c: c.waiting_since or 0.0)
         oldest._close(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        self.waiting_since = None
+        self.waiting.pop(self, None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -235,6 +232,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             raise HeadTooLarge
         super().on_header(name, value)
 
+    def handle_websocket_upgrade(self) -> None:
+        """The connection goes to uvicorn's WebSocket protocol: it is no longer this one's to time or close."""
+        self._disarm()
+        self.waiting.pop(self, None)
+        self.phase = "app"
+        super().handle_websocket_upgrade()
+
     def on_headers_complete(self) -> None:
         self.phase = "body"
         self._arm(self.limits.body_timeout_s)
@@ -247,7 +251,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._await_head()
         else:
             self.phase = "app"
-            self.waiting_since = None
+            self.waiting.pop(self, None)
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
