@@ -49,6 +49,10 @@ PLACEHOLDER_KEYS = frozenset({
 """Values copied from examples, not keys: compared lower-case without punctuation ("Change-Me" is "changeme").
 A key anyone can guess is no key, so the service refuses to start with one (as with one character repeated)."""
 
+MIN_KEY_CHARS = 16
+"""Shortest API key the service starts with: `secrets.token_urlsafe(12)` is 16 characters (96 random bits)."""
+MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
 
 def default_data_dir() -> Path:
     """`indexes/` of a source checkout (the repository's data directory, whatever the working directory); for an
@@ -63,7 +67,8 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Defaults suit one 2-core machine serving the bundled model; each can be set as O2V_<NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix="O2V_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="O2V_", extra="ignore", hide_input_in_errors=True)
+    """hide_input_in_errors: a validation error names the setting and the rule, never the value (a key's)."""
 
     # model and backend
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="the model directory served (default: the bundled model)")
@@ -92,6 +97,27 @@ class Settings(BaseSettings):
     readyz_timeout_s: float = Field(0.8, gt=0.0, description="/readyz answers 503 when its check takes longer")
     access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
     retry_after_s: int = Field(1, ge=0, description="Retry-After on 503 answers (queue full, backend down)")
+    # connection limits of `o2v serve` (service/api/connections.py): below the app, where a request is still bytes
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="request line and headers of one request; beyond it a 431, before buffering more"
+    )
+    max_headers: int = Field(100, ge=8, description="headers in one request; beyond it a 431")
+    http_header_timeout_s: float = Field(
+        10.0, gt=0.0, description="a request head must arrive whole within this of the connection or last answer (408)"
+    )
+    http_body_timeout_s: float = Field(
+        60.0, gt=0.0, description="a request body must arrive whole within this of its head (408)"
+    )
+    max_connections: int = Field(
+        1000,
+        ge=8,
+        description="open connections; past it the one waiting longest on its client is closed (never below the "
+        "fd limit: lowered to ulimit -n minus 64 minus 3 per O2V_MAX_OPEN_COLLECTIONS)",
+    )
+    docs_open: bool | None = Field(
+        None,
+        description="serve /docs, /redoc and /openapi.json without a key; unset = open unless O2V_READ_API_KEY is set",
+    )
 
     # request limits
     max_batch_size: int = Field(256, ge=1, description="texts in one request")
@@ -102,6 +128,12 @@ class Settings(BaseSettings):
     max_top_k: int = Field(1000, ge=1, description="top_k and k of one search or classify (and their sum in a batch)")
     max_invocation_instances: int = Field(
         1000, ge=1, description="instances in one /invocations request; 1000 384-d embeddings answer ~5 MB"
+    )
+    max_tokenize_tokens: int = Field(
+        65_536, ge=1, description="tokens one /tokenize answer lists (~70 bytes each in JSON); beyond it a 422"
+    )
+    max_tokenize_in_flight: int = Field(
+        4, ge=1, description="long-text tokenizations (over 512 characters) running at once, any route; others wait"
     )
     max_invocation_tokens: int = Field(
         1_048_576, ge=1, description="token ids in one /invocations request, in0+in1 (1000 instances × 2 × 512)"
@@ -295,10 +327,10 @@ class Settings(BaseSettings):
             raise ValueError(f"{env} is set but empty: give it a real key, or unset it to run without one")
         plain = re.sub(r"[^a-z0-9]", "", key.lower())
         if plain in PLACEHOLDER_KEYS or len(set(plain)) <= 1:
-            raise ValueError(
-                f"{env} is a placeholder, not a key: set a random one, e.g. "
-                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
+            raise ValueError(f"{env} is a placeholder, not a key: set a random one, e.g. {MAKE_KEY}")
+        if len(key.strip()) < MIN_KEY_CHARS:
+            chars = len(key.strip())
+            raise ValueError(f"{env} has {chars} characters, fewer than {MIN_KEY_CHARS}: set a random one: {MAKE_KEY}")
         return value
 
     @model_validator(mode="after")
@@ -306,6 +338,9 @@ class Settings(BaseSettings):
         """A read key with open writes would guard the lesser half: refuse the combination."""
         if self.read_api_key is not None and self.api_key is None:
             raise ValueError("O2V_READ_API_KEY is set but O2V_API_KEY is not: set the write key too")
+        keys = (self.read_api_key, self.api_key)
+        if keys[0] is not None and keys[1] is not None and keys[0].get_secret_value() == keys[1].get_secret_value():
+            raise ValueError("O2V_READ_API_KEY is the same as O2V_API_KEY: readers would hold the write key")
         return self
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from service.errors import InvalidRequest
 
 PAD_ID = 0
 Direction = Literal["right", "left"]
@@ -27,6 +29,33 @@ class Encoded:
     def truncated(self) -> list[int]:
         """Indices of the texts that lost tokens."""
         return [i for i, n in enumerate(self.lengths) if n > self.max_seq_len]
+
+
+class TooManyTokens(InvalidRequest):
+    """A request's texts hold more tokens than one answer may list."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the inputs hold more than {limit} tokens in all (O2V_MAX_TOKENIZE_TOKENS): send fewer or shorter texts",
+            "inputs",
+        )
+
+
+def _chunks(texts: Sequence[str], max_chars: int | None) -> Iterator[list[str]]:
+    """Consecutive texts of at most `max_chars` characters together (a longer text alone); all at once for None."""
+    if max_chars is None:
+        yield list(texts)
+        return
+    chunk: list[str] = []
+    chars = 0
+    for text in texts:
+        if chunk and chars + len(text) > max_chars:
+            yield chunk
+            chunk, chars = [], 0
+        chunk.append(text)
+        chars += len(text)
+    if chunk:
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -83,17 +112,28 @@ class TextTokenizer:
         rows = [ids[:keep] if direction == "right" else ids[-keep:] for ids in full]
         return Encoded(rows, [len(ids) for ids in full], keep)
 
-    def tokens(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[Token]]:
+    def tokens(
+        self, texts: Sequence[str], add_special_tokens: bool = False, max_tokens: int | None = None
+    ) -> list[list[Token]]:
         """Every token of each text, uncut, with its character span in the text; [CLS]/[SEP] only on request
-        (the model reads bare ids, so they are not what it embeds)."""
-        out = self.tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
-        return [
-            [
-                Token(i, tok if special else text[a:b], a, b, bool(special))
-                for i, tok, (a, b), special in zip(e.ids, e.tokens, e.offsets, e.special_tokens_mask, strict=True)
+        (the model reads bare ids, so they are not what it embeds). More than `max_tokens` in all raises
+        TooManyTokens: texts are tokenized a chunk of at most `max_tokens` characters (or one text) at a time, and
+        the count checked after each, so about `max_tokens` tokens at most are ever held."""
+        found: list[list[Token]] = []
+        total = 0
+        for chunk in _chunks(texts, max_tokens):
+            out = self.tokenizer.encode_batch(chunk, add_special_tokens=add_special_tokens)
+            total += sum(map(len, out))
+            if max_tokens is not None and total > max_tokens:
+                raise TooManyTokens(max_tokens)
+            found += [
+                [
+                    Token(i, tok if special else text[a:b], a, b, bool(special))
+                    for i, tok, (a, b), special in zip(e.ids, e.tokens, e.offsets, e.special_tokens_mask, strict=True)
+                ]
+                for text, e in zip(chunk, out, strict=True)
             ]
-            for text, e in zip(texts, out, strict=True)
-        ]
+        return found
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens the model reads of each text (after the cut; `encode_counted(...).lengths` are before it)."""

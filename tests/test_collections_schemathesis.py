@@ -24,7 +24,7 @@ from tests.gateway_fixtures import onnx_encoder
 DATA_DIR = tempfile.mkdtemp(prefix="o2v-schemathesis-collections-")
 atexit.register(shutil.rmtree, DATA_DIR, True)
 
-KEY = "schemathesis"
+KEY = "schemathesis-test-key"
 TAGS = ["collections", "drift"]
 APP = create_app(Settings(data_dir=DATA_DIR, api_key=KEY), onnx_encoder())
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP).include(tag=TAGS)

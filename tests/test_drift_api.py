@@ -9,7 +9,7 @@ import numpy as np
 
 from tests.gateway_fixtures import client
 
-API_KEY = "drift-test-key"
+API_KEY = "drift-test-key-2Kd"
 KEY = {"Authorization": f"Bearer {API_KEY}"}
 FAST = {"drift_min_samples": 10, "drift_check_every": 5, "drift_window": 200}
 PAIRS = [

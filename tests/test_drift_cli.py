@@ -35,17 +35,17 @@ def test_pairs_need_a_running_service(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_against_a_running_service_and_its_saved_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    env = {"O2V_DATA_DIR": str(tmp_path), "O2V_API_KEY": "cli-test-key", "O2V_DRIFT_MIN_SAMPLES": "10"}
+    env = {"O2V_DATA_DIR": str(tmp_path), "O2V_API_KEY": "cli-test-key-8Wn3", "O2V_DRIFT_MIN_SAMPLES": "10"}
     pairs = [[f"sentence number {i} about cats", f"another sentence {i} about dogs"] for i in range(12)]
     lines = tmp_path / "pairs.jsonl"
     lines.write_text("\n".join(json.dumps({"in0": a, "in1": b, "label": i % 3}) for i, (a, b) in enumerate(pairs)))
     with ServerProcess(env) as server:
         body = json.dumps({"pairs": pairs, "stream": "e2e"}).encode()
-        headers = {"Content-Type": "application/json", "Authorization": "Bearer cli-test-key"}
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer cli-test-key-8Wn3"}
         request = urllib.request.Request(f"{server.url}/similarity", body, headers)
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
-        url = ["--url", server.url, "--api-key", "cli-test-key"]
+        url = ["--url", server.url, "--api-key", "cli-test-key-8Wn3"]
         out = json.loads(run(capsys, "drift", "baseline", "e2e", str(lines), *url))
         assert out["baseline"]["n"] == 12 and out["label_spearman"] is not None
         text = run(capsys, "drift", "report", *url)

@@ -12,13 +12,13 @@ from service.cli import main
 from service.drift.texts import TextKeeper
 from tests.gateway_fixtures import client
 
-KEY = {"Authorization": "Bearer export-key"}
+KEY = {"Authorization": "Bearer export-test-key-5Rw"}
 TEXTS = ["Koira juoksee nopeasti niityllä.", "A man plays the guitar.", "Der Zug hat Verspätung."]
 
 
 def test_kept_texts_come_with_their_rates_and_need_the_key(tmp_path: Path) -> None:
     keep = {"drift_keep_texts": True, "drift_keep_texts_max": 2}
-    with client(data_dir=tmp_path, api_key="export-key", **keep) as c:
+    with client(data_dir=tmp_path, api_key="export-test-key-5Rw", **keep) as c:
         assert c.post("/embed", json={"texts": TEXTS}, headers=KEY).status_code == 200
         c.app.state.drift.run_due_checks()
         assert c.get("/drift/export/unseen_token_rate").status_code == 401
@@ -51,7 +51,7 @@ def test_cli_export_writes_the_window(tmp_path: Path, capsys: pytest.CaptureFixt
     scores = tmp_path / "base.txt"
     scores.write_text("\n".join(str(i / 100) for i in range(40)))
     assert main(["drift", "baseline", "custom", str(scores), "--data-dir", str(tmp_path)]) == 0
-    with client(data_dir=tmp_path, api_key="export-key", drift_min_samples=10, drift_check_every=5) as c:
+    with client(data_dir=tmp_path, api_key="export-test-key-5Rw", drift_min_samples=10, drift_check_every=5) as c:
         pairs = [[f"a cat number {i}", f"a dog number {i}"] for i in range(12)]
         assert c.post("/similarity", json={"pairs": pairs, "stream": "custom"}, headers=KEY).status_code == 200
     capsys.readouterr()
@@ -76,7 +76,7 @@ def test_similarity_pairs_export_as_an_object2vec_channel(tmp_path: Path) -> Non
 
     pairs = [[f"a cat number {i}", f"a dog number {i}"] for i in range(5)]
     keep = {"drift_keep_texts": True, "drift_keep_texts_max": 4}
-    with client(data_dir=tmp_path, api_key="export-key", **keep) as c:
+    with client(data_dir=tmp_path, api_key="export-test-key-5Rw", **keep) as c:
         assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
         assert c.post("/similarity", json={"pairs": pairs[:1], "stream": "team"}, headers=KEY).status_code == 200
         doc = c.get("/drift/export/similarity", headers=KEY).json()

@@ -144,7 +144,7 @@ def test_unknown_routes_and_methods(http):
 
 
 def test_read_routes_are_open_even_with_an_api_key():
-    with client(api_key="s3cret") as http:
+    with client(api_key="s3cret-gateway-key-0x1") as http:
         assert http.post("/embed", json={"texts": ["a"]}).status_code == 200
 
 
@@ -160,14 +160,19 @@ def guarded_app(api_key: str | None) -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic czNjcmV0", "s3cret"])
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic czNjcmV0", "s3cret-gateway-key-0x1"])
 def test_write_routes_need_the_api_key(header):
     headers = {"Authorization": header} if header else {}
-    answer = guarded_app("s3cret").post("/write", headers=headers)
+    answer = guarded_app("s3cret-gateway-key-0x1").post("/write", headers=headers)
     error = error_of(answer, 401)
     assert error["field"] == "Authorization" and answer.headers["www-authenticate"] == "Bearer"
 
 
 def test_the_right_key_or_no_key_set_lets_writes_through():
-    assert guarded_app("s3cret").post("/write", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert (
+        guarded_app("s3cret-gateway-key-0x1")
+        .post("/write", headers={"Authorization": "Bearer s3cret-gateway-key-0x1"})
+        .status_code
+        == 200
+    )
     assert guarded_app(None).post("/write").status_code == 200

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
 
 from service import __version__
 from service.api import collections, drift, embeddings, errors, health, rerank, sagemaker, similarity, tokenize
@@ -23,6 +24,7 @@ from service.api.deps import LabelObserver, ScoreObserver
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.openai_compat import OpenAIErrorMiddleware
+from service.api.render import json_response
 from service.drift.embeddings import RouteFamilyMiddleware
 from service.encoders import load_encoder
 from service.encoders.base import Encoder, EncoderError
@@ -38,6 +40,19 @@ ROUTERS: list[ModuleType] = [embeddings, similarity, rerank, tokenize, health, s
 def _router(module: ModuleType, settings: Settings, encoder: Encoder) -> APIRouter:
     router = getattr(module, "router", None)
     return router if isinstance(router, APIRouter) else module.build_router(settings, encoder)
+
+
+def keyed_schema_router() -> APIRouter:
+    """/openapi.json as a read route (O2V_DOCS_OPEN false, the default with O2V_READ_API_KEY): the read guard of
+    every route applies. /docs and /redoc are not served then: a browser cannot send the key with the page's own
+    fetch of the schema."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/openapi.json")
+    def openapi(request: Request) -> Response:
+        return json_response(request.app.openapi())
+
+    return router
 
 
 def create_app(
@@ -71,13 +86,19 @@ def create_app(
                 encoder.close()
             tracing.shutdown()
 
+    docs_open = settings.read_api_key is None if settings.docs_open is None else settings.docs_open
     app = FastAPI(
         title="object2vec-service",
         version=__version__,
         description="Object2Vec sentence embeddings: OpenAI-style embeddings, similarity, SageMaker contract.",
         lifespan=lifespan,
         dependencies=read_guard(settings),  # every route, so a new one is guarded by default (auth.py)
+        openapi_url="/openapi.json" if docs_open else None,
+        docs_url="/docs" if docs_open else None,
+        redoc_url="/redoc" if docs_open else None,
     )
+    if not docs_open:
+        app.include_router(keyed_schema_router())
     app.state.settings = settings
     app.state.encoder = encoder
     app.state.metrics = metrics

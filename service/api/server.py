@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from service.api.connections import uvicorn_http
 from service.settings import Settings
 
 MODEL_FILES = ("encoder.onnx", "hyperparameters.json", "tokenizer.json")  # what `o2v export` writes and serving reads
@@ -71,8 +72,21 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
         port=settings.port,
         workers=settings.workers,
         access_log=settings.access_log,
+        http=uvicorn_http(settings),
     )
     return 0
+
+
+def limited_serve(port: int, nofile: int) -> list[str]:
+    """A command running `o2v serve` on 127.0.0.1:`port` under `ulimit -n nofile` (ServerProcess' `command`), for
+    the tests and benchmarks that play a client against the fd limit."""
+    script = (
+        "import resource, sys, runpy\n"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}))\n"
+        f"sys.argv = ['o2v', 'serve', '--host', '127.0.0.1', '--port', '{port}']\n"
+        "runpy.run_module('service.cli', run_name='__main__')\n"
+    )
+    return [sys.executable, "-c", script]
 
 
 def free_port() -> int:

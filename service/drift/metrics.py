@@ -57,10 +57,12 @@ class DriftCollector(Collector):
                     shift.add_metric([name, lvl], s["statistics"]["shift_z"][lvl])
             if s.get("domain"):
                 domain.add_metric([name], STATUS_VALUE[s["domain"]["status"]])
-            for row in (s.get("labels") or {}).get("labels", []):  # at most O2V_DRIFT_MAX_LABELS + 2 labels
-                label_p.add_metric([row["label"]], row["pvalue"])
-                label_share.add_metric([row["label"], "reference"], row["share_reference"])
-                label_share.add_metric([row["label"], "live"], row["share_live"])
+            # labels are metadata values (an email, an id): never a metric label. Each row is named by its rank,
+            # most moved first, as GET /drift lists them (keyed); at most O2V_DRIFT_MAX_LABELS + 2 rows
+            for rank, row in enumerate((s.get("labels") or {}).get("labels", [])):
+                label_p.add_metric([str(rank)], row["pvalue"])
+                label_share.add_metric([str(rank), "reference"], row["share_reference"])
+                label_share.add_metric([str(rank), "live"], row["share_live"])
         for test, lim in self.monitor.config.limits.items():
             for lvl, value in lim.as_dict().items():
                 limit.add_metric([test, lvl], value)
@@ -86,8 +88,12 @@ class DriftCollector(Collector):
             GaugeMetricFamily(
                 "o2v_drift_domain_status", "raw level vs the model card (learned baselines)", labels=["stream"]
             ),
-            GaugeMetricFamily("o2v_drift_label_pvalue", "classify label moved: smaller is more", labels=["label"]),
-            GaugeMetricFamily("o2v_drift_label_share", "classify answers with this label", labels=["label", "window"]),
+            GaugeMetricFamily(
+                "o2v_drift_label_pvalue", "classify label moved, by rank (0: most): smaller is more", labels=["rank"]
+            ),
+            GaugeMetricFamily(
+                "o2v_drift_label_share", "classify answers with the label of this rank", labels=["rank", "window"]
+            ),
             GaugeMetricFamily("o2v_drift_embedding_status", "MMD test per route family, as status", labels=["family"]),
             GaugeMetricFamily("o2v_drift_embedding_pvalue", "MMD permutation p-value", labels=["family"]),
         )

@@ -22,8 +22,9 @@ TRUNCATED = "truncated"
 TOKEN_STREAMS = (UNSEEN_TOKEN_RATE, UNK_RATE, TRUNCATED)
 """Per-text rates of the tokenized requests, measured against the model's own validation texts."""
 
-STREAM_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-"""Bounded, and safe as a URL path segment and a Prometheus label value."""
+STREAM_PATTERN = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$"
+"""Bounded, and safe as a URL path segment and a Prometheus label value: no leading dot, so never `.` or `..`,
+which clients that normalise paths turn into another URL (the stream could not be deleted)."""
 STREAM_NAME = re.compile(STREAM_PATTERN)
 
 

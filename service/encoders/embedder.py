@@ -56,6 +56,8 @@ class Embedder:
             for channel in ("in0", "in1")
         }
         self.cache = EmbeddingCache(settings.embed_cache_bytes) if settings.embed_cache_bytes else None
+        self.max_tokenize_tokens = settings.max_tokenize_tokens
+        self._tokenizing = asyncio.Semaphore(settings.max_tokenize_in_flight)
         self.watchers: list[Watcher] = []
 
     @property
@@ -88,12 +90,14 @@ class Embedder:
         longer ones on a worker thread, so that one large request cannot stall every other."""
         if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
             return fn()
-        return await asyncio.to_thread(fn)
+        async with self._tokenizing:  # O2V_MAX_TOKENIZE_IN_FLIGHT: what a burst of long texts may hold at once
+            return await asyncio.to_thread(fn)
 
     async def tokens(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[Token]]:
-        """Every token of each text with its span, uncut (for callers budgeting their texts)."""
-        tokenizer = self.encoder.tokenizer
-        return await self._off_loop_if_long(texts, partial(tokenizer.tokens, texts, add_special_tokens))
+        """Every token of each text with its span, uncut (for callers budgeting their texts); more than
+        O2V_MAX_TOKENIZE_TOKENS in all is a 422 (TooManyTokens), found before they are all held."""
+        tokens = partial(self.encoder.tokenizer.tokens, texts, add_special_tokens, self.max_tokenize_tokens)
+        return await self._off_loop_if_long(texts, tokens)
 
     async def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids cut to the model's max_seq_len (the end is cut); see `tokenize_counted`."""

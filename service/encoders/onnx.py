@@ -45,6 +45,26 @@ class OnnxEncoder(Encoder):
         self._encoders = {channel: sessions[path] for channel, path in files.items()}
         scorer = model.scorer_file
         self._scorer = _session(scorer, intra_op_threads, inter_op_threads) if scorer else None
+        for channel in ("in0", "in1"):
+            self._check_vocabulary(channel)
+
+    def _check_vocabulary(self, channel: Channel) -> None:
+        """The largest token id the service may send (hyperparameters.json's vocabulary, or the tokenizer's when
+        larger) must have a row in the encoder's embedding table: checked now by embedding it, so that a model
+        directory claiming more than its table holds stops the start instead of answering 500 (ONNX's Gather out
+        of bounds) to the requests that use the last ids."""
+        stated = self.model.vocab_size(channel)
+        top = max(stated, self.tokenizer.vocab_size if channel == "in0" else 0) - 1
+        try:
+            self._encoders[channel].run(None, {"input_ids": np.array([[top]], dtype=np.int64)})
+        except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:
+            field = "enc1_vocab_size" if channel == "in1" and self.model.hp.enc1_vocab_size else "enc0_vocab_size"
+            source = f"hyperparameters.json's {field} ({stated})" if top == stated - 1 else "tokenizer.json"
+            raise ValueError(
+                f"{self.model.path}: {source} allows token id {top}, but the embedding table of "
+                f"{self.model.encoder_file(channel).name} has fewer rows (onnxruntime: {str(exc)[:200]}). "
+                "The vocabulary and the weights are from different models: re-export the model directory."
+            ) from exc
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnnxEncoder:
