@@ -15,7 +15,7 @@ The drift monitor's cost: a second server with its checks pushed out of reach (O
 O2V_DRIFT_EMBED_CHECK_EVERY at 1,000,000) takes its turn in every round beside the first; the table gives both
 throughputs, their ratio (target ≥ 0.85 at batch 64), and the monitor's share of server CPU at saturation two ways:
 1 − CPU per sentence without checks / with them, and the checking thread's own working time (GET /drift
-`checking.busy_s`) over the server's CPU time.
+`checking.cpu_s`) over the server's CPU time.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def server_cpu_seconds(url: str) -> float:
 
 
 def checking_seconds(url: str) -> float:
-    """The drift checking thread's working seconds so far (GET /drift `checking.busy_s`)."""
-    return float((httpx.get(f"{url}/drift", timeout=30).json().get("checking") or {}).get("busy_s", 0.0))
+    """The drift checking thread's CPU seconds so far (GET /drift `checking.cpu_s`)."""
+    return float((httpx.get(f"{url}/drift", timeout=30).json().get("checking") or {}).get("cpu_s", 0.0))
 
 
 async def over_http(url: str, texts: list[str], size: int, seconds: float, concurrency: int, encoding: str) -> Run:
@@ -171,7 +171,7 @@ def main() -> int:
     print(
         f"sentences/s (median of {args.rounds} rounds), {len(texts)} STS-B dev sentences, "
         f"{args.concurrency} concurrent clients, {args.encoding} answers; CPU ms per 1,000 sentences; "
-        "monitor share: 1 − server CPU without checks / with them; checking: the drift thread's working time / "
+        "monitor share: 1 − server CPU without checks / with them; checking: the drift thread's CPU time / "
         "server CPU"
     )
     columns = [("batch", "batch"), ("in_process", "in-process/s"), ("http", "HTTP/s"), ("ratio", "HTTP / in-process")]

@@ -145,6 +145,7 @@ class DriftMonitor:
             )
         self.texts = TextKeeper(config.keep_texts, config.keep_texts_max_age_s, clock) if config.keep_texts else None
         self._queued_texts = 0
+        self._drained_at = -math.inf  # time.monotonic() of the last paced drain of the token queue
         self.store = store
         self.notifier = notifier or StatusNotifier(None)
         self.clock = clock
@@ -292,8 +293,14 @@ class DriftMonitor:
             self.dropped_token_requests += 1
         self._token_queue.append((texts if self.texts is not None else None, rows, lengths))
         self._queued_texts += len(rows)
-        if self._queued_texts >= self.config.check_every:
+        if self._queued_texts >= self.config.check_every and self._token_turn(time.monotonic()) == 0.0:
             self.wake.set()
+
+    def _token_turn(self, now: float) -> float:
+        """Seconds until the worker drains the token queue again: once per check interval, so at saturation the
+        per-text rates are computed for at most a queue's worth of requests per interval (a sample; the rest are
+        counted in `dropped_token_requests`), not for every request."""
+        return max(self._drained_at + self.config.check_interval_s - now, 0.0)
 
     def record_pairs(
         self,
@@ -429,7 +436,9 @@ class DriftMonitor:
         `embed_check_interval_s` ago) waits for its next turn (`next_check_in`), so at saturation the checks cost
         a bounded share of time instead of one check per `check_every` requests' scores."""
         now = time.monotonic()
-        self._drain_tokens()
+        if not paced or self._token_turn(now) == 0.0:
+            self._drained_at = now
+            self._drain_tokens()
         if self.embeddings is not None:
             self.embeddings.run_due_checks(paced)
         self.classify.run_due_checks(self.config.check_every)
@@ -444,6 +453,8 @@ class DriftMonitor:
         waits)."""
         now, interval = time.monotonic(), self.config.check_interval_s
         waits = [max(t.checked_at + interval - now, 0.0) for t in list(self._streams.values()) if t.due]
+        if self._token_queue:
+            waits.append(self._token_turn(now))
         if self.embeddings is not None and (family := self.embeddings.next_check_in()) is not None:
             waits.append(family)
         return min(waits, default=None)
