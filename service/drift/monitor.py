@@ -327,16 +327,26 @@ class DriftMonitor:
             self.wake.set()
 
     def _drain_tokens(self) -> None:
-        """Turn the queued token rows into the three per-text values and record them."""
+        """Turn the queued token rows into the three per-text values and record them, oldest first: at most a
+        window's worth of texts (`window`) per drain, the newest requests; older ones are a sample left out
+        (counted in `dropped_token_requests`), since a window holds no more and the work would grow with traffic."""
         rates = self.token_rates
         if rates is None:
             return
         self._queued_texts = 0
+        taken: list[tuple[Sequence[str] | None, list[list[int]], list[int]]] = []
+        room = self.config.window
         while self._token_queue:
             try:
-                texts, rows, lengths = self._token_queue.popleft()
+                request = self._token_queue.pop()
             except IndexError:  # taken meanwhile
                 break
+            if room <= 0:
+                self.dropped_token_requests += 1
+                continue
+            taken.append(request)
+            room -= len(request[1])
+        for texts, rows, lengths in reversed(taken):
             values = rates.rates(rows, lengths)
             for name, per_text in values.items():
                 if per_text:
