@@ -27,10 +27,12 @@ def test_shuffled_scores_have_no_ordering_and_sections_do() -> None:
     assert intrablock_correlation(rng.permutation(ordered)) == 0.0
     assert inflation(0.1, 500) == 1.0 + 499 * 0.1
     shuffled_window = rng.normal(0.5, 0.1, 500)
-    assert live_correlation(shuffled_window, reference_rho=0.3, full=True) == 0.0  # shown shuffled: i.i.d. limits
-    assert live_correlation(shuffled_window, reference_rho=0.3, full=False) == 0.3  # too early to tell
+    assert live_correlation(shuffled_window, 0.3, full=True, shuffled=False) == (0.0, True)  # i.i.d. limits
+    assert live_correlation(shuffled_window, 0.3, full=False, shuffled=False) == (0.3, False)  # too early to tell
     step = np.concatenate([rng.normal(0.5, 0.1, 500), rng.normal(0.6, 0.1, 500)])
     assert intrablock_correlation(step) > 0 and intrablock_correlation(step, step=True) == 0.0  # a shift, not order
+    assert live_correlation(step, 0.3, full=True, shuffled=True) == (0.0, True)  # a shuffled stream that shifted
+    assert live_correlation(ordered[:1000], 0.0, full=True, shuffled=True)[1] is False  # sections: order again
 
 
 def test_a_baseline_replayed_in_its_own_order_stays_out_of_drift() -> None:

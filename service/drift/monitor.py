@@ -50,6 +50,7 @@ class Verdict:
     limits: dict[str, Limit]
     enter: int
     hold: int
+    shuffled: bool = False  # the stream counts as shuffled traffic after this window (`ordering.live_correlation`)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class _Tracked:
     evaluation: Evaluation | None = field(default=None, repr=False)
     settled: Settled = field(default_factory=Settled)  # live scores the shift test's reference absorbed
     settled_upto: int = 0  # scores numbered below this are absorbed or passed over
+    shuffled: bool = False  # a full window showed no order (`ordering.live_correlation`)
 
 
 class DriftMonitor:
@@ -533,26 +535,33 @@ class DriftMonitor:
         live = tracked.stream.window()
         verdict = domain = None
         if live.size >= self.config.min_samples:
+            shuffled = tracked.shuffled
             if baseline is not None:
-                verdict = self.judge(baseline, live, vocabulary=name in TOKEN_STREAMS, settled=tracked.settled)
+                verdict = self.judge(baseline, live, name in TOKEN_STREAMS, tracked.settled, shuffled)
+                tracked.shuffled = verdict.shuffled
             card = self.card_baseline
             if card is not None and baseline is not card and self._pair_stream(name):
-                domain = self.judge(card, live)
+                domain = self.judge(card, live, shuffled=shuffled)
         tracked.evaluation = Evaluation(tracked.stream.total, live, verdict, domain, self.clock())
         return tracked.evaluation
 
     def judge(
-        self, baseline: Baseline, live: np.ndarray, vocabulary: bool = False, settled: Settled | None = None
+        self,
+        baseline: Baseline,
+        live: np.ndarray,
+        vocabulary: bool = False,
+        settled: Settled | None = None,
+        shuffled: bool = False,
     ) -> Verdict:
         """The KS-family level and the shift test's level; the higher one counts (each calibrated on its own).
 
         `vocabulary` (the token streams): per-text rates with a spike at 0, where every distance flags any change
         of vocabulary; what matters is a rise of the mean rate, so the KS p-value gate pairs with the mean's
         increase (O2V_DRIFT_TOKEN_MARGIN_*), and a fall is no risk. `settled`: live scores the shift test's reference
-        absorbed (`_settle`)."""
+        absorbed (`_settle`). `shuffled`: whether the stream counted as shuffled traffic so far (`ordering.py`)."""
         c = self.config
         values = compare(baseline.scores, live, baseline.edges).as_dict()
-        rho = live_correlation(live, baseline.ordering or 0.0, full=live.size >= c.window)
+        rho, shuffled = live_correlation(live, baseline.ordering or 0.0, live.size >= c.window, shuffled)
         if rho > 0.0:  # an ordered window: its KS p-value at its effective size (`ordering.py`)
             effective = live.size / inflation(rho, live.size)
             values["ks_pvalue"] = max(values["ks_pvalue"], ks_pvalue(values["linf"], effective, baseline.scores.size))
@@ -572,7 +581,7 @@ class DriftMonitor:
                     enter = max(enter, lvl)
                 if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0 - c.hysteresis:
                     hold = max(hold, lvl)
-        return Verdict(values, limits, enter, hold)
+        return Verdict(values, limits, enter, hold, shuffled)
 
     def _shift_test(self, baseline: Baseline, vocabulary: bool) -> ShiftTest | None:
         """The baseline's calibrated shift test where it applies: the test is on, the baseline continuous, and the
@@ -732,6 +741,7 @@ class DriftMonitor:
                         "checked_total": t.checked_total,
                         "changed_at": t.changed_at,
                         "settled": {**t.settled.state(), "upto": t.settled_upto},
+                        "shuffled": t.shuffled,
                     }
                     for name, t in self._streams.items()
                 },
@@ -780,6 +790,7 @@ class DriftMonitor:
             settled = saved.get("settled") or {}
             tracked.settled, tracked.settled_upto = Settled.restore(settled), int(settled.get("upto", 0))
             tracked.changed_at = saved.get("changed_at")
+            tracked.shuffled = saved.get("shuffled") is True
 
     def close(self) -> None:
         self.save()

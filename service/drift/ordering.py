@@ -12,11 +12,12 @@ rate and power are those of the i.i.d. calibration.
 
 A live window is judged with the larger of its own ρ and its baseline's (in the baseline's natural order) when it
 is itself ordered, with the baseline's until it has shown otherwise (`live_correlation`), and with ρ = 0 once a full
-window shows no order: i.i.d. traffic against an ordered reference (synthetic draws from a card in file order) is
-judged on the i.i.d. limits after one window. The price: a change in the first window of a stream whose reference
-is ordered is judged with the reference's spread, so it is found later. The linear extrapolation to the window's
-length is conservative where sections are shorter than the window (their effect averages out there, the model
-assumes it does not).
+window showed no order, until order beyond one change point shows: i.i.d. traffic against an ordered reference
+(synthetic draws from a card in file order) is judged on the i.i.d. limits after one window, and a shift after
+that is not mistaken for order. The price: a change in the first window of a stream whose reference is ordered,
+or of a stream that has shown order, is judged with that spread, so it is found later. The linear extrapolation
+to the window's length is conservative where sections are shorter than the window (their effect averages out
+there, the model assumes it does not).
 """
 
 from __future__ import annotations
@@ -39,14 +40,13 @@ def intrablock_correlation(values: np.ndarray, step: bool = False) -> float:
     if size < MIN_BATCH or var <= 0.0:
         return 0.0
     means = x[: size * BATCHES].reshape(BATCHES, size).mean(axis=1)
+    dof, spread = BATCHES - 1, float(((means - means.mean()) ** 2).sum())
     if step:
         dof = BATCHES - 2
         spread = min(
             float(((means[:i] - means[:i].mean()) ** 2).sum() + ((means[i:] - means[i:].mean()) ** 2).sum())
             for i in range(1, BATCHES)
         )
-    else:
-        dof, spread = BATCHES - 1, float(((means - means.mean()) ** 2).sum())
     inflated = size * spread / dof / var
     if inflated <= float(chi2.ppf(GATE, dof) / dof):
         return 0.0
@@ -58,16 +58,20 @@ def inflation(rho: float, length: int) -> float:
     return 1.0 + max(length - 1, 0) * max(rho, 0.0)
 
 
-def live_correlation(window: np.ndarray, reference_rho: float, full: bool) -> float:
-    """The ρ a live window is judged with. An ordered window (beyond one change point): the larger of its own and
-    the reference's. A full window (`full`: as many scores as the stream keeps) that shows no order: 0, the i.i.d.
-    limits (shuffled traffic, bench.drift's synthetic runs). A shorter one cannot tell yet, and a window inside one
-    section looks shuffled: it gets the reference's, so that traffic ordered like the reference is judged so from
-    its first request."""
-    own = intrablock_correlation(window, step=True)
+def live_correlation(window: np.ndarray, reference_rho: float, full: bool, shuffled: bool) -> tuple[float, bool]:
+    """(the ρ a live window is judged with, whether the stream counts as shuffled from now on).
+
+    A stream counts as shuffled once a full window (`full`: as many scores as the stream keeps) showed no order,
+    and stays so until a window shows order beyond one change point (a single shift is what drift looks like, not
+    order): its windows get ρ = 0, the i.i.d. limits (shuffled traffic, bench.drift's synthetic runs). Otherwise an
+    ordered window gets the larger of its own ρ and the reference's, and a window too short to tell gets the
+    reference's, so that traffic ordered like its reference is judged so from its first request."""
+    own = intrablock_correlation(window)
+    if shuffled and (own == 0.0 or intrablock_correlation(window, step=True) == 0.0):
+        return 0.0, True
     if own > 0.0:
-        return max(own, reference_rho)
-    return 0.0 if full else reference_rho
+        return max(own, reference_rho), False
+    return (0.0, True) if full else (reference_rho, False)
 
 
 def ks_pvalue(statistic: float, n: float, m: int) -> float:
