@@ -6,8 +6,8 @@ time to detection with the served model, the monitor's settings and its checks a
 
 Streams, each into a fresh monitor, one request at a time in the file's own order:
 - `sts-test`: STS-B test pairs through the similarity stream, against the model card (STS-B dev cosines);
-- `sts-replay`: the STS-B dev pairs uploaded as the similarity baseline (`set_baseline`, as PUT /drift/baseline
-  with pairs does), then the same pairs replayed in their file order;
+- `sts-replay`: the STS-B dev pairs uploaded as the similarity baseline with their texts' embeddings (what PUT
+  /drift/baseline with pairs does: the similarity family's embedding reference too), then replayed in file order;
 - `clinc`: CLINC150 in-scope test utterances in file order (grouped by intent) classified against a collection of
   the in-scope train split (service.index, flat; k=10), feeding `classify_confidence`, the label ranking and the
   collection's own stream (leave-one-out reference, estimated accuracy);
@@ -184,7 +184,8 @@ def main() -> int:
     dev = read_sts("dev")[: args.limit]
     replay = fresh()
     a, b = embed(encoder, [p.a for p in dev]), embed(encoder, [p.b for p in dev])
-    replay.set_baseline("similarity", (a * b).sum(axis=1).tolist(), "upload: sts dev pairs")
+    texts = np.stack([a, b], axis=1).reshape(-1, a.shape[1])  # as PUT /drift/baseline embeds pairs: a, b, a, …
+    replay.set_baseline("similarity", (a * b).sum(axis=1).tolist(), "upload: sts dev pairs", texts)
     rows.append(row("sts-dev uploaded, replayed in order", similarity_stream(replay, encoder, dev)))
 
     train = [(t, y) for t, y in read_clinc("train") if y != OOS]

@@ -17,8 +17,9 @@ The verdict compares the estimate with what the reference says the live label mi
 accuracy(label) over the answers' labels: grouped traffic (a run of one intent) moves the mix and the expected
 accuracy together and is reported as a label-mix change (which labels, by how much), while a fall of the estimate
 below what the mix explains is a fall of accuracy: "estimated accuracy fell from 0.89 to 0.80". The fall counts
-when it passes its threshold and `SIGMAS` standard errors of the estimate at the window's effective size
-(`ordering.py`: answers in runs of one intent are not independent).
+when it passes its threshold and `SIGMAS` standard errors at the window's effective size (`ordering.py`), taken
+from each answer's P(right) less its label's reference accuracy: runs of one intent are not independent answers,
+but with the label mix taken out most of their order is gone.
 """
 
 from __future__ import annotations
@@ -194,8 +195,11 @@ class ClassifyMonitor:
         counts = Counter(labels)
         shares = {label: c / len(labels) for label, c in counts.items()}
         expected = ref.expected(shares)
-        rho = intrablock_correlation(p)
-        se = float(p.std()) * math.sqrt(inflation(rho, p.size) / p.size)
+        # each answer's P(right) less its label's reference accuracy: their mean is estimate − expected, and what
+        # is left of runs of one intent once the label mix is accounted for is far less ordered than p itself
+        residual = p - np.array([ref.label_accuracy.get(label, ref.accuracy) for label in labels])
+        rho = intrablock_correlation(residual)
+        se = float(residual.std()) * math.sqrt(inflation(rho, residual.size) / residual.size)
         fall = expected - estimate
         z = fall / max(se, 1e-9)
         enter = hold = 0
