@@ -100,8 +100,9 @@ def test_degraded_queries_drift_with_the_estimated_accuracy(intents) -> None:
     # that bin's accuracy: here (queries pushed far from every centre) it catches about a third of the fall.
     # bench.drift_streams measures the gap on typo'd CLINC150.
     assert scope["reference_accuracy"] - scope["estimated_accuracy"] > 0.3 * (scope["reference_accuracy"] - truth)
-    assert f"Estimated accuracy fell from {scope['expected_accuracy']:.2f} to {scope['estimated_accuracy']:.2f}" in (
-        scope["advice"]
+    assert (
+        f"Estimated accuracy fell from {scope['expected_accuracy']:.2f} to {scope['estimated_accuracy']:.2f}"
+        in (scope["advice"])
     )
 
 
