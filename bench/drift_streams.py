@@ -184,8 +184,8 @@ def main() -> int:
     dev = read_sts("dev")[: args.limit]
     replay = fresh()
     a, b = embed(encoder, [p.a for p in dev]), embed(encoder, [p.b for p in dev])
-    texts = np.stack([a, b], axis=1).reshape(-1, a.shape[1])  # as PUT /drift/baseline embeds pairs: a, b, a, …
-    replay.set_baseline("similarity", (a * b).sum(axis=1).tolist(), "upload: sts dev pairs", texts)
+    uploaded = np.stack([a, b], axis=1).reshape(-1, a.shape[1])  # as PUT /drift/baseline embeds pairs: a, b, a, …
+    replay.set_baseline("similarity", (a * b).sum(axis=1).tolist(), "upload: sts dev pairs", uploaded)
     rows.append(row("sts-dev uploaded, replayed in order", similarity_stream(replay, encoder, dev)))
 
     train = [(t, y) for t, y in read_clinc("train") if y != OOS]
