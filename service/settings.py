@@ -178,6 +178,12 @@ class Settings(BaseSettings):
     drift_window: int = Field(1000, ge=10, description="live scores kept per stream (last N)")
     drift_min_samples: int = Field(100, ge=10, description="live scores needed before any verdict")
     drift_check_every: int = Field(25, ge=1, description="new scores between two status checks")
+    drift_check_interval_s: float = Field(
+        1.0, ge=0.0, description="a score stream is checked at most once per this many seconds (bounds the cost)"
+    )
+    drift_cpu_budget: float = Field(
+        0.1, gt=0.0, le=1.0, description="share of wall time the checking thread may work; it pauses to stay under"
+    )
     drift_confirm_checks: int = Field(2, ge=1, description="consecutive checks needed to raise the status")
     drift_clear_checks: int = Field(3, ge=1, description="consecutive checks needed to lower the status")
     drift_hysteresis: float = Field(0.2, ge=0.0, lt=1.0, description="a raised status holds until 80% of a limit")
@@ -221,6 +227,13 @@ class Settings(BaseSettings):
     )
     drift_learn_warmup: int = Field(100, ge=0, description="first live scores of a stream ignored when learning")
     drift_learn_size: int = Field(500, ge=10, description="live scores after the warm-up that become the baseline")
+    drift_classify_reference_max: int = Field(
+        2000, ge=20, description="collection items classified leave-one-out as a classify stream's reference"
+    )
+    drift_accuracy_fall_warning: float = Field(
+        0.02, gt=0.0, le=1.0, description="fall of a classify stream's estimated accuracy below its label mix's"
+    )
+    drift_accuracy_fall_drift: float = Field(0.05, gt=0.0, le=1.0, description="e.g. 0.89 → 0.84 is drift")
     drift_max_labels: int = Field(50, ge=1, description="classify labels tracked one by one; the rest share a row")
     drift_label_min_count: int = Field(20, ge=2, description="live answers before labels are ranked")
     drift_label_alpha: float = Field(
@@ -235,6 +248,9 @@ class Settings(BaseSettings):
     drift_embed_window: int = Field(500, ge=20, description="live embeddings per route family, and reference size")
     drift_embed_min_samples: int = Field(100, ge=10, description="live embeddings before the first MMD test")
     drift_embed_check_every: int = Field(100, ge=1, description="new embeddings of a family between two tests")
+    drift_embed_check_interval_s: float = Field(
+        5.0, ge=0.0, description="a route family's MMD test runs at most once per this many seconds"
+    )
     drift_embed_permutations: int = Field(200, ge=20, description="permutations behind the MMD p-value")
     drift_embed_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0, description="MMD p-value below which a test warns")
     drift_embed_pvalue_drift: float = Field(

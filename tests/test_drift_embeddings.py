@@ -110,3 +110,22 @@ def test_embedding_windows_survive_a_restart(tmp_path: Path) -> None:
     kept = np.array(m.embeddings.families["other"].vectors, dtype=np.float32)
     assert np.min(np.sum(window * kept, axis=1)) > 0.99  # int8 rows: cosines within about 1 %
     assert monitor(unit_rows(rng.normal(size=(200, 32)))).report()["embeddings"]["families"] == {}
+
+
+@pytest.mark.skipif(not (Path(Settings().model_dir) / SAMPLE_FILE).is_file(), reason="no embedding sample")
+def test_uploaded_pairs_become_the_similarity_familys_reference(tmp_path: Path) -> None:
+    """The team's baseline texts are the similarity family's reference; the card's sample stays the domain one."""
+    from tests.test_drift_api import KEY, PAIRS
+
+    small = {"drift_embed_window": 20, "drift_embed_min_samples": 10, "drift_embed_check_every": 10}
+    with client(data_dir=tmp_path, api_key="drift-test-key", **small) as c:
+        pairs = [p[:2] for p in PAIRS]
+        assert c.put("/drift/baseline/similarity", json={"pairs": pairs}, headers=KEY).status_code == 200
+        assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
+        c.app.state.drift.run_due_checks()
+        embeddings = c.get("/drift").json()["embeddings"]
+        family = embeddings["families"]["similarity"]
+        assert family["reference"]["kind"] == "uploaded" and family["reference"]["source"] == "uploaded:similarity"
+        assert family["reference"]["n"] == 20  # a subsample of the 24 texts, EMBED_WINDOW of them
+        assert family["domain"]["reference"] == SAMPLE_FILE and "pvalue" in family["domain"]
+        assert embeddings["reference"]["kind"] == "card"

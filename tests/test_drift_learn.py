@@ -58,8 +58,10 @@ def test_review_traffic_differs_from_the_card_but_is_no_generalization_failure(t
 
 
 def test_a_shift_after_learning_reads_as_a_generalization_failure() -> None:
+    """A full window (400) of normal traffic after learning first: until a stream has shown one unordered window, a
+    change inside its first window is judged as possible order (service/drift/ordering.py)."""
     m = monitor(config=LEARN)
-    feed(m, "similarity", scores(20 + 150 + 200, mean=0.2, std=0.1, seed=1))
+    feed(m, "similarity", scores(20 + 150 + 400, mean=0.2, std=0.1, seed=1))
     r = m.stream_report("similarity")
     assert (r["status"], r["baseline"]["kind"], r["domain"]["status"]) == ("ok", "learned", "drift")
     assert "drift" in feed(m, "similarity", scores(200, mean=0.35, std=0.1, seed=2))

@@ -105,6 +105,7 @@ def create_app(
     score_observers: list[ScoreObserver] = []
     label_observers: list[LabelObserver] = []
     app.state.score_observers, app.state.label_observers = score_observers, label_observers
+    app.state.classification_observers = []
     errors.install(app)
     app.add_middleware(RouteFamilyMiddleware)  # the drift monitor's embedding windows are per route family
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limits.get(path, settings.max_body_bytes))

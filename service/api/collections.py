@@ -27,17 +27,18 @@ from starlette.responses import Response
 
 from service.api import limits
 from service.api.auth import require_api_key
-from service.api.deps import EmbedderDep, observe_label, observe_scores
+from service.api.deps import EmbedderDep, observe_classification, observe_label, observe_scores
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.drift.streams import CLASSIFY_CONFIDENCE, SEARCH_TOP1
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
 from service.index.base import MAX_ID_CHARS, CollectionRegistry, Hit, Item, VectorCollection
-from service.index.classify import classify, set_min_score
+from service.index.classify import classify, leave_one_out, set_min_score
 from service.index.cluster import SEED_MAX, SEED_MIN, cluster
 from service.index.errors import CollectionError, NotFound, raise_if_out_of_files
 from service.index.fingerprint import model_fingerprint
+from service.index.metadata import canonical
 from service.index.names import NAME_RE
 from service.index.registry import open_collections
 from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Settings
@@ -710,6 +711,17 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         if body.text is not None:
             observe_scores(request, CLASSIFY_CONFIDENCE, [result.confidence])
             observe_label(request, result.label, result.confidence)
+            label = None if result.label is None else canonical(result.label)
+            reference = partial(
+                leave_one_out,
+                collection,
+                body.label_key,
+                body.k,
+                body.min_score,
+                settings.classify_min_score,
+                settings.drift_classify_reference_max,
+            )
+            observe_classification(request, name, body.label_key, reference, label, result.confidence)
         neighbors = [_hit(h) for h in result.neighbors]
         return json_response({"label": result.label, "confidence": result.confidence, "neighbors": neighbors})
 

@@ -82,11 +82,12 @@ def admit_stream(request: Request, stream: str) -> None:
     monitor.create_stream(stream)
 
 
-async def embed_pair_cosines(embedder: Embedder, pairs: list[tuple[str, str]], chunk: int) -> np.ndarray:
-    """Cosine of each pair, embedded `chunk` texts at a time so a large baseline never overfills the queue."""
+async def embed_pairs(embedder: Embedder, pairs: list[tuple[str, str]], chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings of every text, a then b per pair; cosine of each pair), embedded `chunk` texts at a time so a
+    large baseline never overfills the queue."""
     texts = [t for pair in pairs for t in pair]
     vectors = np.concatenate([await embedder.embed(texts[i : i + chunk]) for i in range(0, len(texts), chunk)])
-    return pair_cosines(vectors[0::2], vectors[1::2])
+    return vectors, pair_cosines(vectors[0::2], vectors[1::2])
 
 
 def watch_embedder(embedder: Embedder, monitor: DriftMonitor) -> Callable[[], None]:
@@ -123,6 +124,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         app.state.drift = monitor
         app.state.score_observers.append(monitor.record_many)
         app.state.label_observers.append(monitor.record_label)
+        app.state.classification_observers.append(monitor.record_classification)
         app.state.metrics.registry.register(collector)
         worker.start()
         try:
@@ -130,6 +132,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         finally:
             app.state.score_observers.remove(monitor.record_many)
             app.state.label_observers.remove(monitor.record_label)
+            app.state.classification_observers.remove(monitor.record_classification)
             unwatch()
             app.state.metrics.registry.unregister(collector)
             await asyncio.to_thread(worker.stop)
@@ -166,16 +169,18 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             raise ApiError(422, "give exactly one of scores and pairs", "scores")
         monitor.create_stream(stream)  # before the pairs are embedded: past the stream limit nothing is spent
         label_spearman = None
+        texts: np.ndarray | None = None
+        scores: Sequence[float] | np.ndarray
         if body.pairs is not None:
             pairs = [(p[0], p[1]) for p in body.pairs]
-            scores: Sequence[float] | np.ndarray = await embed_pair_cosines(embedder, pairs, settings.max_batch_size)
+            texts, scores = await embed_pairs(embedder, pairs, settings.max_batch_size)
             labels = [p[2] for p in body.pairs if p[2] is not None]
             if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
                 label_spearman = round(float(spearmanr(scores, labels).statistic), 6)
             source = body.source or f"pairs:{len(body.pairs)} scored by {encoder.name}"
         else:
             scores, source = body.scores or [], body.source or f"scores:{len(body.scores or [])}"
-        described = await asyncio.to_thread(monitor.set_baseline, stream, scores, source)
+        described = await asyncio.to_thread(monitor.set_baseline, stream, scores, source, texts)
         return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
 
     @router.get("/drift/export/{stream}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 422))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from service.drift.errors import InvalidBaseline
+from service.drift.ordering import intrablock_correlation
 from service.drift.shift import MAX_ATOM, MIN_DISTINCT, ShiftParams, ShiftTest, calibrate
 from service.drift.stats import quantile_edges, summary
 
@@ -35,12 +36,15 @@ class Baseline:
     source: str
     created: float
     bins: int
+    ordering: float | None = None  # ρ of the scores in the order given (`ordering.py`); kept, since they are sorted
     edges: np.ndarray = field(init=False)
     described: dict[str, Any] = field(init=False)
     _shift: ShiftTest | None = field(default=None, init=False, repr=False)
     _shift_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.ordering is None:
+            self.ordering = intrablock_correlation(np.asarray(self.scores, dtype=np.float64))
         # rounded as the state file keeps them: a restarted monitor has the same baseline, so the same thresholds
         self.scores = np.sort(np.round(np.asarray(self.scores, dtype=np.float64), STATE_DIGITS))
         self.edges = quantile_edges(self.scores, self.bins)
@@ -48,6 +52,7 @@ class Baseline:
             "source": self.source,
             "kind": self.kind,
             "created": iso(self.created),
+            "ordering": round(self.ordering, 6),
             **summary(self.scores),
         }
 
@@ -73,25 +78,36 @@ class Baseline:
             return self._shift
 
     @classmethod
-    def of(cls, scores: Iterable[float], source: str, bins: int, created: float | None = None) -> Baseline:
-        """Validate and build: at least MIN_BASELINE finite scores."""
+    def of(
+        cls,
+        scores: Iterable[float],
+        source: str,
+        bins: int,
+        created: float | None = None,
+        ordering: float | None = None,
+    ) -> Baseline:
+        """Validate and build: at least MIN_BASELINE finite scores, in their natural order unless `ordering` says
+        what it was."""
         arr = np.asarray(list(scores), dtype=np.float64)
         if arr.ndim != 1 or arr.size < MIN_BASELINE:
             raise InvalidBaseline(f"a baseline needs at least {MIN_BASELINE} scores, got {arr.size}")
         if not np.all(np.isfinite(arr)):
             raise InvalidBaseline("baseline scores must be finite numbers")
-        return cls(arr, source, created if created is not None else time.time(), bins)
+        return cls(arr, source, created if created is not None else time.time(), bins, ordering)
 
     def state(self) -> dict[str, Any]:
         return {
             "scores": [round(float(s), STATE_DIGITS) for s in self.scores],
             "source": self.source,
             "created": self.created,
+            "ordering": self.ordering,
         }
 
     @classmethod
     def restore(cls, state: dict[str, Any], bins: int) -> Baseline:
-        return cls.of(state["scores"], state["source"], bins, state.get("created"))
+        saved = state.get("ordering")
+        ordering = float(saved) if isinstance(saved, int | float) and math.isfinite(saved) and saved >= 0 else 0.0
+        return cls.of(state["scores"], state["source"], bins, state.get("created"), ordering)
 
 
 def card_baseline(card: dict[str, Any], bins: int) -> Baseline | None:

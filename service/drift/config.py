@@ -44,6 +44,8 @@ class DriftConfig:
     window: int
     min_samples: int
     check_every: int
+    check_interval_s: float  # the worker checks a stream at most this often, whatever the traffic
+    cpu_budget: float  # share of wall time the checking thread may work
     confirm_checks: int
     clear_checks: int
     hysteresis: float
@@ -62,6 +64,7 @@ class DriftConfig:
     learn: bool  # O2V_DRIFT_BASELINE=learn: every stream without an uploaded baseline learns its own
     learn_warmup: int
     learn_size: int  # warm-up + size fit in the window, which is where the learned scores wait
+    accuracy_fall: Limit  # a classify scope's estimated accuracy below what its label mix should get
     max_labels: int
     label_min_count: int
     label_alpha: float
@@ -72,6 +75,7 @@ class DriftConfig:
     embed_window: int
     embed_min_samples: int
     embed_check_every: int
+    embed_check_interval_s: float
     embed_permutations: int
     embed_limit: Limit  # the MMD p-value's own: a permutation p-value cannot fall below 1 / (permutations + 1)
 
@@ -105,6 +109,8 @@ class DriftConfig:
             window=s.drift_window,
             min_samples=min_samples,
             check_every=s.drift_check_every,
+            check_interval_s=s.drift_check_interval_s,
+            cpu_budget=s.drift_cpu_budget,
             confirm_checks=s.drift_confirm_checks,
             clear_checks=s.drift_clear_checks,
             hysteresis=s.drift_hysteresis,
@@ -123,6 +129,7 @@ class DriftConfig:
             learn=s.drift_baseline == "learn",
             learn_warmup=warmup,
             learn_size=min(s.drift_learn_size, s.drift_window - warmup),
+            accuracy_fall=Limit(s.drift_accuracy_fall_warning, s.drift_accuracy_fall_drift),
             max_labels=s.drift_max_labels,
             label_min_count=s.drift_label_min_count,
             label_alpha=s.drift_label_alpha,
@@ -133,6 +140,7 @@ class DriftConfig:
             embed_window=s.drift_embed_window,
             embed_min_samples=min(s.drift_embed_min_samples, s.drift_embed_window),
             embed_check_every=s.drift_embed_check_every,
+            embed_check_interval_s=s.drift_embed_check_interval_s,
             embed_permutations=s.drift_embed_permutations,
             embed_limit=Limit(s.drift_embed_pvalue_warning, s.drift_embed_pvalue_drift, smaller_is_worse=True),
         )
@@ -143,6 +151,8 @@ class DriftConfig:
             "window": self.window,
             "min_samples": self.min_samples,
             "check_every": self.check_every,
+            "check_interval_s": self.check_interval_s,
+            "cpu_budget": self.cpu_budget,
             "confirm_checks": self.confirm_checks,
             "clear_checks": self.clear_checks,
             "hysteresis": self.hysteresis,

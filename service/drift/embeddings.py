@@ -17,7 +17,9 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
@@ -36,6 +38,7 @@ SAMPLE_META = "embedding_sample.json"  # the encoder.onnx it came from: a sample
 ENCODER_FILE = "encoder.onnx"
 FAMILIES = {"/v1/embeddings": "embeddings", "/embed": "embeddings", "/similarity": "similarity", "/rerank": "rerank"}
 PREFIX_FAMILIES = {"/collections/": "collections", "/invocations": "sagemaker"}
+SIMILARITY_FAMILY = "similarity"  # the family every /similarity stream's requests embed in
 INGEST = "ingest"  # item upserts: the operator's corpus, written in bulk, not traffic the model answers
 SEED = 20261130
 
@@ -165,12 +168,30 @@ def median_distance(x: np.ndarray) -> float:
     return float(np.sqrt(np.median(sq[np.triu_indices(x.shape[0], 1)]))) or 1.0
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """What a family's windows are tested against: unit rows, the kernel's bandwidth, and where they came from."""
+
+    vectors: np.ndarray
+    bandwidth: float
+    source: str
+    kind: str  # `card` (the model's validation sample) or `uploaded` (a team's baseline texts)
+
+    @classmethod
+    def of(cls, vectors: np.ndarray, size: int, source: str, kind: str) -> _Reference:
+        rng = np.random.default_rng(SEED)
+        keep = np.sort(rng.choice(vectors.shape[0], min(size, vectors.shape[0]), replace=False))
+        units = unit_rows(vectors[keep])
+        return cls(units, median_distance(units), source, kind)
+
+
 @dataclass
 class _Family:
     vectors: deque[np.ndarray]
     tracker: StatusTracker
     added: int = 0
     checked: int = 0
+    checked_at: float = -math.inf  # time.monotonic() of the last test
     result: dict[str, Any] | None = None
 
 
@@ -187,13 +208,14 @@ class EmbeddingMonitor:
         limit: Limit,
         confirm: int,
         clear: int,
+        interval_s: float = 0.0,
     ) -> None:
-        rng = np.random.default_rng(SEED)
-        keep = rng.choice(reference.shape[0], min(window, reference.shape[0]), replace=False)
-        self.reference = unit_rows(reference[np.sort(keep)])
-        self.bandwidth = median_distance(self.reference)
+        self.card = _Reference.of(reference, window, SAMPLE_FILE, "card")
+        self.reference, self.bandwidth = self.card.vectors, self.card.bandwidth
+        self.uploaded: dict[str, _Reference] = {}  # per family: a team's own texts (an uploaded baseline's pairs)
         self.window, self.min_samples, self.check_every = window, min_samples, check_every
         self.permutations, self.limit, self.confirm, self.clear = permutations, limit, confirm, clear
+        self.interval_s = interval_s  # a family is tested at most this often: the test's cost is bounded in time
         self.lock = threading.Lock()
         self.families: dict[str, _Family] = {}
         self.reference_id = hashlib.sha256(to_int8(self.reference).tobytes()).hexdigest()[:16]
@@ -205,6 +227,18 @@ class EmbeddingMonitor:
             self.families[name] = family
         return family
 
+    def set_reference(self, family: str, vectors: np.ndarray, source: str) -> None:
+        """Make `vectors` (a team's baseline texts) the family's reference; the card's sample stays its `domain`
+        reference. The family's status starts again. Vectors of another dimension (a SageMaker endpoint of another
+        model) or too few to test against are passed over."""
+        if vectors.ndim != 2 or vectors.shape[1] != self.reference.shape[1] or vectors.shape[0] < self.min_samples:
+            return
+        ref = _Reference.of(vectors, self.window, source, "uploaded")
+        with self.lock:
+            self.uploaded[family] = ref
+            f = self._family(family)
+            f.tracker, f.result, f.checked = StatusTracker(self.confirm, self.clear), None, f.added - self.check_every
+
     def record(self, vectors: np.ndarray) -> None:
         """The request's embeddings, counted in its route family: a copy into the window, no statistics."""
         rows = unit_rows(vectors).astype(np.float16)
@@ -214,27 +248,54 @@ class EmbeddingMonitor:
             family.vectors.extend(rows)
             family.added += rows.shape[0]
 
-    def due(self) -> bool:
-        with self.lock:
-            return any(f.added - f.checked >= self.check_every for f in self.families.values())
+    def _due(self, f: _Family, now: float | None) -> bool:
+        if f.added - f.checked < self.check_every or len(f.vectors) < self.min_samples:
+            return False
+        return now is None or now - f.checked_at >= self.interval_s
 
-    def run_due_checks(self) -> int:
+    def due(self) -> bool:
+        """Some family may be tested now (enough new embeddings, its interval passed)."""
+        now = time.monotonic()
+        with self.lock:
+            return any(self._due(f, now) for f in self.families.values())
+
+    def next_check_in(self) -> float | None:
+        """Seconds until a family with enough new embeddings may be tested (None: none has enough)."""
+        now = time.monotonic()
+        with self.lock:
+            waits = [
+                max(f.checked_at + self.interval_s - now, 0.0) for f in self.families.values() if self._due(f, None)
+            ]
+        return min(waits, default=None)
+
+    def run_due_checks(self, paced: bool = False) -> int:
+        """Test every family with `check_every` new embeddings; `paced` (the worker): only those whose last test is
+        `interval_s` old."""
+        now = time.monotonic()
         with self.lock:
             due = [
                 (name, f, np.array(f.vectors, dtype=np.float32))
                 for name, f in self.families.items()
-                if f.added - f.checked >= self.check_every and len(f.vectors) >= self.min_samples
+                if self._due(f, now if paced else None)
             ]
             for _, f, _ in due:
-                f.checked = f.added
-        for _name, f, live in due:
-            mmd2, p = mmd_test(self.reference, live, self.bandwidth, self.permutations)  # off the lock: slow
-            enter = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 1.0), default=0)
-            hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 0.8), default=0)
+                f.checked, f.checked_at = f.added, now
+        for name, f, live in due:
+            ref = self.uploaded.get(name, self.card)
+            result, enter, hold = self._test(ref, live)  # off the lock: slow
+            if ref is not self.card:  # the card's sample as the domain reference: shown, not judged
+                domain, _, _ = self._test(self.card, live)
+                result["domain"] = {**domain, "status": domain.pop("raw_status"), "reference": SAMPLE_FILE}
             with self.lock:  # status and result change together: a report never shows one without the other
                 f.tracker.step(enter, hold)
-                f.result = {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}
+                f.result = result
         return len(due)
+
+    def _test(self, ref: _Reference, live: np.ndarray) -> tuple[dict[str, Any], int, int]:
+        mmd2, p = mmd_test(ref.vectors, live, ref.bandwidth, self.permutations)
+        enter = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 1.0), default=0)
+        hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 0.8), default=0)
+        return {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}, enter, hold
 
     def state(self) -> dict[str, Any]:
         """Every family's window (int8 rows), counters, status and last result, tied to the reference: windows
@@ -250,12 +311,25 @@ class EmbeddingMonitor:
                 }
                 for name, f in self.families.items()
             }
-        return {"reference": self.reference_id, "dim": int(self.reference.shape[1]), "families": families}
+            uploaded = {
+                name: {"vectors": pack_rows(ref.vectors), "source": ref.source} for name, ref in self.uploaded.items()
+            }
+        return {
+            "reference": self.reference_id,
+            "dim": int(self.reference.shape[1]),
+            "families": families,
+            "uploaded": uploaded,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load `state` when it belongs to this reference (else nothing: the saved vectors are another space)."""
         if state.get("reference") != self.reference_id or state.get("dim") != self.reference.shape[1]:
             return
+        dim = self.reference.shape[1]
+        for name, saved in (state.get("uploaded") or {}).items():
+            if saved.get("vectors"):
+                vectors = unpack_rows(saved["vectors"], dim)
+                self.uploaded[str(name)] = _Reference.of(vectors, self.window, str(saved.get("source")), "uploaded")
         with self.lock:
             for name, saved in (state.get("families") or {}).items():
                 family = self._family(str(name))
@@ -273,6 +347,7 @@ class EmbeddingMonitor:
             families = {
                 name: {
                     "status": f.tracker.status if f.result is not None else PENDING,
+                    "reference": self._described(self.uploaded.get(name, self.card)),
                     "n_live": len(f.vectors),
                     "n_total": f.added,
                     **(f.result or {}),
@@ -280,8 +355,12 @@ class EmbeddingMonitor:
                 for name, f in sorted(self.families.items())
             }
         return {
-            "reference": {"n": int(self.reference.shape[0]), "source": SAMPLE_FILE, "bandwidth": self.bandwidth},
+            "reference": self._described(self.card),  # the domain reference; a family may have its own
             "test": f"MMD², Gaussian kernel, permutation p-value ({self.permutations} permutations)",
             "thresholds": self.limit.as_dict(),
             "families": families,
         }
+
+    @staticmethod
+    def _described(ref: _Reference) -> dict[str, Any]:
+        return {"n": int(ref.vectors.shape[0]), "source": ref.source, "kind": ref.kind, "bandwidth": ref.bandwidth}

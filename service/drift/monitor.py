@@ -16,11 +16,13 @@ import numpy as np
 
 from service.drift.advice import advice
 from service.drift.baseline import LEARNED, MIN_BASELINE, MODEL, Baseline, card_baseline, card_time, iso
+from service.drift.classify import ClassifyMonitor, ReferenceSource
 from service.drift.config import LEVELS, DriftConfig, Limit
-from service.drift.embeddings import INGEST, EmbeddingMonitor, current_family, load_sample
+from service.drift.embeddings import INGEST, SIMILARITY_FAMILY, EmbeddingMonitor, current_family, load_sample
 from service.drift.errors import FixedStream, InvalidStream
 from service.drift.labels import LabelMonitor
 from service.drift.notify import StatusNotifier
+from service.drift.ordering import inflation, ks_pvalue, live_correlation
 from service.drift.shift import Settled, ShiftTest
 from service.drift.stats import compare, shared_histogram, summary
 from service.drift.status import GATE, PENDING, StatusTracker, level
@@ -48,6 +50,7 @@ class Verdict:
     limits: dict[str, Limit]
     enter: int
     hold: int
+    shuffled: bool = False  # the stream counts as shuffled traffic after this window (`ordering.live_correlation`)
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,38 @@ class Evaluation:
 
 
 @dataclass
+class CheckCost:
+    """What the checking thread spent: rounds, seconds working (checks, token rates, saves) and seconds paused to
+    keep within `cpu_budget`; GET /drift shows it, bench.http_overhead reads it."""
+
+    rounds: int = 0
+    busy_s: float = 0.0
+    cpu_s: float = 0.0
+    paused_s: float = 0.0
+
+    def report(self, budget: float) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "busy_s": round(self.busy_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "paused_s": round(self.paused_s, 3),
+            "budget": budget,
+        }
+
+
+@dataclass
 class _Tracked:
     stream: ScoreStream
     tracker: StatusTracker
     baseline: Baseline | None = None  # uploaded or learned; None means the model card's (or still learning)
     checked_total: int = 0
+    checked_at: float = -math.inf  # time.monotonic() of the last check
     due: bool = False
     changed_at: float | None = None
     evaluation: Evaluation | None = field(default=None, repr=False)
     settled: Settled = field(default_factory=Settled)  # live scores the shift test's reference absorbed
     settled_upto: int = 0  # scores numbered below this are absorbed or passed over
+    shuffled: bool = False  # a full window showed no order (`ordering.live_correlation`)
 
 
 class DriftMonitor:
@@ -118,9 +143,11 @@ class DriftMonitor:
                 config.embed_limit,
                 config.confirm_checks,
                 config.clear_checks,
+                config.embed_check_interval_s,
             )
         self.texts = TextKeeper(config.keep_texts, config.keep_texts_max_age_s, clock) if config.keep_texts else None
         self._queued_texts = 0
+        self._drained_at = -math.inf  # time.monotonic() of the last paced drain of the token queue
         self.store = store
         self.notifier = notifier or StatusNotifier(None)
         self.clock = clock
@@ -128,6 +155,7 @@ class DriftMonitor:
         self.dirty = False
         self.dropped = 0
         self.dropped_token_requests = 0
+        self.cost = CheckCost()
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._create_lock = threading.Lock()
@@ -139,6 +167,14 @@ class DriftMonitor:
             config.max_labels,
             config.label_min_count,
             config.label_alpha,
+        )
+        self.classify = ClassifyMonitor(
+            config.window,
+            config.min_samples,
+            config.max_streams,
+            config.accuracy_fall,
+            config.confirm_checks,
+            config.clear_checks,
         )
         token_streams = TOKEN_STREAMS if self.token_rates is not None else ()
         self.fixed = tuple(dict.fromkeys((*STREAMS, *token_streams, *config.streams)))
@@ -236,6 +272,19 @@ class DriftMonitor:
             return
         self.dirty = True
 
+    def record_classification(
+        self, collection: str, label_key: str, reference: ReferenceSource, label: Any, confidence: float
+    ) -> None:
+        """One classify answer of a collection (canonical label, None: out of scope), for that collection's own
+        stream; `reference` computes the collection's leave-one-out answers, on the checking thread, once."""
+        try:
+            self.classify.record(collection, label_key, reference, label, float(confidence))
+        except (TypeError, ValueError):
+            self.dropped += 1
+            return
+        if self.classify.due(self.config.check_every):
+            self.wake.set()
+
     def record_tokens(self, rows: list[list[int]], lengths: list[int], texts: Sequence[str] | None = None) -> None:
         """One request's token rows (cut) and lengths (before the cut), queued for the checking thread: O(1) here.
         A full queue drops the oldest request (counted in `dropped_token_requests`). `texts` are kept only with
@@ -246,8 +295,14 @@ class DriftMonitor:
             self.dropped_token_requests += 1
         self._token_queue.append((texts if self.texts is not None else None, rows, lengths))
         self._queued_texts += len(rows)
-        if self._queued_texts >= self.config.check_every:
+        if self._queued_texts >= self.config.check_every and self._token_turn(time.monotonic()) == 0.0:
             self.wake.set()
+
+    def _token_turn(self, now: float) -> float:
+        """Seconds until the worker drains the token queue again: once per check interval, so at saturation the
+        per-text rates are computed for at most a queue's worth of requests per interval (a sample; the rest are
+        counted in `dropped_token_requests`), not for every request."""
+        return max(self._drained_at + self.config.check_interval_s - now, 0.0)
 
     def record_pairs(
         self,
@@ -274,16 +329,26 @@ class DriftMonitor:
             self.wake.set()
 
     def _drain_tokens(self) -> None:
-        """Turn the queued token rows into the three per-text values and record them."""
+        """Turn the queued token rows into the three per-text values and record them, oldest first: at most a
+        window's worth of texts (`window`) per drain, the newest requests; older ones are a sample left out
+        (counted in `dropped_token_requests`), since a window holds no more and the work would grow with traffic."""
         rates = self.token_rates
         if rates is None:
             return
         self._queued_texts = 0
+        taken: list[tuple[Sequence[str] | None, list[list[int]], list[int]]] = []
+        room = self.config.window
         while self._token_queue:
             try:
-                texts, rows, lengths = self._token_queue.popleft()
+                request = self._token_queue.pop()
             except IndexError:  # taken meanwhile
                 break
+            if room <= 0:
+                self.dropped_token_requests += 1
+                continue
+            taken.append(request)
+            room -= len(request[1])
+        for texts, rows, lengths in reversed(taken):
             values = rates.rates(rows, lengths)
             for name, per_text in values.items():
                 if per_text:
@@ -322,8 +387,12 @@ class DriftMonitor:
         """Its scores are pair cosines, so the model card's validation cosines describe them."""
         return name not in self.config.live_baseline_streams and name not in TOKEN_STREAMS
 
-    def set_baseline(self, name: str, scores: Iterable[float], source: str) -> dict[str, Any]:
-        """Replace a stream's baseline, reset its status to no verdict, and persist before returning."""
+    def set_baseline(
+        self, name: str, scores: Iterable[float], source: str, texts: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Replace a stream's baseline, reset its status to no verdict, and persist before returning. `texts`: the
+        embeddings of an uploaded baseline's pairs, which become the `similarity` route family's embedding reference
+        (the card's sample stays its domain reference)."""
         if not is_stream_name(name):
             raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
         new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
@@ -334,6 +403,8 @@ class DriftMonitor:
             tracked = self._streams[name]
             tracked.baseline = new
             self._reset(tracked)
+        if texts is not None and self.embeddings is not None:
+            self.embeddings.set_reference(SIMILARITY_FAMILY, texts, f"uploaded:{name}")
         self.dirty = True
         self.save()
         return new.described
@@ -370,15 +441,35 @@ class DriftMonitor:
                 self._shift_test(baseline, vocabulary=name in TOKEN_STREAMS)
 
     # checks: the worker thread (or a benchmark) calls these
-    def run_due_checks(self) -> int:
-        """Check every stream that got `check_every` new scores since its last check; returns how many."""
-        self._drain_tokens()
+    def run_due_checks(self, paced: bool = False) -> int:
+        """Check every stream that got `check_every` new scores since its last check; returns how many.
+
+        `paced` (the worker): a stream checked less than `check_interval_s` ago (an embedding family less than
+        `embed_check_interval_s` ago) waits for its next turn (`next_check_in`), so at saturation the checks cost
+        a bounded share of time instead of one check per `check_every` requests' scores."""
+        now = time.monotonic()
+        if not paced or self._token_turn(now) == 0.0:
+            self._drained_at = now
+            self._drain_tokens()
         if self.embeddings is not None:
-            self.embeddings.run_due_checks()
-        due = [name for name, t in list(self._streams.items()) if t.due]
+            self.embeddings.run_due_checks(paced)
+        self.classify.run_due_checks(self.config.check_every)
+        wait = self.config.check_interval_s if paced else 0.0
+        due = [name for name, t in list(self._streams.items()) if t.due and now - t.checked_at >= wait]
         for name in due:
             self.check(name)
         return len(due)
+
+    def next_check_in(self) -> float | None:
+        """Seconds until a due stream or embedding family that waits for its interval may be checked (None: none
+        waits)."""
+        now, interval = time.monotonic(), self.config.check_interval_s
+        waits = [max(t.checked_at + interval - now, 0.0) for t in list(self._streams.values()) if t.due]
+        if self._token_queue:
+            waits.append(self._token_turn(now))
+        if self.embeddings is not None and (family := self.embeddings.next_check_in()) is not None:
+            waits.append(family)
+        return min(waits, default=None)
 
     def check(self, name: str) -> str:
         """Evaluate a due stream and advance its status (one step of the hysteresis); returns the status.
@@ -392,7 +483,7 @@ class DriftMonitor:
             if not tracked.due:
                 return tracked.tracker.status
             tracked.due = False
-            tracked.checked_total = tracked.stream.total
+            tracked.checked_total, tracked.checked_at = tracked.stream.total, time.monotonic()
             self._settle(name, tracked)
             ev = self._evaluate(name, tracked)
             if ev.verdict is not None:
@@ -444,25 +535,37 @@ class DriftMonitor:
         live = tracked.stream.window()
         verdict = domain = None
         if live.size >= self.config.min_samples:
+            shuffled = tracked.shuffled
             if baseline is not None:
-                verdict = self.judge(baseline, live, vocabulary=name in TOKEN_STREAMS, settled=tracked.settled)
+                verdict = self.judge(baseline, live, name in TOKEN_STREAMS, tracked.settled, shuffled)
+                tracked.shuffled = verdict.shuffled
             card = self.card_baseline
             if card is not None and baseline is not card and self._pair_stream(name):
-                domain = self.judge(card, live)
+                domain = self.judge(card, live, shuffled=shuffled)
         tracked.evaluation = Evaluation(tracked.stream.total, live, verdict, domain, self.clock())
         return tracked.evaluation
 
     def judge(
-        self, baseline: Baseline, live: np.ndarray, vocabulary: bool = False, settled: Settled | None = None
+        self,
+        baseline: Baseline,
+        live: np.ndarray,
+        vocabulary: bool = False,
+        settled: Settled | None = None,
+        shuffled: bool = False,
     ) -> Verdict:
         """The KS-family level and the shift test's level; the higher one counts (each calibrated on its own).
 
         `vocabulary` (the token streams): per-text rates with a spike at 0, where every distance flags any change
         of vocabulary; what matters is a rise of the mean rate, so the KS p-value gate pairs with the mean's
         increase (O2V_DRIFT_TOKEN_MARGIN_*), and a fall is no risk. `settled`: live scores the shift test's reference
-        absorbed (`_settle`)."""
+        absorbed (`_settle`). `shuffled`: whether the stream counted as shuffled traffic so far (`ordering.py`)."""
         c = self.config
         values = compare(baseline.scores, live, baseline.edges).as_dict()
+        rho, shuffled = live_correlation(live, baseline.ordering or 0.0, live.size >= c.window, shuffled)
+        if rho > 0.0:  # an ordered window: its KS p-value at its effective size (`ordering.py`)
+            effective = live.size / inflation(rho, live.size)
+            values["ks_pvalue"] = max(values["ks_pvalue"], ks_pvalue(values["linf"], effective, baseline.scores.size))
+        values["ordering"] = rho
         limits = dict(c.limits)
         if vocabulary:
             values["mean_increase"] = float(live.mean() - baseline.scores.mean())
@@ -470,13 +573,15 @@ class DriftMonitor:
         enter, hold = level(values, limits), level(values, limits, 1.0 - c.hysteresis)
         test = self._shift_test(baseline, vocabulary)
         if test is not None:
-            values["shift_z"], limits["shift_z"] = test.statistic(live, settled), Limit(test.warning, test.drift)
+            recent = min(test.window, live.size)
+            z = test.statistic(live, settled) / np.sqrt(inflation(rho, recent))
+            values["shift_z"], limits["shift_z"] = z, Limit(test.warning, test.drift)
             for lvl in (1, 2):
                 if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0:
                     enter = max(enter, lvl)
                 if limits["shift_z"].severity(abs(values["shift_z"]), lvl) >= 1.0 - c.hysteresis:
                     hold = max(hold, lvl)
-        return Verdict(values, limits, enter, hold)
+        return Verdict(values, limits, enter, hold, shuffled)
 
     def _shift_test(self, baseline: Baseline, vocabulary: bool) -> ShiftTest | None:
         """The baseline's calibrated shift test where it applies: the test is on, the baseline continuous, and the
@@ -517,6 +622,8 @@ class DriftMonitor:
             "config": self.config.public(),
             "dropped_scores": self.dropped,
             "dropped_token_requests": self.dropped_token_requests,
+            "checking": self.cost.report(self.config.cpu_budget),
+            "classify": self.classify.report(),
             "embeddings": self.embeddings.report() if self.embeddings is not None else None,
             "streams": streams,
         }
@@ -634,6 +741,7 @@ class DriftMonitor:
                         "checked_total": t.checked_total,
                         "changed_at": t.changed_at,
                         "settled": {**t.settled.state(), "upto": t.settled_upto},
+                        "shuffled": t.shuffled,
                     }
                     for name, t in self._streams.items()
                 },
@@ -682,6 +790,7 @@ class DriftMonitor:
             settled = saved.get("settled") or {}
             tracked.settled, tracked.settled_upto = Settled.restore(settled), int(settled.get("upto", 0))
             tracked.changed_at = saved.get("changed_at")
+            tracked.shuffled = saved.get("shuffled") is True
 
     def close(self) -> None:
         self.save()

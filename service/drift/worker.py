@@ -12,7 +12,12 @@ log = logging.getLogger("service.drift")
 
 
 class DriftWorker:
-    """Sleeps on the monitor's wake event (set by `record` when a stream is due) or the persist interval."""
+    """Sleeps on the monitor's wake event (set by `record` when a stream is due), the next paced check or the
+    persist interval. After each round it pauses so that its work stays within `cpu_budget`: a round that took t CPU
+    seconds of this thread is followed by t·(1/budget − 1) of rest, so at saturation the monitor takes about that
+    share of a core, however much traffic arrives (checks then see more new scores each). Thread CPU time, not wall
+    time: on a loaded machine a round waits for a core, and that wait is not the monitor's cost (BLAS helper
+    threads of the MMD product are not counted either; bench.http_overhead measures the whole)."""
 
     def __init__(self, monitor: DriftMonitor) -> None:
         self.monitor = monitor
@@ -40,13 +45,23 @@ class DriftWorker:
         except Exception:  # a bad baseline must not stop the checks; they compute what they can
             log.exception("drift shift-test calibration failed")
         saved_at = time.monotonic()
+        cost, budget = self.monitor.cost, self.monitor.config.cpu_budget
         while not self._stop.is_set():
-            self.monitor.wake.wait(self.interval)
+            timeout = max(self.interval - (time.monotonic() - saved_at), 0.0)
+            paced = self.monitor.next_check_in()
+            self.monitor.wake.wait(timeout if paced is None else min(timeout, paced))
             self.monitor.wake.clear()
+            started, cpu = time.monotonic(), time.thread_time()
             try:
-                self.monitor.run_due_checks()
+                self.monitor.run_due_checks(paced=True)
                 if time.monotonic() - saved_at >= self.interval:
                     saved_at = time.monotonic()
                     self.monitor.save()
             except Exception:  # the monitor must never take the service down; the next round tries again
                 log.exception("drift check failed")
+            busy, spent = time.monotonic() - started, time.thread_time() - cpu
+            cost.rounds, cost.busy_s, cost.cpu_s = cost.rounds + 1, cost.busy_s + busy, cost.cpu_s + spent
+            rest = spent * (1.0 / budget - 1.0)
+            if rest > 0.0:
+                cost.paused_s += rest
+                self._stop.wait(rest)

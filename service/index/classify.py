@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.index.base import Hit, VectorCollection, check_k
+import numpy as np
+
+from service.index.base import Hit, Item, VectorCollection, check_k
 from service.index.errors import InvalidRequest
 from service.index.metadata import ANY, canonical, check_string
 
@@ -79,3 +82,51 @@ def set_min_score(collection: VectorCollection, min_score: float) -> None:
     check_min_score(min_score)
     if collection.attributes().get("min_score") != min_score:
         collection.set_attributes({"min_score": min_score, "label_min_scores": None, "label_key": None})
+
+
+LOO_PAGE = 1000
+
+
+def leave_one_out(
+    collection: VectorCollection,
+    label_key: str,
+    k: int,
+    min_score: float | None = None,
+    default: float = 0.0,
+    limit: int = 2000,
+    seed: int = 20261130,
+) -> list[tuple[Any, float, bool]] | str:
+    """Each of up to `limit` items having `label_key` (a seeded sample) classified against all the others, as the
+    classify route would answer it (same k, same thresholds): (label or None, confidence, right) per item. A string
+    says why there is no answer worth having: fewer than two labels with at least two items each (an item whose label
+    no other item carries can never be answered right)."""
+    rows: list[Item] = []
+    after: str | None = None
+    while True:
+        page = collection.scroll(after, LOO_PAGE, {label_key: ANY}, with_vectors=True)
+        rows += page
+        if len(page) < LOO_PAGE:
+            break
+        after = page[-1].id
+    labels = Counter(canonical(item.metadata[label_key]) for item in rows)
+    if sum(1 for count in labels.values() if count >= 2) < 2:
+        return (
+            f"{len(rows)} items with {label_key!r}, in {len(labels)} labels: at least 2 labels of 2 items each needed"
+        )
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(rows), min(limit, len(rows)), replace=False).tolist())
+    per_label: Mapping[str, float] = {}
+    if min_score is None:
+        stored = collection.attributes()
+        min_score = stored.get("min_score", default)
+        if stored.get("label_key", label_key) == label_key:
+            per_label = stored.get("label_min_scores") or {}
+    answers = []
+    for i in chosen:
+        item = rows[i]
+        hits = [h for h in collection.nearest(item.vector, min(k + 1, len(rows)), {label_key: ANY}) if h.id != item.id]
+        hits = hits[:k]
+        keys = [canonical(hit.metadata[label_key]) for hit in hits]
+        key, confidence = vote(keys, [hit.score for hit in hits], float(min_score), per_label)
+        answers.append((key, confidence, key is not None and key == canonical(item.metadata[label_key])))
+    return answers
