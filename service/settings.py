@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     max_invocation_instances: int = Field(
         1000, ge=1, description="instances in one /invocations request; 1000 384-d embeddings answer ~5 MB"
     )
+    max_token_ids: int = Field(
+        65_536,
+        ge=1,
+        description="OpenAI token ids (cl100k_base) in one /v1/embeddings request, decoded to text before embedding",
+    )
     max_invocation_tokens: int = Field(
         1_048_576, ge=1, description="token ids in one /invocations request, in0+in1 (1000 instances × 2 × 512)"
     )

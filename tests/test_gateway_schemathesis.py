@@ -15,7 +15,7 @@ from service.api.app import create_app
 from service.settings import Settings
 from tests.gateway_fixtures import onnx_encoder
 
-GATEWAY_TAGS = ["embeddings", "similarity", "rerank", "tokenize", "operations", "sagemaker"]
+GATEWAY_TAGS = ["embeddings", "similarity", "rerank", "tokenize", "tei", "operations", "sagemaker"]
 
 # schemathesis keeps the app's lifespan running until the interpreter exits; registered first, this removal runs
 # after that shutdown has written its state
