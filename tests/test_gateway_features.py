@@ -58,7 +58,9 @@ def test_rerank_takes_coheres_documents_top_n_and_returns_documents(http) -> Non
     body = {"query": QUERY, "documents": DOCS, "top_n": 2, "return_documents": True, "model": "rerank-v3"}
     results = http.post("/rerank", json=body).json()["results"]
     assert (results[0]["index"], results[0]["text"]) == (1, DOCS[1]) and len(results) == 2
-    assert results[0]["document"] == {"text": DOCS[1]}
+    assert results[0]["document"] == DOCS[1]  # Infinity's string on /rerank (litellm's infinity/ reads one)
+    cohere = http.post("/v2/rerank", json=body).json()["results"]  # Cohere's object on Cohere's paths
+    assert cohere[0]["document"] == {"text": DOCS[1]} and cohere[0]["relevance_score"] == results[0]["score"]
     tei = http.post("/rerank", json={"query": QUERY, "texts": DOCS, "return_text": True, "raw_scores": True})
     assert tei.json()[0]["text"] == DOCS[1]
     assert [r["score"] for r in tei.json()][:2] == [r["score"] for r in results]  # regression: raw already

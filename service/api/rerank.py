@@ -2,8 +2,9 @@
 
 `POST /rerank` with TEI's `texts` answers TEI's bare list `[{"index", "score", "relevance_score", "text"?}]`; with
 Cohere's `documents` (also `POST /v1/rerank` and `/v2/rerank`, the paths Cohere's clients call) it answers Cohere's
-`{"id", "results": [{"index", "relevance_score", "document"?: {"text"}}], "meta"}` plus our `model` and `scorer`.
-Every result carries `relevance_score`, the name Cohere, litellm and Infinity read.
+`{"id", "results": [{"index", "relevance_score", "document"?}], "meta"}` plus our `model` and `scorer`. Every result
+carries `relevance_score`, the name Cohere, litellm and Infinity read. `document` is Cohere's `{"text"}` on Cohere's
+paths and Infinity's bare string on /rerank, where litellm's `infinity/` provider posts (and reads a string).
 
 Scored by the model's Object2Vec comparator + MLP (scorer.onnx, or the SageMaker endpoint's in0+in1 pair mode), the
 same `score` /similarity answers, or by cosine when the model has no scorer; the Cohere-shaped answer names which
@@ -14,7 +15,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool
 from starlette.responses import Response
 
@@ -42,7 +43,9 @@ class RerankResult(BaseModel):
     relevance_score: float = Field(description="the score, under the name Cohere's clients read")
     score: float = Field(description="the same score, under TEI's name")
     text: str | None = Field(None, description="the text, when return_documents (TEI: return_text) is true")
-    document: Document | None = Field(None, description="Cohere's form of the text, when return_documents is true")
+    document: Document | str | None = Field(
+        None, description="the text when return_documents is true: {text} on Cohere's paths, a string on /rerank"
+    )
 
 
 class RerankResponse(BaseModel):
@@ -96,15 +99,17 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             "can be honoured",
         )
         model: str | None = Field(None, description="accepted and ignored, as Cohere's clients send it")
+        priority: int | None = Field(None, description="Cohere's scheduling hint; accepted, requests run in order")
 
     errors = responses(*BODY_ERRORS, 502, 503)
 
     @router.post("/rerank", response_model=list[RerankResult] | RerankResponse, responses=errors)
     @router.post("/v1/rerank", response_model=RerankResponse, responses=errors, include_in_schema=False)
     @router.post("/v2/rerank", response_model=RerankResponse, responses=errors, include_in_schema=False)
-    async def rerank(body: RerankRequest, embedder: EmbedderDep) -> Response:
+    async def rerank(body: RerankRequest, request: Request, embedder: EmbedderDep) -> Response:
         """The texts ordered by relevance to the query, best first (ties keep request order); `texts` gets TEI's
         list, `documents` Cohere's object. /v1/rerank and /v2/rerank are the paths Cohere's clients call."""
+        cohere_path = request.url.path != "/rerank"
         if (body.texts is None) == (body.documents is None):
             raise ApiError(422, "send the texts to rank as exactly one of `texts` and `documents`", field="texts")
         key = "texts" if body.texts is not None else "documents"
@@ -119,8 +124,8 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             result: dict[str, Any] = {"index": int(i), "relevance_score": float(scores[i]), "score": float(scores[i])}
             if body.return_documents:
                 result["text"] = texts[i]
-                if key == "documents":
-                    result["document"] = {"text": texts[i]}
+                if key == "documents":  # Cohere's object on Cohere's paths, Infinity's string on /rerank
+                    result["document"] = {"text": texts[i]} if cohere_path else texts[i]
             results.append(result)
         if key == "texts":
             return json_response(results)
