@@ -26,6 +26,23 @@ def _encoding() -> bpe_openai.Encoding:
     return bpe_openai.get_encoding(ENCODING)
 
 
+def max_id() -> int:
+    return int(_encoding().max_token_value)
+
+
+@cache
+def undefined_ids() -> tuple[int, ...]:
+    """The ids in 0..max_id() the encoding never assigned (cl100k_base: 100256 and 100261..100275), for the schema."""
+    encoding = _encoding()
+    undefined = []
+    for token in range(encoding.max_token_value + 1):
+        try:
+            encoding.decode_single_token_bytes(token)
+        except KeyError:
+            undefined.append(token)
+    return tuple(undefined)
+
+
 def decode(ids: Sequence[int]) -> str:
     """The text `ids` stand for in cl100k_base; UndecodableIds names the first id it does not define."""
     encoding = _encoding()

@@ -151,6 +151,10 @@ def test_cohere_v2_and_v1_rerank(server: ServerProcess) -> None:
     with pytest.raises(cohere.core.ApiError) as refused:
         got["co"].rerank(model="m", query="q", documents=documents, max_tokens_per_doc=16)
     assert refused.value.status_code == 422 and "max_tokens_per_doc" in str(refused.value.body)  # named
+    np.testing.assert_allclose(got["vector"], embedded(["A man is playing a guitar."])[0], atol=1e-5)
+    with pytest.raises(cohere.core.ApiError) as quantised:  # not made up: Cohere does not publish its scales
+        got["co"].embed(model="m", texts=["a"], input_type="search_query", embedding_types=["int8"])
+    assert quantised.value.status_code == 422 and "int8" in str(quantised.value.body)
 
 
 def test_litellm_rerank_and_embedding_with_dimensions(server: ServerProcess) -> None:
@@ -158,6 +162,13 @@ def test_litellm_rerank_and_embedding_with_dimensions(server: ServerProcess) -> 
     got = run("litellm", server)
     results = got["ranked"].results
     assert [r["index"] for r in results] == [1, 0] and all(isinstance(r["relevance_score"], float) for r in results)
+    documents = ["A woman slices an onion.", "A man is playing a guitar."]
+    for model, base in (("cohere/m", server.url), ("jina_ai/m", server.url), ("hosted_vllm/m", f"{server.url}/v1")):
+        other = got["litellm"].rerank(
+            model=model, api_base=base, api_key="unused", query="Who plays?", documents=documents
+        )
+        assert [r["index"] for r in other.results] == [1, 0], model  # Cohere's paths: /v1/rerank
+        assert other.results[0]["document"]["text"] == documents[1], model
     vector = got["embedded"].data[0]["embedding"]
     assert len(vector) == 64
     expected = unit(onnx_encoder().embed_texts(["A man is playing a guitar."])[:, :64])[0]

@@ -8,12 +8,13 @@ card) makes those the best k-dimensional summary, any other model gives its firs
 """
 
 import base64
+import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool
 from starlette.responses import Response
 
 from service.api import limits
@@ -79,6 +80,30 @@ class Truncation(BaseModel):
 
 def _encode(vector: np.ndarray, encoding: str) -> np.ndarray | str:
     return base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector
+
+
+def _not_quantised(kind: object) -> object:
+    if kind in ("int8", "uint8", "binary", "ubinary"):
+        raise ValueError(f"{kind} embeddings are not served here: float and base64 are")
+    return kind
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema with its nested models written in place, for a route that states its body itself."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            return (
+                resolve(defs[ref.rsplit("/", 1)[1]])
+                if ref.startswith("#/$defs/")
+                else {key: resolve(value) for key, value in node.items()}
+            )
+        return [resolve(item) for item in node] if isinstance(node, list) else node
+
+    return resolve(schema)
 
 
 def refuse_cut(encoded: Encoded, field_of: Callable[[int], str]) -> None:
@@ -181,6 +206,40 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         }
         return json_response(answer, headers={TRUNCATED_HEADER: str(cut)})
 
+    class CohereEmbedRequest(BaseModel):
+        """Cohere's v2 embed request, texts only. One encoder embeds queries and documents alike, so `input_type`
+        changes nothing; quantised types are refused rather than made up (Cohere does not publish its scales)."""
+
+        model_config = ConfigDict(extra="forbid")
+        model: str | None = Field(None, description="accepted and ignored, as Cohere's clients send it")
+        texts: limits.texts(settings)
+        input_type: Literal["search_document", "search_query", "classification", "clustering"] | None = None
+        embedding_types: list[Annotated[Literal["float", "base64"], BeforeValidator(_not_quantised)]] = Field(
+            ["float"], min_length=1, description="float and base64; Cohere's quantised types are a 422"
+        )
+        truncate: Literal["NONE", "START", "END"] = Field(
+            "END", description="END: the end of a long text is cut, START: its start; NONE: it is a 422"
+        )
+        output_dimension: limits.whole_number(1, encoder.dim) | None = Field(
+            None, description="as `dimensions`: the first k values, re-normalised"
+        )
+        priority: limits.whole_number(0, 1 << 31) | None = Field(None, description="accepted; requests run in order")
+
+    @router.post("/v2/embed", responses=responses(*BODY_ERRORS, 502, 503))
+    async def cohere_embed(body: CohereEmbedRequest, embedder: EmbedderDep) -> Response:
+        """Cohere's v2 embed (`ClientV2(base_url=...).embed`): unit-length embeddings by type, float or base64."""
+        how = Truncation(
+            truncate=body.truncate != "NONE", truncation_direction="left" if body.truncate == "START" else "right"
+        )
+        vectors, tokens, _ = await embed_truncating(embedder, body.texts, how, "texts", body.output_dimension)
+        unit = l2_normalize(vectors)
+        embeddings = {
+            kind: unit if kind == "float" else [_encode(v, "base64") for v in unit] for kind in body.embedding_types
+        }
+        meta = {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}}
+        answer = {"id": str(uuid.uuid4()), "response_type": "embeddings_by_type", "embeddings": embeddings}
+        return json_response({**answer, "texts": body.texts, "meta": meta})
+
     class SimilarityParameters(Truncation):
         model_config = ConfigDict(extra="forbid")
         prompt_name: None = Field(None, description="TEI's; this model has no prompts, so only null is accepted")
@@ -197,7 +256,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         inputs: SimilarityInput
         parameters: SimilarityParameters | None = None
 
-    root_body = {"oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"} for m in (EmbedRequest, SimilarityRequest)]}
+    root_body = {"oneOf": [inline_schema(EmbedRequest), inline_schema(SimilarityRequest)]}
 
     @router.post(
         "/",

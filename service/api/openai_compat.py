@@ -33,7 +33,8 @@ def text_or_token_ids(settings: Settings) -> Any:
     (service/token_ids.py) before the text rules apply, and an id cl100k_base does not define is a 422 naming
     `input[i]`. At most O2V_MAX_TOKEN_IDS ids in one request."""
     one, many = limits.text(settings), limits.texts(settings)
-    ids_schema = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+    token = {"type": "integer", "minimum": 0, "maximum": token_ids.max_id(), "not": {"enum": token_ids.undefined_ids()}}
+    ids_schema = {"type": "array", "minItems": 1, "items": token}
     many_ids = {"type": "array", "minItems": 1, "maxItems": settings.max_batch_size, "items": ids_schema}
     schema = {"anyOf": [TypeAdapter(one).json_schema(), TypeAdapter(many).json_schema(), ids_schema, many_ids]}
 
@@ -49,10 +50,11 @@ def text_or_token_ids(settings: Settings) -> Any:
     def decoded(value: Any) -> Any:
         if not isinstance(value, list):
             return value
-        if not all(type(token) is int for token in value):
+        ids = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]  # JSON Schema's integer
+        if not all(type(token) is int for token in ids):
             raise ValueError("a token array holds integers only (cl100k_base ids)")
         try:
-            return token_ids.decode(value)
+            return token_ids.decode(ids)
         except token_ids.UndecodableIds as exc:
             raise ValueError(str(exc)) from exc
 
@@ -62,7 +64,12 @@ def text_or_token_ids(settings: Settings) -> Any:
 
 
 def _is_ids(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
+    """A token array: integers (7 or 7.0, as JSON Schema reads them; not true)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(type(v) is int or (isinstance(v, float) and v.is_integer()) for v in value)
+    )
 
 
 def check_model(requested: str | None, served: str, aliases: list[str]) -> None:

@@ -70,7 +70,7 @@ def _document_text(value: Any) -> Any:
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["rerank"])
     text = limits.text(settings)
-    document_texts = Annotated[
+    document_texts: Any = Annotated[
         list[Annotated[text, BeforeValidator(_document_text)]],
         Field(min_length=1, max_length=settings.max_batch_size),
     ]
@@ -99,7 +99,9 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             "can be honoured",
         )
         model: str | None = Field(None, description="accepted and ignored, as Cohere's clients send it")
-        priority: int | None = Field(None, description="Cohere's scheduling hint; accepted, requests run in order")
+        priority: limits.whole_number(0, 1 << 31) | None = Field(
+            None, description="Cohere's scheduling hint; accepted, requests run in order"
+        )
 
     errors = responses(*BODY_ERRORS, 502, 503)
 

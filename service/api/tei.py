@@ -8,6 +8,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from starlette.responses import Response
 
 from service import __version__
+from service.api import limits
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
 from service.encoders.base import Encoder
@@ -36,11 +37,12 @@ class Info(BaseModel):
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["tei"])
     vocab = encoder.model.vocab_size("in0")
-    token_id = Annotated[int, Field(strict=True, ge=0, lt=vocab)]
+    token_id = limits.whole_number(0, vocab - 1)
     ids_row = Annotated[list[token_id], Field(min_length=1)]
 
     rows_schema = TypeAdapter(list[ids_row]).json_schema()
-    ids_schema = {"oneOf": [TypeAdapter(ids_row).json_schema(), {**rows_schema, "maxItems": settings.max_batch_size}]}
+    rows_schema = {**rows_schema, "minItems": 1, "maxItems": settings.max_batch_size}
+    ids_schema = {"oneOf": [TypeAdapter(ids_row).json_schema(), rows_schema]}
 
     class DecodeRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
