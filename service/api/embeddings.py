@@ -1,10 +1,12 @@
-"""Embedding routes: OpenAI-compatible POST /v1/embeddings and the native POST /embed.
+"""Embedding routes: OpenAI-compatible POST /v1/embeddings, POST /embed (ours, or TEI's with `inputs`), TEI's root
+POST / (an /embed body, or huggingface_hub's sentence-similarity body) and Cohere's POST /v2/embed.
 
-Both take TEI's `truncate` and `truncation_direction`: a text longer than the model's max_seq_len tokens is cut
-(the default) or refused, and the answer says how many were cut (`truncated`, header X-Truncated-Inputs), since a
-silently cut text embeds only part of what the caller sent. Both take OpenAI's `dimensions`: the first k values,
-re-normalised; a model directory rotated into its principal axes (service/object2vec/rotation.py, recorded in its
-card) makes those the best k-dimensional summary, any other model gives its first k dimensions as they are.
+All take TEI's `truncate` and `truncation_direction` (Cohere: `truncate`): a text longer than the model's max_seq_len
+tokens is cut (the default) or refused, and the answer says how many were cut (`truncated`, header
+X-Truncated-Inputs), since a silently cut text embeds only part of what the caller sent. All take OpenAI's
+`dimensions` (Cohere: `output_dimension`): the first k values, re-normalised; a model directory rotated into its
+principal axes (service/object2vec/rotation.py, recorded in its card) makes those the best k-dimensional summary, any
+other model gives its first k dimensions as they are.
 """
 
 import base64
