@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     max_tokenize_in_flight: int = Field(
         4, ge=1, description="long-text tokenizations (over 512 characters) running at once, any route; others wait"
     )
+    max_token_ids: int = Field(
+        65_536,
+        ge=1,
+        description="OpenAI token ids (cl100k_base) in one /v1/embeddings request, decoded to text before embedding",
+    )
     max_invocation_tokens: int = Field(
         1_048_576, ge=1, description="token ids in one /invocations request, in0+in1 (1000 instances × 2 × 512)"
     )

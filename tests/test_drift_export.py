@@ -81,11 +81,11 @@ def test_similarity_pairs_export_as_an_object2vec_channel(tmp_path: Path) -> Non
         assert c.post("/similarity", json={"pairs": pairs[:1], "stream": "team"}, headers=KEY).status_code == 200
         doc = c.get("/drift/export/similarity", headers=KEY).json()
         team = c.get("/drift/export/team", headers=KEY).json()
-        tokens = c.post("/tokenize", json={"inputs": pairs[4]}).json()["results"]
+        tokens = c.post("/tokenize", json={"inputs": pairs[4]}).json()
     assert [(p["text0"], p["text1"]) for p in doc["pairs"]] == [tuple(p) for p in pairs[2:]]  # team's is the 4th
     assert [p["label"] for p in doc["pairs"]] == doc["scores"][2:] and doc["texts"] == []
     assert [(p["text0"], p["text1"]) for p in team["pairs"]] == [tuple(pairs[0])]
-    ids = [[t["id"] for t in side["tokens"]] for side in tokens]
+    ids = [[t["id"] for t in side] for side in tokens]
     assert [doc["pairs"][-1]["in0"], doc["pairs"][-1]["in1"]] == ids
     channel = tmp_path / "pairs.jsonl"
     channel.write_text("".join(json.dumps(p) + "\n" for p in doc["pairs"]))

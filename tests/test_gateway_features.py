@@ -41,7 +41,7 @@ def pair_scores(http, query: str, docs: list[str]) -> list[float]:
 
 
 def test_rerank_orders_by_the_object2vec_score_of_similarity(http) -> None:
-    answer = http.post("/rerank", json={"query": QUERY, "texts": DOCS})
+    answer = http.post("/rerank", json={"query": QUERY, "documents": DOCS})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["scorer"] == "object2vec" and body["model"] == onnx_encoder().name
@@ -49,15 +49,21 @@ def test_rerank_orders_by_the_object2vec_score_of_similarity(http) -> None:
     assert [r["index"] for r in body["results"]] == sorted(range(3), key=lambda i: -expected[i])
     assert body["results"][0]["index"] == 1 and "text" not in body["results"][0]
     np.testing.assert_allclose([r["score"] for r in body["results"]], sorted(expected, reverse=True), atol=1e-6)
+    assert all(r["relevance_score"] == r["score"] for r in body["results"])
+    tei = http.post("/rerank", json={"query": QUERY, "texts": DOCS}).json()  # TEI's request: TEI's bare list
+    assert [(r["index"], r["score"]) for r in tei] == [(r["index"], r["score"]) for r in body["results"]]
 
 
 def test_rerank_takes_coheres_documents_top_n_and_returns_documents(http) -> None:
     body = {"query": QUERY, "documents": DOCS, "top_n": 2, "return_documents": True, "model": "rerank-v3"}
     results = http.post("/rerank", json=body).json()["results"]
     assert (results[0]["index"], results[0]["text"]) == (1, DOCS[1]) and len(results) == 2
+    assert results[0]["document"] == DOCS[1]  # Infinity's string on /rerank (litellm's infinity/ reads one)
+    cohere = http.post("/v2/rerank", json=body).json()["results"]  # Cohere's object on Cohere's paths
+    assert cohere[0]["document"] == {"text": DOCS[1]} and cohere[0]["relevance_score"] == results[0]["score"]
     tei = http.post("/rerank", json={"query": QUERY, "texts": DOCS, "return_text": True, "raw_scores": True})
-    assert tei.json()["results"][0]["text"] == DOCS[1]
-    assert [r["score"] for r in tei.json()["results"]][:2] == [r["score"] for r in results]  # regression: raw already
+    assert tei.json()[0]["text"] == DOCS[1]
+    assert [r["score"] for r in tei.json()][:2] == [r["score"] for r in results]  # regression: raw already
 
 
 @pytest.mark.parametrize(
@@ -79,7 +85,7 @@ def test_rerank_refusals_name_the_field(http, body, field) -> None:
 def test_rerank_falls_back_to_cosine_without_a_scorer(tmp_path: Path) -> None:
     encoder = OnnxEncoder(ModelDir.load(model_copy(tmp_path, without=("scorer.onnx",))), intra_op_threads=1)
     with client(encoder) as c:
-        body = c.post("/rerank", json={"query": QUERY, "texts": DOCS}).json()
+        body = c.post("/rerank", json={"query": QUERY, "documents": DOCS}).json()
         similarity = c.post("/similarity", json={"pairs": [[QUERY, d] for d in DOCS]}).json()
     cosines = [r["cosine"] for r in similarity["results"]]
     assert body["scorer"] == "cosine"
@@ -96,11 +102,11 @@ def test_rerank_on_sagemaker_scores_pairs_as_in0_in1_instances(monkeypatch, tmp_
         settings = Settings(backend="sagemaker", sagemaker_endpoint="o2v-test", sagemaker_endpoint_url=stub.url)
         with client(SageMakerEncoder.from_settings(settings), backend="sagemaker") as c:
             stub.seen.clear()
-            body = c.post("/rerank", json={"query": QUERY, "texts": DOCS}).json()
+            body = c.post("/rerank", json={"query": QUERY, "documents": DOCS}).json()
         pairs = [seen for seen in stub.seen if seen.inputs == {("in0", "in1")}]
         assert len(pairs) == 1 and len(pairs[0].instances) == len(DOCS)
     with client() as c:
-        expected = c.post("/rerank", json={"query": QUERY, "texts": DOCS}).json()
+        expected = c.post("/rerank", json={"query": QUERY, "documents": DOCS}).json()
     assert body["scorer"] == "object2vec"
     assert [r["index"] for r in body["results"]] == [r["index"] for r in expected["results"]]
     np.testing.assert_allclose([r["score"] for r in body["results"]], [r["score"] for r in expected["results"]], 1e-4)
@@ -110,20 +116,18 @@ def test_rerank_on_sagemaker_scores_pairs_as_in0_in1_instances(monkeypatch, tmp_
 
 
 def test_tokenize_gives_tokens_with_spans_and_counts(http) -> None:
-    body = http.post("/tokenize", json={"inputs": ["Héllo wörld, unbelievably!", LONG]}).json()
-    first, long = body["results"]
-    assert body["max_seq_len"] == 128
-    assert [t["text"] for t in first["tokens"]] == ["Héllo", "wörld", ",", "un", "bel", "ie", "va", "bly", "!"]
-    assert first["tokens"][1] == {"id": 2088, "text": "wörld", "start": 6, "stop": 11, "special": False}
-    assert first["count"] == 9 and not first["truncated"]
-    assert long["count"] == 300 and long["truncated"]
+    first, long = http.post("/tokenize", json={"inputs": ["Héllo wörld, unbelievably!", LONG]}).json()  # TEI's
+    assert http.get("/info").json()["max_input_length"] == 128
+    assert [t["text"] for t in first] == ["Héllo", "wörld", ",", "un", "bel", "ie", "va", "bly", "!"]
+    assert first[1] == {"id": 2088, "text": "wörld", "start": 6, "stop": 11, "special": False}
+    assert len(first) == 9 and len(long) == 300
     ids = onnx_encoder().tokenizer.encode(["Héllo wörld, unbelievably!"])[0]
-    assert [t["id"] for t in first["tokens"]] == ids  # what the model embeds
+    assert [t["id"] for t in first] == ids  # what the model embeds
 
 
 def test_tokenize_one_string_and_special_tokens(http) -> None:
-    (result,) = http.post("/tokenize", json={"inputs": "ok", "add_special_tokens": True}).json()["results"]
-    assert [(t["text"], t["special"]) for t in result["tokens"]] == [("[CLS]", True), ("ok", False), ("[SEP]", True)]
+    (result,) = http.post("/tokenize", json={"inputs": "ok", "add_special_tokens": True}).json()
+    assert [(t["text"], t["special"]) for t in result] == [("[CLS]", True), ("ok", False), ("[SEP]", True)]
     assert http.post("/tokenize", json={"inputs": []}).json()["error"]["field"] == "inputs"
 
 
@@ -133,7 +137,7 @@ def test_tokenize_one_string_and_special_tokens(http) -> None:
 @pytest.mark.parametrize(("route", "key"), [("/embed", "texts"), ("/v1/embeddings", "input")])
 def test_truncate_false_refuses_an_over_long_text_naming_it(http, route, key) -> None:
     answer = http.post(route, json={key: ["short", LONG], "truncate": False})
-    assert answer.status_code == 422
+    assert answer.status_code == (400 if route.startswith("/v1/") else 422)  # OpenAI's 400 for an invalid request
     error = answer.json()["error"]
     assert error["field"] == f"{key}[1]" and "300 tokens" in error["message"] and "128" in error["message"]
     assert http.post(route, json={key: ["short"], "truncate": False}).status_code == 200
@@ -185,15 +189,18 @@ def test_the_openai_package_talks_to_a_real_server(tmp_path: Path) -> None:
         floats = api.embeddings.create(input=TEXTS[:2], model=onnx_encoder().name, encoding_format="float")
         with pytest.raises(openai.NotFoundError) as missing:
             api.embeddings.create(input="hi", model="text-embedding-3-large")
-        with pytest.raises(openai.UnprocessableEntityError) as ids:
-            api.embeddings.create(input=[[15339, 1917]], model="my-alias")
+        with pytest.raises(openai.BadRequestError) as ids:  # OpenAI's status and class for an invalid request
+            api.embeddings.create(input=[[15339, 100256]], model="my-alias")
+        decoded = api.embeddings.create(input=[[15339, 1917]], model="my-alias")  # cl100k_base: "hello world"
+        plain = api.embeddings.create(input="hello world", model="my-alias")
     got = np.array([d.embedding for d in answer.data], dtype=np.float32)
     np.testing.assert_allclose(got, np.array([d.embedding for d in floats.data]), atol=1e-6)
     expected = onnx_encoder().embed_texts(TEXTS[:2])
     np.testing.assert_allclose(got, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
     assert answer.model == onnx_encoder().name and answer.usage.prompt_tokens > 0
     assert missing.value.code == "model_not_found" and missing.value.param == "model"
-    assert ids.value.param == "input" and "check_embedding_ctx_length=False" in ids.value.message
+    assert ids.value.param == "input[0]" and "100256" in ids.value.message and ids.value.code == "validation_error"
+    assert decoded.data[0].embedding == plain.data[0].embedding
 
 
 # 6. dimensions
@@ -214,7 +221,8 @@ def test_dimensions_keep_the_first_k_renormalised(http, route, key, out) -> None
     np.testing.assert_allclose(got, expected, atol=1e-5)
     for bad in (0, onnx_encoder().dim + 1, True, "64"):  # neither is read as a number (schemathesis, ST201)
         error = http.post(route, json={key: TEXTS, "dimensions": bad})
-        assert error.status_code == 422 and error.json()["error"]["field"] == "dimensions", error.text
+        status = 400 if route.startswith("/v1/") else 422  # OpenAI's 400 for an invalid request
+        assert error.status_code == status and error.json()["error"]["field"] == "dimensions", error.text
     whole = http.post(route, json={key: TEXTS, "dimensions": 64.0}).json()  # JSON Schema's integer (ST202)
     assert whole == answer
 

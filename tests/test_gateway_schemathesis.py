@@ -10,12 +10,13 @@ import tempfile
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.api.app import create_app
 from service.settings import Settings
 from tests.gateway_fixtures import onnx_encoder
 
-GATEWAY_TAGS = ["embeddings", "similarity", "rerank", "tokenize", "operations", "sagemaker"]
+GATEWAY_TAGS = ["embeddings", "similarity", "rerank", "tokenize", "tei", "operations", "sagemaker"]
 
 # schemathesis keeps the app's lifespan running until the interpreter exits; registered first, this removal runs
 # after that shutdown has written its state
@@ -35,7 +36,15 @@ schema = schemathesis.openapi.from_asgi(
 ).include(tag=GATEWAY_TAGS)
 
 
+def token_arrays(case) -> bool:
+    """/v1/embeddings input with token arrays: their decoded text still has to be a text (something visible, within
+    O2V_MAX_TEXT_CHARS), which JSON Schema cannot say of ids, so a schema-valid array may be refused (never a 5xx)."""
+    body = case.body if case.path == "/v1/embeddings" and isinstance(case.body, dict) else {}
+    value = body.get("input")
+    return isinstance(value, list) and any(isinstance(item, (int, float, list)) for item in value)
+
+
 @schema.parametrize()
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 def test_gateway_follows_its_schema(case):
-    case.call_and_validate()
+    case.call_and_validate(excluded_checks=[positive_data_acceptance] if token_arrays(case) else None)

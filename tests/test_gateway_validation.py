@@ -13,7 +13,10 @@ from service.api.auth import require_api_key
 from service.settings import Settings
 from tests.gateway_fixtures import client
 
-LIMITS = {"max_batch_size": 4, "max_text_chars": 50, "max_body_bytes": 4096, "sagemaker_max_body_bytes": 8192}
+LIMITS = {
+    "max_batch_size": 4, "max_text_chars": 50, "max_body_bytes": 4096, "sagemaker_max_body_bytes": 8192,
+    "max_token_ids": 8,
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +48,11 @@ CASES = [
     ("/v1/embeddings", {"input": ["x" * 51]}, "input[0]", "at most 50 characters"),
     ("/v1/embeddings", {"input": ["a"] * 5}, "input", "at most 4 items"),
     ("/v1/embeddings", {"input": 5}, "input", "valid list"),
-    ("/v1/embeddings", {"input": [1, 2]}, "input", "token ids are not accepted"),  # OpenAI's ids, not our vocabulary
-    ("/v1/embeddings", {"input": [[15339, 1917]]}, "input", "check_embedding_ctx_length=False"),
+    ("/v1/embeddings", {"input": [[15339, 100256]]}, "input[0]", "100256 is not defined"),  # cl100k_base's gap
+    ("/v1/embeddings", {"input": ["ok", [15339, 10**6]]}, "input[1]", "not in cl100k_base"),
+    ("/v1/embeddings", {"input": [[15339, "a"]]}, "input[0]", "integers only"),
+    ("/v1/embeddings", {"input": [[15339] * 5, [1917] * 4]}, "input", "9 token ids in one request, the limit is 8"),
+    ("/v1/embeddings", {"input": [[]]}, "input[0]", "at least 1 character"),
     ("/v1/embeddings", {"input": ["ok", 2]}, "input[1]", "valid string"),
     ("/v1/embeddings", {"input": [None]}, "input[0]", "valid string"),
     ("/v1/embeddings", {"input": "a", "encoding_format": "hex"}, "encoding_format", "'float' or 'base64'"),
@@ -54,6 +60,37 @@ CASES = [
     ("/embed", {"texts": ["a"], "normalize": "maybe"}, "normalize", "valid boolean"),
     ("/embed", {"texts": ["a"], "normalise": True}, "normalise", "not permitted"),
     ("/embed", [], "body", "valid dictionary"),
+    ("/embed", {"inputs": ["a"] * 5}, "inputs", "at most 4 items"),  # TEI's request
+    ("/embed", {"inputs": "a", "texts": ["a"]}, "texts", "exactly one of `texts` and `inputs`"),
+    ("/embed", {"inputs": "a", "truncation_direction": "Up"}, "truncation_direction", "'right', 'left'"),
+    ("/embed", {"inputs": "a", "prompt_name": "query"}, "prompt_name", "None"),
+    ("/", {"inputs": {"source_sentence": "a"}}, "inputs.sentences", "required"),
+    (
+        "/",
+        {"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": {"truncate": 1}},
+        "parameters.truncate",
+        "valid boolean",
+    ),
+    ("/", {"inputs": 5}, "inputs", "valid list"),
+    (
+        "/rerank",
+        {"query": "a", "texts": ["b"], "max_tokens_per_doc": 100},
+        "max_tokens_per_doc",
+        "greater than or equal",
+    ),
+    ("/v1/rerank", {"query": "a"}, "texts", "exactly one of `texts` and `documents`"),
+    ("/v2/rerank", {"query": "a", "documents": [{"title": "b"}]}, "documents[0]", "valid string"),
+    (
+        "/v2/embed",
+        {"texts": ["a"], "embedding_types": ["float", "int8"]},
+        "embedding_types[1]",
+        "int8 embeddings are not",
+    ),
+    ("/v2/embed", {"texts": ["a"], "truncate": "MIDDLE"}, "truncate", "'NONE', 'START' or 'END'"),
+    ("/v2/embed", {"texts": ["a"], "images": ["x"]}, "images", "not permitted"),
+    ("/decode", {"ids": [[1], [30522]]}, "ids[1][0]", "less than or equal to 30521"),
+    ("/decode", {"ids": []}, "ids", "at least 1"),
+    ("/decode", {"ids": [1, True]}, "ids[0][1]", "JSON integer"),
     ("/similarity", {"pairs": []}, "pairs", "at least 1"),
     ("/similarity", {"pairs": [["a"]]}, "pairs[0][1]", "required"),
     ("/similarity", {"pairs": [["a", "b", "c"]]}, "pairs[0]", "at most 2"),
@@ -75,8 +112,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("route", "body", "field", "words"), CASES)
-def test_invalid_bodies_are_422_naming_the_field(http, route, body, field, words):
-    error = error_of(http.post(route, json=body), 422)
+def test_invalid_bodies_are_refused_naming_the_field(http, route, body, field, words):
+    error = error_of(http.post(route, json=body), 400 if route.startswith("/v1/") else 422)  # OpenAI's 400
     assert error["type"] == "validation_error"
     assert error["field"] == field
     assert words in error["message"]
@@ -91,8 +128,9 @@ def test_invalid_bodies_are_422_naming_the_field(http, route, body, field, words
         ("/invocations", b'{"instances": [{"in0": [1e999]}]}'),
     ],
 )
-def test_non_finite_numbers_are_422(http, route, raw):
-    error_of(http.post(route, content=raw, headers={"content-type": "application/json"}), 422)
+def test_non_finite_numbers_are_refused(http, route, raw):
+    status = 400 if route.startswith("/v1/") else 422  # OpenAI's 400 for an invalid request
+    error_of(http.post(route, content=raw, headers={"content-type": "application/json"}), status)
 
 
 @pytest.mark.parametrize("route", ["/v1/embeddings", "/embed", "/similarity", "/invocations"])

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
 from service import __version__
-from service.api import collections, drift, embeddings, errors, health, rerank, sagemaker, similarity, tokenize
+from service.api import collections, drift, embeddings, errors, health, rerank, sagemaker, similarity, tei, tokenize
 from service.api.auth import read_guard
 from service.api.deps import LabelObserver, ScoreObserver
 from service.api.limits import BodyLimitMiddleware
@@ -34,7 +34,7 @@ from service.tracing import Tracing, TracingMiddleware, from_environment
 
 log = logging.getLogger(__name__)
 
-ROUTERS: list[ModuleType] = [embeddings, similarity, rerank, tokenize, health, sagemaker, collections, drift]
+ROUTERS: list[ModuleType] = [embeddings, similarity, rerank, tokenize, tei, health, sagemaker, collections, drift]
 
 
 def _router(module: ModuleType, settings: Settings, encoder: Encoder) -> APIRouter:
@@ -65,7 +65,11 @@ def create_app(
     owns_encoder = encoder is None
     encoder = encoder or load_encoder(settings)
     metrics = Metrics()
-    body_limits = {"/invocations": settings.sagemaker_max_body_bytes}  # SageMaker's own 6 MiB
+
+    def body_limit(path: str) -> int:
+        """SageMaker's own 6 MiB on /invocations (and the runtime API's /endpoints/{name}/invocations)."""
+        sagemaker_path = path == "/invocations" or (path.startswith("/endpoints/") and path.endswith("/invocations"))
+        return settings.sagemaker_max_body_bytes if sagemaker_path else settings.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,7 +112,7 @@ def create_app(
     app.state.classification_observers = []
     errors.install(app)
     app.add_middleware(RouteFamilyMiddleware)  # the drift monitor's embedding windows are per route family
-    app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limits.get(path, settings.max_body_bytes))
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     app.add_middleware(OpenAIErrorMiddleware)  # outside every error source: /v1/* errors get OpenAI's fields
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # it counts the 413s too
     app.add_middleware(TracingMiddleware, tracing=tracing)  # outermost: the request span holds everything

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from service.api.errors import ApiError, responses
+from service.api.openai_compat import check_model
 from service.api.render import json_response
 from service.encoders.base import Encoder
 from service.errors import ServiceError
@@ -139,5 +140,11 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     async def list_models() -> Response:
         """The one model served, OpenAI's list shape plus its dimensions, backend and validation metrics."""
         return json_response({"object": "list", "data": [info]})
+
+    @router.get("/v1/models/{model_id:path}", response_model=ModelInfo, responses=responses(404))
+    async def retrieve_model(model_id: str) -> Response:
+        """OpenAI's models.retrieve: the served model under its name or one of O2V_MODEL_ALIASES, else 404."""
+        check_model(model_id, encoder.name, settings.model_aliases)
+        return json_response({**info, "id": model_id})
 
     return router

@@ -6,7 +6,8 @@ an instance with only in0 or only in1 gets `{"embeddings":[...]}` from that enco
 unless Accept asks for JSON Lines. `infer_max_seqlens=N[,M]` in the Content-Type truncates in0 (and in1).
 A request holds at most O2V_MAX_INVOCATION_INSTANCES instances (which bounds the answer: 1000 384-d embeddings are
 about 5 MB of JSON) and O2V_MAX_INVOCATION_TOKENS token ids, counted on the parsed JSON before any validation or
-encoding: 6 MiB of tiny instances once took 38 s and 2.7 GB to answer.
+encoding: 6 MiB of tiny instances once took 38 s and 2.7 GB to answer. POST /endpoints/{name}/invocations, the
+runtime API's path, is the same route.
 """
 
 import json
@@ -24,6 +25,8 @@ from service.encoders.base import MAX_SEQ_LEN, Channel, Encoder
 from service.encoders.embedder import Embedder
 from service.settings import Settings
 
+ENDPOINT_INVOCATIONS = "/endpoints/{name}/invocations"
+"""InvokeEndpoint's path on the SageMaker runtime API, where boto3 sends it."""
 JSON_LINES = ("application/jsonlines", "application/jsonl", "application/x-jsonlines")
 CHANNELS: tuple[Channel, Channel] = ("in0", "in1")
 
@@ -194,8 +197,17 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         responses=responses(*BODY_ERRORS, 502, 503),
         openapi_extra=openapi_body,
     )
+    @router.post(
+        ENDPOINT_INVOCATIONS,
+        response_model=InvocationsResponse,
+        responses=responses(*BODY_ERRORS, 502, 503),
+        openapi_extra=openapi_body,
+        include_in_schema=False,
+    )
     async def invocations(request: Request, embedder: EmbedderDep) -> Response:
-        """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs."""
+        """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs. Also served at
+        the SageMaker runtime's own path, so boto3's `sagemaker-runtime` client with `endpoint_url` works as is
+        (any endpoint name; its CustomAttributes header is read by no one, as before)."""
         media, seqlens = _content_type(request.headers.get("content-type", "application/json"))
         limit0, limit1 = _seqlens(seqlens)
         payload = _instances(await request.body(), media, max_instances)

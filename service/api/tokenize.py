@@ -1,5 +1,6 @@
-"""POST /tokenize: the model's tokens of each text (TEI's shape) and their count, so callers can budget texts
-against the max_seq_len the model reads (longer texts are cut: see /embed's `truncate`)."""
+"""POST /tokenize: the model's tokens of each text, in TEI's request and answer shapes (a list of token lists), so
+callers can budget texts against the max_seq_len the model reads (GET /info: `max_input_length`; longer texts are
+cut: see /embed's `truncate`). POST /decode, TEI's inverse, is in tei.py."""
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -21,18 +22,6 @@ class TokenInfo(BaseModel):
     special: bool
 
 
-class Tokenized(BaseModel):
-    count: int = Field(description="tokens of the text, specials included when asked for")
-    truncated: bool = Field(description="the text has more tokens than the model reads (max_seq_len)")
-    tokens: list[TokenInfo]
-
-
-class TokenizeResponse(BaseModel):
-    model: str
-    max_seq_len: int
-    results: list[Tokenized]
-
-
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["tokenize"])
 
@@ -40,21 +29,15 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         model_config = ConfigDict(extra="forbid")
         inputs: limits.text_or_texts(settings)
         add_special_tokens: StrictBool = Field(
-            False, description="add [CLS]/[SEP]; the model reads texts without them, so the default is false"
+            False,
+            description="add [CLS]/[SEP]; the model reads texts without them, so the default is false (TEI's: true)",
         )
+        prompt_name: None = Field(None, description="TEI's; this model has no prompts, so only null is accepted")
 
-    @router.post("/tokenize", response_model=TokenizeResponse, responses=responses(*BODY_ERRORS))
+    @router.post("/tokenize", response_model=list[list[TokenInfo]], responses=responses(*BODY_ERRORS))
     async def tokenize(body: TokenizeRequest, embedder: EmbedderDep) -> Response:
-        """Each input's tokens, uncut, with their character spans."""
-        limit = embedder.max_seq_len
-        results = [
-            {
-                "count": len(tokens),
-                "truncated": sum(not t.special for t in tokens) > limit,
-                "tokens": [vars(t) for t in tokens],
-            }
-            for tokens in await embedder.tokens(body.inputs, body.add_special_tokens)
-        ]
-        return json_response({"model": embedder.name, "max_seq_len": limit, "results": results})
+        """Each input's tokens, uncut, with their character spans (TEI's answer)."""
+        tokens = await embedder.tokens(body.inputs, body.add_special_tokens)
+        return json_response([[vars(t) for t in row] for row in tokens])
 
     return router

@@ -36,8 +36,12 @@ from service.drift.status import PENDING, StatusTracker
 SAMPLE_FILE = "embedding_sample.npy"  # int8 rows of unit vectors × 127
 SAMPLE_META = "embedding_sample.json"  # the encoder.onnx it came from: a sample of another encoder is not used
 ENCODER_FILE = "encoder.onnx"
-FAMILIES = {"/v1/embeddings": "embeddings", "/embed": "embeddings", "/similarity": "similarity", "/rerank": "rerank"}
-PREFIX_FAMILIES = {"/collections/": "collections", "/invocations": "sagemaker"}
+FAMILIES = {
+    **dict.fromkeys(["/v1/embeddings", "/embed", "/", "/v2/embed"], "embeddings"),  # "/": TEI's root route
+    "/similarity": "similarity",
+    **dict.fromkeys(["/rerank", "/v1/rerank", "/v2/rerank"], "rerank"),
+}
+PREFIX_FAMILIES = {"/collections/": "collections", "/invocations": "sagemaker", "/endpoints/": "sagemaker"}
 SIMILARITY_FAMILY = "similarity"  # the family every /similarity stream's requests embed in
 INGEST = "ingest"  # item upserts: the operator's corpus, written in bulk, not traffic the model answers
 SEED = 20261130

@@ -162,21 +162,25 @@ class Embedder:
             self.observe("score", len(rows0), time.perf_counter() - started)
         return scores
 
-    async def rerank(self, query: str, texts: Sequence[str], raw: bool = False) -> tuple[np.ndarray, Scorer]:
+    async def rerank(
+        self, query: str, texts: Sequence[str], raw: bool = False, direction: Direction = "right"
+    ) -> tuple[np.ndarray, Scorer, Encoded]:
         """Relevance of each text to `query`: Object2Vec's score of (query → in0, text → in1), as /similarity's
         `score`, where the model has a scorer; else the cosine of their encoder-0 embeddings. `raw`: a softmax
         model's probability p of the last class becomes its log-odds log(p / (1 - p)), the two-class logit TEI
-        calls raw; a regression value and a cosine are raw already."""
-        rows = await self.tokenize([query, *texts])
+        calls raw; a regression value and a cosine are raw already. Also answers the token counts of
+        [query, *texts] (cut to max_seq_len from `direction`), so callers can see which were cut."""
+        encoded = await self.tokenize_counted([query, *texts], direction)
+        rows = encoded.rows
         if not self.has_scorer:
             vectors = await self.embed_ids(rows)
-            return pair_cosines(vectors[1:], vectors[:1]), "cosine"
+            return pair_cosines(vectors[1:], vectors[:1]), "cosine", encoded
         scores = await self.score_ids([rows[0]] * len(texts), rows[1:])
         last = scores[:, -1].astype(np.float64)
         if raw and scores.shape[1] > 1:
             p = np.clip(last, 1e-7, 1 - 1e-7)
             last = np.log(p / (1 - p))
-        return last, "object2vec"
+        return last, "object2vec", encoded
 
     async def check(self, timeout_s: float = CHECK_TIMEOUT_S) -> None:
         """Raise EncoderError unless one token goes through the encoder within timeout_s (a probe must not hang
