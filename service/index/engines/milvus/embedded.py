@@ -9,6 +9,7 @@ address, as the fault tests do. Not for production: a cluster is deployed as Mil
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 START_S = 180.0
+ETCD_CONFIG = "ETCD_CONFIG_PATH"
+"""Milvus' variable for `etcd.config.path`, the embedded etcd's own configuration."""
 
 
 def missing_reason() -> str | None:
@@ -51,6 +54,13 @@ class Server:
         keys = [key for key in self.server.config.configurable_items if key.endswith("_port")]
         self.server.config.configs.update({key: free_port() for key in keys})
         self.server.webservice_port = free_port()  # health and metrics
+        self.etcd = base / "embed-etcd.yaml"  # its embedded etcd listens on 2379 and 2380 unless configured
+        client, peer = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
+        base.mkdir(parents=True, exist_ok=True)
+        self.etcd.write_text(
+            f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n"
+        )
         self.port = int(self.server.config.configs["proxy_port"])
 
     @property
@@ -65,7 +75,15 @@ class Server:
     def start(self, timeout: float = START_S) -> None:
         """Start and wait for its health check; a server that exits or does not answer in time is an error
         quoting its log."""
-        self.server.start()
+        saved = os.environ.get(ETCD_CONFIG)
+        os.environ[ETCD_CONFIG] = str(self.etcd)  # the package hands the server a copy of this environment
+        try:
+            self.server.start()
+        finally:
+            if saved is None:
+                os.environ.pop(ETCD_CONFIG)
+            else:
+                os.environ[ETCD_CONFIG] = saved
         health = f"http://127.0.0.1:{self.server.webservice_port}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:

@@ -96,6 +96,9 @@ array_contains_all evaluated row by row (a Lite collection of an older version).
 MAX_BATCH_BYTES = 16 * 2**20
 """Rows per upsert call are cut to stay well under Milvus' 64 MiB gRPC message."""
 READ_BATCH = 4_096
+LOAD_S = 60.0
+"""Limit of loading a collection (once per collection and process): a server takes seconds even for an empty one
+(2.5-4 s on the embedded 2.3 server), longer than a call's limit may be."""
 COLLECTION_NOT_FOUND = 100
 INVALID_PARAMETER = 1100
 INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT", "hnsw_sq8": "HNSW_SQ", "ivf_pq": "IVF_PQ"}
@@ -311,7 +314,7 @@ class MilvusCollections(CollectionRegistry):
         """Load a collection once per process: Milvus Lite forgets what was loaded when its process ends (a
         cluster keeps it), and searches and queries need it loaded. Loading a loaded collection changes nothing."""
         if collection not in self._loaded:
-            self.client.load_collection(collection, timeout=self.timeout)
+            self.client.load_collection(collection, timeout=max(self.timeout, LOAD_S))
             self._loaded.add(collection)
         return collection
 
@@ -340,7 +343,7 @@ class MilvusCollections(CollectionRegistry):
                 version = ".".join(map(str, self.version))
                 raise InvalidRequest(f"this Milvus server ({version}) cannot build a {index} index", "index") from exc
             raise
-        self.client.load_collection(collection, timeout=self.timeout)
+        self.client.load_collection(collection, timeout=max(self.timeout, LOAD_S))
         self._loaded.add(collection)
 
     def form(self, collection: str) -> str:
