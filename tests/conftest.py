@@ -3,18 +3,44 @@ tree in place of ../shared/data."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.index_fixtures import STORES, close_opened
+from tests.milvus_server import REQUIRED_ENV, URI_ENV, Server, missing_reason
 from tests.public_data_fixtures import write_public_data
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The behavioural suite runs on the Milvus server once per test, not once per parametrisation: of a test's
+    "milvus-server" cases only the first is kept (index kinds, request bodies and such run on the embedded engine
+    and Milvus Lite; tests/test_milvus_server.py covers every index kind on the server). Each server case costs
+    seconds (a database, a catalog and an items collection made and loaded)."""
+    seen: set[tuple[str, str]] = set()
+    keep, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("store") == "milvus-server":
+            key = (item.path.name, item.originalname)  # type: ignore[attr-defined]
+            if key in seen:
+                dropped.append(item)
+                continue
+            seen.add(key)
+        keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each engine in turn: "faiss" (SQLite + FAISS) and "milvus" (Milvus Lite); Milvus registries close after."""
+    """Each engine in turn: "faiss" (SQLite + FAISS), "milvus" (Milvus Lite) and "milvus-server" (the test run's
+    Milvus server, started at its first test); Milvus registries close after, the test's databases are dropped."""
+    if request.param == "milvus-server":
+        request.getfixturevalue("milvus_server")
     yield request.param
     close_opened()
 
@@ -30,3 +56,23 @@ def public_data(public_data_tree: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     """O2V_SHARED_DATA pointing at the stand-in datasets, so service.datasets reads them and never ../shared."""
     monkeypatch.setenv("O2V_SHARED_DATA", str(public_data_tree))
     return public_data_tree
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One embedded Milvus server for the whole run (about 10-20 s to start), stopped at its end. Skipped, saying
+    why, where the `milvus` package is absent, unless O2V_TEST_MILVUS_SERVER=required (CI); a server that is
+    installed and does not start fails every test that needs it."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get(REQUIRED_ENV) == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = Server(tmp_path_factory.mktemp("milvus-server"))
+    server.start()
+    os.environ[URI_ENV] = server.uri
+    try:
+        yield server
+    finally:
+        os.environ.pop(URI_ENV, None)
+        server.stop()

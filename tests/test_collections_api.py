@@ -1,5 +1,5 @@
 """The collection routes through the real app, the bundled ONNX model and real collections on disk, with each engine
-(`O2V_VECTOR_STORE=faiss`, and `milvus` on a Milvus Lite file in the data directory)."""
+(`O2V_VECTOR_STORE=faiss`, and `milvus` on a Milvus Lite file in the data directory or on the test run's server)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
+from tests.index_fixtures import use_store
 
 API_KEY = "collections-test-key-4e1b"
 KEY = {"Authorization": f"Bearer {API_KEY}"}
@@ -39,7 +40,7 @@ def reviews_app(data_dir: Path) -> Iterator[TestClient]:
 
 @pytest.fixture
 def client(tmp_path, store, monkeypatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     with reviews_app(tmp_path) as client:
         yield client
 
@@ -176,13 +177,13 @@ def test_search_and_classify_scores_reach_the_drift_streams(client) -> None:
 
 
 def test_drop_and_restart(tmp_path, store, monkeypatch) -> None:
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     with reviews_app(tmp_path) as client:
         client.put("/collections/gone", headers=KEY)
         assert client.delete("/collections/gone", headers=KEY).status_code == 204
         assert client.get("/collections/gone").status_code == 404
         assert client.delete("/collections/gone", headers=KEY).status_code == 404
-    assert store == "milvus" or (tmp_path / "reviews" / "index.npz").exists(), "shutdown snapshots the index"
+    assert store != "faiss" or (tmp_path / "reviews" / "index.npz").exists(), "shutdown snapshots the index"
     with TestClient(create_app(settings(tmp_path))) as again:
         assert again.get("/collections/reviews").json()["count"] == 4
         assert again.post("/collections/reviews/search", json={"query": REVIEWS[0][1]}).json()["hits"][0]["id"] == "r1"

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from tests.index_fixtures import use_store
 from tests.test_collections_api import KEY, reviews_app
 
 WAITING = [("PUT", "/collections/fresh"), ("DELETE", "/collections/old")]
@@ -21,7 +22,7 @@ ANSWERS = {"PUT": 201, "DELETE": 204, "GET": 200}
 
 
 def test_health_answers_while_collection_calls_wait_on_the_engine(tmp_path, store, monkeypatch) -> None:
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     with reviews_app(tmp_path) as client:
         assert client.put("/collections/old", headers=KEY).status_code == 201
         answers: dict[tuple[str, str], Any] = {}

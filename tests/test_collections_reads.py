@@ -16,6 +16,7 @@ from service.index.fingerprint import model_fingerprint
 from service.model.model_dir import ModelDir
 from service.settings import DEFAULT_MODEL_DIR, Settings
 from tests.gateway_fixtures import onnx_encoder
+from tests.index_fixtures import use_store
 from tests.test_collections_api import API_KEY, KEY, REVIEWS, error_field
 
 SERVED = model_fingerprint(onnx_encoder())
@@ -24,7 +25,7 @@ OTHER = "another-model@0123456789abcdef"
 
 @pytest.fixture
 def client(tmp_path, store, monkeypatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     limits = {"max_get_ids": 3, "max_scroll_limit": 2, "max_search_batch": 2, "max_top_k": 20}
     with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY, **limits))) as client:
         assert client.put("/collections/reviews", headers=KEY).status_code == 201

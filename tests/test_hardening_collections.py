@@ -31,7 +31,7 @@ from service.index.engines.faiss.store import Item
 from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.errors import InvalidRequest
 from service.settings import Settings
-from tests.index_fixtures import DIM, SMALL, items, registry, unit_vectors
+from tests.index_fixtures import DIM, SMALL, items, registry, unit_vectors, use_store
 from tests.test_collections_api import API_KEY, KEY, REVIEWS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def reviews(data_dir: Path, **overrides: Any) -> Iterator[TestClient]:
 @pytest.fixture
 def client(tmp_path, store, monkeypatch) -> Iterator[TestClient]:
     """On each engine."""
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     with reviews(tmp_path, metadata_max_bytes=1024) as client:
         yield client
 
@@ -117,11 +117,12 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 from service.api.app import create_app
+from tests.index_fixtures import registry, store_settings
 from tests.test_hardening_collections import KEY, app_settings
 
 data, store = Path(sys.argv[1]), sys.argv[2]
 vectors = np.random.default_rng(0).standard_normal((50, 16)).tolist()
-with TestClient(create_app(app_settings(data, vector_store=store))) as client:
+with TestClient(create_app(app_settings(data, **store_settings(store, data)))) as client:
     client.put("/collections/ok", headers=KEY)
     client.put("/collections/c", json={"index": "hnsw"}, headers=KEY)
     for name in ("ok", "c"):
@@ -136,12 +137,11 @@ if store == "faiss":
     db.close()
     (data / "c" / "index.npz").unlink()  # the next open rebuilds the graph with m=1
 else:
-    from service.index.engines.milvus.engine import MilvusCollections
-    catalog = MilvusCollections(str(data / "milvus.db"))
+    catalog = registry(data, store=store)
     catalog._write_row("c", old, 16)
     catalog.close()
 out = {}
-with TestClient(create_app(app_settings(data, vector_store=store))) as client:
+with TestClient(create_app(app_settings(data, **store_settings(store, data)))) as client:
     answer = client.get("/collections/c")
     out["info"] = [answer.status_code, answer.json()["error"]]
     out["list"] = [c["name"] for c in client.get("/collections").json()["collections"]]
@@ -172,7 +172,7 @@ def test_a_collection_stored_with_unusable_settings_is_refused_not_crashed(tmp_p
 
 
 def test_cluster_work_past_the_limit_is_422_naming_k(tmp_path, store, monkeypatch) -> None:
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     with reviews(tmp_path, max_cluster_work=2 * 4 * 5 - 1) as client:
         response = client.post("/collections/reviews/cluster", json={"k": 2})
         assert refused(response, "k") and "O2V_MAX_CLUSTER_WORK" in response.json()["error"]["message"]
@@ -503,8 +503,8 @@ def test_out_of_file_descriptors_is_503_and_the_lru_keeps_within_them(tmp_path) 
 
 
 def test_drop_and_recreate_race_with_writes_and_listing(tmp_path, store, monkeypatch) -> None:
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
-    rounds = 12 if store == "milvus" else 40
+    use_store(monkeypatch, store, tmp_path)
+    rounds = 40 if store == "faiss" else 12
     seen: dict[str, Counter] = {"put": Counter(), "drop": Counter(), "upsert": Counter(), "list": Counter()}
     done = threading.Event()
     with reviews(tmp_path, index_snapshot_every=1) as client:

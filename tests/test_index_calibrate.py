@@ -16,7 +16,7 @@ from service.index.calibrate import Votes, calibrate, fit, measure
 from service.index.classify import classify
 from service.index.metadata import canonical
 from service.settings import Settings
-from tests.index_fixtures import registry, unit_vectors
+from tests.index_fixtures import registry, unit_vectors, use_store
 from tests.test_collections_api import API_KEY, KEY, REVIEWS
 
 
@@ -61,7 +61,7 @@ def test_per_label_thresholds_separate_what_one_threshold_cannot() -> None:
 
 
 def test_put_stores_a_min_score_that_classify_uses(tmp_path, store, monkeypatch) -> None:
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY))) as client:
         assert client.put("/collections/r", json={"min_score": 0.99}, headers=KEY).json()["min_score"] == 0.99
         items = [{"id": i, "text": t, "metadata": m} for i, t, m in REVIEWS]

@@ -23,7 +23,7 @@ from service.index.base import Item
 from service.index.fingerprint import model_fingerprint
 from service.settings import Settings
 from tests.gateway_fixtures import onnx_encoder
-from tests.index_fixtures import OPENED, SMALL, registry
+from tests.index_fixtures import OPENED, SMALL, registry, store_env, use_store
 from tests.test_collections_api import API_KEY, KEY
 
 ENCODER = onnx_encoder()
@@ -115,7 +115,7 @@ def test_a_kill_before_the_switch_leaves_the_old_collection(tmp_path, store) -> 
     reg, old = old_collection(tmp_path, 3000, store=store)
     shut(reg)
     command = [sys.executable, "-m", "service.cli", "index", "reembed", "c", "--batch-size", "64"]
-    env = {**os.environ, "O2V_DATA_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", "O2V_VECTOR_STORE": store}
+    env = {**os.environ, "O2V_DATA_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", **store_env(store, tmp_path)}
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         progress = []
@@ -138,7 +138,7 @@ def test_a_kill_before_the_switch_leaves_the_old_collection(tmp_path, store) -> 
 def test_the_route_runs_it_as_a_job_with_progress(tmp_path, monkeypatch, store) -> None:
     reg, _ = old_collection(tmp_path, 200, store=store)
     shut(reg)
-    monkeypatch.setenv("O2V_VECTOR_STORE", store)
+    use_store(monkeypatch, store, tmp_path)
     with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY), ENCODER)) as client:
         key = KEY
         refused = client.post("/collections/c/search", json={"query": "cats"})

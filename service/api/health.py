@@ -1,4 +1,5 @@
-"""Operations routes: GET /healthz (alive), /readyz (model loaded, backend answering), /metrics, /v1/models."""
+"""Operations routes: GET /healthz (alive), /readyz (model loaded, backend and vector store answering), /metrics,
+/v1/models."""
 
 import asyncio
 import contextlib
@@ -125,10 +126,18 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     check = ReadinessCheck(encoder, settings.readyz_timeout_s)
 
     @router.get("/readyz", response_model=Health, responses=responses(503))
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         """Readiness: one token goes through the encoder (for SageMaker: a real call to the endpoint), answered
-        within O2V_READYZ_TIMEOUT_S even when the encoder queue is full."""
+        within O2V_READYZ_TIMEOUT_S even when the encoder queue is full; a remote vector store answers too."""
         await check()
+        collections = getattr(request.app.state, "collections", None)
+        if collections is not None:  # a remote vector store (Milvus) down is a gateway that cannot serve
+            try:
+                await asyncio.wait_for(asyncio.to_thread(collections.check), settings.readyz_timeout_s)
+            except TimeoutError:
+                raise ApiError(503, "not ready: the vector store did not answer in time") from None
+            except ServiceError as exc:
+                raise ApiError(503, f"not ready: {exc.message}") from exc
         return json_response({"status": "ready", "model": encoder.name, "backend": encoder.backend})
 
     @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

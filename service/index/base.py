@@ -179,6 +179,10 @@ class CollectionRegistry(ABC):
     def close(self) -> None:
         """Release files and connections."""
 
+    def check(self) -> None:
+        """For /readyz: StoreUnavailable when the store does not answer (a remote one); local files always do."""
+        return None
+
 
 def merged(attributes: Mapping[str, Any] | None, values: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes with `values` set over them; a None value removes its key."""

@@ -18,7 +18,11 @@ keeps no state of its own and any number of replicas can serve one Milvus. In Mi
   efConstruction; ef = max(ef_search, top_k) per search, OVERFETCH × top_k when filtered), ivf is IVF_FLAT (nlist;
   nprobe per search), hnsw_sq8 is HNSW_SQ with SQ8 codes and ivf_pq is IVF_PQ (8-bit parts; a Milvus server only,
   Lite has none); Milvus answers both from their codes (rerank is FAISS's alone).
-  Consistency level Strong: a write acknowledged by any replica is seen by the next search on every replica.
+  Consistency is chosen per operation (`level`): reads of a collection this process wrote are Session
+  (they wait for this process' last write, read-your-writes), other reads Bounded (they see every write older
+  than the server's `common.gracefulTime`, 5 s by default, and in practice whatever the server consumed, a time
+  tick or so after the write); only listing the collections, a catalog miss, backups and re-embedding read Strong.
+  Servers before 2.4 have no INVERTED index on arrays: there `array_contains_all` is evaluated without one.
 
 No caller's text ever enters a Milvus expression: expressions.py builds them from hex digits and integers only.
 lite.py starts and stops the in-process server of a local `.db` file; reembed.py re-embeds a collection.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -72,7 +77,9 @@ log = logging.getLogger(__name__)
 
 CATALOG = "o2v_collections"
 ITEMS_PREFIX = "o2v_items_"
-STRONG = "Strong"
+STRONG, SESSION, BOUNDED = "Strong", "Session", "Bounded"
+INVERTED_ARRAYS = (2, 4)
+"""The first Milvus server version with an INVERTED index on ARRAY fields (2.3 refuses to index an array)."""
 MAX_TOP_K = 16_384
 """Milvus' limit on topk (and on offset + limit of a query)."""
 MAX_TEXT_BYTES = 65_535
@@ -89,12 +96,16 @@ array_contains_all evaluated row by row (a Lite collection of an older version).
 MAX_BATCH_BYTES = 16 * 2**20
 """Rows per upsert call are cut to stay well under Milvus' 64 MiB gRPC message."""
 READ_BATCH = 4_096
+LOAD_S = 60.0
+"""Limit of loading a collection (once per collection and process): a server takes seconds even for an empty one
+(2.5-4 s on the embedded 2.3 server), longer than a call's limit may be."""
 COLLECTION_NOT_FOUND = 100
+INVALID_PARAMETER = 1100
 INDEXES = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT", "hnsw_sq8": "HNSW_SQ", "ivf_pq": "IVF_PQ"}
 NOT_ON_LITE = ("ivf_pq",)
 OVERFETCH = 20
 """Unfiltered neighbours looked at before a filter goes to Milvus: enough for a filter matching 1 item in 10."""
-EXTRAS = ("model", "attributes", "items")
+EXTRAS = ("model", "attributes", "items", "reembedding")
 """Keys of a catalog row's config JSON that are not index settings."""
 
 
@@ -107,6 +118,12 @@ def _pymilvus() -> Any:
             "server, 'object2vec-service[milvus-lite]' for a local .db file"
         ) from exc
     return pymilvus
+
+
+def server_version(text: str) -> tuple[int, ...]:
+    """(2, 3, 5) of "v2.3.5-lite"; () when unreadable (then every feature is assumed)."""
+    found = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    return tuple(int(g) for g in found.groups() if g is not None) if found else ()
 
 
 def items_collection(name: str) -> str:
@@ -214,6 +231,8 @@ class MilvusCollections(CollectionRegistry):
         """Per collection: writes in this process hold it shared, a re-embedding's switch and a backup exclusive."""
         self._moved: dict[str, tuple[str, int]] = {}
         """Collections re-embedded through this process: name → (items collection, dim), for handles made before."""
+        self._written: dict[str, str] = {}
+        """Milvus collections this process wrote to → the consistency of their reads (see `level`)."""
         if self.lite:
             lite.prepare(uri)
         self.pymilvus = _pymilvus()
@@ -222,7 +241,10 @@ class MilvusCollections(CollectionRegistry):
         if self.lite:
             lite.opened(uri)
         with self.errors():
+            self.version = () if self.lite else server_version(self.client.get_server_version(timeout=timeout))
             self._ensure_catalog()
+        self.inverted_arrays = not self.lite and not (self.version and self.version < INVERTED_ARRAYS)
+        """Whether `tags` gets an INVERTED index (a server of 2.4 or later)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusCollections:
@@ -236,14 +258,43 @@ class MilvusCollections(CollectionRegistry):
         """Milvus' failures as the collection errors the API answers: a missing collection is NotFound (dropped
         meanwhile, perhaps through another replica), anything else StoreUnavailable (503, try again). With a
         collection's name, a drop in this process waits until the call is done."""
+        import grpc
+
         try:
             with self._dropping.shared() if name is not None else nullcontext():
                 yield
         except self.pymilvus.MilvusException as exc:
             if exc.code == COLLECTION_NOT_FOUND and name is not None:
-                raise NotFound.collection(name) from exc
+                self._not_found(name, exc)
             log.warning("Milvus call failed: %s", exc)
             raise StoreUnavailable(f"the vector store did not answer: {exc.message}") from exc
+        except grpc.RpcError as exc:  # pymilvus lets some through as they are (a deadline, a server gone)
+            log.warning("Milvus call failed: %s", exc)
+            raise StoreUnavailable(f"the vector store did not answer: {exc.code().name}") from exc
+
+    def _not_found(self, name: str, exc: Exception) -> None:
+        """An items collection gone under a call: NotFound when the collection was dropped; when its catalog row
+        is still there (Strong), another replica re-embedded it (it names a new items collection): try again."""
+        try:
+            row = self._row(name, STRONG)
+        except Exception:
+            row = None
+        if row is None:
+            raise NotFound.collection(name) from exc
+        self._forms.clear()
+        raise StoreUnavailable(f"collection {name!r} changed through another replica meanwhile; try again") from exc
+
+    def level(self, collection: str) -> str:
+        """The consistency of a read of `collection`: Session once this process wrote to it (the read waits for
+        this process' last acknowledged write to it, and no longer), else Bounded (no wait: every write older
+        than the server's gracefulTime, and in practice all it consumed so far)."""
+        return self._written.get(collection, BOUNDED)
+
+    def wrote(self, collection: str, delete: bool = False) -> None:
+        """After an acknowledged write. pymilvus keeps an upsert's timestamp per collection for Session reads, but
+        not a delete's (Milvus 2.3 answers a delete without one): after a delete this process reads the collection
+        Strong, until its next upsert."""
+        self._written[collection] = STRONG if delete else SESSION
 
     # -- the catalog
 
@@ -263,7 +314,7 @@ class MilvusCollections(CollectionRegistry):
         """Load a collection once per process: Milvus Lite forgets what was loaded when its process ends (a
         cluster keeps it), and searches and queries need it loaded. Loading a loaded collection changes nothing."""
         if collection not in self._loaded:
-            self.client.load_collection(collection, timeout=self.timeout)
+            self.client.load_collection(collection, timeout=max(self.timeout, LOAD_S))
             self._loaded.add(collection)
         return collection
 
@@ -279,13 +330,21 @@ class MilvusCollections(CollectionRegistry):
         for field in scalar:
             index_params.add_index(field, index_type="INVERTED")
         try:
-            self.client.create_collection(collection, schema=schema, consistency_level=STRONG, timeout=self.timeout)
-            self.client.create_index(collection, index_params, timeout=self.timeout, sync=False)
-            self.client.load_collection(collection, timeout=self.timeout)
-            self._loaded.add(collection)
+            self.client.create_collection(collection, schema=schema, consistency_level=BOUNDED, timeout=self.timeout)
         except self.pymilvus.MilvusException:
             if not self.client.has_collection(collection, timeout=self.timeout):
                 raise
+            return  # another replica made it
+        try:
+            self.client.create_index(collection, index_params, timeout=self.timeout, sync=False)
+        except self.pymilvus.MilvusException as exc:
+            self.client.drop_collection(collection, timeout=self.timeout)
+            if exc.code == INVALID_PARAMETER or "invalid index type" in exc.message:
+                version = ".".join(map(str, self.version))
+                raise InvalidRequest(f"this Milvus server ({version}) cannot build a {index} index", "index") from exc
+            raise
+        self.client.load_collection(collection, timeout=max(self.timeout, LOAD_S))
+        self._loaded.add(collection)
 
     def form(self, collection: str) -> str:
         """How filters run on an items collection (TEXT, INDEXED or SCAN). On a server, an INVERTED index on
@@ -297,7 +356,8 @@ class MilvusCollections(CollectionRegistry):
             elif self.lite:
                 self._forms[collection] = SCAN
             else:
-                if not self.client.list_indexes(collection, field_name="tags", timeout=self.timeout):
+                indexed = self.client.list_indexes(collection, field_name="tags", timeout=self.timeout)
+                if self.inverted_arrays and not indexed:
                     params = self.client.prepare_index_params()
                     params.add_index("tags", index_type="INVERTED")
                     self.client.create_index(collection, params, timeout=self.timeout, sync=False)
@@ -316,6 +376,7 @@ class MilvusCollections(CollectionRegistry):
     def _forget(self, collection: str) -> None:
         self._loaded.discard(collection)
         self._forms.pop(collection, None)
+        self._written.pop(collection, None)
 
     def _drop_items(self, name: str, keep: str | None = None) -> None:
         """Drop every items collection of `name` but `keep`: the default one, and any a re-embedding made
@@ -326,14 +387,29 @@ class MilvusCollections(CollectionRegistry):
                 self.client.drop_collection(found, timeout=self.timeout)
                 self._forget(found)
 
-    def query(self, collection: str, expr: str, fields: list[str], **kwargs: Any) -> list[dict[str, Any]]:
-        """A query at consistency Strong: it sees every write acknowledged before it, through any replica."""
+    def query(
+        self, collection: str, expr: str, fields: list[str], level: str | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """A query at `level`, by default the collection's (`level`)."""
+        level = level or self.level(collection)
         return self.client.query(
-            collection, filter=expr, output_fields=fields, consistency_level=STRONG, timeout=self.timeout, **kwargs
+            collection, filter=expr, output_fields=fields, consistency_level=level, timeout=self.timeout, **kwargs
         )
 
-    def _row(self, name: str) -> dict[str, Any] | None:
-        rows = self.query(CATALOG, name_filter(name), ["config", "dim"])
+    def barrier(self, collection: str, level: str | None = None) -> None:
+        """Before an iterator read: pymilvus sends an iterator's queries with no consistency of their own (and
+        Milvus 2.3 gives query_iterator no snapshot timestamp), so one plain query at `level` first waits until
+        the server has consumed what that level must see."""
+        if not self.lite:
+            self.query(collection, "", ["pk"], level, limit=1)
+
+    def _row(self, name: str, level: str | None = None) -> dict[str, Any] | None:
+        """The catalog row of `name`. A miss is read again Strong, so a collection just made through another
+        replica is found; a row found may be a moment old (a drop or re-embedding through another replica then
+        shows as the items collection gone, see `_not_found`)."""
+        rows = self.query(CATALOG, name_filter(name), ["config", "dim"], level)
+        if not rows and level != STRONG:
+            rows = self.query(CATALOG, name_filter(name), ["config", "dim"], STRONG)
         return rows[0] if rows else None
 
     def _write_row(self, name: str, config: dict[str, Any], dim: int, extras: dict[str, Any] | None = None) -> None:
@@ -341,6 +417,7 @@ class MilvusCollections(CollectionRegistry):
         of older versions still read."""
         row = {"name": name, "config": {**config, **(extras or {})}, "dim": dim, "vector": [1.0, 0.0]}
         self.client.upsert(CATALOG, [row], timeout=self.timeout)
+        self.wrote(CATALOG)
 
     def _handle(self, name: str, row: dict[str, Any]) -> MilvusCollection:
         stored = row["config"] if isinstance(row["config"], dict) else {}
@@ -378,7 +455,7 @@ class MilvusCollections(CollectionRegistry):
 
     def names(self) -> list[str]:
         with self.errors():
-            rows = self.query(CATALOG, "", ["name"], limit=MAX_TOP_K)
+            rows = self.query(CATALOG, "", ["name"], STRONG, limit=MAX_TOP_K)
         return sorted(r["name"] for r in rows)
 
     def drop(self, name: str) -> None:
@@ -387,8 +464,14 @@ class MilvusCollections(CollectionRegistry):
             if self._row(name) is None:
                 raise NotFound.collection(name)
             self.client.delete(CATALOG, filter=name_filter(name), timeout=self.timeout)
+            self.wrote(CATALOG, delete=True)
             self._drop_items(name)
             self._moved.pop(name, None)
+
+    def check(self) -> None:
+        """One cheap call (list the collections): StoreUnavailable when Milvus does not answer in time."""
+        with self.errors():
+            self.client.list_collections(timeout=self.timeout)
 
     def close(self) -> None:
         """Close the connection; the last user of a Milvus Lite file also stops its in-process server, which
@@ -487,7 +570,7 @@ class MilvusCollection(VectorCollection):
             schema.add_field("tags_text", types.VARCHAR, max_length=MAX_TAGS_TEXT)
         schema.add_field("seq", types.INT64)
         schema.add_field("vector", types.FLOAT_VECTOR, dim=dim)
-        scalar = () if o.lite else ("tags",)
+        scalar = ("tags",) if o.inverted_arrays else ()
         o._create(target or self.target, schema, INDEXES[self.config.kind], self._build_params(dim), scalar)
 
     def _build_params(self, dim: int) -> dict[str, Any]:
@@ -535,9 +618,11 @@ class MilvusCollection(VectorCollection):
                 size += row.pop("bytes")
                 if size >= MAX_BATCH_BYTES:
                     self.client.upsert(target, batch, timeout=self.timeout)
+                    self.owner.wrote(target)
                     batch, size = [], 0
             if batch:
                 self.client.upsert(target, batch, timeout=self.timeout)
+                self.owner.wrote(target)
         return len(checked)
 
     def _to_row(self, item: Item, field: str) -> dict[str, Any]:
@@ -567,6 +652,7 @@ class MilvusCollection(VectorCollection):
             if not self.owner.query(target, expr, ["pk"]):
                 return False
             self.client.delete(target, filter=expr, timeout=self.timeout)
+            self.owner.wrote(target, delete=True)
         return True
 
     # -- reads
@@ -594,6 +680,7 @@ class MilvusCollection(VectorCollection):
             if target is None:
                 return []
             terms += [self._filter(target, conditions)] if conditions else []
+            self.owner.barrier(target)
             rows = self.owner.query(
                 target, " and ".join(terms), self._fields(with_vectors), limit=limit, iterator="True"
             )
@@ -640,7 +727,7 @@ class MilvusCollection(VectorCollection):
             filter=self._filter(target, conditions),
             output_fields=["id", "text", "metadata"],
             search_params=self._search_params(k, bool(conditions)),
-            consistency_level=STRONG,
+            consistency_level=self.owner.level(target),
             timeout=self.timeout,
         )[0]
         return [
@@ -664,7 +751,8 @@ class MilvusCollection(VectorCollection):
         return reembed(self, embed, model, batch_size, progress, cancelled)
 
     def pages(self, target: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
-        """Every row of an items collection, READ_BATCH at a time (query_iterator)."""
+        """Every row of an items collection, READ_BATCH at a time (query_iterator), Strong."""
+        self.owner.barrier(target, STRONG)
         pages_of = self.client.query_iterator(
             target,
             batch_size=READ_BATCH,

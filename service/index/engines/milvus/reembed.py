@@ -8,12 +8,19 @@ across collections: a write through another replica in that last moment (a fract
 old items collection and be lost with it; run one re-embedding at a time, with other replicas' writes paused for
 a guarantee. A kill or a failure before the catalog write leaves the collection as it was (the half-made items
 collection is dropped then, or by the next re-embedding, create or drop of the name).
+
+One re-embedding of a collection at a time, across replicas: it takes a lease in the collection's catalog row
+(`reembedding`: a token and an expiry LEASE_S ahead, renewed as batches go), reads the row back after SETTLE_S
+(Milvus has no compare-and-set: of two replicas that wrote their lease within that time the later one wins and
+the other is refused), and gives it up with the switch or on failure. A replica that finds an unexpired lease is
+refused (Conflict, 409); a process killed mid-way holds the name for at most LEASE_S.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PASSES = 5
+LEASE = "reembedding"
+"""The catalog config key of a re-embedding's lease: {"by": token, "until": seconds since the epoch}."""
+LEASE_S = 30.0
+SETTLE_S = 0.5
 """Catch-up passes before the last one, which runs with this process' writes held."""
 FIELDS = ["pk", "id", "text", "metadata", "tags", "seq"]
 
@@ -54,10 +65,11 @@ def reembed(
         dim = int(np.asarray(embed(["dimension probe"])).shape[1])
         if dim != collection.dim and owner.query(source, f"array_contains(tags, {GIVEN})", ["count(*)"])[0]["count(*)"]:
             raise Conflict.caller_vectors_width(collection.dim, model, dim)
+        lease = Lease(collection)
         owner._drop_items(name, keep=source)  # left by a killed re-embedding
         target = f"{items_collection(name)}_r{time.time_ns()}"
         collection._create_items(dim, target)
-    copier = _Copier(collection, source, target, embed, batch_size, progress, cancelled)
+    copier = _Copier(collection, source, target, embed, batch_size, progress, cancelled, lease)
     try:
         with owner.errors(name):
             copier.text = owner.form(target) == TEXT
@@ -66,7 +78,8 @@ def reembed(
                     break
         with owner.writing(name, exclusive=True), owner.errors(name):
             copier.catch_up()
-            collection._rewrite(dim, model=model, items=target)
+            lease.renew()
+            collection._rewrite(dim, model=model, items=target, reembedding=None)
             owner._moved[name] = (target, dim)
             collection.target, collection.dim = target, dim
     except BaseException:
@@ -75,6 +88,7 @@ def reembed(
             owner._forget(target)
         except Exception:  # the next re-embedding, create or drop of the name removes it
             log.warning("could not drop %s after a failed re-embedding", target, exc_info=True)
+        lease.release()
         raise
     with owner._dropping.exclusive(), owner.errors():  # calls on the old items collection in this process end first
         owner.client.drop_collection(source, timeout=owner.timeout)
@@ -83,6 +97,42 @@ def reembed(
     if progress is not None:
         progress(count, count)
     return {"collection": name, "reembedded": count, "model": model, "seconds": time.perf_counter() - started}
+
+
+class Lease:
+    """This process' hold on re-embedding one collection, kept in its catalog row (see the module docstring)."""
+
+    def __init__(self, collection: MilvusCollection) -> None:
+        self.collection = collection
+        self.token = uuid.uuid4().hex
+        self._check(self.collection._catalog())
+        self._write()
+        time.sleep(SETTLE_S)
+        self._check(self.collection.owner._row(collection.name, "Strong"))
+
+    def _check(self, row: dict[str, Any] | None) -> None:
+        held = (row or {}).get("config", {}).get(LEASE) or {}
+        if held.get("by") not in (None, self.token) and float(held.get("until", 0)) > time.time():
+            name = self.collection.name
+            raise Conflict(f"collection {name!r} is being re-embedded already (by another process); try later", "name")
+
+    def _write(self) -> None:
+        self.renewed = time.monotonic()
+        self.collection._rewrite(reembedding={"by": self.token, "until": time.time() + LEASE_S})
+
+    def renew(self) -> None:
+        """Every LEASE_S / 3 as batches go: refused if another process took it meanwhile."""
+        if time.monotonic() - self.renewed > LEASE_S / 3:
+            self._check(self.collection._catalog())
+            self._write()
+
+    def release(self) -> None:
+        try:
+            row = self.collection._catalog()
+            if (row["config"].get(LEASE) or {}).get("by") == self.token:
+                self.collection._rewrite(reembedding=None)
+        except Exception:  # it expires on its own
+            log.warning("could not release the re-embedding lease of %s", self.collection.name, exc_info=True)
 
 
 class _Copier:
@@ -97,8 +147,9 @@ class _Copier:
         batch_size: int,
         progress: Callable[[int, int], None] | None,
         cancelled: Callable[[], bool],
+        lease: Lease,
     ) -> None:
-        self.collection, self.source, self.target = collection, source, target
+        self.collection, self.source, self.target, self.lease = collection, source, target, lease
         self.embed, self.batch_size, self.progress, self.cancelled = embed, batch_size, progress, cancelled
         self.copied: dict[str, tuple[int, bool]] = {}
         """id → (seq of the version copied, whether its vector was a caller's)"""
@@ -118,11 +169,13 @@ class _Copier:
         for start in range(0, len(gone), 512):
             chunk = gone[start : start + 512]
             owner.client.delete(self.target, filter=pk_filter(chunk), timeout=owner.timeout)
+            owner.wrote(self.target, delete=True)
             for i in chunk:
                 del self.copied[i]
         for start in range(0, len(todo), self.batch_size):
             if self.cancelled():
                 raise Conflict.reembed_cancelled()
+            self.lease.renew()
             self._copy(todo[start : start + self.batch_size])
             if self.progress is not None:
                 self.progress(min(self.embedded, len(now)), len(now))
@@ -152,4 +205,5 @@ class _Copier:
             out.append(row)
         if out:
             owner.client.upsert(self.target, out, timeout=owner.timeout)
+            owner.wrote(self.target)
         self.copied.update((r["id"], (r["seq"], GIVEN in r["tags"])) for r in rows)

@@ -1,0 +1,126 @@
+"""An embedded Milvus server: PyPI's `milvus` package (2.3.5, the Milvus Standalone binary with embedded etcd and
+local storage, x86-64 Linux; the `milvus-server` extra), for the tests (tests/milvus_server.py) and benchmarks
+(`bench.search --stores milvus-server`) to run the engine against a real server, not only Milvus Lite.
+
+`Server(folder)` picks every port free (the package would start from Milvus' defaults, which other processes may
+hold), starts the process, waits for its health check, and can kill, pause and restart it over the same data and
+address, as the fault tests do. Not for production: a cluster is deployed as Milvus documents it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+START_S = 180.0
+ETCD_CONFIG = "ETCD_CONFIG_PATH"
+"""Milvus' variable for `etcd.config.path`, the embedded etcd's own configuration."""
+
+
+def missing_reason() -> str | None:
+    """Why no embedded server can start here (the package is absent), or None."""
+    try:
+        import milvus  # noqa: F401
+    except ImportError:
+        return "the embedded Milvus server is not installed: pip install 'object2vec-service[milvus-server]'"
+    return None
+
+
+def free_port() -> int:
+    """A port nothing listens on, on any interface (Milvus' components listen on all of them)."""
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """One embedded Milvus Standalone process over `base`, every port of its own chosen free (the package would
+    start from Milvus' defaults, which other processes here may hold); it can be killed, paused and started again
+    over the same data and ports."""
+
+    def __init__(self, base: Path) -> None:
+        from milvus import MilvusServer
+
+        self.base = base
+        self.server = MilvusServer(wait_for_started=False)
+        self.server.set_base_dir(str(base))
+        keys = [key for key in self.server.config.configurable_items if key.endswith("_port")]
+        self.server.config.configs.update({key: free_port() for key in keys})
+        self.server.webservice_port = free_port()  # health and metrics
+        self.etcd = base / "embed-etcd.yaml"  # its embedded etcd listens on 2379 and 2380 unless configured
+        client, peer = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
+        base.mkdir(parents=True, exist_ok=True)
+        self.etcd.write_text(
+            f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n"
+        )
+        self.port = int(self.server.config.configs["proxy_port"])
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def process(self) -> subprocess.Popen[Any]:
+        assert self.server.server_proc is not None, "the server is not running"
+        return self.server.server_proc
+
+    def start(self, timeout: float = START_S) -> None:
+        """Start and wait for its health check; a server that exits or does not answer in time is an error
+        quoting its log."""
+        saved = os.environ.get(ETCD_CONFIG)
+        os.environ[ETCD_CONFIG] = str(self.etcd)  # the package hands the server a copy of this environment
+        try:
+            self.server.start()
+        finally:
+            if saved is None:
+                os.environ.pop(ETCD_CONFIG)
+            else:
+                os.environ[ETCD_CONFIG] = saved
+        health = f"http://127.0.0.1:{self.server.webservice_port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(health, timeout=2) as answer:
+                    if b"OK" in answer.read():
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.2)
+        exited = self.process.poll()
+        self.stop()
+        raise RuntimeError(f"the Milvus server did not start (exit code {exited}): {self.log_errors()}")
+
+    def log_errors(self) -> str:
+        log = self.base / "logs" / "milvus-stdout.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        return "\n".join([line[:300] for line in lines if "[ERROR]" in line or "[FATAL]" in line][-5:])
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.server.stop()  # closes its log files; the process is gone already
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.server.server_proc is not None:
+            self.resume()
+            self.server.server_proc.terminate()
+            try:
+                self.server.server_proc.wait(timeout=5)  # its graceful stop takes 30 s: the data is not kept
+            except subprocess.TimeoutExpired:
+                self.server.server_proc.kill()
+        self.server.stop()
