@@ -38,7 +38,7 @@ def in_thread(fn: object, timeout: float) -> tuple[bool, object]:
     def run() -> None:
         try:
             out.append(fn())  # type: ignore[operator]
-        except Exception as exc:  # noqa: BLE001 - handed to the test
+        except Exception as exc:
             out.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -92,7 +92,7 @@ def test_reembedding_with_one_open_collection_and_readers_of_both(tmp_path: Path
                 try:
                     collections.get(name).nearest(query, 3, {})
                     collections.get(name).info()
-                except Exception as exc:  # noqa: BLE001 - reported below
+                except Exception as exc:
                     errors.append(exc)
                 slowest[0] = max(slowest[0], time.monotonic() - started)
 

@@ -208,7 +208,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         created = monitor.create_stream(stream)
         await asyncio.to_thread(monitor.save)
         try:
-            report = monitor.stream_report(stream)
+            report = await asyncio.to_thread(monitor.stream_report, stream)  # it waits for a running check
         except NotFound as exc:
             raise ApiError(409, f"drift stream {stream!r} was deleted by a concurrent request", "stream") from exc
         return json_response(report, status=201 if created else 200)

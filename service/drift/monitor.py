@@ -29,7 +29,7 @@ from service.drift.stream import SCORE_EDGES, ScoreStream
 from service.drift.streams import LABEL_STREAM, STREAM_PATTERN, STREAMS, TOKEN_STREAMS, is_stream_name
 from service.drift.texts import TextKeeper
 from service.drift.tokens import RATES_FILE, TokenModel, TokenRates
-from service.errors import NotFound
+from service.errors import NotFound, ServiceError
 from service.settings import Settings
 from service.text import TextTokenizer
 
@@ -152,7 +152,7 @@ class DriftMonitor:
             state = store.load()
             try:
                 self._restore(state)
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # valid JSON, wrong content
+            except (ServiceError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # wrong content
                 store.set_aside(f"{type(exc).__name__}: {exc}")
                 self.__init__(config, card, None, notifier, clock, tokens, embedding_sample)  # type: ignore[misc]
                 self.store = store  # afresh: nothing of the damaged state half-restored
@@ -655,7 +655,7 @@ class DriftMonitor:
                         "changed_at": t.changed_at,
                         "settled": {**t.settled.state(), "upto": t.settled_upto},
                     }
-                    for name, t in self._streams.items()
+                    for name, t in list(self._streams.items())  # a copy: _track adds under _create_lock
                 },
                 "embeddings": self.embeddings.state() if self.embeddings is not None else None,
             }
@@ -709,5 +709,6 @@ class DriftMonitor:
         try:
             self.save()
         except OSError as exc:
-            log.warning(json.dumps({"event": "drift_state_not_saved", "path": str(self.store.path), "error": str(exc)}))
+            path = str(self.store.path) if self.store is not None else None
+            log.warning(json.dumps({"event": "drift_state_not_saved", "path": path, "error": str(exc)}))
         self.notifier.close()
