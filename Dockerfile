@@ -2,7 +2,7 @@
 #   docker build -t object2vec-service .
 #   docker run -p 8000:8000 object2vec-service                      # `o2v serve` on 0.0.0.0:8000, all routes
 #   docker run -p 8080:8080 object2vec-service serve                # SageMaker's contract: /ping, /invocations
-# Settings are O2V_* variables (docs/settings.md), e.g. -e O2V_WORKERS=2 -e O2V_API_KEY=...; collections and drift
+# Settings are O2V_* variables (docs/settings.md), e.g. -e O2V_API_KEY=...; collections and drift
 # state live in the volume /var/lib/o2v. The bundled model is package data (service/model/bundled), so installing the
 # package installs it: the default O2V_MODEL_DIR serves it.
 

@@ -8,6 +8,8 @@ only `status` gets the type and exit code of that status (STATUS_TYPES, EXIT_COD
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -24,12 +26,14 @@ STATUS_TYPES = {
     500: "internal_error",
     502: "bad_gateway",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 EX_USAGE = 2  # what argparse exits with: the caller asked for something that cannot be done as asked
 EX_SOFTWARE = 70  # sysexits.h: an internal error
 EX_UNAVAILABLE = 69  # sysexits.h: a service (the vector store, the model backend) is unavailable; try again later
 EX_PROTOCOL = 76  # sysexits.h: the remote end answered, but not in its protocol
-EXIT_CODES = {502: EX_PROTOCOL, 503: EX_UNAVAILABLE}
+EX_IOERR = 74  # sysexits.h: an input/output error (the disk is full)
+EXIT_CODES = {502: EX_PROTOCOL, 503: EX_UNAVAILABLE, 507: EX_IOERR}
 
 
 def exit_code_of(status: int) -> int:
@@ -109,3 +113,35 @@ class BadGateway(ServiceError):
     """A backend answered, but not in its documented shape: retrying will not help (502; `o2v` exits 76)."""
 
     status = 502
+
+
+class Busy(Unavailable):
+    """A database another thread or process holds locked for longer than the wait allows (SQLite's "database is
+    locked"); the same request succeeds once it is released (503 with Retry-After)."""
+
+
+class InsufficientStorage(ServiceError):
+    """The disk (or the process' file-size limit) is full: nothing of the write was kept; free space and retry
+    (507; `o2v` exits 74)."""
+
+    status = 507
+
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL = 5, 6, 13
+
+
+def storage_failure(exc: BaseException) -> ServiceError | None:
+    """The ServiceError a failure of the disk or of SQLite's locking means, or None when it means neither: a full
+    disk (ENOSPC, a quota, the file-size limit, SQLite's "database or disk is full") is a 507, a database still
+    locked after SQLite's busy timeout a 503. Both say that nothing was written, which holds: SQLite rolls the
+    transaction back, and every file the service replaces is written aside and renamed only once complete."""
+    if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
+        return InsufficientStorage(f"the disk is full ({exc.strerror}); nothing was written: free space and retry")
+    if isinstance(exc, sqlite3.OperationalError):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == SQLITE_FULL or "disk is full" in str(exc):
+            return InsufficientStorage("the disk is full (SQLite); nothing was written: free space and retry")
+        if code in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in str(exc):
+            return Busy("the collection's database is locked by a long write (a re-embedding?); try again shortly")
+    return storage_failure(exc.__cause__) if exc.__cause__ is not None else None

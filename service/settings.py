@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     # HTTP server
     host: str = Field("127.0.0.1", description="address uvicorn listens on (0.0.0.0: every interface)")
     port: int = Field(8000, ge=0, le=65535, description="port uvicorn listens on")
-    workers: int = Field(1, ge=1, description="uvicorn worker processes (each loads the model and has its own monitor)")
+    workers: int = Field(
+        1, ge=1, description="uvicorn worker processes (each loads the model); > 1 needs the drift monitor off"
+    )
     api_key: SecretStr | None = Field(
         None, description="Bearer key for write routes; unset = open (an empty or placeholder value refuses to start)"
     )
@@ -180,6 +182,9 @@ class Settings(BaseSettings):
     )
 
     # drift monitor (service/drift; the defaults and why: docs/drift.md)
+    drift_enabled: bool = Field(
+        True, description="the drift monitor and its /drift routes (off: O2V_WORKERS may be > 1)"
+    )
     drift_window: int = Field(1000, ge=10, description="live scores kept per stream (last N)")
     drift_min_samples: int = Field(100, ge=10, description="live scores needed before any verdict")
     drift_check_every: int = Field(25, ge=1, description="new scores between two status checks")
@@ -213,6 +218,9 @@ class Settings(BaseSettings):
         ["search_top1", "classify_confidence"], description="streams whose first full window becomes the baseline"
     )
     drift_persist_interval_s: float = Field(30.0, gt=0.0, description="seconds between writes of the drift state")
+    drift_max_baseline_jobs: int = Field(
+        1, ge=1, description="baseline uploads simulated at once, on threads of their own; more get 503"
+    )
     drift_webhook_url: str | None = Field(None, description="status changes are POSTed here (redirects not followed)")
     drift_webhook_timeout_s: float = Field(2.0, gt=0.0, description="limit of one webhook call")
     drift_webhook_retries: int = Field(3, ge=0, description="webhook retries after the first call, with backoff")
@@ -307,6 +315,9 @@ class Settings(BaseSettings):
     index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
     index_rebuild_inline_max: int = Field(
         20_000, ge=0, description="indexes up to this many vectors rebuild inside the write; larger ones aside"
+    )
+    index_busy_timeout_s: float = Field(
+        60.0, gt=0.0, description="a write waits this long for another's SQLite write lock, then 503 + Retry-After"
     )
     classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
     max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (POST /collections/{name}/get)")

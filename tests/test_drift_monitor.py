@@ -16,6 +16,7 @@ from service.drift import DriftWorker
 from service.drift.errors import InvalidBaseline
 from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
+from service.errors import NotFound
 from tests.drift_fixtures import FAST, card, config, feed, monitor, scores
 
 
@@ -24,7 +25,7 @@ def test_card_seeds_pair_streams_and_live_streams_learn_their_own() -> None:
     assert m.stream_report("similarity")["baseline"]["source"] == "model_card:test-model:validation"
     m.record("my-pairs", 0.5)
     assert m.stream_report("my-pairs")["n_baseline"] == 400  # any /similarity stream is pair cosines too
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):  # a 404 naming the stream, not a KeyError
         m.stream_report("never-recorded")
     assert m.stream_report("search_top1")["baseline"] is None
     learned = FAST.learn_warmup + FAST.learn_size

@@ -117,5 +117,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # it counts the 413s too
     app.add_middleware(TracingMiddleware, tracing=tracing)  # outermost: the request span holds everything
     for module in ROUTERS:
-        app.include_router(_router(module, settings, encoder))
+        if module is not drift or settings.drift_enabled:
+            app.include_router(_router(module, settings, encoder))
     return app

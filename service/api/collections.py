@@ -70,8 +70,14 @@ class ReembedStatus(BaseModel):
     error: str | None = None
 
 
+class BrokenCollection(BaseModel):
+    name: str
+    message: str = Field(description="why it cannot be opened; its own routes answer 409 with the same")
+
+
 class CollectionList(BaseModel):
     collections: list[CollectionInfo]
+    broken: list[BrokenCollection] = Field(default_factory=list, description="collections that cannot be opened")
 
 
 class Upserted(BaseModel):
@@ -182,8 +188,9 @@ class HeavyJobs:
     is busy the next request gets 503 + Retry-After at once (no queue to grow). A job's `cancelled()` turns true
     once its caller has gone or the server stops, and the job stops at its next check."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, setting: str = "O2V_MAX_HEAVY_JOBS", what: str = "heavy request(s)") -> None:
         self.slots = slots
+        self.busy = f"{slots} {what} already running ({setting}); try again later"
         self.running = 0
         """Slots taken; touched on the event loop only. A slot is freed when its thread finishes, not before."""
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="o2v-heavy")
@@ -192,7 +199,7 @@ class HeavyJobs:
     async def run(self, request: Request, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args, cancelled=…) in a slot; 503 when none is free."""
         if self.running >= self.slots:
-            raise ApiError(503, f"{self.slots} heavy request(s) already running (O2V_MAX_HEAVY_JOBS); try again later")
+            raise ApiError(503, self.busy)
         if await request.is_disconnected():
             raise ApiError(400, "the client went away before the work started")
         stop = threading.Event()
@@ -477,21 +484,24 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             await _call(set_min_score, collection, asked.min_score)
         return json_response(await _call(collection.info), status=201 if created else 200)
 
-    def infos(collections: CollectionRegistry) -> list[dict[str, Any]]:
-        """Every collection's info; one dropped meanwhile, or refused on open (Unusable), is left out."""
-        out = []
+    def infos(collections: CollectionRegistry) -> dict[str, list[dict[str, Any]]]:
+        """Every collection's info; one dropped meanwhile is left out, and one refused on open (Unusable: damaged,
+        or settings the engine cannot run) is listed under `broken` with why, so it never hides the others."""
+        out: dict[str, list[dict[str, Any]]] = {"collections": [], "broken": []}
         for name in collections.names():
             try:
-                out.append(collections.get(name).info())
+                out["collections"].append(collections.get(name).info())
             except CollectionError as exc:
                 if exc.status not in (404, 409):
                     raise
+                if exc.status == 409:
+                    out["broken"].append({"name": name, "message": exc.message})
                 log.warning("collection %r left out of the list: %s", name, exc.message)
         return out
 
     @router.get("/collections", response_model=CollectionList)
     async def list_collections(collections: CollectionsDep) -> Response:
-        return json_response({"collections": await _call(infos, collections)})
+        return json_response(await _call(infos, collections))
 
     @router.get(
         "/collections/{name}",

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 
 from service.api import limits
 from service.api.auth import may_write, require_api_key
+from service.api.collections import HeavyJobs
 from service.api.deps import EmbedderDep
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
@@ -126,10 +127,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         app.state.label_observers.append(monitor.record_label)
         app.state.classification_observers.append(monitor.record_classification)
         app.state.metrics.registry.register(collector)
+        app.state.baseline_jobs = HeavyJobs(
+            settings.drift_max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)"
+        )
         worker.start()
         try:
             yield
         finally:
+            app.state.baseline_jobs.close()
             app.state.score_observers.remove(monitor.record_many)
             app.state.label_observers.remove(monitor.record_label)
             app.state.classification_observers.remove(monitor.record_classification)
@@ -159,15 +164,17 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         "/drift/baseline/{stream}",
         response_model=BaselineOut,
         dependencies=[Depends(require_api_key)],
-        responses=responses(*BODY_ERRORS, 401, 503),
+        responses=responses(*BODY_ERRORS, 401, 503, 507),
     )
     async def set_baseline(
-        stream: StreamName, body: BaselineIn, monitor: MonitorDep, embedder: EmbedderDep
+        request: Request, stream: StreamName, body: BaselineIn, monitor: MonitorDep, embedder: EmbedderDep
     ) -> Response:
-        """Replace the stream's baseline (its status starts again from no verdict); stored before the answer."""
+        """Replace the stream's baseline (its status starts again from no verdict); stored before the answer. The
+        shift test's simulation runs on threads of its own (O2V_DRIFT_MAX_BASELINE_JOBS; 503 when all are busy),
+        never in the pool that collection routes share."""
         if (body.scores is None) == (body.pairs is None):
             raise ApiError(422, "give exactly one of scores and pairs", "scores")
-        monitor.create_stream(stream)  # before the pairs are embedded: past the stream limit nothing is spent
+        created = monitor.create_stream(stream)  # before the pairs are embedded: past the stream limit nothing is spent
         label_spearman = None
         texts: np.ndarray | None = None
         scores: Sequence[float] | np.ndarray
@@ -180,7 +187,11 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             source = body.source or f"pairs:{len(body.pairs)} scored by {encoder.name}"
         else:
             scores, source = body.scores or [], body.source or f"scores:{len(body.scores or [])}"
-        described = await asyncio.to_thread(monitor.set_baseline, stream, scores, source, texts)
+
+        def store(cancelled: Callable[[], bool]) -> dict[str, Any]:
+            return monitor.set_baseline(stream, scores, source, texts, made_for=created)
+
+        described = await request.app.state.baseline_jobs.run(request, store)
         return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
 
     @router.get("/drift/export/{stream}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 422))
@@ -194,14 +205,18 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         "/drift/streams/{stream}",
         status_code=201,
         dependencies=[Depends(require_api_key)],
-        responses={200: {"description": "it existed already"}, **responses(401, 422)},
+        responses={200: {"description": "it existed already"}, **responses(401, 409, 422)},
     )
     async def create_stream(stream: StreamName, monitor: MonitorDep) -> Response:
         """Make a stream that callers without the API key may then feed (`"stream"` of /similarity); idempotent.
         Its baseline is the model card's until one is uploaded. Stored before the answer."""
         created = monitor.create_stream(stream)
         await asyncio.to_thread(monitor.save)
-        return json_response(monitor.stream_report(stream), status=201 if created else 200)
+        try:
+            report = await asyncio.to_thread(monitor.stream_report, stream)  # it waits for a running check
+        except NotFound as exc:
+            raise ApiError(409, f"drift stream {stream!r} was deleted by a concurrent request", "stream") from exc
+        return json_response(report, status=201 if created else 200)
 
     @router.delete(
         "/drift/streams/{stream}",

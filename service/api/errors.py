@@ -2,14 +2,15 @@
 
 Statuses: 400 unreadable body, 401 API key, 404 unknown route or resource, 405 method, 409 conflict, 413 body over
 its limit, 415 body media type, 422 a field breaks its rule, 502 the backend answered nonsense, 503 overloaded or
-backend down (with Retry-After). Bad input never becomes a 500. Every ServiceError (service/errors.py: the encoder,
-collection and drift errors, and ApiError here) is answered by one handler as it says: its own status, type, message
-and field.
+backend down (with Retry-After), 507 the disk is full. Bad input never becomes a 500. Every ServiceError
+(service/errors.py: the encoder, collection and drift errors, and ApiError here) is answered by one handler as it
+says: its own status, type, message and field.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.render import json_response
-from service.errors import STATUS_TYPES, ServiceError, exit_code_of
+from service.errors import STATUS_TYPES, ServiceError, exit_code_of, storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await _service_error(request, ApiError(exc.status_code, str(exc.detail), field, headers=exc.headers))
 
 
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    """A full disk (507) or a database locked past its timeout (503 + Retry-After) wherever it surfaces, so no route
+    answers either as a 500; any other OSError or SQLite error is the 500 it is."""
+    mapped = storage_failure(exc)
+    if mapped is None:
+        return await _unexpected(request, exc)
+    log.warning("%s %s: %s (%s)", request.method, request.url.path, mapped.message, exc)
+    return await _service_error(request, mapped)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(ApiError(500, "internal error; the server log has the details"))
@@ -176,4 +187,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(sqlite3.Error, _storage_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -65,6 +65,7 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
     for name, value in overrides.items():
         os.environ[f"O2V_{name.upper()}"] = str(value)
     settings = Settings()
+    refuse_workers_with_drift(settings)
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,
@@ -87,6 +88,18 @@ def limited_serve(port: int, nofile: int) -> list[str]:
         "runpy.run_module('service.cli', run_name='__main__')\n"
     )
     return [sys.executable, "-c", script]
+
+
+def refuse_workers_with_drift(settings: Settings) -> None:
+    """ValueError for O2V_WORKERS > 1 with the drift monitor on. Each worker process holds its own monitor: a
+    baseline uploaded to one worker is missing from the others' answers, and is lost when another worker, which never
+    saw it, writes the state file last; a clear refusal beats acknowledged writes that vanish."""
+    if settings.workers > 1 and settings.drift_enabled:
+        raise ValueError(
+            f"O2V_WORKERS={settings.workers} with the drift monitor on: each worker process would keep drift state of "
+            "its own, and baselines uploaded to one would be lost. Run one worker per process (scale with more "
+            "replicas), or turn the drift monitor off with O2V_DRIFT_ENABLED=false"
+        )
 
 
 def free_port() -> int:

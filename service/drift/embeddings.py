@@ -119,7 +119,7 @@ def load_sample(model_dir: str | Path | None) -> np.ndarray | None:
     if json.loads((folder / SAMPLE_META).read_text()).get("encoder_sha256") != _encoder_sha(folder):
         log.warning(json.dumps({"event": "drift_embedding_sample_stale", "path": str(folder / SAMPLE_FILE)}))
         return None
-    return from_int8(np.load(folder / SAMPLE_FILE))
+    return from_int8(np.load(folder / SAMPLE_FILE, allow_pickle=False))
 
 
 def pack_rows(vectors: np.ndarray) -> str:

@@ -31,7 +31,7 @@ from service.drift.stream import SCORE_EDGES, ScoreStream
 from service.drift.streams import LABEL_STREAM, STREAM_PATTERN, STREAMS, TOKEN_STREAMS, is_stream_name
 from service.drift.texts import TextKeeper
 from service.drift.tokens import RATES_FILE, TokenModel, TokenRates
-from service.errors import NotFound
+from service.errors import NotFound, ServiceError
 from service.settings import Settings
 from service.text import TextTokenizer
 
@@ -185,7 +185,13 @@ class DriftMonitor:
                     f"at most {config.max_streams} streams (O2V_DRIFT_STREAMS, O2V_DRIFT_MAX_STREAMS)"
                 )
         if store is not None:
-            self._restore(store.load())
+            state = store.load()
+            try:
+                self._restore(state)
+            except (ServiceError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # wrong content
+                store.set_aside(f"{type(exc).__name__}: {exc}")
+                self.__init__(config, card, None, notifier, clock, tokens, embedding_sample)  # type: ignore[misc]
+                self.store = store  # afresh: nothing of the damaged state half-restored
 
     @classmethod
     def from_settings(
@@ -388,25 +394,39 @@ class DriftMonitor:
         return name not in self.config.live_baseline_streams and name not in TOKEN_STREAMS
 
     def set_baseline(
-        self, name: str, scores: Iterable[float], source: str, texts: np.ndarray | None = None
+        self,
+        name: str,
+        scores: Iterable[float],
+        source: str,
+        texts: np.ndarray | None = None,
+        made_for: bool = False,
     ) -> dict[str, Any]:
         """Replace a stream's baseline, reset its status to no verdict, and persist before returning. `texts`: the
         embeddings of an uploaded baseline's pairs, which become the `similarity` route family's embedding reference
-        (the card's sample stays its domain reference)."""
+        (the card's sample stays its domain reference). When the save fails, the old baseline is back, and a stream
+        made for this baseline (here, or by the caller: `made_for`) is gone."""
         if not is_stream_name(name):
             raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
         new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
         # the shift test is simulated here, in the caller's thread (PUT runs it off the event loop), not on a check
         self._shift_test(new, vocabulary=name in TOKEN_STREAMS)
         with self._lock:
-            self.create_stream(name)
+            created = self.create_stream(name)
             tracked = self._streams[name]
-            tracked.baseline = new
+            before, tracked.baseline = tracked.baseline, new
             self._reset(tracked)
         if texts is not None and self.embeddings is not None:
             self.embeddings.set_reference(SIMILARITY_FAMILY, texts, f"uploaded:{name}")
         self.dirty = True
-        self.save()
+        try:
+            self.save()
+        except OSError:  # not stored (a full disk): not kept either, so a restart cannot take back what was served
+            with self._lock, self._create_lock:
+                if tracked.baseline is new:
+                    tracked.baseline = before
+                    if (created or made_for) and before is None and name not in self.fixed:
+                        self._streams.pop(name, None)
+            raise
         return new.described
 
     def _reset(self, tracked: _Tracked) -> None:
@@ -666,8 +686,12 @@ class DriftMonitor:
         return {"stream": name, "verdict": report, "scores": scores, "texts": texts, "pairs": pairs}
 
     def stream_report(self, name: str) -> dict[str, Any]:
+        """NotFound for an unknown stream, such as one a concurrent delete_stream just removed."""
         with self._lock:
-            return self._describe(name, self._streams[name], detail=True)
+            tracked = self._streams.get(name)
+            if tracked is None:
+                raise NotFound.stream(name)
+            return self._describe(name, tracked, detail=True)
 
     def _describe(self, name: str, tracked: _Tracked, detail: bool) -> dict[str, Any]:
         ev = self._evaluate(name, tracked)
@@ -743,7 +767,7 @@ class DriftMonitor:
                         "settled": {**t.settled.state(), "upto": t.settled_upto},
                         "shuffled": t.shuffled,
                     }
-                    for name, t in self._streams.items()
+                    for name, t in list(self._streams.items())  # a copy: _track adds under _create_lock
                 },
                 "embeddings": self.embeddings.state() if self.embeddings is not None else None,
             }
@@ -793,5 +817,11 @@ class DriftMonitor:
             tracked.shuffled = saved.get("shuffled") is True
 
     def close(self) -> None:
-        self.save()
+        """Save and stop; a failed save (a full disk) is logged, not raised, so the rest of the shutdown runs: the
+        state file keeps what the last successful save wrote."""
+        try:
+            self.save()
+        except OSError as exc:
+            path = str(self.store.path) if self.store is not None else None
+            log.warning(json.dumps({"event": "drift_state_not_saved", "path": path, "error": str(exc)}))
         self.notifier.close()

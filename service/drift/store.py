@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,52 @@ class DriftStore:
         return store
 
     def load(self) -> dict[str, Any]:
+        """The saved state, or {} without one. A file that is no state of this version (truncated, empty, another
+        JSON type, version 2) is set aside (`set_aside`), so a damaged state never stops the service."""
         if not self.path.is_file():
             return {}
-        state = json.loads(self.path.read_text())
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"{self.path}: unknown drift state version {state.get('version')!r}")
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict):
+                raise ValueError(f"a JSON {type(state).__name__}, not an object")
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"unknown drift state version {state.get('version')!r}")
+        except (UnicodeDecodeError, ValueError) as exc:
+            self.set_aside(str(exc))
+            return {}
         return state
+
+    def set_aside(self, reason: str) -> Path | None:
+        """Rename the state file to state.json.damaged-<time> (kept for a look, never read again) and log a warning
+        naming both; the monitor then starts without it. Returns the new name (None if the rename failed too)."""
+        aside = self.path.with_name(f"{STATE_FILE}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        try:
+            os.replace(self.path, aside)
+        except OSError as exc:
+            log.warning(
+                json.dumps(
+                    {
+                        "event": "drift_state_damaged",
+                        "path": str(self.path),
+                        "reason": reason,
+                        "set_aside": None,
+                        "error": str(exc),
+                    }
+                )
+            )
+            return None
+        log.warning(
+            json.dumps(
+                {
+                    "event": "drift_state_damaged",
+                    "path": str(self.path),
+                    "reason": reason,
+                    "set_aside": str(aside),
+                    "action": "starting without it",
+                }
+            )
+        )
+        return aside
 
     def save(self, state: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,7 @@ def load_trained(folder: Path, vocab_size: int) -> np.ndarray | None:
     """The trained mask write_token_files left in `folder` (a bool per vocabulary id), or None without one."""
     if not (folder / TRAINED_FILE).is_file():
         return None
-    return np.unpackbits(np.load(folder / TRAINED_FILE))[:vocab_size].astype(bool)
+    return np.unpackbits(np.load(folder / TRAINED_FILE, allow_pickle=False))[:vocab_size].astype(bool)
 
 
 @dataclass(frozen=True)

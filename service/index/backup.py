@@ -29,7 +29,7 @@ from service.durable import fsync_path
 from service.index.base import CollectionRegistry, Item
 from service.index.engines.faiss.collection import DB_FILE
 from service.index.engines.faiss.registry import FaissCollections
-from service.index.engines.faiss.store import Store
+from service.index.engines.faiss.store import Store, damage
 from service.index.errors import Conflict, InvalidRequest, NotFound
 from service.index.names import check_name, collection_dir
 
@@ -162,13 +162,7 @@ def restore(collections: CollectionRegistry, source: Path, name: str | None = No
     name = check_name(name or manifest["collection"])
     if name in collections.names():
         raise Conflict(f"collection {name!r} exists; restore under another name or drop it first", "name")
-    check = sqlite3.connect(f"file:{source / DB_FILE}?mode=ro", uri=True)
-    try:
-        ok = check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        check.close()
-    if not ok:
-        raise InvalidRequest(f"{source / DB_FILE} fails SQLite's integrity check", "dir")
+    _check_backup(source / DB_FILE)
     if not isinstance(collections, FaissCollections):
         _milvus_restore(collections, source / DB_FILE, name, manifest)
         return {**manifest, "collection": name, "count": collections.get(name).info()["count"]}
@@ -176,7 +170,27 @@ def restore(collections: CollectionRegistry, source: Path, name: str | None = No
     folder = collection_dir(registry.data_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{DB_FILE}.partial"
-    shutil.copyfile(source / DB_FILE, partial)
-    fsync_path(partial)
+    try:
+        shutil.copyfile(source / DB_FILE, partial)
+        fsync_path(partial)
+        _check_backup(partial)  # the copy is what goes into place: checked, not only its source
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     os.replace(partial, folder / DB_FILE)  # the collection exists from this rename on, complete
     return {**manifest, "collection": name, "count": registry.get(name).info()["count"]}
+
+
+def _check_backup(path: Path) -> None:
+    """InvalidRequest unless the file passes SQLite's integrity check and holds a readable collection (JSON meta,
+    every vector of the stored width): a restore is refused before anything is renamed into place."""
+    check = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        ok = check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        problem = damage(check) if ok else "it fails SQLite's integrity check"
+    except sqlite3.DatabaseError as exc:
+        problem = f"it is not a readable SQLite database ({exc})"
+    finally:
+        check.close()
+    if problem is not None:
+        raise InvalidRequest(f"{path} cannot be restored: {problem}", "dir")

@@ -43,7 +43,12 @@ class StoreUnavailable(CollectionError, errors.Unavailable):
 
 class Unusable(CollectionError, errors.Conflict):
     """The collection exists but its stored settings are ones the engine cannot run (an old or hand-edited data
-    directory); it is refused on open rather than handed to FAISS, and the other collections are unaffected."""
+    directory), or its files are damaged; it is refused on open rather than handed to FAISS, and the other
+    collections are unaffected."""
+
+    @classmethod
+    def damaged(cls, name: str, problem: str) -> Unusable:
+        return cls(f"collection {name!r} is damaged ({problem}): restore it from a backup or drop it", "name")
 
 
 def out_of_files(exc: BaseException) -> bool:

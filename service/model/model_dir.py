@@ -3,12 +3,49 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.model.hyperparameters import Hyperparameters, parse_hyperparameters
 from service.text import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+CARD_OBJECTS = (
+    "validation_score_distribution",
+    "metrics",
+    "files",
+    "hyperparameters",
+    "channels",
+    "drift_tokens",
+    "training_data",
+    "local_options",
+)
+"""Card entries its readers take apart as JSON objects; one of another type is left out rather than crash them."""
+
+
+def read_card(card_file: Path) -> dict[str, Any]:
+    """The model card, or what of it can be used: the card is descriptive (name, metrics, the drift monitor's
+    validation scores), so a garbled one must not stop the model from serving. What is left out is logged with
+    the file's name, and the routes then answer without it (no card baseline for drift, no metrics in /model)."""
+    if not card_file.is_file():
+        return {}
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        log.warning(
+            "%s is not JSON (%s): serving without a model card (name, metrics, drift card baseline)", card_file, exc
+        )
+        return {}
+    if not isinstance(card, dict):
+        log.warning("%s holds a JSON %s, not an object: serving without a model card", card_file, type(card).__name__)
+        return {}
+    wrong = [key for key in CARD_OBJECTS if key in card and not isinstance(card[key], dict)]
+    if wrong:
+        log.warning("%s: %s not JSON objects; serving without them", card_file, ", ".join(wrong))
+    return {key: value for key, value in card.items() if key not in wrong}
 
 
 @dataclass(frozen=True)
@@ -25,9 +62,7 @@ class ModelDir:
         if not (path / "hyperparameters.json").is_file():
             raise FileNotFoundError(f"{path} is not a model directory: hyperparameters.json is missing")
         hp = parse_hyperparameters(json.loads((path / "hyperparameters.json").read_text()))
-        card_file = path / "model_card.json"
-        card = json.loads(card_file.read_text()) if card_file.is_file() else {}
-        return cls(path, hp, card)
+        return cls(path, hp, read_card(path / "model_card.json"))
 
     @property
     def name(self) -> str:

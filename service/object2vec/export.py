@@ -22,7 +22,7 @@ from service.datasets import file_sha256
 from service.drift.tokens import channel_token_rows, trained_mask, write_token_files
 from service.object2vec.network import Encoder, Object2Vec
 from service.object2vec.rotation import rotate_model_dir
-from service.object2vec.train import load_checkpoint
+from service.object2vec.train import load_checkpoint, read_checkpoint
 from service.text import TextTokenizer
 
 OPSET = 17
@@ -208,8 +208,8 @@ def export_model(
         raise ValueError(f"embedding_dtype must be one of {EMBEDDING_DTYPES}, got {embedding_dtype!r}")
     checkpoint_dir, model_dir = Path(checkpoint_dir), Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    state = torch.load(checkpoint_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model = load_checkpoint(checkpoint_dir / "checkpoint.pt")
+    state = read_checkpoint(checkpoint_dir / "checkpoint.pt")
+    model = load_checkpoint(checkpoint_dir / "checkpoint.pt", state)
     log = json.loads((checkpoint_dir / "training_log.json").read_text())
     config = state.get("config", {})
     hp = model.hp

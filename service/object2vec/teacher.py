@@ -276,7 +276,8 @@ class TeacherCache:
         self.vectors = np.zeros((0, 384), dtype=np.float32)
         if (folder / "texts.json").is_file():
             texts = json.loads((folder / "texts.json").read_text())
-            self.vectors = np.load(folder / "vectors.npy")[: len(texts)]  # a run stopped between the two saves
+            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+            self.vectors = vectors[: len(texts)]  # a run stopped between the two saves
             self.index = {t: i for i, t in enumerate(texts)}
 
     def missing(self, texts: list[str]) -> list[str]:
@@ -354,7 +355,7 @@ def build_v2(
     if not table_file.is_file():
         table_file.parent.mkdir(parents=True, exist_ok=True)
         np.save(table_file, token_vectors(load_teacher(), tokenizer))
-    write_token_vectors(out, tokenizer, np.load(table_file))
+    write_token_vectors(out, tokenizer, np.load(table_file, allow_pickle=False))
 
     dev = read_sts("dev")
     sts_train = read_sts("train")

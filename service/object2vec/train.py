@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import pickle
 import random
 import time
 from collections.abc import Callable
@@ -383,12 +384,27 @@ def train(
     return log
 
 
-def load_checkpoint(path: str | Path) -> Object2Vec:
-    """Rebuild a trained model from checkpoint.pt (pretrained tables come back with the state dict).
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """checkpoint.pt as `train` saved it (tensors, dicts, lists, strings, numbers) and nothing else: a checkpoint is
+    a file a user can hand over, and a full unpickle runs whatever code it names, so only PyTorch's allow-listed
+    types load (`weights_only=True`); anything else is a ValueError naming the file."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path}: not a checkpoint `o2v train` wrote (refused to unpickle it: {reason})") from exc
+    if not isinstance(state, dict) or "state_dict" not in state or "hyperparameters" not in state:
+        raise ValueError(f"{path}: not a checkpoint `o2v train` wrote (no state_dict and hyperparameters)")
+    return state
+
+
+def load_checkpoint(path: str | Path, state: dict[str, Any] | None = None) -> Object2Vec:
+    """Rebuild a trained model from checkpoint.pt (pretrained tables come back with the state dict); `state` is
+    the checkpoint already read by `read_checkpoint`.
 
     A checkpoint from before `share_encoders` existed shared enc1 whenever enc1_network=enc0, so that is its default.
     """
-    state = torch.load(Path(path), map_location="cpu", weights_only=False)
+    state = state if state is not None else read_checkpoint(path)
     hp = parse_hyperparameters(state["hyperparameters"])
     model = Object2Vec(hp, share_encoders=state.get("share_encoders", hp.enc1_network == "enc0"))
     model.load_state_dict(state["state_dict"])

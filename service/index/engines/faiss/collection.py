@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,7 +48,7 @@ from service.index.engines.faiss.vector_index import (
     from_state,
     unit_rows,
 )
-from service.index.errors import Conflict, NotFound
+from service.index.errors import Conflict, NotFound, Unusable
 from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, matches
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,13 @@ OVERFETCH = 2.0
 REEMBED_PASSES = 5
 """Catch-up passes over texts written while a re-embedding runs; what is still new after them is embedded inside
 the final write transaction."""
+
+
+def _raise_damage(name: str, exc: sqlite3.DatabaseError) -> None:
+    """A SQLite error on open as what it means: a garbled or malformed file is a damaged collection (409, the
+    others go on); a lock, a full disk or no descriptors (OperationalError) is left to raise as it is."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        raise Unusable.damaged(name, f"{DB_FILE}: {exc}") from exc
 
 
 def stale(texts: Iterable[tuple[str, str]], ready: Mapping[str, tuple[str, Any]]) -> list[tuple[str, str]]:
@@ -76,6 +85,8 @@ class Options:
     rebuild_inline_max: int = 20_000
     """Indexes of up to this many vectors are rebuilt inside the write that made it due (a fraction of a second,
     and the caller sees the result at once); larger ones are built aside."""
+    busy_timeout_s: float = 60.0
+    """How long a write waits for another connection's SQLite write lock (a re-embedding's commit, another worker)."""
 
 
 @dataclass
@@ -130,26 +141,43 @@ class FaissCollection(VectorCollection):
 
     @staticmethod
     def initialise(folder: Path, config: IndexConfig) -> tuple[dict[str, Any], bool]:
-        """Create the store with this config unless one exists; (the stored public config, created?)."""
+        """Create the store with this config unless one exists; (the stored public config, created?). A creation
+        that fails (a full disk) removes what it made, so no empty items.sqlite is left to look like a collection."""
+        new, existed = not folder.exists(), (folder / DB_FILE).exists()
         folder.mkdir(parents=True, exist_ok=True)
-        store = Store(folder / DB_FILE)
         try:
-            with store.transaction():
-                stored = store.get_meta("index")
-                if stored is None:
-                    store.set_meta("index", config.public())
-                    return config.public(), True
-                return stored, False
-        finally:
-            store.close()
+            store = Store(folder / DB_FILE)
+            try:
+                with store.transaction():
+                    stored = store.get_meta("index")
+                    if stored is None:
+                        store.set_meta("index", config.public())
+                        return config.public(), True
+                    return stored, False
+            finally:
+                store.close()
+        except BaseException:
+            if new:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif not existed:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    (folder / f"{DB_FILE}{suffix}").unlink(missing_ok=True)
+            raise
 
     # -- lifecycle
 
     def _open(self) -> None:
         """Open the store and load the index (snapshot + log). A collection missing or stored with settings FAISS
         cannot run (NotFound, Unusable) leaves no file open and no index built."""
-        store = Store(self.folder / DB_FILE)
         try:
+            store = Store(self.folder / DB_FILE, self.options.busy_timeout_s)
+        except sqlite3.DatabaseError as exc:
+            _raise_damage(self.name, exc)
+            raise
+        try:
+            problem = store.damage()
+            if problem is not None:
+                raise Unusable.damaged(self.name, problem)
             stored = store.get_meta("index")
             if stored is None:
                 raise NotFound.collection(self.name)
@@ -161,6 +189,11 @@ class FaissCollection(VectorCollection):
             self._version = store.data_version()
             snapshot.remove_orphans(self.folder / SNAPSHOT_FILE)
             self._load()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            self.index = None
+            _raise_damage(self.name, exc)
+            raise
         except BaseException:
             store.close()
             self.index = None
@@ -171,11 +204,13 @@ class FaissCollection(VectorCollection):
     def close(self, save: bool = True, dropped: bool = False) -> None:
         """Snapshot unsaved changes (unless the collection is being dropped) and close the store. Waits for a
         snapshot being written, so a drop never removes the folder under it."""
-        if save:
-            self.snapshot()
-        with self._snapshotting, self._lock:
-            self._dropped = self._dropped or dropped
-            self._shut()
+        try:
+            if save:
+                self.snapshot()
+        finally:  # a failed snapshot (disk full) still closes the files: the store holds every write
+            with self._snapshotting, self._lock:
+                self._dropped = self._dropped or dropped
+                self._shut()
 
     def evict(self) -> bool:
         """Snapshot and close the files unless a call is using the collection right now (then False: try another).
@@ -269,7 +304,7 @@ class FaissCollection(VectorCollection):
             self._rebuild()
         elif self._aside is None:
             # The connection is opened here, under the lock, so a drop cannot remove the folder before it exists.
-            store = Store(self.folder / DB_FILE)
+            store = Store(self.folder / DB_FILE, self.options.busy_timeout_s)
             self._aside = Aside()
             args = (self._aside, store, self.dim or 0)
             threading.Thread(target=self._build_aside, args=args, name=f"rebuild {self.name}", daemon=True).start()
@@ -477,7 +512,7 @@ class FaissCollection(VectorCollection):
 
     def _switch(self, embed: Callable[[list[str]], np.ndarray], model: str, ready: dict[str, tuple[str, Any]]) -> int:
         """The last catch-up, the writes, the new index and the swap; returns the items re-embedded."""
-        writer = Store(self.folder / DB_FILE)
+        writer = Store(self.folder / DB_FILE, self.options.busy_timeout_s)
         try:
             with writer.transaction():
                 items = writer.embedded_items()

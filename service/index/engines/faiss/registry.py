@@ -3,6 +3,7 @@ once per process."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections import OrderedDict
@@ -16,6 +17,8 @@ from service.index.errors import NotFound
 from service.index.metadata import DEFAULT_LIMITS, DEFAULTS, Limits
 from service.index.names import NAME_RE, collection_dir
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class FaissCollections(CollectionRegistry):
@@ -46,7 +49,9 @@ class FaissCollections(CollectionRegistry):
 
     @classmethod
     def from_settings(cls, s: Settings) -> FaissCollections:
-        options = Options(s.index_snapshot_every, s.index_filter_exact_max, s.index_rebuild_inline_max)
+        options = Options(
+            s.index_snapshot_every, s.index_filter_exact_max, s.index_rebuild_inline_max, s.index_busy_timeout_s
+        )
         return cls(s.data_dir, IndexConfig.defaults(s), options, Limits.from_settings(s), s.max_open_collections)
 
     def create(
@@ -89,9 +94,14 @@ class FaissCollections(CollectionRegistry):
             shutil.rmtree(folder)
 
     def close(self) -> None:
+        """Close every collection, even when one fails to snapshot (a full disk): its store already holds every
+        acknowledged write, and the next start replays the log the snapshot would have covered."""
         with self._lock:
             for collection in self._handles.values():
-                collection.close()
+                try:
+                    collection.close()
+                except Exception:
+                    log.exception("closing collection %r failed; its store keeps every write", collection.name)
             self._handles.clear()
             self._recent.clear()
 

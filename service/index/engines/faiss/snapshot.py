@@ -20,11 +20,15 @@ def write_temp(path: Path, arrays: dict[str, np.ndarray], header: dict) -> Path:
     """Write the snapshot beside `path` under a temporary name and fsync it; `publish` makes it the snapshot."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    with open(tmp, "wb") as fh:
-        members: dict[str, Any] = {**arrays, HEADER: blob}  # typed loosely: no name is savez's allow_pickle
-        np.savez(fh, **members)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            members: dict[str, Any] = {**arrays, HEADER: blob}  # typed loosely: no name is savez's allow_pickle
+            np.savez(fh, **members)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half snapshot taking the space
+        raise
     return tmp
 
 

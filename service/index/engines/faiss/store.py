@@ -53,10 +53,12 @@ class Written:
 class Store:
     """One connection, used under the owning collection's lock; autocommit mode with explicit transactions."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float = 60.0) -> None:
+        """`busy_timeout_s`: how long a write waits for another connection's write lock before SQLite's "database
+        is locked" (answered 503 + Retry-After)."""
         self.path = path
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
         except sqlite3.Error as exc:
             raise_if_out_of_files(exc)
             raise
@@ -64,13 +66,13 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=OFF")
-            with self.transaction():
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
-                if "given" not in columns:  # a store from before vectors were marked: all of them were embedded
-                    self.db.execute("ALTER TABLE items ADD COLUMN given INTEGER NOT NULL DEFAULT 0")
+            if not self._schema_current():
+                with self.transaction():
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    if not self._schema_current():  # a store from before vectors were marked: all were embedded
+                        self.db.execute("ALTER TABLE items ADD COLUMN given INTEGER NOT NULL DEFAULT 0")
         except BaseException as exc:
             try:
                 raise_if_out_of_files(exc)  # asked before closing, which frees descriptors
@@ -78,8 +80,20 @@ class Store:
                 self.db.close()  # keep none of the files open
             raise
 
+    def _schema_current(self) -> bool:
+        """Whether every table is there as this version writes it. Asked with a read, so that opening an existing
+        store never waits for SQLite's write lock: a reader reopening an evicted collection holds the collection's
+        lock while it opens, and a re-embedding holds the write lock while it waits for that one."""
+        tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"meta", "items", "tags", "changes"} <= tables:
+            return False
+        return "given" in {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+
     def close(self) -> None:
         self.db.close()
+
+    def damage(self) -> str | None:
+        return damage(self.db)
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[None]:
@@ -257,6 +271,32 @@ class Store:
     def rows_matching(self, conditions: Conditions) -> np.ndarray:
         sql, args = self._where(conditions)
         return np.array([r for (r,) in self.db.execute(sql, args)], dtype=np.int64)
+
+
+def damage(db: sqlite3.Connection) -> str | None:
+    """What makes a stored collection unreadable, or None: a meta value that is not JSON, index settings that are
+    no object, a width that is no count, vectors whose length is not that width (a bad restore, a hand edit). Reads
+    only lengths and the meta table, so it stays cheap for a large collection."""
+    meta: dict[str, Any] = {}
+    for key, value in db.execute("SELECT key, value FROM meta"):
+        try:
+            meta[key] = json.loads(value)
+        except (TypeError, ValueError):
+            return f"meta value {key!r} is not JSON"
+    if "index" in meta and not isinstance(meta["index"], dict):
+        return "meta index is not a settings object"
+    dim = meta.get("dim")
+    if dim is None:
+        return None
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        return f"meta dim {dim!r} is not a vector width"
+    wrong = db.execute(
+        "SELECT id, length(vector) FROM items WHERE typeof(vector) != 'blob' OR length(vector) != ? LIMIT 1",
+        (4 * dim,),
+    ).fetchone()
+    if wrong is not None:
+        return f"item {wrong[0]!r} holds a vector of {wrong[1]} bytes, not {dim} float32 ({4 * dim} bytes)"
+    return None
 
 
 ITEM_COLUMNS = "id, text, metadata, given, vector"
