@@ -17,7 +17,18 @@ from types import ModuleType
 from fastapi import APIRouter, FastAPI
 
 from service import __version__
-from service.api import collections, drift, embeddings, errors, health, rerank, sagemaker, similarity, tokenize
+from service.api import (
+    collections,
+    drift,
+    embeddings,
+    errors,
+    health,
+    models,
+    rerank,
+    sagemaker,
+    similarity,
+    tokenize,
+)
 from service.api.auth import read_guard
 from service.api.deps import LabelObserver, ScoreObserver
 from service.api.limits import BodyLimitMiddleware
@@ -27,12 +38,14 @@ from service.drift.embeddings import RouteFamilyMiddleware
 from service.encoders import load_encoder
 from service.encoders.base import Encoder, EncoderError
 from service.encoders.embedder import Embedder
+from service.encoders.pool import EmbedderPool
+from service.model.registry import ModelRegistry
 from service.settings import Settings
 from service.tracing import Tracing, TracingMiddleware, from_environment
 
 log = logging.getLogger(__name__)
 
-ROUTERS: list[ModuleType] = [embeddings, similarity, rerank, tokenize, health, sagemaker, collections, drift]
+ROUTERS: list[ModuleType] = [embeddings, similarity, rerank, tokenize, health, models, sagemaker, collections, drift]
 
 
 def _router(module: ModuleType, settings: Settings, encoder: Encoder) -> APIRouter:
@@ -59,6 +72,7 @@ def create_app(
         metrics.track_queues(embedder)
         metrics.track_cache(embedder.cache)
         app.state.embedder = embedder
+        app.state.models = EmbedderPool(app.state.model_registry, settings, embedder, metrics.observe_encoder)
         try:
             await embedder.check()  # warm-up: the first request should not pay for lazy allocations
         except EncoderError as exc:
@@ -66,6 +80,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.models.close()
             await embedder.close()
             if owns_encoder:
                 encoder.close()
@@ -80,6 +95,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.encoder = encoder
+    model_path = encoder.model.path if encoder.backend == "onnx" else None
+    app.state.model_registry = ModelRegistry(settings.data_dir, encoder.name, model_path, settings.default_model)
     app.state.metrics = metrics
     score_observers: list[ScoreObserver] = []
     label_observers: list[LabelObserver] = []

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
 from service.api import limits
-from service.api.deps import EmbedderDep
+from service.api.deps import model_embedder
 from service.api.errors import BODY_ERRORS, ApiError, responses
-from service.api.openai_compat import check_model, refuse_token_ids
+from service.api.openai_compat import refuse_token_ids
 from service.api.render import json_response
 from service.encoders.base import Encoder, l2_normalize
 from service.encoders.embedder import Embedder
@@ -116,11 +116,12 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         model_config = ConfigDict(extra="forbid")
         texts: limits.texts(settings)
         normalize: StrictBool = Field(True, description="scale each embedding to unit length")
+        model: str | None = Field(None, description="a model of GET /v1/models (default: the default model)")
 
     @router.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=responses(*BODY_ERRORS, 404, 502, 503))
-    async def create_embeddings(body: EmbeddingsRequest, embedder: EmbedderDep) -> Response:
+    async def create_embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         """Unit-length embeddings of one text or a list of them, in OpenAI's response shape."""
-        check_model(body.model, embedder.name, settings.model_aliases)
+        embedder = await model_embedder(request, body.model)
         vectors, tokens, cut = await embed_truncating(embedder, body.input, body, "input", body.dimensions)
         data = [
             {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
@@ -130,9 +131,10 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         answer = {"object": "list", "data": data, "model": embedder.name, "usage": usage}
         return json_response(answer, headers={TRUNCATED_HEADER: str(cut)})
 
-    @router.post("/embed", response_model=EmbedResponse, responses=responses(*BODY_ERRORS, 502, 503))
-    async def embed(body: EmbedRequest, embedder: EmbedderDep) -> Response:
+    @router.post("/embed", response_model=EmbedResponse, responses=responses(*BODY_ERRORS, 404, 502, 503))
+    async def embed(body: EmbedRequest, request: Request) -> Response:
         """Embeddings of a list of texts; unit length unless `normalize` is false."""
+        embedder = await model_embedder(request, body.model)
         vectors, _, cut = await embed_truncating(embedder, body.texts, body, "texts", body.dimensions)
         answer = {
             "embeddings": l2_normalize(vectors) if body.normalize else vectors,

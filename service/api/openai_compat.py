@@ -17,8 +17,6 @@ import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import ApiError
-
 PREFIX = "/v1/"
 TOKEN_IDS_REFUSED = (
     "token ids are not accepted: they would be read in this model's own vocabulary (WordPiece), which is not "
@@ -36,19 +34,6 @@ def refuse_token_ids(value: Any) -> Any:
 
 def _is_ids(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
-
-
-def check_model(requested: str | None, served: str, aliases: list[str]) -> None:
-    """404 `model_not_found` unless `requested` is omitted, the served model's name or one of O2V_MODEL_ALIASES."""
-    if requested is None or requested == served or requested in aliases:
-        return
-    accepted = ", ".join(repr(name) for name in [served, *aliases])
-    raise ApiError(
-        404,
-        f"the model {requested!r} is not served here; accepted names: {accepted} (O2V_MODEL_ALIASES adds names)",
-        field="model",
-        type="model_not_found",
-    )
 
 
 def openai_error(body: dict[str, Any], status: int) -> dict[str, Any]:

@@ -8,12 +8,12 @@ since the two scales differ.
 from typing import Literal
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool
 from starlette.responses import Response
 
 from service.api import limits
-from service.api.deps import EmbedderDep
+from service.api.deps import model_embedder
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
 from service.encoders.base import Encoder
@@ -60,11 +60,16 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         raw_scores: StrictBool = Field(
             False, description="a softmax model's log-odds instead of its probability; other scores are raw already"
         )
-        model: str | None = Field(None, description="accepted and ignored, as Cohere's clients send it")
+        model: str | None = Field(
+            None,
+            description="a model of GET /v1/models; any other name (Cohere's clients must send one) means the "
+            "default model",
+        )
 
     @router.post("/rerank", response_model=RerankResponse, responses=responses(*BODY_ERRORS, 502, 503))
-    async def rerank(body: RerankRequest, embedder: EmbedderDep) -> Response:
+    async def rerank(body: RerankRequest, request: Request) -> Response:
         """The texts ordered by relevance to the query, best first (ties keep request order)."""
+        embedder = await model_embedder(request, body.model, strict=False)
         if (body.texts is None) == (body.documents is None):
             raise ApiError(422, "send the texts to rank as exactly one of `texts` and `documents`", field="texts")
         texts = body.texts if body.texts is not None else body.documents
