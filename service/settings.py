@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     )
     adapt_niceness: int = Field(10, ge=0, le=19, description="nice value of the adaptation training process")
     adapt_threads: int = Field(1, ge=1, description="torch threads of the adaptation training process")
+    adapt_max_items: int = Field(200_000, ge=1, description="labelled items one adaptation job may train on")
 
     # HTTP server
     host: str = Field("127.0.0.1", description="address uvicorn listens on (0.0.0.0: every interface)")

@@ -9,10 +9,15 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from service.api.auth import require_api_key
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
+from service.index.base import VectorCollection
+from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_train_extra
+from service.model.jobs import JobConflict, UnknownJob
+from service.model.labelled import LabelError, Labelled, check_labelled
 from service.model.registry import (
     ModelConflict,
     ModelEntry,
@@ -81,6 +86,9 @@ async def get_model(model_id: str, request: Request) -> Response:
 async def promote(name: str, request: Request) -> Response:
     """Make `name` the default model: it is loaded first, then the switch is one atomic file replace."""
     pool = request.app.state.models
+    failed = request.app.state.adapt_jobs.failed_model(name)
+    if failed is not None and name not in {e.name for e in registry_of(request).entries()}:
+        raise ApiError(409, f"model {name!r} was not written: its job {failed} did not succeed", "name", "conflict")
     try:
         await pool.get(name)  # loads it: a model that cannot load is refused before it becomes the default
         state = await asyncio.to_thread(registry_of(request).promote, name)
@@ -98,3 +106,111 @@ async def remove(name: str, request: Request) -> Response:
         raise model_error(exc) from None
     request.app.state.models.unload(name)
     return Response(status_code=204)
+
+
+class AdaptBody(BaseModel):
+    """A team's labelled data: a collection whose items carry `label_key`, or Object2Vec pairs as text."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="the new model's name, [A-Za-z0-9_-]{1,64}")
+    collection: str | None = Field(None, description="train on this collection's items and their labels")
+    label_key: str | None = Field(None, description="the metadata key holding each item's label")
+    oos_label: str | None = Field(
+        "oos", description="the label of out-of-scope items: never a class, measured as out-of-scope recall"
+    )
+    parent: str | None = Field(None, description="the model to start from (default: the default model)")
+    held_out_fraction: float = Field(0.2, gt=0, lt=1, description="share of each label held out for early stopping")
+    hyperparameters: dict[str, str | int | float] = Field(
+        default_factory=dict, description="SageMaker Object2Vec hyperparameters over the adaptation defaults"
+    )
+    seed: StrictInt = 0
+
+
+def _labelled_items(collection: VectorCollection, label_key: str, oos_label: str | None, limit: int) -> Labelled:
+    """Every item's text and label; items without `label_key` (or with a non-text label) are a 422 naming them."""
+    texts: list[str] = []
+    labels: list[str] = []
+    missing: list[str] = []
+    after = None
+    while True:
+        page = collection.scroll(after, 1000, {})
+        for item in page:
+            value = (item.metadata or {}).get(label_key)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                missing.append(item.id)
+                continue
+            texts.append(item.text)
+            labels.append(str(value))
+        if len(page) < 1000:
+            break
+        after = page[-1].id
+        if len(texts) > limit:
+            raise LabelError(f"the collection has more than {limit} items (O2V_ADAPT_MAX_ITEMS)", "collection")
+    if missing:
+        shown = ", ".join(repr(i) for i in missing[:10])
+        raise LabelError(
+            f"{len(missing)} of {len(missing) + len(texts)} items have no {label_key!r} label (a text or number): "
+            f"{shown}{' ...' if len(missing) > 10 else ''}"
+        )
+    return Labelled(texts, labels, oos_label)
+
+
+@router.post("/models/adapt", status_code=202, dependencies=[Depends(require_api_key)], responses=responses(404, 409))
+async def adapt(body: AdaptBody, request: Request) -> Response:
+    """Train a new model from the parent on the collection's labelled items, in a niced child process; 202 with the
+    job id (GET /jobs/{id}). A second job while one runs is a 409."""
+    settings = request.app.state.settings
+    registry = registry_of(request)
+    try:
+        check_train_extra()
+    except TrainingUnavailable as exc:
+        raise ApiError(503, str(exc), field="name", type="training_unavailable") from None
+    if body.collection is None or body.label_key is None:
+        raise ApiError(422, "send `collection` and `label_key` (the collection's items and their labels)", "collection")
+    try:
+        out = registry.target(body.name)
+        parent = registry.model_dir(body.parent or registry.default())
+    except (UnknownModel, ModelNameError, ModelConflict) as exc:
+        raise model_error(exc, "name" if not isinstance(exc, UnknownModel) else "parent") from None
+    collection = await asyncio.to_thread(request.app.state.collections.get, body.collection)
+    try:
+        data = await asyncio.to_thread(
+            _labelled_items, collection, body.label_key, body.oos_label, settings.adapt_max_items
+        )
+        check_labelled(data)
+    except LabelError as exc:
+        raise ApiError(422, str(exc), field=exc.field, type="validation_error") from None
+    sts = settings.shared_data / "stsbenchmark" / "sts-dev.csv"
+    adapt_request = AdaptRequest(
+        name=body.name,
+        parent=parent.path,
+        train=data,
+        held_out_fraction=body.held_out_fraction,
+        hyperparameters=dict(body.hyperparameters),
+        options={"seed": body.seed, "threads": settings.adapt_threads},
+        source=f"collection {body.collection!r}, label_key {body.label_key!r}",
+        sts_dev=sts if sts.is_file() else None,
+    )
+    try:
+        job_id = await asyncio.to_thread(request.app.state.adapt_jobs.submit, adapt_request, out)
+    except JobConflict as exc:
+        raise ApiError(409, str(exc), field="name", type="conflict") from None
+    return json_response({"job": job_id}, status=202)
+
+
+@router.get("/jobs/{job_id}", responses=responses(404))
+async def get_job(job_id: str, request: Request) -> Response:
+    """Status (queued, running, succeeded, failed, cancelled), progress (epoch rows) and, when done, the result."""
+    try:
+        return json_response(await asyncio.to_thread(request.app.state.adapt_jobs.status, job_id))
+    except UnknownJob as exc:
+        raise ApiError(404, str(exc), field="job", type="not_found") from None
+
+
+@router.delete("/jobs/{job_id}", dependencies=[Depends(require_api_key)], responses=responses(404))
+async def cancel_job(job_id: str, request: Request) -> Response:
+    """Cancel a job: its training process stops now and no model is written."""
+    try:
+        return json_response(await asyncio.to_thread(request.app.state.adapt_jobs.cancel, job_id))
+    except UnknownJob as exc:
+        raise ApiError(404, str(exc), field="job", type="not_found") from None
