@@ -66,7 +66,7 @@ class AdaptJobs:
 
     def recover(self) -> list[str]:
         """At start: jobs left queued or running by a server that stopped are failed, their children stopped."""
-        failed = []
+        failed: list[str] = []
         if not self.root.is_dir():
             return failed
         for job_dir in sorted(self.root.iterdir()):
