@@ -70,6 +70,21 @@ def test_adapt_flow_over_http(tmp_path: Path) -> None:
         evaluation = done["result"]["evaluation"]
         assert {"knn_accuracy"} <= set(evaluation["parent"]) and {"knn_accuracy"} <= set(evaluation["adapted"])
         assert http.post("/models/adapt", json=body).status_code == 409  # the name is taken now
+
+        assert http.post("/collections/intents/reembed", json={"model": "nope"}).status_code == 404
+        assert http.post("/collections/intents/reembed", json={"model": "intents-v1"}).status_code == 202
+        deadline = time.monotonic() + 120
+        while (info := http.get("/collections/intents").json())["reembed"]["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert info["reembed"]["state"] == "done" and info["model"].startswith("intents-v1@"), info
+        query = {"text": "is it raining", "label_key": "intent", "k": 3}
+        answer = http.post("/collections/intents/classify", json=query)
+        assert answer.status_code == 200 and answer.json()["label"] == "weather", answer.text  # embedded by intents-v1
+        new = [{"id": "new", "text": "what's my balance", "metadata": {"intent": "balance"}}]
+        assert http.post("/collections/intents/items", json={"items": new}).status_code == 200  # intents-v1 too
+        hits = http.post("/collections/intents/search", json={"query": "what's my balance", "top_k": 1}).json()["hits"]
+        assert hits[0]["id"] == "new" and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
         assert http.post("/models/intents-v1/promote").json()["default_model"] == "intents-v1"
 
         cancelled = http.post("/models/adapt", json={**body, "name": "gone", "hyperparameters": {"epochs": "50"}})

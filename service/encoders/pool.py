@@ -29,6 +29,7 @@ class EmbedderPool:
         self.loaded: OrderedDict[str, Embedder] = OrderedDict()
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
+        self._fingerprints: dict[str, str] = {}  # fingerprint → registry name, filled on a collection's first query
 
     @property
     def default_name(self) -> str:
@@ -62,6 +63,23 @@ class EmbedderPool:
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
             return embedder
+
+    async def for_fingerprint(self, fingerprint: str) -> Embedder | None:
+        """The Embedder of the registry model whose fingerprint a collection recorded (None: no such model here)."""
+        from service.index.fingerprint import dir_fingerprint
+
+        name = self._fingerprints.get(fingerprint)
+        if name is None:
+            for entry in await asyncio.to_thread(self.registry.entries):
+                if entry.kind == "adapted" and entry.path is not None:
+                    model = await asyncio.to_thread(self.registry.model_dir, entry.name)
+                    self._fingerprints[dir_fingerprint(model)] = entry.name
+            name = self._fingerprints.get(fingerprint)
+        try:
+            return None if name is None else await self.get(name)
+        except UnknownModel:  # removed since
+            self._fingerprints.pop(fingerprint, None)
+            return None
 
     def unload(self, name: str) -> None:
         """Forget a removed model (closed after the grace period)."""
