@@ -25,6 +25,7 @@ DOMAINS = (
     "service.drift.commands",  # drift report|baseline|tokens|sample|export
     "service.object2vec.tune_command",  # tune
     "service.api.loadtest_command",  # loadtest
+    "service.model.commands",  # adapt, models list|promote|rm
 )
 
 

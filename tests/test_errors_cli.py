@@ -25,6 +25,8 @@ COMMANDS = [
     "drift",
     "tune",
     "loadtest",
+    "adapt",
+    "models",
 ]
 
 

@@ -14,10 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from service.api.auth import require_api_key
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
-from service.index.base import VectorCollection
 from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_train_extra
 from service.model.jobs import JobConflict, UnknownJob
-from service.model.labelled import LabelError, Labelled, check_labelled
+from service.model.labelled import LabelError, check_labelled, labelled_items
 from service.model.registry import (
     ModelConflict,
     ModelEntry,
@@ -126,35 +125,6 @@ class AdaptBody(BaseModel):
     seed: StrictInt = 0
 
 
-def _labelled_items(collection: VectorCollection, label_key: str, oos_label: str | None, limit: int) -> Labelled:
-    """Every item's text and label; items without `label_key` (or with a non-text label) are a 422 naming them."""
-    texts: list[str] = []
-    labels: list[str] = []
-    missing: list[str] = []
-    after = None
-    while True:
-        page = collection.scroll(after, 1000, {})
-        for item in page:
-            value = (item.metadata or {}).get(label_key)
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                missing.append(item.id)
-                continue
-            texts.append(item.text)
-            labels.append(str(value))
-        if len(page) < 1000:
-            break
-        after = page[-1].id
-        if len(texts) > limit:
-            raise LabelError(f"the collection has more than {limit} items (O2V_ADAPT_MAX_ITEMS)", "collection")
-    if missing:
-        shown = ", ".join(repr(i) for i in missing[:10])
-        raise LabelError(
-            f"{len(missing)} of {len(missing) + len(texts)} items have no {label_key!r} label (a text or number): "
-            f"{shown}{' ...' if len(missing) > 10 else ''}"
-        )
-    return Labelled(texts, labels, oos_label)
-
-
 @router.post("/models/adapt", status_code=202, dependencies=[Depends(require_api_key)], responses=responses(404, 409))
 async def adapt(body: AdaptBody, request: Request) -> Response:
     """Train a new model from the parent on the collection's labelled items, in a niced child process; 202 with the
@@ -175,7 +145,7 @@ async def adapt(body: AdaptBody, request: Request) -> Response:
     collection = await asyncio.to_thread(request.app.state.collections.get, body.collection)
     try:
         data = await asyncio.to_thread(
-            _labelled_items, collection, body.label_key, body.oos_label, settings.adapt_max_items
+            labelled_items, collection, body.label_key, body.oos_label, settings.adapt_max_items
         )
         check_labelled(data)
     except LabelError as exc:

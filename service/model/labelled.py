@@ -12,6 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class LabelError(ValueError):
@@ -87,3 +88,33 @@ def stratified_split(data: Labelled, fraction: float, seed: int) -> tuple[Labell
         held += rows[:k]
         train += rows[k:]
     return data.subset(sorted(train)), data.subset(sorted(held))
+
+
+def labelled_items(collection: Any, label_key: str, oos_label: str | None, limit: int) -> Labelled:
+    """Every item's text and label of a collection (service.index VectorCollection); items without `label_key`
+    (or with a label that is not a text or a number) are a LabelError naming how many and which."""
+    texts: list[str] = []
+    labels: list[str] = []
+    missing: list[str] = []
+    after = None
+    while True:
+        page = collection.scroll(after, 1000, {})
+        for item in page:
+            value = (item.metadata or {}).get(label_key)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                missing.append(item.id)
+                continue
+            texts.append(item.text)
+            labels.append(str(value))
+        if len(page) < 1000:
+            break
+        after = page[-1].id
+        if len(texts) > limit:
+            raise LabelError(f"the collection has more than {limit} items (O2V_ADAPT_MAX_ITEMS)", "collection")
+    if missing:
+        shown = ", ".join(repr(i) for i in missing[:10])
+        raise LabelError(
+            f"{len(missing)} of {len(missing) + len(texts)} items have no {label_key!r} label (a text or number): "
+            f"{shown}{' ...' if len(missing) > 10 else ''}"
+        )
+    return Labelled(texts, labels, oos_label)
