@@ -108,3 +108,20 @@ def test_a_cancelled_job_writes_no_model(tmp_path: Path) -> None:
     assert json.loads((job / ERROR).read_text())["status"] == "cancelled"
     assert not (job / RESULT).exists()
     assert list(tmp_path.iterdir()) == [job]  # no model, no partial folder
+
+
+def test_object2vec_pairs_as_text_train_a_model_watched_by_held_out_spearman(tmp_path: Path) -> None:
+    texts = intents()
+    pairs = [
+        (a, b, 1.0 if la == lb else 0.0)
+        for i, (a, la) in enumerate(zip(texts.texts, texts.labels, strict=True))
+        for b, lb in list(zip(texts.texts, texts.labels, strict=True))[i + 1 :: 4]
+    ]
+    request = AdaptRequest(
+        "pairs", DEFAULT_MODEL_DIR, Labelled([], []), pairs=pairs, hyperparameters=TWO_EPOCHS, held_out_fraction=0.3
+    )
+    result = run_in_child(request, tmp_path / "pairs", tmp_path / "job", niceness=0)
+    assert set(result["evaluation"]["adapted"]) == {"spearman_cosine"}
+    card = json.loads((tmp_path / "pairs" / "model_card.json").read_text())
+    assert card["lineage"]["data"]["items"] == len(pairs)
+    assert [row["epoch"] for row in card["training"]["history"]] == [1, 2]

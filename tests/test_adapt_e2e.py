@@ -58,6 +58,11 @@ def test_adapt_flow_over_http(tmp_path: Path) -> None:
         assert few.status_code == 422 and "'music': 1" in few.json()["error"]["message"]
         assert http.delete("/collections/intents/items/lonely").status_code == 204
         assert httpx.post(f"{server.url}/models/adapt", json=body).status_code == 401  # keyed
+        assert http.post("/models/adapt", json={"name": "p", "pairs": [["a", "b", 2.0]]}).status_code == 422
+        one_negative = {"name": "p", "pairs": [["a", "b", 1], ["c", "d", 1], ["e", "f", 0]]}
+        answer = http.post("/models/adapt", json=one_negative)
+        assert answer.status_code == 422 and "'0': 1" in answer.json()["error"]["message"]
+        assert http.post("/models/adapt", json={"name": "p"}).status_code == 422  # neither collection nor pairs
 
         started = http.post("/models/adapt", json=body)
         assert started.status_code == 202, started.text

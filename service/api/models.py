@@ -6,7 +6,7 @@ on the model they started with; rollback is promoting the `previous` one the ans
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -16,7 +16,7 @@ from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_train_extra
 from service.model.jobs import JobConflict, UnknownJob
-from service.model.labelled import LabelError, check_labelled, labelled_items
+from service.model.labelled import LabelError, Labelled, check_labelled, labelled_items, pair_rows
 from service.model.registry import (
     ModelConflict,
     ModelEntry,
@@ -122,6 +122,9 @@ class AdaptBody(BaseModel):
     hyperparameters: dict[str, str | int | float] = Field(
         default_factory=dict, description="SageMaker Object2Vec hyperparameters over the adaptation defaults"
     )
+    pairs: list[tuple[str, str, Annotated[float, Field(ge=0, le=1)]]] | None = Field(
+        None, description="Object2Vec pairs as text, [text0, text1, label in [0, 1]], instead of a collection"
+    )
     seed: StrictInt = 0
 
 
@@ -135,30 +138,38 @@ async def adapt(body: AdaptBody, request: Request) -> Response:
         check_train_extra()
     except TrainingUnavailable as exc:
         raise ApiError(503, str(exc), field="name", type="training_unavailable") from None
-    if body.collection is None or body.label_key is None:
-        raise ApiError(422, "send `collection` and `label_key` (the collection's items and their labels)", "collection")
+    if (body.pairs is None) == (body.collection is None or body.label_key is None):
+        message = "send either `collection` and `label_key` (the items and their labels) or `pairs`"
+        raise ApiError(422, message, "collection")
     try:
         out = registry.target(body.name)
         parent = registry.model_dir(body.parent or registry.default())
     except (UnknownModel, ModelNameError, ModelConflict) as exc:
         raise model_error(exc, "name" if not isinstance(exc, UnknownModel) else "parent") from None
-    collection = await asyncio.to_thread(request.app.state.collections.get, body.collection)
     try:
-        data = await asyncio.to_thread(
-            labelled_items, collection, body.label_key, body.oos_label, settings.adapt_max_items
-        )
+        if body.pairs is not None:
+            if len(body.pairs) > settings.adapt_max_items:
+                raise LabelError(f"at most {settings.adapt_max_items} pairs (O2V_ADAPT_MAX_ITEMS)", "pairs")
+            pairs = [(a, b, float(y)) for a, b, y in body.pairs]
+            data, source = pair_rows(pairs), f"{len(pairs)} pairs"
+        else:
+            collection = await asyncio.to_thread(request.app.state.collections.get, body.collection)
+            limit = settings.adapt_max_items
+            data = await asyncio.to_thread(labelled_items, collection, str(body.label_key), body.oos_label, limit)
+            source = f"collection {body.collection!r}, label_key {body.label_key!r}"
         check_labelled(data)
     except LabelError as exc:
-        raise ApiError(422, str(exc), field=exc.field, type="validation_error") from None
+        raise ApiError(422, str(exc), field="pairs" if body.pairs else exc.field, type="validation_error") from None
     sts = settings.shared_data / "stsbenchmark" / "sts-dev.csv"
     adapt_request = AdaptRequest(
         name=body.name,
         parent=parent.path,
-        train=data,
+        train=data if body.pairs is None else Labelled([], []),
+        pairs=pairs if body.pairs is not None else None,
         held_out_fraction=body.held_out_fraction,
         hyperparameters=dict(body.hyperparameters),
         options={"seed": body.seed, "threads": settings.adapt_threads},
-        source=f"collection {body.collection!r}, label_key {body.label_key!r}",
+        source=source,
         sts_dev=sts if sts.is_file() else None,
     )
     try:

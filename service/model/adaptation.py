@@ -53,6 +53,8 @@ class AdaptRequest:
     source: str = ""
     sts_dev: Path | None = None
     """STS-B dev (sts-dev.csv) for the generic guard; None: the guard is skipped with a note."""
+    pairs: list[tuple[str, str, float]] | None = None
+    """Object2Vec pairs as text (text0, text1, label in [0, 1]) instead of labelled utterances (`train` empty)."""
 
     def to_json(self) -> dict[str, Any]:
         def data(d: Labelled | None) -> dict[str, Any] | None:
@@ -68,6 +70,7 @@ class AdaptRequest:
             "options": self.options,
             "source": self.source,
             "sts_dev": None if self.sts_dev is None else str(self.sts_dev),
+            "pairs": self.pairs,
         }
 
     @classmethod
@@ -87,6 +90,7 @@ class AdaptRequest:
             options=dict(raw.get("options", {})),
             source=str(raw.get("source", "")),
             sts_dev=Path(raw["sts_dev"]) if raw.get("sts_dev") else None,
+            pairs=[(str(a), str(b), float(y)) for a, b, y in raw["pairs"]] if raw.get("pairs") else None,
         )
 
 

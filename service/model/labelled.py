@@ -118,3 +118,17 @@ def labelled_items(collection: Any, label_key: str, oos_label: str | None, limit
             f"{shown}{' ...' if len(missing) > 10 else ''}"
         )
     return Labelled(texts, labels, oos_label)
+
+
+def pair_rows(pairs: Sequence[tuple[str, str, float]]) -> Labelled:
+    """Object2Vec pairs as Labelled rows ("text0 TAB text1 TAB label", the label rounded to a class), so they are
+    checked, split by label and hashed like utterances; `rows_pairs` reads them back."""
+    return Labelled([f"{a}\t{b}\t{y!r}" for a, b, y in pairs], [str(round(y)) for _, _, y in pairs])
+
+
+def rows_pairs(data: Labelled) -> list[tuple[str, str, float]]:
+    out = []
+    for row in data.texts:
+        a, b, y = row.rsplit("\t", 2)
+        out.append((a, b, float(y)))
+    return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import math
 import os
 import random
 import shutil
@@ -34,6 +33,7 @@ import onnx
 import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
+from scipy.stats import spearmanr
 
 from service.datasets import file_sha256
 from service.evaluation import intent_scores, knn
@@ -298,44 +298,92 @@ class AdaptResult:
     aligned_tokens: int = 0
 
 
-def fine_tune(
-    parent: ModelDir, train: Labelled, held: Labelled, cfg: AdaptConfig, progress: Progress | None = None
-) -> AdaptResult:
-    """Train from `parent` on `train`, stop early and keep the best epoch by `held`'s kNN accuracy.
+class LabelTask:
+    """Labelled utterances: pairs drawn by `epoch_pairs`, held-out kNN accuracy watched."""
+
+    metric = "knn_accuracy"
+
+    def __init__(self, train: Labelled, held: Labelled, tokenizer: TextTokenizer, k: int) -> None:
+        check_labelled(train, min_per_label=1)
+        names = sorted({y for y in train.labels if y != train.oos_label})
+        self.train, self.held = Encoded.of(train, tokenizer, names), Encoded.of(held, tokenizer, names)
+        self.rows, self.k = self.train.rows, k
+
+    def pairs(self, rate: int, rng: random.Random) -> tuple[list[int], list[int], list[float]]:
+        return epoch_pairs(self.train, rate, rng)
+
+    def evaluate(self, model: Object2Vec) -> dict[str, float | None]:
+        return evaluate_model(model, self.train, self.held, self.k)
+
+
+class PairTask:
+    """Object2Vec's own pair data as text, `(text0, text1, label)` with labels in [0, 1] (1: related): the given
+    pairs each epoch plus `negative_sampling_rate` random in1 texts (label 0) per positive, as SageMaker samples;
+    the held-out pairs' Spearman between cosine and label is watched."""
+
+    metric = "spearman_cosine"
+
+    def __init__(self, train: PairList, held: PairList, tokenizer: TextTokenizer) -> None:
+        texts = sorted({t for a, b, _ in train + held for t in (a, b)})
+        index = {t: i for i, t in enumerate(texts)}
+        self.rows = tokenizer.encode(texts)
+        self.train = [(index[a], index[b], float(y)) for a, b, y in train]
+        self.held = [(index[a], index[b], float(y)) for a, b, y in held]
+
+    def pairs(self, rate: int, rng: random.Random) -> tuple[list[int], list[int], list[float]]:
+        a, b, y = (list(x) for x in zip(*self.train, strict=True))
+        for i, _, label in self.train:
+            if label >= 0.5:
+                for _ in range(rate):
+                    a.append(i)
+                    b.append(self.train[rng.randrange(len(self.train))][1])
+                    y.append(0.0)
+        return a, b, y
+
+    def evaluate(self, model: Object2Vec) -> dict[str, float | None]:
+        vecs = embed_rows(model, self.rows)
+        cos = [float(vecs[i] @ vecs[j]) for i, j, _ in self.held]
+        rho = spearmanr(cos, [y for _, _, y in self.held]).statistic if len(self.held) > 2 else float("nan")
+        return {"spearman_cosine": round(float(rho), 4)}
+
+
+PairList = list[tuple[str, str, float]]
+Task = LabelTask | PairTask
+
+
+def fine_tune(parent: ModelDir, task_of: Any, cfg: AdaptConfig, progress: Progress | None = None) -> AdaptResult:
+    """Train from `parent` on the task `task_of(tokenizer)` builds, stop early and keep the best epoch by the
+    task's held-out metric (epoch 0: the parent).
 
     `progress(row)` sees each epoch's row (epoch, losses, validation metrics); raising Cancelled from it stops.
     """
-    check_labelled(train, min_per_label=1)
     started = time.time()
     torch.set_num_threads(max(1, cfg.threads))
     rng = seed_everything(cfg.seed)
     hp = _parent_hp(parent.hp, cfg.sagemaker())
-    model = recover(parent)
-    start = model
+    start = recover(parent)
     model = Object2Vec(hp, share_encoders=True)
     model.load_state_dict(start.state_dict())
     start_table = start.enc0.embedding.weight.detach().clone()
-    tokenizer = parent.tokenizer()
-    names = sorted({y for y in train.labels if y != train.oos_label})
-    tr, ho = Encoded.of(train, tokenizer, names), Encoded.of(held, tokenizer, names)
-    parent_eval = evaluate_model(model, tr, ho, cfg.k)
+    task: Task = task_of(parent.tokenizer())
+    parent_eval = task.evaluate(model)
     history: list[dict[str, Any]] = []
     if progress:
         progress({"epoch": 0, "validation": parent_eval, "seconds": round(time.time() - started, 1)})
     optimizers = _optimizers(model, hp)
     stopper = EarlyStopping(hp.early_stopping_patience, hp.early_stopping_tolerance, "best")
-    best_state, best_value, best_epoch, stopped = copy.deepcopy(model.state_dict()), -math.inf, 0, None
-    best_value = float(parent_eval["knn_accuracy"] or 0.0)
+    best_state, best_epoch, stopped = copy.deepcopy(model.state_dict()), 0, None
+    best_value = float(parent_eval[task.metric] or 0.0)
     for epoch in range(1, hp.epochs + 1):
         model.train()
-        a, b, y = epoch_pairs(tr, hp.negative_sampling_rate, rng)
+        a, b, y = task.pairs(hp.negative_sampling_rate, rng)
         order = list(range(len(y)))
         rng.shuffle(order)
         running = 0.0
         for s in range(0, len(order), hp.mini_batch_size):
             idx = order[s : s + hp.mini_batch_size]
-            x0 = pad([tr.rows[a[i]] for i in idx])
-            x1 = pad([tr.rows[b[i]] for i in idx])
+            x0 = pad([task.rows[a[i]] for i in idx])
+            x1 = pad([task.rows[b[i]] for i in idx])
             target = torch.tensor([y[i] for i in idx], dtype=torch.float32)
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
@@ -347,7 +395,7 @@ def fine_tune(
             for opt in optimizers:
                 opt.step()
             running += float(loss.detach()) * len(idx)
-        metrics = evaluate_model(model, tr, ho, cfg.k)
+        metrics = task.evaluate(model)
         row = {
             "epoch": epoch,
             "train_loss": round(running / max(len(order), 1), 6),
@@ -358,7 +406,7 @@ def fine_tune(
         history.append(row)
         if progress:
             progress(row)
-        value = float(metrics["knn_accuracy"] or 0.0)
+        value = float(metrics[task.metric] or 0.0)
         if value > best_value:
             best_value, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
         if stopper.step(-value):
@@ -368,20 +416,11 @@ def fine_tune(
     aligned = 0
     if cfg.align_unseen_tokens and best_epoch:
         seen = torch.zeros(start_table.shape[0], dtype=torch.bool)
-        seen[torch.tensor([t for row in tr.rows for t in row], dtype=torch.long)] = True
+        seen[torch.tensor([t for row in task.rows for t in row], dtype=torch.long)] = True
         aligned = align_unseen_tokens(model.enc0.embedding, start_table, seen)
-    evaluation = evaluate_model(model, tr, ho, cfg.k)
-    return AdaptResult(
-        model.eval(),
-        hp,
-        history,
-        best_epoch,
-        stopped,
-        parent_eval,
-        evaluation,
-        round(time.time() - started, 1),
-        aligned,
-    )
+    evaluation = task.evaluate(model)
+    elapsed = round(time.time() - started, 1)
+    return AdaptResult(model.eval(), hp, history, best_epoch, stopped, parent_eval, evaluation, elapsed, aligned)
 
 
 # --- export ----------------------------------------------------------------------------------------------------

@@ -17,12 +17,14 @@ import numpy as np
 
 from service.evaluation import pair_spearman
 from service.model.adaptation import CANCEL, ERROR, PROGRESS, REQUEST, RESULT, AdaptRequest, write_json_atomic
-from service.model.labelled import LabelError, check_labelled, stratified_split
+from service.model.labelled import LabelError, check_labelled, pair_rows, rows_pairs, stratified_split
 from service.model.model_dir import ModelDir
 from service.object2vec.adapt import (
     AdaptConfig,
     AdaptError,
     Cancelled,
+    LabelTask,
+    PairTask,
     embed_rows,
     export_adapted,
     fine_tune,
@@ -50,12 +52,26 @@ def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
     request = AdaptRequest.from_json(json.loads((job_dir / REQUEST).read_text()))
     parent = ModelDir.load(request.parent)
     cfg = AdaptConfig.from_options(request.hyperparameters, request.options)
-    data = request.train
-    if request.held_out is None:
-        check_labelled(data)
+    if request.pairs:
+        data = pair_rows(request.pairs)
         train, held = stratified_split(data, request.held_out_fraction, cfg.seed)
+
+        def task_of(tokenizer: Any) -> PairTask | LabelTask:
+            return PairTask(rows_pairs(train), rows_pairs(held), tokenizer)
+
+        texts = [t for a, b, _ in rows_pairs(train) for t in (a, b)]
     else:
-        train, held = data, request.held_out
+        data = request.train
+        if request.held_out is None:
+            check_labelled(data)
+            train, held = stratified_split(data, request.held_out_fraction, cfg.seed)
+        else:
+            train, held = data, request.held_out
+
+        def task_of(tokenizer: Any) -> PairTask | LabelTask:
+            return LabelTask(train, held, tokenizer, cfg.k)
+
+        texts = train.texts
     progress_file = job_dir / PROGRESS
 
     def progress(row: dict[str, Any]) -> None:
@@ -64,7 +80,7 @@ def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
         if (job_dir / CANCEL).exists():
             raise Cancelled("cancelled")
 
-    result = fine_tune(parent, train, held, cfg, progress)
+    result = fine_tune(parent, task_of, cfg, progress)
     tokenizer = parent.tokenizer()
     guard = sts_guard(request.sts_dev, recover(parent), result.model, tokenizer)
     lineage = lineage_of(parent, data, held, cfg, request.source)
@@ -74,7 +90,7 @@ def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
         "adapted": result.evaluation,
         "sts_dev_spearman": guard,
     }
-    rows = tokenizer.encode(train.texts)
+    rows = tokenizer.encode(texts)
     rng = np.random.default_rng(cfg.seed)
     sample = [rows[i] for i in sorted(rng.permutation(len(rows))[:20_000].tolist())]
     export_adapted(result, parent, out_dir, request.name, lineage, sample, evaluation)
