@@ -2,6 +2,7 @@
 #   docker build -t object2vec-service .
 #   docker run -p 8000:8000 object2vec-service                      # `o2v serve` on 0.0.0.0:8000, all routes
 #   docker run -p 8080:8080 object2vec-service serve                # SageMaker's contract: /ping, /invocations
+#   docker build --target train -t object2vec-service:train .       # + the train extra: POST /models/adapt, o2v adapt
 # Settings are O2V_* variables (docs/settings.md), e.g. -e O2V_API_KEY=...; collections and drift
 # state live in the volume /var/lib/o2v. The bundled model is package data (service/model/bundled), so installing the
 # package installs it: the default O2V_MODEL_DIR serves it.
@@ -16,9 +17,12 @@ COPY service ./service
 ARG EXTRAS=milvus
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir ".[${EXTRAS}]"
 
-FROM python:3.11.11-slim-bookworm
-# SageMaker may then assign the port through SAGEMAKER_BIND_TO_PORT (inference pipelines); docker/serve listens on it
-LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# the train extra (torch, onnx, optuna) for adaptation; PyPI's Linux torch wheel brings CUDA libraries (GBs), which
+# run on CPU too: the serving image stays without it
+FROM builder AS train-builder
+RUN /opt/venv/bin/pip install --no-cache-dir ".[${EXTRAS},train]"
+
+FROM python:3.11.11-slim-bookworm AS base
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -37,3 +41,12 @@ VOLUME ["/var/lib/o2v"]
 EXPOSE 8000 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["o2v-healthcheck"]
 CMD ["o2v", "serve"]
+
+# `--target train`: the serving image whose venv also trains (adaptation jobs run niced beside the server)
+FROM base AS train
+COPY --from=train-builder /opt/venv /opt/venv
+
+# the default target: serving only
+FROM base
+# SageMaker may then assign the port through SAGEMAKER_BIND_TO_PORT (inference pipelines); docker/serve listens on it
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true

@@ -26,6 +26,7 @@ DOMAINS = (
     "service.object2vec.tune_command",  # tune
     "service.api.loadtest_command",  # loadtest
     "service.datasets_command",  # datasets fetch
+    "service.model.commands",  # adapt, models list|promote|rm
 )
 
 

@@ -28,7 +28,11 @@ class StsPair:
 
 def read_sts(split: str) -> list[StsPair]:
     """STS-B train/dev/test: tab-separated, no header, bare quotes (QUOTE_NONE), score in column 5."""
-    path = data_root() / "stsbenchmark" / f"sts-{split}.csv"
+    return read_sts_file(data_root() / "stsbenchmark" / f"sts-{split}.csv")
+
+
+def read_sts_file(path: Path) -> list[StsPair]:
+    """One STS-B file (sts-train/dev/test.csv) wherever it lies."""
     with open(path, encoding="utf-8", newline="") as fh:
         return [StsPair(float(r[4]), r[5], r[6]) for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
 

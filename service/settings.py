@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     model_aliases: list[str] = Field(
         [], description="other names /v1/embeddings accepts as `model` (JSON list), e.g. an OpenAI model's"
     )
+    default_model: str | None = Field(
+        None,
+        description="the model served when a request names none (default: the configured one); a promotion "
+        "(POST /models/{name}/promote) overrides it",
+    )
+    models_loaded_max: int = Field(
+        3, ge=1, description="adapted models kept loaded besides the configured one (least recently used unloaded)"
+    )
+    models_unload_grace_s: float = Field(
+        30.0, ge=0, description="seconds an unloaded model stays open so requests in flight on it finish"
+    )
+    adapt_niceness: int = Field(10, ge=0, le=19, description="nice value of the adaptation training process")
+    adapt_threads: int = Field(1, ge=1, description="torch threads of the adaptation training process")
+    adapt_max_items: int = Field(200_000, ge=1, description="labelled items one adaptation job may train on")
 
     # HTTP server
     host: str = Field("127.0.0.1", description="address uvicorn listens on (0.0.0.0: every interface)")

@@ -26,6 +26,8 @@ COMMANDS = [
     "tune",
     "loadtest",
     "datasets",
+    "adapt",
+    "models",
 ]
 
 

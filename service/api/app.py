@@ -9,6 +9,7 @@ metrics, score_observers. `uvicorn --factory service.api.app:create_app` serves 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,19 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
 from service import __version__
-from service.api import collections, drift, embeddings, errors, health, rerank, sagemaker, similarity, tei, tokenize
+from service.api import (
+    collections,
+    drift,
+    embeddings,
+    errors,
+    health,
+    models,
+    rerank,
+    sagemaker,
+    similarity,
+    tei,
+    tokenize,
+)
 from service.api.auth import read_guard
 from service.api.deps import LabelObserver, ScoreObserver
 from service.api.limits import BodyLimitMiddleware
@@ -29,12 +42,26 @@ from service.drift.embeddings import RouteFamilyMiddleware
 from service.encoders import load_encoder
 from service.encoders.base import Encoder, EncoderError
 from service.encoders.embedder import Embedder
+from service.encoders.pool import EmbedderPool
+from service.model.jobs import AdaptJobs
+from service.model.registry import ModelRegistry
 from service.settings import Settings
 from service.tracing import Tracing, TracingMiddleware, from_environment
 
 log = logging.getLogger(__name__)
 
-ROUTERS: list[ModuleType] = [embeddings, similarity, rerank, tokenize, tei, health, sagemaker, collections, drift]
+ROUTERS: list[ModuleType] = [
+    embeddings,
+    similarity,
+    rerank,
+    tokenize,
+    tei,
+    health,
+    models,
+    sagemaker,
+    collections,
+    drift,
+]
 
 
 def _router(module: ModuleType, settings: Settings, encoder: Encoder) -> APIRouter:
@@ -78,6 +105,8 @@ def create_app(
         metrics.track_queues(embedder)
         metrics.track_cache(embedder.cache)
         app.state.embedder = embedder
+        await asyncio.to_thread(app.state.adapt_jobs.recover)  # a job left running by a stopped server failed
+        app.state.models = EmbedderPool(app.state.model_registry, settings, embedder, metrics.observe_encoder)
         try:
             await embedder.check()  # warm-up: the first request should not pay for lazy allocations
         except EncoderError as exc:
@@ -85,6 +114,8 @@ def create_app(
         try:
             yield
         finally:
+            app.state.adapt_jobs.close()
+            await app.state.models.close()
             await embedder.close()
             if owns_encoder:
                 encoder.close()
@@ -105,6 +136,9 @@ def create_app(
         app.include_router(keyed_schema_router())
     app.state.settings = settings
     app.state.encoder = encoder
+    model_path = encoder.model.path if encoder.backend == "onnx" else None
+    app.state.model_registry = ModelRegistry(settings.data_dir, encoder.name, model_path, settings.default_model)
+    app.state.adapt_jobs = AdaptJobs(settings.data_dir, settings.adapt_niceness)
     app.state.metrics = metrics
     score_observers: list[ScoreObserver] = []
     label_observers: list[LabelObserver] = []

@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from service.api import limits
 from service.api.auth import require_api_key
-from service.api.deps import EmbedderDep, observe_classification, observe_label, observe_scores
+from service.api.deps import EmbedderDep, model_embedder, observe_classification, observe_label, observe_scores
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.drift.streams import CLASSIFY_CONFIDENCE, SEARCH_TOP1
@@ -60,6 +60,11 @@ class CollectionInfo(BaseModel):
     count: int
     dim: int | None = Field(description="set by the first vectors stored")
     index: Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"]
+
+
+class ReembedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, description="a model of GET /v1/models (default: the served model)")
 
 
 class ReembedStatus(BaseModel):
@@ -436,10 +441,21 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
 
     served = model_fingerprint(encoder)
 
-    async def text_allowed(collection: VectorCollection, text: str | None) -> None:
-        """409 before a text is embedded for a collection another model embedded."""
-        if text is not None:
+    async def follow(
+        request: Request, collection: VectorCollection, embedder: Embedder, text: str | None
+    ) -> tuple[Embedder, str]:
+        """The Embedder of the model that embedded this collection's texts and its fingerprint: the served model, or
+        a registry model after POST /collections/{name}/reembed {"model"}. 409 before a text is embedded for a
+        collection no model here embedded."""
+        if text is None:
+            return embedder, served
+        stored = await _call(collection.model)
+        if stored is None or stored == served:
+            return embedder, served
+        found = await request.app.state.models.for_fingerprint(stored)
+        if found is None:
             await _call(collection.check_model, served)
+        return found, stored
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -525,13 +541,21 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         operation_id="reembed_collection",
         openapi_extra=_links(("202",), collection_info=BY_NAME),
     )
-    async def reembed_collection(name: Name, request: Request, collections: CollectionsDep) -> Response:
-        """Embed every stored text again with the served model, in the background; the collection switches to the
-        new vectors in one step at the end and answers from the old ones until then. Progress: GET the collection."""
+    async def reembed_collection(
+        name: Name, request: Request, collections: CollectionsDep, body: ReembedRequest | None = None
+    ) -> Response:
+        """Embed every stored text again with the served model, or with `model` of GET /v1/models, in the
+        background; the collection switches to the new vectors in one step at the end and answers from the old ones
+        until then; from then on its searches and classifications embed their texts with that model. Progress: GET
+        the collection."""
         collection = await _call(collections.get, name)
         if not collection.reembeds:
             raise ApiError(422, f"the {type(collection).__name__} engine cannot re-embed its collections", "store")
-        job = request.app.state.reembed_jobs.start(collection, encoder.embed_texts, served)
+        chosen, fingerprint = encoder, served
+        if body is not None and body.model is not None:
+            chosen = (await model_embedder(request, body.model)).encoder
+            fingerprint = model_fingerprint(chosen)
+        job = request.app.state.reembed_jobs.start(collection, chosen.embed_texts, fingerprint)
         return json_response(job, status=202)
 
     @router.delete(
@@ -564,16 +588,18 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     async def upsert_items(
         name: Name,
         body: UpsertRequest,
+        request: Request,
         collections: CollectionsDep,
         embedder: EmbedderDep,
     ) -> Response:
-        """Insert or replace items by id; texts without a vector are embedded. Answered only once durable."""
+        """Insert or replace items by id; texts without a vector are embedded (by the collection's model).
+        Answered only once durable."""
         collection = await _call(collections.get, name)
         embedded = any(item.vector is None for item in body.items)
-        await text_allowed(collection, "" if embedded else None)
+        embedder, model = await follow(request, collection, embedder, "" if embedded else None)
         vectors = await _item_vectors(body.items, embedder)
         items = [Item(item.id, item.text or "", item.metadata, item.vector is not None) for item in body.items]
-        return json_response({"upserted": await _call(collection.upsert, items, vectors, served if embedded else None)})
+        return json_response({"upserted": await _call(collection.upsert, items, vectors, model if embedded else None)})
 
     @router.get(
         "/collections/{name}/items/{item_id:path}",
@@ -655,7 +681,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Nearest items by cosine to a text (embedded here) or a vector, optionally among exact metadata matches."""
         _one_of(body.query, body.vector, "query")
         collection = await _call(collections.get, name)
-        await text_allowed(collection, body.query)
+        embedder, _ = await follow(request, collection, embedder, body.query)
         query = await _query_vector(embedder, body.query, body.vector)
         hits = await _call(collection.search, query, body.top_k, body.filter)
         if body.query is not None and hits:
@@ -685,7 +711,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             raise ApiError(422, message, "queries")
         collection = await _call(collections.get, name)
         texts = [q.query for q in body.queries if q.query is not None]
-        await text_allowed(collection, texts[0] if texts else None)
+        embedder, _ = await follow(request, collection, embedder, texts[0] if texts else None)
         embedded = iter(await embedder.embed(texts) if texts else [])
         vectors = [
             next(embedded) if q.query is not None else await _query_vector(embedder, None, q.vector)
@@ -714,7 +740,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """kNN vote over items having `label_key`; label null when the winner's support is below min_score."""
         _one_of(body.text, body.vector, "text")
         collection = await _call(collections.get, name)
-        await text_allowed(collection, body.text)
+        embedder, _ = await follow(request, collection, embedder, body.text)
         query = await _query_vector(embedder, body.text, body.vector)
         work = (collection, query, body.label_key, body.k, body.min_score, settings.classify_min_score)
         result = await _call(classify, *work)

@@ -15,7 +15,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from service.api.errors import ApiError
 from service.encoders.embedder import Embedder
+from service.model.registry import ModelNameError, UnknownModel
 
 ScoreObserver = Callable[[str, Sequence[float]], None]
 LabelObserver = Callable[[str | None, float], None]  # a classification's label (None: out of scope), confidence
@@ -45,3 +47,20 @@ def observe_classification(
 ) -> None:
     for observer in request.app.state.classification_observers:
         observer(collection, label_key, reference, label, confidence)
+
+
+async def model_embedder(request: Request, name: str | None, strict: bool = True) -> Embedder:
+    """The Embedder of the model a request names (None, or one of O2V_MODEL_ALIASES: the default model); an unknown
+    name is a 404 model_not_found naming the models there are, or with `strict` false the default model (Cohere's
+    rerank clients must send a model name of their own)."""
+    pool = request.app.state.models
+    if name is None or name in request.app.state.settings.model_aliases:
+        return await pool.default()
+    if not strict and name not in {e.name for e in request.app.state.model_registry.entries()}:
+        return await pool.default()
+    try:
+        return await pool.get(name)
+    except (UnknownModel, ModelNameError) as exc:
+        aliases = ", ".join(repr(a) for a in request.app.state.settings.model_aliases) or "none"
+        message = f"{exc}; names of the default model (O2V_MODEL_ALIASES): {aliases}"
+        raise ApiError(404, message, field="model", type="model_not_found") from None

@@ -15,14 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool
 from starlette.responses import Response
 
 from service.api import limits
-from service.api.deps import EmbedderDep
+from service.api.deps import EmbedderDep, model_embedder
 from service.api.errors import BODY_ERRORS, ApiError, responses, validated
-from service.api.openai_compat import check_model, text_or_token_ids
+from service.api.openai_compat import text_or_token_ids
 from service.api.render import json_response
 from service.encoders.base import Encoder, l2_normalize
 from service.encoders.embedder import Embedder
@@ -173,11 +173,12 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         inputs: limits.text_or_texts(settings) = Field(None, description="a text or a list of them (TEI's shape)")
         normalize: StrictBool = Field(True, description="scale each embedding to unit length")
         prompt_name: None = Field(None, description="TEI's; this model has no prompts, so only null is accepted")
+        model: str | None = Field(None, description="a model of GET /v1/models (default: the default model)")
 
     @router.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=responses(*BODY_ERRORS, 404, 502, 503))
-    async def create_embeddings(body: EmbeddingsRequest, embedder: EmbedderDep) -> Response:
+    async def create_embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         """Unit-length embeddings of one text or a list of them, in OpenAI's response shape."""
-        check_model(body.model, embedder.name, settings.model_aliases)
+        embedder = await model_embedder(request, body.model)
         vectors, tokens, cut = await embed_truncating(embedder, body.input, body, "input", body.dimensions)
         data = [
             {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
@@ -188,13 +189,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         return json_response(answer, headers={TRUNCATED_HEADER: str(cut)})
 
     @router.post(
-        "/embed", response_model=EmbedResponse | list[list[float]], responses=responses(*BODY_ERRORS, 502, 503)
+        "/embed", response_model=EmbedResponse | list[list[float]], responses=responses(*BODY_ERRORS, 404, 502, 503)
     )
-    async def embed(body: EmbedRequest, embedder: EmbedderDep) -> Response:
+    async def embed(body: EmbedRequest, request: Request) -> Response:
         """Embeddings of a list of texts; unit length unless `normalize` is false. `inputs` (TEI's request) gets
         TEI's answer, a bare list of embeddings."""
         if (body.texts is None) == (body.inputs is None):
             raise ApiError(422, "send the texts as exactly one of `texts` and `inputs` (TEI's)", field="texts")
+        embedder = await model_embedder(request, body.model)
         if body.inputs is not None:
             vectors, _, cut = await embed_truncating(embedder, body.inputs, body, "inputs", body.dimensions)
             rows = l2_normalize(vectors) if body.normalize else vectors
@@ -266,12 +268,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         responses=responses(*BODY_ERRORS, 502, 503),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": root_body}}}},
     )
-    async def root(payload: Annotated[dict[str, JsonValue], Body()], embedder: EmbedderDep) -> Response:
+    async def root(
+        payload: Annotated[dict[str, JsonValue], Body()], request: Request, embedder: EmbedderDep
+    ) -> Response:
         """TEI's root route for an embedding model (huggingface_hub's `InferenceClient(model=URL)`): a body whose
         `inputs` is `{"source_sentence", "sentences"}` gets the cosine of the source with each sentence, TEI's
         sentence similarity; any other body is an /embed request."""
         if not isinstance(payload.get("inputs"), dict):
-            return await embed(validated(EmbedRequest, payload), embedder)
+            return await embed(validated(EmbedRequest, payload), request)
         body = validated(SimilarityRequest, payload)
         texts = [body.inputs.source_sentence, *body.inputs.sentences]
 

@@ -1,18 +1,15 @@
-"""Operations routes: GET /healthz (alive), /readyz (model loaded, backend and vector store answering), /metrics,
-/v1/models."""
+"""Operations routes: GET /healthz (alive), /readyz (model loaded, backend and vector store answering), /metrics."""
 
 import asyncio
 import contextlib
-import datetime as dt
 import threading
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from service.api.errors import ApiError, responses
-from service.api.openai_compat import check_model
 from service.api.render import json_response
 from service.encoders.base import Encoder
 from service.errors import ServiceError
@@ -23,31 +20,6 @@ class Health(BaseModel):
     status: Literal["ok", "ready"]
     model: str | None = None
     backend: str | None = None
-
-
-class ModelInfo(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int
-    owned_by: str
-    dim: int
-    max_seq_len: int
-    backend: str
-    output_layer: str
-    scorer: bool
-    metrics: dict[str, Any]
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelInfo]
-
-
-def _created(card: dict[str, Any]) -> int:
-    try:
-        return int(dt.datetime.fromisoformat(str(card.get("created"))).timestamp())
-    except ValueError:
-        return 0
 
 
 class ReadinessCheck:
@@ -104,19 +76,6 @@ class ReadinessCheck:
 
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["operations"])
-    model = encoder.model
-    info = {
-        "id": encoder.name,
-        "object": "model",
-        "created": _created(model.card),
-        "owned_by": "object2vec-service",
-        "dim": encoder.dim,
-        "max_seq_len": model.max_seq_len("in0"),
-        "backend": encoder.backend,
-        "output_layer": model.hp.output_layer,
-        "scorer": encoder.has_scorer,
-        "metrics": model.card.get("metrics", {}),
-    }
 
     @router.get("/healthz", response_model=Health)
     async def healthz() -> Response:
@@ -144,16 +103,5 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     async def metrics(request: Request) -> Response:
         """Prometheus text format."""
         return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    @router.get("/v1/models", response_model=ModelList)
-    async def list_models() -> Response:
-        """The one model served, OpenAI's list shape plus its dimensions, backend and validation metrics."""
-        return json_response({"object": "list", "data": [info]})
-
-    @router.get("/v1/models/{model_id:path}", response_model=ModelInfo, responses=responses(404))
-    async def retrieve_model(model_id: str) -> Response:
-        """OpenAI's models.retrieve: the served model under its name or one of O2V_MODEL_ALIASES, else 404."""
-        check_model(model_id, encoder.name, settings.model_aliases)
-        return json_response({**info, "id": model_id})
 
     return router

@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import token_ids
 from service.api import limits
-from service.api.errors import ApiError
 from service.settings import Settings
 
 PREFIX = "/v1/"
@@ -69,19 +68,6 @@ def _is_ids(value: Any) -> bool:
         isinstance(value, list)
         and bool(value)
         and all(type(v) is int or (isinstance(v, float) and v.is_integer()) for v in value)
-    )
-
-
-def check_model(requested: str | None, served: str, aliases: list[str]) -> None:
-    """404 `model_not_found` unless `requested` is omitted, the served model's name or one of O2V_MODEL_ALIASES."""
-    if requested is None or requested == served or requested in aliases:
-        return
-    accepted = ", ".join(repr(name) for name in [served, *aliases])
-    raise ApiError(
-        404,
-        f"the model {requested!r} is not served here; accepted names: {accepted} (O2V_MODEL_ALIASES adds names)",
-        field="model",
-        type="model_not_found",
     )
 
 

@@ -20,7 +20,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.responses import Response
 
 from service.api import limits
-from service.api.deps import EmbedderDep
+from service.api.deps import model_embedder
 from service.api.embeddings import Truncation, refuse_cut
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
@@ -98,7 +98,11 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             description=f"Cohere's; the model reads at most {max_seq_len} tokens of each text, so no lower value "
             "can be honoured",
         )
-        model: str | None = Field(None, description="accepted and ignored, as Cohere's clients send it")
+        model: str | None = Field(
+            None,
+            description="a model of GET /v1/models; any other name (Cohere's clients must send one) means the "
+            "default model",
+        )
         priority: limits.whole_number(0, 1 << 31) | None = Field(
             None, description="Cohere's scheduling hint; accepted, requests run in order"
         )
@@ -108,10 +112,11 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     @router.post("/rerank", response_model=list[RerankResult] | RerankResponse, responses=errors)
     @router.post("/v1/rerank", response_model=RerankResponse, responses=errors, include_in_schema=False)
     @router.post("/v2/rerank", response_model=RerankResponse, responses=errors, include_in_schema=False)
-    async def rerank(body: RerankRequest, request: Request, embedder: EmbedderDep) -> Response:
+    async def rerank(body: RerankRequest, request: Request) -> Response:
         """The texts ordered by relevance to the query, best first (ties keep request order); `texts` gets TEI's
         list, `documents` Cohere's object. /v1/rerank and /v2/rerank are the paths Cohere's clients call."""
         cohere_path = request.url.path != "/rerank"
+        embedder = await model_embedder(request, body.model, strict=False)
         if (body.texts is None) == (body.documents is None):
             raise ApiError(422, "send the texts to rank as exactly one of `texts` and `documents`", field="texts")
         key = "texts" if body.texts is not None else "documents"

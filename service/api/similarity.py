@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from service.api import limits
-from service.api.deps import EmbedderDep, observe_scores
+from service.api.deps import model_embedder, observe_scores
 from service.api.drift import admit_stream
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
@@ -56,10 +56,12 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             description="drift stream the cosines are counted in (default: similarity); without the API key it "
             "must exist already (built in, O2V_DRIFT_STREAMS, or PUT /drift/streams/{stream})",
         )
+        model: str | None = Field(None, description="a model of GET /v1/models (default: the default model)")
 
-    @router.post("/similarity", response_model=SimilarityResponse, responses=responses(*BODY_ERRORS, 502, 503))
-    async def similarity(body: SimilarityRequest, request: Request, embedder: EmbedderDep) -> Response:
+    @router.post("/similarity", response_model=SimilarityResponse, responses=responses(*BODY_ERRORS, 404, 502, 503))
+    async def similarity(body: SimilarityRequest, request: Request) -> Response:
         """Texts a and b of each pair go through encoder 0 for the cosine, through in0/in1 for the score."""
+        embedder = await model_embedder(request, body.model)
         if body.stream is not None:
             admit_stream(request, body.stream)
         n = len(body.pairs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from service.datasets import file_sha256
 from service.encoders.base import Encoder
+from service.model.model_dir import ModelDir
 
 DIGEST_CHARS = 16
 
@@ -15,7 +16,11 @@ def model_fingerprint(encoder: Encoder) -> str:
     endpoint = getattr(encoder, "endpoint", None)
     if getattr(encoder, "backend", None) == "sagemaker" and endpoint:
         return f"sagemaker:{endpoint}"
-    model = encoder.model
+    return dir_fingerprint(encoder.model)
+
+
+def dir_fingerprint(model: ModelDir) -> str:
+    """A model directory's fingerprint, without loading it (the registry's models are matched by it)."""
     files = model.card.get("files")
     digest = files.get("encoder.onnx") if isinstance(files, dict) else None
     if not isinstance(digest, str) or not digest:

@@ -1,0 +1,122 @@
+"""The model registry over HTTP: models side by side, `model` on the embedding routes, keyed atomic promotion with
+rollback, removal rules. One small adapted model (2 epochs on tests/adapt_fixtures.py) is trained once for the module
+into the registry of a data directory."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+pytest.importorskip("torch")
+
+from service.api.app import create_app
+from service.encoders.onnx import OnnxEncoder
+from service.model.adaptation import AdaptRequest, run_in_child
+from service.model.model_dir import ModelDir
+from service.model.registry import ModelConflict, ModelNameError, ModelRegistry
+from service.settings import DEFAULT_MODEL_DIR, Settings
+from tests.adapt_fixtures import intents
+from tests.gateway_fixtures import onnx_encoder
+
+KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+BUNDLED = "object2vec-sts-384"
+TEXTS = ["will it rain tomorrow", "what is my checking balance"]
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="o2v-models-") as tmp:
+        registry = ModelRegistry(Path(tmp), BUNDLED, DEFAULT_MODEL_DIR)
+        request = AdaptRequest(
+            "intents-v1",
+            DEFAULT_MODEL_DIR,
+            intents(),
+            held_out_fraction=0.34,
+            hyperparameters={"epochs": "2", "mini_batch_size": "16"},
+            options={"seed": 1},
+        )
+        run_in_child(request, registry.target("intents-v1"), Path(tmp) / "job", niceness=0)
+        yield Path(tmp)
+
+
+@pytest.fixture()
+def http(data_dir: Path) -> Iterator[TestClient]:
+    (data_dir / ".o2v" / "models" / "default.json").unlink(missing_ok=True)
+    app = create_app(Settings(data_dir=data_dir, api_key=KEY), onnx_encoder())
+    with TestClient(app) as client:
+        yield client
+
+
+def _embed(http: TestClient, model: str | None = None) -> np.ndarray:
+    body: dict = {"texts": TEXTS} | ({"model": model} if model else {})
+    answer = http.post("/embed", json=body)
+    assert answer.status_code == 200, answer.text
+    return np.array(answer.json()["embeddings"])
+
+
+def test_models_are_listed_side_by_side_with_lineage(http: TestClient) -> None:
+    listed = http.get("/v1/models").json()
+    assert listed["object"] == "list"
+    by_id = {m["id"]: m for m in listed["data"]}
+    assert set(by_id) == {BUNDLED, "intents-v1"}
+    assert by_id[BUNDLED]["default"] and not by_id["intents-v1"]["default"]
+    one = http.get("/v1/models/intents-v1").json()
+    assert one["object"] == "model" and one["kind"] == "adapted" and one["parent"] == BUNDLED
+    assert {"parent", "adapted"} <= set(one["evaluation"]) and one["dim"] == 384
+    missing = http.get("/v1/models/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_model_picks_the_encoder_on_every_embedding_route(http: TestClient) -> None:
+    adapted = OnnxEncoder(ModelDir.load(http.app.state.model_registry.get("intents-v1").path))  # type: ignore[attr-defined]
+    expected = adapted.embed_texts(TEXTS)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(_embed(http, "intents-v1"), expected, atol=1e-5)
+    assert np.abs(_embed(http) - expected).max() > 1e-3  # the default is still the bundled model
+    v1 = http.post("/v1/embeddings", json={"input": TEXTS[0], "model": "intents-v1"}).json()
+    assert v1["model"] == "intents-v1"
+    np.testing.assert_allclose(v1["data"][0]["embedding"], expected[0], atol=1e-5)
+    pairs = {"pairs": [TEXTS], "model": "intents-v1"}
+    cosine = http.post("/similarity", json=pairs).json()["results"][0]["cosine"]
+    assert cosine == pytest.approx(float(expected[0] @ expected[1]), abs=1e-5)
+    ranked = http.post("/rerank", json={"query": TEXTS[0], "texts": TEXTS, "model": "intents-v1"}).json()
+    assert ranked["model"] == "intents-v1"
+    for route, body in (("/embed", {"texts": ["hi"]}), ("/similarity", {"pairs": [["a", "b"]]})):
+        answer = http.post(route, json={**body, "model": "nope"})
+        assert answer.status_code == 404 and answer.json()["error"]["type"] == "model_not_found", route
+
+
+def test_promotion_is_keyed_switches_the_default_and_rolls_back(http: TestClient) -> None:
+    before = _embed(http)
+    assert http.post("/models/intents-v1/promote").status_code == 401
+    promoted = http.post("/models/intents-v1/promote", headers=AUTH)
+    assert promoted.status_code == 200 and promoted.json()["previous"] == BUNDLED
+    np.testing.assert_allclose(_embed(http), _embed(http, "intents-v1"), atol=1e-6)
+    assert {m["id"]: m["default"] for m in http.get("/v1/models").json()["data"]}["intents-v1"]
+    assert http.delete("/models/intents-v1", headers=AUTH).status_code == 409  # the default stays
+    rollback = http.post(f"/models/{promoted.json()['previous']}/promote", headers=AUTH)
+    assert rollback.status_code == 200
+    np.testing.assert_allclose(_embed(http), before, atol=1e-6)
+    assert http.post("/models/nope/promote", headers=AUTH).status_code == 404
+    assert http.delete(f"/models/{BUNDLED}", headers=AUTH).status_code == 409
+
+
+def test_registry_names_taken_and_path_characters_are_refused(data_dir: Path) -> None:
+    registry = ModelRegistry(data_dir, BUNDLED, DEFAULT_MODEL_DIR)
+    for bad in ("../x", "a/b", "a.b", "", "x" * 65):
+        with pytest.raises(ModelNameError):
+            registry.target(bad)
+    for taken in ("intents-v1", BUNDLED):
+        with pytest.raises(ModelConflict, match="taken"):
+            registry.target(taken)
+    partial = data_dir / ".o2v" / "models" / ".partial-half-999999999"
+    partial.mkdir()
+    (partial / "encoder.onnx").write_bytes(b"half")
+    assert [e.name for e in registry.entries()] == [BUNDLED, "intents-v1"]  # a killed export is never a model
+    assert not partial.exists()  # and its writer is dead: removed
