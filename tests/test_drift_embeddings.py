@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.drift import log_pairs
 from service.cli import main
@@ -20,6 +21,7 @@ from service.drift.embeddings import (
     unit_rows,
     write_sample,
 )
+from service.settings import Settings
 from tests.gateway_fixtures import client, model_copy
 
 EMBED = {"drift_embed_window": 200, "drift_embed_min_samples": 100, "drift_embed_check_every": 50}
@@ -115,10 +117,10 @@ def test_embedding_windows_survive_a_restart(tmp_path: Path) -> None:
 @pytest.mark.skipif(not (Path(Settings().model_dir) / SAMPLE_FILE).is_file(), reason="no embedding sample")
 def test_uploaded_pairs_become_the_similarity_familys_reference(tmp_path: Path) -> None:
     """The team's baseline texts are the similarity family's reference; the card's sample stays the domain one."""
-    from tests.test_drift_api import KEY, PAIRS
+    from tests.test_drift_api import API_KEY, KEY, PAIRS
 
     small = {"drift_embed_window": 20, "drift_embed_min_samples": 10, "drift_embed_check_every": 10}
-    with client(data_dir=tmp_path, api_key="drift-test-key", **small) as c:
+    with client(data_dir=tmp_path, api_key=API_KEY, **small) as c:
         pairs = [p[:2] for p in PAIRS]
         assert c.put("/drift/baseline/similarity", json={"pairs": pairs}, headers=KEY).status_code == 200
         assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
