@@ -70,6 +70,8 @@ class Reference:
     accuracy: float
     centres: np.ndarray  # the median confidence of each equal-count bin, with 0 first
     calibrated: np.ndarray  # P(right) at each centre (monotone), with 0 first
+    edges: np.ndarray  # interior edges of the bins
+    steps: np.ndarray  # each bin's own accuracy: what the verdict's fall and its standard error are taken from
     shares: dict[Hashable | None, float]
     label_accuracy: dict[Hashable | None, float]
 
@@ -91,12 +93,22 @@ class Reference:
             label: float(np.mean([r for lab, r in zip(labels, right, strict=True) if lab == label])) for label in counts
         }
         shares = {label: c / len(labels) for label, c in counts.items()}
-        return cls(len(answers), float(right.mean()), centres, calibrated, shares, label_accuracy)
+        steps = np.array(
+            [right[which == b].mean() if (which == b).any() else right.mean() for b in range(edges.size + 1)]
+        )
+        return cls(len(answers), float(right.mean()), centres, calibrated, edges, steps, shares, label_accuracy)
 
     def probability(self, confidences: np.ndarray) -> np.ndarray:
         """P(right | confidence) of each answer: the bins' leave-one-out accuracies joined linearly (flat above the
         top bin's median confidence)."""
         return np.interp(np.asarray(confidences, dtype=np.float64), self.centres, self.calibrated)
+
+    def binned(self, confidences: np.ndarray) -> np.ndarray:
+        """P(right | confidence) as each answer's bin's accuracy: coarser at the low end than `probability`, but
+        the scale the verdict's 3-sigma gate was calibrated on (ordered clean intent traffic stays ok, typo'd
+        traffic is caught within 200 answers); the slope of `probability` widens the residuals' spread and order
+        (z of a 20-point fall at 2-2.8), so the estimate is reported from `probability` and judged on the bins."""
+        return self.steps[np.searchsorted(self.edges, confidences, side="left")]
 
     def expected(self, shares: Mapping[Hashable | None, float]) -> float:
         """The accuracy the reference gives this label mix (labels it never answered count at its overall one)."""
@@ -199,8 +211,8 @@ class ClassifyMonitor:
     def _judge(self, ref: Reference, live: list[tuple[Hashable | None, float]]) -> tuple[dict[str, Any], int, int]:
         labels = [label for label, _ in live]
         conf = np.array([c for _, c in live], dtype=np.float64)
-        p = ref.probability(conf)
-        estimate = float(p.mean())
+        p = ref.binned(conf)
+        estimate = float(ref.probability(conf).mean())
         counts = Counter(labels)
         shares = {label: c / len(labels) for label, c in counts.items()}
         expected = ref.expected(shares)
@@ -209,7 +221,7 @@ class ClassifyMonitor:
         residual = p - np.array([ref.label_accuracy.get(label, ref.accuracy) for label in labels])
         rho = intrablock_correlation(residual)
         se = float(residual.std()) * math.sqrt(inflation(rho, residual.size) / residual.size)
-        fall = expected - estimate
+        fall = expected - float(p.mean())
         z = fall / max(se, 1e-9)
         enter = hold = 0
         for lvl in (1, 2):
