@@ -73,6 +73,20 @@ def test_leave_one_out_answers_each_item_against_the_others(intents) -> None:
     assert reference.probability(np.array([0.0]))[0] < reference.probability(np.array([1.0]))[0]
 
 
+def test_answers_less_sure_than_the_reference_are_estimated_below_its_lowest_bin() -> None:
+    """Typo'd traffic: confidences mostly below anything the reference answered. Each answer is right with
+    probability equal to its confidence, in the reference and live; the estimate follows the true accuracy within
+    3 points instead of counting every unsure answer at the lowest bin's accuracy (15 points too high)."""
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0.35, 1.0, 2000)
+    reference = Reference.of([("a", float(c), bool(r)) for c, r in zip(conf, rng.random(2000) < conf, strict=True)])
+    live = rng.uniform(0.05, 0.5, 4000)
+    truth = float(np.mean(rng.random(4000) < live))
+    assert abs(float(reference.probability(live).mean()) - truth) < 0.03
+    probability = reference.probability(np.linspace(0.0, 1.0, 101))
+    assert probability[0] == 0.0 and np.all(np.diff(probability) >= 0.0)  # monotone, nothing at support 0
+
+
 def test_grouped_clean_traffic_is_a_label_mix_change_not_drift(intents) -> None:
     """Traffic sorted by intent (as a held-out intent set in file order): the label mix moves a lot, and is
     reported as such; the estimated accuracy follows the true one and the stream never goes to drift."""

@@ -11,9 +11,11 @@ import pytest
 from bench.drift import log_pairs
 from service.cli import main
 from service.datasets import read_sts
+from service.drift.config import Limit
 from service.drift.embeddings import (
     SAMPLE_FILE,
     SAMPLE_META,
+    EmbeddingMonitor,
     load_sample,
     median_distance,
     mmd_test,
@@ -101,7 +103,7 @@ def test_embedding_windows_survive_a_restart(tmp_path: Path) -> None:
 
     m = monitor(sample)
     for _ in range(4):
-        m.record_embeddings(unit_rows(rng.normal(size=(50, 32)) + 0.8 * np.eye(32)[0]))
+        m.record_embeddings(unit_rows(rng.normal(size=(50, 32)) + 3.0 * np.eye(32)[0]))  # beyond its mix floor
         m.run_due_checks()
     before = m.report()["embeddings"]["families"]
     assert before["other"]["status"] == "drift" and before["other"]["n_live"] == 150
@@ -131,3 +133,34 @@ def test_uploaded_pairs_become_the_similarity_familys_reference(tmp_path: Path) 
         assert family["reference"]["n"] == 20  # a subsample of the 24 texts, EMBED_WINDOW of them
         assert family["domain"]["reference"] == SAMPLE_FILE and "pvalue" in family["domain"]
         assert embeddings["reference"]["kind"] == "card"
+
+
+def topics(rng: np.random.Generator, centres: np.ndarray, runs: list[int], run: int) -> np.ndarray:
+    """`run` sentences of each topic in `runs`, in that order: traffic grouped by topic."""
+    return np.concatenate([unit_rows(centres[t] + rng.normal(size=(run, centres.shape[1]))) for t in runs])
+
+
+def test_topic_grouped_in_domain_traffic_is_a_mix_change_and_another_domain_drifts() -> None:
+    """Traffic in runs of one topic (a relatedness set in sections, intents in runs) against a shuffled reference of
+    all its topics: each window holds a few topics, and the permutation test alone (a shuffled window assumed)
+    calls nearly every one drift. Within the reference's mix floor it stays ok; another domain (topics far from
+    all of the reference's) drifts."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(12, 32)) * 0.9  # 10 topics of the domain, 2 of another
+    centres[10:] *= 3.0
+    reference = topics(rng, centres, list(range(10)) * 4, 15)[rng.permutation(600)]
+    e = EmbeddingMonitor(reference, 300, 100, 100, 100, Limit(0.05, 0.01, True), 2, 3)
+    ordered = topics(rng, centres, [t for _ in range(3) for t in rng.permutation(10)], 40)
+    statuses, unfloored = [], []
+    for i in range(0, ordered.shape[0], 100):
+        e.record(ordered[i : i + 100])
+        e.run_due_checks()
+        statuses.append(e.report()["families"]["other"]["status"])
+        ref, live = e.card, np.array(e.families["other"].vectors, dtype=np.float32)
+        unfloored.append(mmd_test(ref.vectors, live, ref.bandwidth, 100)[1])
+    assert set(statuses) == {"ok"} and np.mean(np.array(unfloored) <= 0.01) >= 0.8  # significant MMD², not drift
+    assert e.report()["reference"]["mix_floor"] > 0.0
+    for _ in range(5):
+        e.record(topics(rng, centres, [10, 11], 50))
+        e.run_due_checks()
+    assert e.report()["families"]["other"]["status"] == "drift"
