@@ -65,9 +65,13 @@ def live_correlation(window: np.ndarray, reference_rho: float, full: bool, shuff
     and stays so until a window shows order beyond one change point (a single shift is what drift looks like, not
     order): its windows get ρ = 0, the i.i.d. limits (shuffled traffic, bench.drift's synthetic runs). Otherwise an
     ordered window gets the larger of its own ρ and the reference's, and a window too short to tell gets the
-    reference's, so that traffic ordered like its reference is judged so from its first request."""
+    reference's, so that traffic ordered like its reference is judged so from its first request. A window whose order
+    one change point explains is not ordered, in a stream's first window too: a sustained shift (another language
+    from one request on) would otherwise widen its own limits until it hid itself."""
     own = intrablock_correlation(window)
-    if shuffled and (own == 0.0 or intrablock_correlation(window, step=True) == 0.0):
+    if own > 0.0 and intrablock_correlation(window, step=True) == 0.0:
+        own = 0.0  # one change point explains the order: a shift, what drift looks like, in any window
+    if shuffled and own == 0.0:
         return 0.0, True
     if own > 0.0:
         return max(own, reference_rho), False
