@@ -51,7 +51,7 @@ def test_the_probe_s_tokenize_body_is_refused_fast_and_an_answer_at_the_limit_is
         limit = Settings().max_tokenize_tokens
         at_limit = c.post("/tokenize", json={"inputs": ["!" * 8192] * (limit // 8192)})
         assert at_limit.status_code == 200
-        assert sum(r["count"] for r in at_limit.json()["results"]) == limit // 8192 * 8192
+        assert sum(len(tokens) for tokens in at_limit.json()) == limit // 8192 * 8192  # TEI's list of token lists
         assert len(at_limit.content) < 80 * limit, len(at_limit.content)  # ~62 bytes a token
 
 

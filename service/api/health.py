@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -23,28 +24,29 @@ class Health(BaseModel):
 
 
 class ReadinessCheck:
-    """One token through the encoder on a thread of its own, answered within `timeout_s`.
+    """One readiness check (a token through the encoder, a vector store's ping) on a thread of its own, answered
+    within `timeout_s`.
 
     Not asyncio.to_thread: under load the default executor is busy tokenizing, and /readyz queued behind it took
     up to 4.5 s with the encoder queue full. Concurrent probes share the check in flight, so a hung backend costs one
     thread, not one per probe; past the timeout the probe answers 503 while the check goes on.
     """
 
-    def __init__(self, encoder: Encoder, timeout_s: float) -> None:
-        self.encoder = encoder
+    def __init__(self, check: Callable[[], None], what: str, timeout_s: float) -> None:
+        self.check = check
+        self.what = what
         self.timeout_s = timeout_s
         self._running: asyncio.Future[None] | None = None
 
     async def __call__(self) -> None:
-        """Raise ApiError 503 unless the encoder answers within timeout_s."""
+        """Raise ApiError 503 unless the check answers within timeout_s."""
         running = self._running
         if running is None or running.done() or running.get_loop() is not asyncio.get_running_loop():
             running = self._running = self._start()
         try:
             await asyncio.wait_for(asyncio.shield(running), self.timeout_s)
         except TimeoutError:
-            backend = self.encoder.backend
-            raise ApiError(503, f"not ready: the {backend} backend did not answer in {self.timeout_s:g} s") from None
+            raise ApiError(503, f"not ready: {self.what} did not answer in {self.timeout_s:g} s") from None
         except Exception as exc:  # a probe answers 503 for any failure of the check, never 500
             raise ApiError(503, f"not ready: {exc.message if isinstance(exc, ServiceError) else repr(exc)}") from exc
 
@@ -63,7 +65,7 @@ class ReadinessCheck:
         def run() -> None:
             error: BaseException | None = None
             try:
-                self.encoder.check()
+                self.check()
             except BaseException as exc:  # handed to the awaiting probe, whatever it is
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop closed during a slow check (shutdown): nobody waits
@@ -82,7 +84,8 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Liveness: the process answers."""
         return json_response({"status": "ok"})
 
-    check = ReadinessCheck(encoder, settings.readyz_timeout_s)
+    check = ReadinessCheck(encoder.check, f"the {encoder.backend} backend", settings.readyz_timeout_s)
+    store_checks: dict[int, ReadinessCheck] = {}  # per registry (an app's lifespan may make a new one)
 
     @router.get("/readyz", response_model=Health, responses=responses(503))
     async def readyz(request: Request) -> Response:
@@ -90,13 +93,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         within O2V_READYZ_TIMEOUT_S even when the encoder queue is full; a remote vector store answers too."""
         await check()
         collections = getattr(request.app.state, "collections", None)
-        if collections is not None:  # a remote vector store (Milvus) down is a gateway that cannot serve
-            try:
-                await asyncio.wait_for(asyncio.to_thread(collections.check), settings.readyz_timeout_s)
-            except TimeoutError:
-                raise ApiError(503, "not ready: the vector store did not answer in time") from None
-            except ServiceError as exc:
-                raise ApiError(503, f"not ready: {exc.message}") from exc
+        if collections is not None and collections.remote:  # a remote vector store down: a gateway that cannot serve
+            store = store_checks.get(id(collections))
+            if store is None:
+                store_checks.clear()
+                store = store_checks[id(collections)] = ReadinessCheck(
+                    collections.check, "the vector store", settings.readyz_timeout_s
+                )
+            await store()
         return json_response({"status": "ready", "model": encoder.name, "backend": encoder.backend})
 
     @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -179,6 +179,9 @@ class CollectionRegistry(ABC):
     def close(self) -> None:
         """Release files and connections."""
 
+    remote = False
+    """Whether the store is a server /readyz must ask (check); local files always answer."""
+
     def check(self) -> None:
         """For /readyz: StoreUnavailable when the store does not answer (a remote one); local files always do."""
         return None

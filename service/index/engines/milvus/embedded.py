@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 START_S = 180.0
+BIND_TRIES = 3  # fresh free ports chosen again when one was taken between choosing and binding
 ETCD_CONFIG = "ETCD_CONFIG_PATH"
 """Milvus' variable for `etcd.config.path`, the embedded etcd's own configuration."""
 
@@ -51,12 +52,18 @@ class Server:
         self.base = base
         self.server = MilvusServer(wait_for_started=False)
         self.server.set_base_dir(str(base))
+        self.etcd = base / "embed-etcd.yaml"  # its embedded etcd listens on 2379 and 2380 unless configured
+        base.mkdir(parents=True, exist_ok=True)
+        self.started = False  # once started, a restart keeps the ports
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        """Every port free now, the embedded etcd's included (a port can be taken again before the server binds it:
+        `start` then chooses anew)."""
         keys = [key for key in self.server.config.configurable_items if key.endswith("_port")]
         self.server.config.configs.update({key: free_port() for key in keys})
         self.server.webservice_port = free_port()  # health and metrics
-        self.etcd = base / "embed-etcd.yaml"  # its embedded etcd listens on 2379 and 2380 unless configured
         client, peer = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
-        base.mkdir(parents=True, exist_ok=True)
         self.etcd.write_text(
             f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
             f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n"
@@ -78,7 +85,18 @@ class Server:
         saved = os.environ.get(ETCD_CONFIG)
         os.environ[ETCD_CONFIG] = str(self.etcd)  # the package hands the server a copy of this environment
         try:
-            self.server.start()
+            for attempt in range(BIND_TRIES):
+                try:
+                    self.server.start()
+                    break
+                except RuntimeError as exc:  # "set query_coord_port=…, but bind failed": taken since it was chosen
+                    if "bind failed" not in str(exc) or attempt == BIND_TRIES - 1:
+                        raise
+                    if self.started:  # a restart keeps its ports (the gateways know them): wait for them instead
+                        time.sleep(2.0)
+                    else:
+                        self._choose_ports()
+            self.started = True
         finally:
             if saved is None:
                 os.environ.pop(ETCD_CONFIG)

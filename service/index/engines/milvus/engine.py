@@ -207,6 +207,8 @@ class MilvusCollections(CollectionRegistry):
     """The collections of one Milvus database. Holds nothing but the client: every `get` reads the catalog, so a
     collection made or dropped through another replica is seen at once."""
 
+    remote = True  # a server (or Milvus Lite's in-process one): /readyz asks it
+
     def __init__(
         self,
         uri: str,
