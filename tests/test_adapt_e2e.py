@@ -35,7 +35,7 @@ def _poll(http: httpx.Client, job: str, timeout_s: float = 300) -> dict:
 
 
 def test_adapt_flow_over_http(tmp_path: Path) -> None:
-    env = {"O2V_DATA_DIR": str(tmp_path), "O2V_API_KEY": "e2e-key", "O2V_ONNX_INTRA_OP_THREADS": "1"}
+    env = {"O2V_DATA_DIR": str(tmp_path), "O2V_API_KEY": "adapt-e2e-key-4Tz9", "O2V_ONNX_INTRA_OP_THREADS": "1"}
     with ServerProcess(env) as server, httpx.Client(base_url=server.url, timeout=60, headers=KEY) as http:
         assert http.put("/collections/intents").status_code in (200, 201)
         items = [

@@ -23,7 +23,7 @@ from service.settings import DEFAULT_MODEL_DIR, Settings
 from tests.adapt_fixtures import intents
 from tests.gateway_fixtures import onnx_encoder
 
-KEY = "test-key"
+KEY = "models-test-key-7Qx2"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BUNDLED = "object2vec-sts-384"
 TEXTS = ["will it rain tomorrow", "what is my checking balance"]
@@ -85,8 +85,8 @@ def test_model_picks_the_encoder_on_every_embedding_route(http: TestClient) -> N
     pairs = {"pairs": [TEXTS], "model": "intents-v1"}
     cosine = http.post("/similarity", json=pairs).json()["results"][0]["cosine"]
     assert cosine == pytest.approx(float(expected[0] @ expected[1]), abs=1e-5)
-    ranked = http.post("/rerank", json={"query": TEXTS[0], "texts": TEXTS, "model": "intents-v1"}).json()
-    assert ranked["model"] == "intents-v1"
+    ranked = http.post("/rerank", json={"query": TEXTS[0], "documents": TEXTS, "model": "intents-v1"}).json()
+    assert ranked["model"] == "intents-v1"  # Cohere's object (`documents`) names the model; TEI's list has no room
     for route, body in (("/embed", {"texts": ["hi"]}), ("/similarity", {"pairs": [["a", "b"]]})):
         answer = http.post(route, json={**body, "model": "nope"})
         assert answer.status_code == 404 and answer.json()["error"]["type"] == "model_not_found", route
