@@ -17,7 +17,7 @@ from service.api.server import ServerProcess
 from service.model.jobs import AdaptJobs
 from tests.adapt_fixtures import INTENTS
 
-KEY = {"Authorization": "Bearer e2e-key"}
+KEY = {"Authorization": "Bearer adapt-e2e-key-4Tz9"}
 FAST = {"epochs": "2", "mini_batch_size": "16"}
 
 
