@@ -125,3 +125,19 @@ def test_object2vec_pairs_as_text_train_a_model_watched_by_held_out_spearman(tmp
     card = json.loads((tmp_path / "pairs" / "model_card.json").read_text())
     assert card["lineage"]["data"]["items"] == len(pairs)
     assert [row["epoch"] for row in card["training"]["history"]] == [1, 2]
+
+
+def test_in_batch_softmax_leaves_out_same_label_negatives_and_rejects_a_bad_temperature() -> None:
+    import torch
+
+    from service.object2vec.adapt import AdaptConfig, AdaptError, in_batch_loss
+
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
+    b = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.0]])
+    # items 0 and 2 share a label: neither is the other's negative, so both are (near) perfectly separated
+    assert float(in_batch_loss(a, b, torch.tensor([7, 8, 7]), 0.05)) < 1e-3
+    # with distinct labels, in1 of item 2 (close to in0 of item 0) is a hard negative
+    assert float(in_batch_loss(a, b, torch.tensor([7, 8, 9]), 0.05)) > 0.1
+    assert AdaptConfig.from_options({}, {"in_batch_temperature": 0.1}).options()["in_batch_temperature"] == 0.1
+    with pytest.raises(AdaptError, match="in_batch_temperature"):
+        AdaptConfig.from_options({}, {"in_batch_temperature": -1})
