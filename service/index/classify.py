@@ -24,6 +24,18 @@ class Classification:
     neighbors: list[Hit]
 
 
+def thresholds(
+    collection: VectorCollection, label_key: str, min_score: float | None, default: float
+) -> tuple[float, Mapping[str, float]]:
+    """The min_score a vote uses, and per-label ones: the request's, else the collection's stored (with its per-label
+    thresholds when they were calibrated for this label_key), else `default` (O2V_CLASSIFY_MIN_SCORE)."""
+    if min_score is not None:
+        return min_score, {}
+    stored = collection.attributes()
+    per_label = stored.get("label_min_scores") or {} if stored.get("label_key", label_key) == label_key else {}
+    return stored.get("min_score", default), per_label
+
+
 def classify(
     collection: VectorCollection,
     vector: Any,
@@ -36,12 +48,7 @@ def classify(
     collection's stored one applies (with its per-label thresholds when they were calibrated for this label_key),
     else `default` (O2V_CLASSIFY_MIN_SCORE)."""
     check_string(label_key, "label_key", "label_key")
-    per_label: Mapping[str, float] = {}
-    if min_score is None:
-        stored = collection.attributes()
-        min_score = stored.get("min_score", default)
-        if stored.get("label_key", label_key) == label_key:
-            per_label = stored.get("label_min_scores") or {}
+    min_score, per_label = thresholds(collection, label_key, min_score, default)
     check_min_score(min_score)
     neighbors = collection.nearest(vector, check_k(collection, k, "k"), {label_key: ANY})
     keys = [canonical(hit.metadata[label_key]) for hit in neighbors]
@@ -115,12 +122,7 @@ def leave_one_out(
         )
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(rows), min(limit, len(rows)), replace=False).tolist())
-    per_label: Mapping[str, float] = {}
-    if min_score is None:
-        stored = collection.attributes()
-        min_score = stored.get("min_score", default)
-        if stored.get("label_key", label_key) == label_key:
-            per_label = stored.get("label_min_scores") or {}
+    min_score, per_label = thresholds(collection, label_key, min_score, default)
     answers = []
     for i in chosen:
         item = rows[i]
