@@ -28,7 +28,7 @@ from starlette.responses import Response
 from service.api import limits
 from service.api.auth import require_api_key
 from service.api.deps import EmbedderDep, model_embedder, observe_classification, observe_label, observe_scores
-from service.api.errors import ApiError, responses
+from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
 from service.drift.streams import CLASSIFY_CONFIDENCE, SEARCH_TOP1
 from service.encoders.base import Encoder
@@ -537,7 +537,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         status_code=202,
         response_model=ReembedStatus,
         dependencies=write,
-        responses=responses(401, 404, 409, 422),
+        responses=responses(*BODY_ERRORS, 401, 404, 409),
         operation_id="reembed_collection",
         openapi_extra=_links(("202",), collection_info=BY_NAME),
     )

@@ -265,7 +265,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     @router.post(
         "/",
         response_model=list[list[float]] | list[float] | EmbedResponse,
-        responses=responses(*BODY_ERRORS, 502, 503),
+        responses=responses(*BODY_ERRORS, 404, 502, 503),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": root_body}}}},
     )
     async def root(

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from service.api.auth import require_api_key
-from service.api.errors import ApiError, responses
+from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
 from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_train_extra
 from service.model.jobs import JobConflict, UnknownJob
@@ -83,7 +83,7 @@ async def get_model(model_id: str, request: Request) -> Response:
     return json_response({**describe(request, entry, registry.default()), **({"id": model_id} if alias else {})})
 
 
-@router.post("/models/{name}/promote", dependencies=[Depends(require_api_key)], responses=responses(404, 409))
+@router.post("/models/{name}/promote", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
 async def promote(name: str, request: Request) -> Response:
     """Make `name` the default model: it is loaded first, then the switch is one atomic file replace."""
     pool = request.app.state.models
@@ -98,7 +98,7 @@ async def promote(name: str, request: Request) -> Response:
     return json_response(state)
 
 
-@router.delete("/models/{name}", dependencies=[Depends(require_api_key)], responses=responses(404, 409))
+@router.delete("/models/{name}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
 async def remove(name: str, request: Request) -> Response:
     """Remove an adapted model that is not the default."""
     try:
@@ -130,7 +130,12 @@ class AdaptBody(BaseModel):
     seed: StrictInt = 0
 
 
-@router.post("/models/adapt", status_code=202, dependencies=[Depends(require_api_key)], responses=responses(404, 409))
+@router.post(
+    "/models/adapt",
+    status_code=202,
+    dependencies=[Depends(require_api_key)],
+    responses=responses(*BODY_ERRORS, 401, 404, 409, 503),
+)
 async def adapt(body: AdaptBody, request: Request) -> Response:
     """Train a new model from the parent on the collection's labelled items, in a niced child process; 202 with the
     job id (GET /jobs/{id}). A second job while one runs is a 409."""
@@ -190,7 +195,7 @@ async def get_job(job_id: str, request: Request) -> Response:
         raise ApiError(404, str(exc), field="job", type="not_found") from None
 
 
-@router.delete("/jobs/{job_id}", dependencies=[Depends(require_api_key)], responses=responses(404))
+@router.delete("/jobs/{job_id}", dependencies=[Depends(require_api_key)], responses=responses(401, 404))
 async def cancel_job(job_id: str, request: Request) -> Response:
     """Cancel a job: its training process stops now and no model is written."""
     try:
