@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.api.server import ServerProcess, free_port, limited_serve
+from tests.server_process import ServerProcess, free_port, limited_serve
 
 NOFILE = 256
 MAX_CONNECTIONS = 40

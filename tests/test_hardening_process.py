@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.server import ServerProcess, free_port
+from tests.server_process import ServerProcess, free_port
 
 KEY = "hardening-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}

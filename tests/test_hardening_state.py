@@ -22,9 +22,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.api.server import ServerProcess
 from service.drift.store import STATE_DIR, STATE_FILE
 from tests.gateway_fixtures import model_copy
+from tests.server_process import ServerProcess
 from tests.test_collections_api import API_KEY, KEY, REVIEWS
 from tests.test_hardening_collections import app_settings, reviews
 
