@@ -1,4 +1,4 @@
-"""Second probe, at the connection: a real `o2v serve` under `ulimit -n 256` with a low connection cap takes huge
+"""Limits at the connection: a real `o2v serve` under `ulimit -n 256` with a low connection cap takes huge
 and numerous headers (431 before buffering them), heads and bodies that trickle in (408), and more slow connections
 than it has descriptors for, while /healthz keeps answering in well under a second."""
 
