@@ -13,10 +13,11 @@ rate. A shift δ adds δ to every live score (then clips), from an empty window,
 traffic, or after `--long` normal scores. Every row runs three times, side by side, on the same draws:
 `windows_only` is the KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `fixed_reference` adds the shift
 test (service/drift/shift.py) with a reference that stays the baseline's (O2V_DRIFT_SHIFT_REFERENCE_MAX=0),
-`configured` is the current settings (by default the reference absorbs the scores of `ok` checks). A power bound shows what an idealised efficient-score detector reaches
-at the card's reference size and at the sizes a growing reference has when each shift starts (`power_bound`). The
-embedding case compares the MMD permutation test with a centroid-distance one on windows of real embeddings. Prints
-a table, then one JSON line (also written to bench/results/drift.json).
+`configured` is the current settings (by default the reference absorbs the scores of `ok` checks). A power bound
+shows what an idealised efficient-score detector reaches at the card's reference size and at the sizes a growing
+reference has when each shift starts (`power_bound`). The embedding case compares the MMD permutation test with a
+centroid-distance one on windows of real embeddings. Prints a table, then one JSON line (also written to
+bench/results/drift.json).
 """
 
 from __future__ import annotations
