@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from bench.common import OnnxModel
+from bench.tables import print_table
 from service.datasets import read_clinc, read_sts
 from service.evaluation import OOS, clinc, pair_spearman
 from service.model.labelled import Labelled
 from service.settings import DEFAULT_MODEL_DIR
-from service.tools.tables import print_table
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 

@@ -16,10 +16,10 @@ import onnx
 from onnx import numpy_helper
 
 from bench.common import OnnxModel
+from bench.tables import print_table
 from service.evaluation import clinc, sts_spearman
 from service.object2vec.rotation import ROTATION
 from service.settings import DEFAULT_MODEL_DIR
-from service.tools.tables import print_table
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 

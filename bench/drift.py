@@ -10,13 +10,14 @@ simulated run draws its own baseline (as many scores as the card has) and its ow
 independently: in production the validation set and live traffic are two samples of one distribution, and drawing
 live scores from the baseline's own values would hide the baseline's sampling error and flatter the false-alarm
 rate. A shift δ adds δ to every live score (then clips), from an empty window, after a full window of normal
-traffic, or after `--long` normal scores. Every row runs three times, side by side, on the same draws: `old` is the
-KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `fixed` adds the shift test (service/drift/shift.py)
-with a reference that stays the baseline's (O2V_DRIFT_SHIFT_REFERENCE_MAX=0), `new` is the current settings (the
-reference absorbs the scores of `ok` checks). A power bound shows what an idealised efficient-score detector reaches
-at the card's reference size and at the sizes a growing reference has when each shift starts (`power_bound`). The
-embedding case compares the MMD permutation test with a centroid-distance one on windows of real embeddings. Prints
-a table, then one JSON line (also written to bench/results/drift.json).
+traffic, or after `--long` normal scores. Every row runs three times, side by side, on the same draws:
+`windows_only` is the KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `fixed_reference` adds the shift
+test (service/drift/shift.py) with a reference that stays the baseline's (O2V_DRIFT_SHIFT_REFERENCE_MAX=0),
+`configured` is the current settings (by default the reference absorbs the scores of `ok` checks). A power bound
+shows what an idealised efficient-score detector reaches at the card's reference size and at the sizes a growing
+reference has when each shift starts (`power_bound`). The embedding case compares the MMD permutation test with a
+centroid-distance one on windows of real embeddings. Prints a table, then one JSON line (also written to
+bench/results/drift.json).
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ def verdict(config: DriftConfig, card: dict[str, Any], cosines: np.ndarray) -> d
 
 def real_case(configs: dict[str, DriftConfig], settings: Settings, n: int) -> dict[str, Any]:
     """Text pairs through the served encoder: STS-B test (in domain) and machine logs (out of domain), with the
-    card baseline (old and new tests) and with O2V_DRIFT_BASELINE=learn (the stream's own first scores)."""
+    card baseline and with O2V_DRIFT_BASELINE=learn (the stream's own first scores)."""
     from service.encoders import load_encoder
 
     encoder = load_encoder(settings)
@@ -328,9 +329,9 @@ def main() -> int:
     started = time.perf_counter()
 
     configs = {
-        "old": config_with(settings, drift_shift_window=0),
-        "fixed": config_with(settings, drift_shift_reference_max=0),
-        "new": config,
+        "windows_only": config_with(settings, drift_shift_window=0),
+        "fixed_reference": config_with(settings, drift_shift_reference_max=0),
+        "configured": config,
     }
     modes = {"empty": 0, "after_window": config.window, **({"after_long": args.long} if args.long else {})}
     rows: dict[str, dict[str, Any]] = {}
@@ -355,7 +356,7 @@ def main() -> int:
         )
     real = {}
     if args.real_pairs:
-        real_configs = {"card, new": config, "learn, new": config_with(settings, drift_baseline="learn")}
+        real_configs = {"card baseline": config, "learned baseline": config_with(settings, drift_baseline="learn")}
         real = real_case(real_configs, settings, args.real_pairs)
     embeddings = embedding_case(settings, args.embedding_runs) if args.embedding_runs else {}
     seconds = time.perf_counter() - started
@@ -372,7 +373,7 @@ def main() -> int:
         + " |\n|---|"
         + "---|---|" * len(configs)
     )
-    for size in rows["old"]["windows"]:
+    for size in rows["windows_only"]["windows"]:
         cells = [f"{rows[label]['windows'][size][lvl]:.2%}" for label in configs for lvl in ("drift", "warning")]
         print(f"| one check, {args.windows} windows of {size} | " + " | ".join(cells) + " |")
     fa_runs = args.false_alarm_runs or args.runs
@@ -385,7 +386,7 @@ def main() -> int:
         "samples from the shift's start to `drift`: median / p90 (share within 500)\n"
         "| mean shift | normal scores before it | " + " | ".join(configs) + " |\n|---|---|" + "---|" * len(configs)
     )
-    for shift in rows["old"]["detection"]:
+    for shift in rows["windows_only"]["detection"]:
         for mode in modes:
             cells = [_delay(rows[label]["detection"][shift][mode]) for label in configs]
             print(f"| {shift} | {befores[mode]} | " + " | ".join(cells) + " |")

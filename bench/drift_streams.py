@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.tables import print_table
 from service.datasets import read_clinc, read_reviews, read_sts
 from service.drift import DriftConfig, DriftMonitor
 from service.drift.classify import Reference
@@ -45,7 +46,6 @@ from service.index.classify import classify, leave_one_out
 from service.index.engines.faiss.registry import FaissCollections
 from service.index.metadata import canonical
 from service.settings import Settings
-from service.tools.tables import print_table
 
 RESULTS = Path(__file__).parent / "results" / "drift_streams.json"
 K = 10

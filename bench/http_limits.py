@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from service.api.server import ServerProcess, free_port, limited_serve
-from service.tools.tables import print_table
+from bench.tables import print_table
+from tests.server_process import ServerProcess, free_port, limited_serve
 
 NOFILE = 1024
 

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from service.api.server import ServerProcess
+from bench.tables import print_table
 from service.datasets import read_sts
 from service.encoders.base import l2_normalize
 from service.encoders.onnx import OnnxEncoder
 from service.settings import Settings
-from service.tools.tables import print_table
+from tests.server_process import ServerProcess
 
 BATCHES = (1, 16, 64)
 TARGET = 0.6

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.peers import systems
+from bench.tables import print_table
 from service.datasets import read_clinc
 from service.evaluation import OOS, choose_min_score, intent_scores, intent_votes, with_typos
 from service.index.base import CollectionRegistry
@@ -35,7 +36,6 @@ from service.index.classify import classify
 from service.index.engines.faiss.registry import FaissCollections
 from service.index.engines.faiss.store import Item
 from service.settings import DEFAULT_MODEL_DIR
-from service.tools.tables import print_table
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.tools.tables import print_table
+from bench.tables import print_table
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.tables import print_table
 from service.datasets import read_sts
 from service.object2vec.train import TrainConfig, train
 from service.settings import DEFAULT_MODEL_DIR
 from service.text import TextTokenizer
-from service.tools.tables import print_table
 
 RUNS: dict[str, dict[str, Any]] = {
     "unregularized": {"dropout": "0.0", "weight_decay": "0.0", "early_stopping": False},

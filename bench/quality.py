@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.common import MiniLM, OnnxModel, median_seconds
 from bench.peers import systems
+from bench.tables import print_table
 from service.datasets import read_clinc, read_sts
 from service.evaluation import (
     clinc,
@@ -33,7 +34,6 @@ from service.evaluation import (
     vocabulary_coverage,
 )
 from service.settings import DEFAULT_MODEL_DIR
-from service.tools.tables import print_table
 
 CONTRAST_FILE = Path(__file__).parent / "data" / "word_order.tsv"
 COMPARISON_DIRS = ("build/model-hcnn", "build/model-bilstm")

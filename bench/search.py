@@ -41,6 +41,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from bench.tables import print_table
 from service.index.base import CollectionRegistry, Item, VectorCollection
 from service.index.engines.faiss.store import Store
 from service.index.engines.faiss.vector_index import (
@@ -52,7 +53,6 @@ from service.index.engines.faiss.vector_index import (
     VectorsOf,
     unit_rows,
 )
-from service.tools.tables import print_table
 
 K = 10
 BATCH = 64

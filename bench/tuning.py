@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.overfitting import RUNS, hyperparameters, write_channel
+from bench.tables import print_table
 from service.datasets import read_sts
 from service.object2vec.train import TrainConfig, evaluate, load_channel, load_checkpoint, train
 from service.object2vec.tuning import TuneOptions, tune
 from service.settings import DEFAULT_MODEL_DIR, REPO
 from service.text import TextTokenizer
-from service.tools.tables import print_table
 
 TUNED = ("dropout", "weight_decay", "learning_rate", "early_stopping_patience", "mlp_dim")
 SAGEMAKER_DEFAULTS = {

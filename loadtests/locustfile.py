@@ -6,7 +6,7 @@
     locust -f loadtests/locustfile.py --master --host URL & locust -f loadtests/locustfile.py --worker
 
 At test start (locust's test_start event: on the master and on each worker) the collections the callers need are
-created and filled when they are missing (load_collections of service/tools/loadtest.py, idempotent), so any of
+created and filled when they are missing (load_collections of loadtests/plan.py, idempotent), so any of
 these works against a fresh server; with a keyed server give the key as O2V_API_KEY (or --o2v-api-key).
 
 Callers: a chatbot classifying short utterances (`intent`), a user searching similar reviews (`search`), a batch
@@ -18,7 +18,7 @@ from errors. Options, each also an environment variable (O2V_LOADTEST_<NAME>):
     --o2v-weights intent=4,search=3,bulk=1,pairs=2   user mix; weight 0 leaves a caller out
     --o2v-think-scale 1.0     --o2v-batch 32 (texts per bulk request)
     --o2v-intents intents     --o2v-reviews reviews (collection names)
-    --o2v-shared-data DIR     text pools from the public datasets instead of service/tools/loadtest_pools.py's fixtures
+    --o2v-shared-data DIR     text pools from the public datasets instead of loadtests/pools.py's fixtures
     --o2v-phases 48:20,4:20   users:seconds per phase, reached at -r users/s (default: -u users for -t)
     --o2v-phase-report FILE   per-phase JSON: requests, failures, 503s, percentiles (all, 200s, 503s), last failure
     --o2v-api-key KEY         Bearer key for every request (env O2V_API_KEY, the server's own setting)
@@ -38,8 +38,8 @@ import numpy as np
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
 
-from service.tools.loadtest import DEFAULT_WEIGHTS, SHED, load_collections, phases
-from service.tools.loadtest_pools import Pools, load
+from loadtests.plan import DEFAULT_WEIGHTS, SHED, load_collections, phases
+from loadtests.pools import Pools, load
 
 POOLS: Pools | None = None
 

@@ -1,8 +1,8 @@
-"""`python -m loadtests.run`: the headless load-test runner (service/tools/loadtest_run.py; see its docstring)."""
+"""`python -m loadtests.run`: the headless load-test runner (loadtests/runner.py; see its docstring)."""
 
 import sys
 
-from service.tools.loadtest_run import LOAD_ROUTES, main
+from loadtests.runner import LOAD_ROUTES, main
 
 __all__ = ["LOAD_ROUTES", "main"]
 

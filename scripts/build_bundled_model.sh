@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Rebuild the bundled model from ../shared/data: teacher-labelled channels, `o2v train`, `o2v export`.
-# Usage: scripts/build_bundled_model.sh [pooled|pooled-v2|pooled-v3|hcnn|bilstm] [model_dir] [seed]
+# Usage: scripts/build_bundled_model.sh [pooled|pooled-perturbed|pooled-ensemble|hcnn|bilstm] [model_dir] [seed]
 #   (needs the [train,teacher] extras)
-#   pooled-v2 (issue 13): service.object2vec.teacher.build_v2 channels in build/distill-pooled-v2 (MiniLM cosines of the
-#   pooled recipe's pairs plus typo'd and negated pairs; teacher embeddings cached in build/teacher-cache),
-#   configs/bundled-pooled-v2.json with `seed` (default 0) → build/train-pooled-v2-s<seed>. Deterministic for a seed.
-#   pooled-v3: the same with teacher.build_v3 (pool pairs labelled by the mean of MiniLM's and all-mpnet-base-v2's
-#   cosines; mpnet from $O2V_MPNET or ~/.cache/o2v/all-mpnet-base-v2/all-mpnet-base-v2, see teacher.mpnet_path).
+#   pooled: the bundled model's recipe (`o2v distill-data`, service.object2vec.teacher.build).
+#   pooled-perturbed, pooled-ensemble: candidate recipes (issue 13), service.object2vec.teacher.RECIPES[NAME]
+#   channels in build/distill-NAME (teacher embeddings cached in build/teacher-cache), configs/bundled-NAME.json with
+#   `seed` (default 0) → build/train-NAME-s<seed>. Deterministic for a seed. pooled-perturbed: MiniLM cosines of the
+#   pooled recipe's pairs plus typo'd and negated pairs; pooled-ensemble: pool pairs labelled by the mean of MiniLM's
+#   and all-mpnet-base-v2's cosines (mpnet from $O2V_MPNET or ~/.cache/o2v/all-mpnet-base-v2/all-mpnet-base-v2, see
+#   teacher.mpnet_path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 net=${1:-pooled}
 out=${2:-service/model/bundled/object2vec-sts-384}
 seed=${3:-0}
 export HF_HUB_OFFLINE=1
-if [ "$net" = pooled-v2 ] || [ "$net" = pooled-v3 ]; then
+if [ "$net" = pooled-perturbed ] || [ "$net" = pooled-ensemble ]; then
   data=build/distill-$net
-  [ -f $data/train.jsonl ] || python3 -c "import json; from service.object2vec.teacher import build_${net#pooled-}; \
-print(json.dumps(build_${net#pooled-}('$data', seed=0)['pair_counts']))"
+  [ -f $data/train.jsonl ] || python3 -c "import json; from service.object2vec.teacher import build_recipe; \
+print(json.dumps(build_recipe('$data', '$net', seed=0)['pair_counts']))"
   mkdir -p build/seed-configs
   cfg=build/seed-configs/bundled-$net-s$seed.json
   python3 - "$net" "$seed" "$cfg" <<'PY'

@@ -2,7 +2,7 @@
 codes.
 
 Each module in DOMAINS has `configure(subparsers)`, which adds its subcommands (the model's, serve, index, drift,
-tune, loadtest, datasets), and `run(args)`, which does the one asked for; heavy imports wait for `run`, so
+tune, datasets), and `run(args)`, which does the one asked for; heavy imports wait for `run`, so
 `o2v --help` loads neither torch nor FAISS nor the model. A ServiceError exits with its own code
 (service/errors.py): 2 for a caller's mistake, 69 when a store or backend is unavailable, 76 when a backend
 answered nonsense; a plain ValueError or a missing file is the caller's mistake too (2).
@@ -24,7 +24,6 @@ DOMAINS = (
     "service.index.commands",  # index load|list|search|classify|cluster|calibrate|reembed|backup|restore
     "service.drift.commands",  # drift report|baseline|tokens|sample|export
     "service.object2vec.tune_command",  # tune
-    "service.api.loadtest_command",  # loadtest
     "service.datasets_command",  # datasets fetch
     "service.model.commands",  # adapt, models list|promote|rm
 )

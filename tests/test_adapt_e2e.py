@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from service.api.server import ServerProcess
 from service.model.jobs import AdaptJobs
 from tests.adapt_fixtures import INTENTS
+from tests.server_process import ServerProcess
 
 KEY = {"Authorization": "Bearer adapt-e2e-key-7Zp4w"}
 FAST = {"epochs": "2", "mini_batch_size": "16"}

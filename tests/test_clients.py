@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.server import ServerProcess
 from tests.gateway_fixtures import onnx_encoder
+from tests.server_process import ServerProcess
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "clients.md"
 DOCS_URL = "http://localhost:8000"

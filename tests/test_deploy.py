@@ -102,7 +102,7 @@ def settings_of(env: dict[str, str]) -> Settings:
 
 def test_the_shipped_secret_fails_closed() -> None:
     """As shipped, the keys are empty: the pods refuse to start, naming the setting, rather than serve with a key
-    anyone can read in this repository (it was `change-me`). With real keys the same manifests start."""
+    anyone can read in this repository (such as `change-me`). With real keys the same manifests start."""
     m = manifests()
     config, secret = m["ConfigMap"]["data"], m["Secret"]["stringData"]
     with pytest.raises(ValidationError, match="O2V_API_KEY is set but empty"):

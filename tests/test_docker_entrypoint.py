@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.server import ServerProcess, free_port, sagemaker_model
+from service.api.server import sagemaker_model
 from service.settings import DEFAULT_MODEL_DIR, REPO
+from tests.server_process import ServerProcess, free_port
 
 SERVE = REPO / "docker" / "serve"
 HEALTHCHECK = REPO / "docker" / "healthcheck"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.api.server import ServerProcess
 from service.cli import main
+from tests.server_process import ServerProcess
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

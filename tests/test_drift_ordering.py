@@ -36,8 +36,8 @@ def test_shuffled_scores_have_no_ordering_and_sections_do() -> None:
 
 
 def test_a_baseline_replayed_in_its_own_order_stays_out_of_drift() -> None:
-    """The issue's first case: upload pairs' scores as the baseline, then send them in file order. The old limits
-    (i.i.d. windows) put this in drift within the first sections; the natural-order calibration does not."""
+    """Upload pairs' scores as the baseline, then send them in file order: limits calibrated on i.i.d. windows would
+    put this in drift within the first sections; the natural-order calibration does not."""
     m = monitor(config=ORDERED)
     baseline = sections(1)
     m.set_baseline("similarity", baseline.tolist(), "upload")

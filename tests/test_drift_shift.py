@@ -73,10 +73,10 @@ def test_shift_after_a_full_normal_window_is_found_sooner_than_by_the_window_tes
     """1000 normal scores, then a 0.05 shift: the shift test raises drift within 500; the KS family alone does not."""
     card = {"name": "m", "validation_score_distribution": {"scores": bimodal(1500, seed=11).tolist()}}
     found = {}
-    for label, shift_window in (("new", 500), ("old", 0)):
+    for label, shift_window in (("shift_test", 500), ("windows_only", 0)):
         m = monitor(config=config(shift_window=shift_window, window=1000, check_every=25), model_card=card)
         feed(m, "similarity", bimodal(1000, seed=12).tolist())
         seen = feed(m, "similarity", bimodal(800, seed=13, shift=0.05).tolist())
         found[label] = 25 * (seen.index("drift") + 1) if "drift" in seen else None
-    assert found["new"] is not None and found["new"] <= 500
-    assert found["old"] is None or found["old"] > found["new"]
+    assert found["shift_test"] is not None and found["shift_test"] <= 500
+    assert found["windows_only"] is None or found["windows_only"] > found["shift_test"]

@@ -1,5 +1,5 @@
 """`o2v`'s dispatch table and its exit codes: a caller's mistake exits 2, a store that does not answer 69 (sysexits'
-EX_UNAVAILABLE, not the usage error it once was), each with its message on stderr."""
+EX_UNAVAILABLE: the caller can retry, not fix the command), each with its message on stderr."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ COMMANDS = [
     "index",
     "drift",
     "tune",
-    "loadtest",
     "datasets",
     "adapt",
     "models",

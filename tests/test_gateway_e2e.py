@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.server import ServerProcess
 from tests.gateway_fixtures import TEXTS
+from tests.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.api.server import ServerProcess
 from service.encoders.onnx import OnnxEncoder
 from service.encoders.sagemaker import SageMakerEncoder
 from service.model.model_dir import ModelDir
 from service.settings import Settings
 from tests.gateway_fixtures import TEXTS, client, model_copy, onnx_encoder
 from tests.sagemaker_stub import StubSageMaker
+from tests.server_process import ServerProcess
 
 QUERY = "A man plays the guitar."
 DOCS = ["A woman is slicing an onion.", "A man is playing a guitar.", "Two dogs run through a snowy field."]

@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from loadtests.run import LOAD_ROUTES, main
-from service.api.server import ServerProcess, free_port
+from tests.server_process import ServerProcess, free_port
 
+REPO = Path(__file__).resolve().parent.parent
 LIGHT = ["--spawn-rate", "4", "--think-scale", "0.2", "--batch", "8", "--probes", "2"]
 EVERY_CALLER = ["--weights", "intent=1,search=1,bulk=1,pairs=1"]
 
@@ -50,15 +51,16 @@ def test_a_light_run_reports_every_route_without_failures_and_an_impossible_slo_
     assert "/collections/{name}/classify" in (out / "locust.html").read_text()
 
 
-def test_o2v_loadtest_is_the_same_runner_and_exits_0_when_the_slo_holds(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "service.cli", "loadtest", "--users", "2", "--duration", "2", *LIGHT]
-    done = subprocess.run([*command, "--out", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+def test_the_runner_as_a_command_exits_0_when_the_slo_holds(tmp_path: Path) -> None:
+    """`python -m loadtests.run` from the repository root, as docs/operations.md runs it."""
+    command = [sys.executable, "-m", "loadtests.run", "--users", "2", "--duration", "2", *LIGHT]
+    done = subprocess.run([*command, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["slo"]["ok"] and summary["total"]["requests"] > 0 and summary["pools"] == "fixtures"
 
 
-LOCUSTFILE = str(Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py")
+LOCUSTFILE = str(REPO / "loadtests" / "locustfile.py")
 LOCUST = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2", "-t", "5s"]
 KEY = "o2v-locust-test-key-7Hq2"
 
@@ -69,12 +71,13 @@ def locust_failures(csv_prefix: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_plain_locust_against_a_fresh_keyed_server_creates_its_collections(tmp_path: Path) -> None:
-    """`locust -f loadtests/locustfile.py --host URL`, as locust runs: test_start creates what the callers need."""
+    """`locust -f loadtests/locustfile.py --host URL` from the repository root, as locust runs: test_start creates
+    what the callers need."""
     env = {"O2V_DATA_DIR": str(tmp_path / "data"), "O2V_API_KEY": KEY}
     weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
     with ServerProcess(env) as server:
         command = [*LOCUST, "--host", server.url, "--csv", str(tmp_path / "run"), *weights]
-        done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(command, env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True, timeout=60)
         listed = httpx.get(f"{server.url}/collections", headers={"Authorization": f"Bearer {KEY}"}).json()
     counts = {c["name"]: c["count"] for c in listed["collections"]}
     assert done.returncode == 0, done.stderr[-3000:]
@@ -90,9 +93,15 @@ def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path)
     with ServerProcess({"O2V_DATA_DIR": str(tmp_path / "data")}) as server:
         master = [*LOCUST, "--host", server.url, "--master", "--master-bind-port", port, "--expect-workers", "1"]
         worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-port", port, *weights]
-        with subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as running:
+        with subprocess.Popen(
+            worker, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO
+        ) as running:
             done = subprocess.run(
-                [*master, "--csv", str(tmp_path / "run"), *weights], capture_output=True, text=True, timeout=90
+                [*master, "--csv", str(tmp_path / "run"), *weights],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=90,
             )
             try:
                 running.wait(timeout=20)  # the worker quits with its master

@@ -14,11 +14,11 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.server import ServerProcess
 from service.index.errors import InvalidRequest
 from service.index.metadata import canonical
 from tests.index_fixtures import items, registry, store_env, unit_vectors
 from tests.milvus_server import Server, wait_until
+from tests.server_process import ServerProcess
 from tests.test_index_reembed import OLD, old_collection
 
 API_KEY = "milvus-server-test-key-77c1"

@@ -148,11 +148,11 @@ def test_shared_and_separate_encoders_export_and_reload(tmp_path: Path, share: b
             assert not torch.allclose(model.enc0(torch.from_numpy(ids)), model.enc1(torch.from_numpy(ids)))
 
 
-def test_a_checkpoint_from_before_share_encoders_keeps_its_shared_encoder(tmp_path: Path) -> None:
+def test_a_checkpoint_without_share_encoders_keeps_its_shared_encoder(tmp_path: Path) -> None:
     cfg = {**tiny_config(tmp_path, epochs=1), "share_encoders": True}
     train(TrainConfig.from_dict(cfg, tmp_path), progress=False)
     state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
-    del state["share_encoders"]  # what the earlier trainer wrote: enc1_network=enc0 then meant one module
-    torch.save(state, tmp_path / "old.pt")
-    model = load_checkpoint(tmp_path / "old.pt")
+    del state["share_encoders"]  # a checkpoint without the flag: enc1_network=enc0 means one shared module
+    torch.save(state, tmp_path / "unflagged.pt")
+    model = load_checkpoint(tmp_path / "unflagged.pt")
     assert model.enc1 is model.enc0

@@ -1,6 +1,7 @@
 """`pip install .` (a real wheel, not editable) into a fresh virtual environment, then `o2v serve` from a directory
-that has nothing to do with the checkout: the bundled model must come with the package and the data directory must be
-one its user can write to (it used to be site-packages/models/... and site-packages/indexes)."""
+that has nothing to do with the checkout: the bundled model comes with the package, the data directory is one its
+user can write to (never site-packages), and the wheel holds the service alone: no test fixtures, benchmarks or
+load-test tooling."""
 
 from __future__ import annotations
 
@@ -11,25 +12,32 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service.api.server import ServerProcess, free_port
 from service.settings import REPO
+from tests.server_process import ServerProcess, free_port
 
 BIN = "Scripts" if os.name == "nt" else "bin"
 
 
+TOOLS = ("tests", "bench", "loadtests")
+"""The checkout's tools beside the package: they stay out of the wheel."""
+
+
 def build_wheel(out: Path) -> Path:
-    """The wheel of a copy of the sources pip would see (no build/ leftovers, nothing written into the checkout);
-    built offline with this environment's setuptools where it has one (Python 3.12+ venvs do not: pip fetches it)."""
+    """The wheel of a copy of the sources pip would see, the tools beside the package included (no build/ leftovers,
+    nothing written into the checkout); built offline with this environment's setuptools where it has one (Python
+    3.12+ venvs do not: pip fetches it)."""
     src = out / "src"
     src.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "service", src / "service", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("service", *TOOLS):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
     command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", str(out), "."]
     subprocess.run(command, cwd=src, check=True, timeout=300)
@@ -69,8 +77,29 @@ def outside_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home / "data" / "o2v"
 
 
-def test_the_installed_wheel_serves_the_bundled_model_from_anywhere(tmp_path: Path, outside_env: Path) -> None:
-    wheel = build_wheel(tmp_path / "dist")
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("dist"))
+
+
+def test_the_wheel_holds_the_service_and_no_test_bench_or_load_test_tooling(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        sources = {name: archive.read(name).decode() for name in names if name.endswith(".py")}
+        (entry_points,) = [archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt")]
+    packages = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert packages == {"service"}
+    assert "service/model/bundled/object2vec-sts-384/encoder.onnx" in names
+    assert "service/cli.py" in sources and "service/api/server.py" in sources  # `o2v serve` ships
+    assert not [n for n in names if n.startswith(("service/tools/", *(f"{t}/" for t in TOOLS)))]
+    assert not [n for n in names if "loadtest" in n or "locust" in n or "server_process" in n]
+    assert not [n for n, text in sources.items() if "class ServerProcess" in text or "import locust" in text]
+    assert [line.replace(" ", "") for line in entry_points.splitlines() if "=" in line] == ["o2v=service.cli:main"]
+
+
+def test_the_installed_wheel_serves_the_bundled_model_from_anywhere(
+    wheel: Path, tmp_path: Path, outside_env: Path
+) -> None:
     python = fresh_venv(tmp_path / "venv")
     install = ["--python", str(python), "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)]
     subprocess.run([sys.executable, "-m", "pip", *install], check=True, timeout=300)

@@ -1,18 +1,10 @@
-"""Running the app: `serve` (uvicorn in this process, for `o2v serve`) and `ServerProcess` (a child `o2v serve`
-on a free loopback port, for the end-to-end tests and the HTTP benchmark)."""
+"""Running the app: `serve`, uvicorn in this process for `o2v serve` (plain or as a SageMaker container)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +70,6 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
     return 0
 
 
-def limited_serve(port: int, nofile: int) -> list[str]:
-    """A command running `o2v serve` on 127.0.0.1:`port` under `ulimit -n nofile` (ServerProcess' `command`), for
-    the tests and benchmarks that play a client against the fd limit."""
-    script = (
-        "import resource, sys, runpy\n"
-        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}))\n"
-        f"sys.argv = ['o2v', 'serve', '--host', '127.0.0.1', '--port', '{port}']\n"
-        "runpy.run_module('service.cli', run_name='__main__')\n"
-    )
-    return [sys.executable, "-c", script]
-
-
 def refuse_workers_with_drift(settings: Settings) -> None:
     """ValueError for O2V_WORKERS > 1 with the drift monitor on. Each worker process holds its own monitor: a
     baseline uploaded to one worker is missing from the others' answers, and is lost when another worker, which never
@@ -100,59 +80,3 @@ def refuse_workers_with_drift(settings: Settings) -> None:
             "its own, and baselines uploaded to one would be lost. Run one worker per process (scale with more "
             "replicas), or turn the drift monitor off with O2V_DRIFT_ENABLED=false"
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    """`with ServerProcess(env) as server:` runs `o2v serve` on 127.0.0.1 until /readyz answers 200.
-
-    `command` runs another launcher instead (the container's `serve` script), which must listen on `port`."""
-
-    def __init__(
-        self,
-        env: Mapping[str, str] | None = None,
-        args: tuple[str, ...] = (),
-        timeout_s: float = 60.0,
-        command: Sequence[str] | None = None,
-        port: int | None = None,
-    ):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
-        serve = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.command = [*(command or serve), *args]
-        self.timeout_s = timeout_s
-        self.log = Path(tempfile.mkstemp(prefix="o2v-serve-", suffix=".log")[1])
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ServerProcess:
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=out)
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        log = self.log.read_text(errors="replace")[-4000:]
-        self.__exit__()
-        raise RuntimeError(f"o2v serve did not become ready in {self.timeout_s:.0f} s; its log:\n{log}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.unlink(missing_ok=True)

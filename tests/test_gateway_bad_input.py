@@ -1,5 +1,6 @@
-"""Issue 11, gateway/drift/auth half: every attack and bad input answers 4xx in the shared error shape; nothing crashes,
-hangs or is lost. Real app (TestClient), real onnxruntime, real HTTP servers for the webhook; no mocks."""
+"""The gateway, drift and auth routes under attack and bad input: each answers a 4xx in the shared error shape;
+nothing crashes, hangs or is lost. Real app (TestClient), real onnxruntime, real HTTP servers for the webhook; no
+mocks."""
 
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def test_a_baseline_file_nested_too_deep_is_a_value_error(tmp_path: Path) -> Non
         read_baseline_file(path)
 
 
-# item 9: the drift state is out of the collections' namespace, and an old data directory is moved
+# the drift state lives outside the collections' namespace; one found inside it is moved out
 
 
 def baseline_source(c: TestClient) -> str:

@@ -21,7 +21,7 @@ from service.index.engines.faiss.registry import FaissCollections
 from service.index.errors import InvalidRequest
 from tests.index_fixtures import DIM, SMALL, items, unit_vectors
 from tests.test_collections_api import KEY
-from tests.test_hardening_collections import reviews
+from tests.test_collections_bad_input import reviews
 
 
 def filled(folder: Path, name: str, n: int, options: Options | None = None, max_open: int = 64) -> FaissCollections:

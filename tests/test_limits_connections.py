@@ -1,4 +1,4 @@
-"""Second probe, at the connection: a real `o2v serve` under `ulimit -n 256` with a low connection cap takes huge
+"""Limits at the connection: a real `o2v serve` under `ulimit -n 256` with a low connection cap takes huge
 and numerous headers (431 before buffering them), heads and bodies that trickle in (408), and more slow connections
 than it has descriptors for, while /healthz keeps answering in well under a second."""
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.api.server import ServerProcess, free_port, limited_serve
+from tests.server_process import ServerProcess, free_port, limited_serve
 
 NOFILE = 256
 MAX_CONNECTIONS = 40

@@ -1,4 +1,4 @@
-"""The class, not the instance: a real `o2v serve` under `ulimit -n 1024` and a 2 GiB address-space limit (the
+"""Limits under the process's own limits: a real `o2v serve` under `ulimit -n 1024` and a 2 GiB address-space limit (the
 Deployment's memory limit) takes the attacks probing found and answers each with a 4xx or a 503, never dies."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.server import ServerProcess, free_port
+from tests.server_process import ServerProcess, free_port
 
 KEY = "hardening-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -1,4 +1,5 @@
-"""The pooled-v3 helpers that need no teacher run: the two-teacher ensemble, the shared pool and the mpnet path."""
+"""The pooled-ensemble recipe's helpers that need no teacher run: the two-teacher ensemble, the shared pool and the
+mpnet path."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
-"""What the load-test runner (loadtests/run.py) and its locustfile share, kept free of locust: importing locust
+"""What the load-test runner (loadtests/runner.py) and its locustfile share, kept free of locust: importing locust
 monkey-patches the standard library (gevent), which the runner, a plain process that manages a server and samples
-its memory, must not get. Here in the package, locust finds it however it loads the locustfile."""
+its memory, must not get."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from service.tools.loadtest_pools import Pools
+    from loadtests.pools import Pools
 
 DEFAULT_WEIGHTS = {"intent": 4, "search": 3, "bulk": 1, "pairs": 2}
 """The callers' mix unless --weights says otherwise (the locust user classes' weights)."""

@@ -1,6 +1,6 @@
-"""Second probe, in process: per-token answers, metric labels, secrets in errors, keys, stream names, the model's
+"""Limits in process: per-token answers, metric labels, secrets in errors, keys, stream names, the model's
 vocabulary and the schema's access each hold their limit as a class (the HTTP connection limits:
-test_hardening_http.py, against a real server)."""
+test_limits_connections.py, against a real server)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def test_tokenize_over_the_token_limit_is_a_422_naming_inputs_and_the_limit() ->
 
 
 def test_the_probe_s_tokenize_body_is_refused_fast_and_an_answer_at_the_limit_is_bounded() -> None:
-    """The probe's 1.97 MB body ({"inputs": ["!"*8192]*240}: 1.97M tokens) answered 123 MB; now a 422 found after
-    the first chunk, and the largest answer allowed (O2V_MAX_TOKENIZE_TOKENS of them) is a few MB."""
+    """A 1.97 MB body ({"inputs": ["!"*8192]*240}: 1.97M tokens, which would answer 123 MB) is a 422 found after the
+    first chunk, and the largest answer allowed (O2V_MAX_TOKENIZE_TOKENS of them) is a few MB."""
     with client() as c:
         started = time.monotonic()
         answer = c.post("/tokenize", json={"inputs": ["!" * 8192] * 240})

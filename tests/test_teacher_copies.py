@@ -1,10 +1,14 @@
-"""The pooled-v2 distillation helpers that need no teacher: negated copies and the teacher-embedding cache."""
+"""The candidate recipes' helpers that need no teacher: negated copies and the teacher-embedding cache."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
-from service.object2vec.teacher import TeacherCache, negate
+import numpy as np
+import pytest
+
+from service.object2vec.teacher import RECIPES, TeacherCache, build_recipe, negate
 
 
 def test_negate_removes_or_inserts_one_negation() -> None:
@@ -32,3 +36,14 @@ def test_teacher_cache_encodes_each_text_once(tmp_path, monkeypatch) -> None:
     assert _Fake.calls == 2
     assert np.allclose(again[:2], first[::-1])
     assert again[2, 0] == 4
+
+
+def test_every_candidate_recipe_has_its_training_config_and_an_unknown_one_is_refused(tmp_path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    for name in RECIPES:
+        config = json.loads((repo / "configs" / f"bundled-{name}.json").read_text())
+        assert config["channels"]["train"] == f"../build/distill-{name}/train.jsonl"
+        assert config["output_dir"] == f"../build/train-{name}-s0"
+    with pytest.raises(ValueError, match="pooled-perturbed, pooled-ensemble"):
+        build_recipe(tmp_path, "pooled-v9")
+    assert not list(tmp_path.iterdir())

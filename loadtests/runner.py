@@ -3,7 +3,6 @@
     python -m loadtests.run --users 8 --spawn-rate 4 --duration 30 --out build/loadtest/mix
     python -m loadtests.run --phases 64:30,4:20 --spawn-rate 64 --think-scale 0 --weights bulk=1 --batch 64 \
         --max-failure-ratio 1 --out build/loadtest/overload        # past saturation, then back under it
-    o2v loadtest ...                                               # the same, from a source checkout
 
 It starts `o2v serve` (the bundled model unless O2V_MODEL_DIR names another; O2V_* settings pass through; a
 temporary data directory), creates and fills the intents and reviews collections over HTTP, runs locust headless
@@ -33,12 +32,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from service.settings import REPO
-from service.tools.loadtest import DEFAULT_WEIGHTS, SHED, load_collections, phases
-from service.tools.loadtest_pools import Pools, load
-from service.tools.tables import print_table
+from bench.tables import print_table
+from loadtests.plan import DEFAULT_WEIGHTS, SHED, load_collections, phases
+from loadtests.pools import Pools, load
 
-LOCUSTFILE = REPO / "loadtests" / "locustfile.py"  # locust loads it by path: it stays with the checkout's tools
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"  # locust loads it by path
+REPO = LOCUSTFILE.parent.parent
 MIB = 1 << 20
 LOAD_ROUTES = ("/collections/{name}/classify", "/collections/{name}/search", "/v1/embeddings", "/similarity")
 
@@ -174,7 +173,9 @@ def _children_cpu_s() -> float:
 
 
 def run_locust(args: argparse.Namespace, url: str, out: Path, plan: str, names: dict[str, str]) -> None:
-    """Locust headless in a child process (its gevent patching stays there); Ctrl-C stops it and is re-raised."""
+    """Locust headless in a child process (its gevent patching stays there) in the repository root, where the
+    locustfile finds this package; Ctrl-C stops it and is re-raised."""
+    out = out.resolve()
     command = [
         *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url),
         *("-r", str(args.spawn_rate), "--csv", str(out / "locust"), "--html", str(out / "locust.html")),
@@ -185,7 +186,7 @@ def run_locust(args: argparse.Namespace, url: str, out: Path, plan: str, names: 
         *("--o2v-shared-data", args.shared_data or ""),
     ]
     with open(out / "locust.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         try:
             code = process.wait()
         except KeyboardInterrupt:
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     """The whole load test; 0 when every SLO holds, 1 when one is broken, 130 when interrupted."""
     import httpx
 
-    from service.api.server import ServerProcess
+    from tests.server_process import ServerProcess
 
     plan = phases(args.phases, args.users, args.duration)
     spec = ",".join(f"{u}:{s:g}" for u, s in plan)

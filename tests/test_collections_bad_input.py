@@ -1,5 +1,5 @@
-"""Hardening of the collections (issue 11): every attack and bad input answers a 4xx naming its field, nothing
-crashes, hangs or is lost. Through the real app, the bundled model and real FAISS + SQLite (and Milvus Lite where the
+"""Collections under attack and bad input: each answers a 4xx naming its field, nothing crashes, hangs or is
+lost. Through the real app, the bundled model and real FAISS + SQLite (and Milvus Lite where the
 behaviour is the engine's); what could take a process down runs in a child process."""
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from service.api.app import create_app
 from tests.index_fixtures import registry, store_settings
-from tests.test_hardening_collections import KEY, app_settings
+from tests.test_collections_bad_input import KEY, app_settings
 
 data, store = Path(sys.argv[1]), sys.argv[2]
 vectors = np.random.default_rng(0).standard_normal((50, 16)).tolist()
@@ -129,7 +129,7 @@ with TestClient(create_app(app_settings(data, **store_settings(store, data)))) a
         for start in range(0, 50, 4):
             batch = [{"id": f"i{i}", "vector": vectors[i]} for i in range(start, min(start + 4, 50))]
             assert client.post(f"/collections/{name}/items", json={"items": batch}, headers=KEY).status_code == 200
-old = {"index": "hnsw", "m": 1, "ef_construction": 40, "ef_search": 64}  # a data dir from before the bounds
+old = {"index": "hnsw", "m": 1, "ef_construction": 40, "ef_search": 64}  # stored below the engine-safe minimum
 if store == "faiss":
     db = sqlite3.connect(data / "c" / "items.sqlite")
     db.execute("UPDATE meta SET value = ? WHERE key = 'index'", (json.dumps(old),))
@@ -157,8 +157,8 @@ print(json.dumps(out))
 
 
 def test_a_collection_stored_with_unusable_settings_is_refused_not_crashed(tmp_path, store) -> None:
-    """An old data directory's m=1 crashed libfaiss on every open; now that collection is a 409 naming it and the
-    parameter, the others and the list work, and it can be dropped and made again."""
+    """A collection stored with m=1 (which crashes libfaiss when opened) is a 409 naming it and the parameter; the
+    others and the list work, and it can be dropped and made again."""
     child = run_child(BROKEN_CHILD, str(tmp_path), store)
     assert child.returncode == 0, child.stderr[-3000:]
     out = json.loads(child.stdout.strip().splitlines()[-1])
@@ -459,7 +459,7 @@ import json, resource, sys
 from pathlib import Path
 from fastapi.testclient import TestClient
 from service.api.app import create_app
-from tests.test_hardening_collections import KEY, app_settings
+from tests.test_collections_bad_input import KEY, app_settings
 
 data, max_open = Path(sys.argv[1]), int(sys.argv[2])
 vector = [0.5] * 384
@@ -546,7 +546,7 @@ def test_drop_and_recreate_race_with_writes_and_listing(tmp_path, store, monkeyp
 
 
 def test_options_answers_every_method_of_the_path(faiss_client) -> None:
-    """OPTIONS got 405 with `Allow: PUT` on a path that serves GET, PUT and DELETE; a 405 now names them all."""
+    """A 405 to OPTIONS names in `Allow` every method the path serves (GET, PUT and DELETE), not only one."""
     for path, methods in [
         ("/collections/reviews", {"GET", "PUT", "DELETE"}),
         ("/collections", {"GET"}),
