@@ -41,16 +41,15 @@ from typing import Any
 import faiss
 import numpy as np
 
-from service.index.base import CollectionRegistry, Item, VectorCollection
+from service.index.base import CollectionRegistry, Item, VectorCollection, unit_rows
+from service.index.config import IndexConfig
 from service.index.engines.faiss.store import Store
 from service.index.engines.faiss.vector_index import (
     CLASSES,
     HnswIndex,
-    IndexConfig,
     IvfIndex,
     VectorIndex,
     VectorsOf,
-    unit_rows,
 )
 from service.tools.tables import print_table
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from service.index.base import CollectionRegistry, Item
+from service.index.config import IndexConfig
 from service.index.engines.faiss.collection import Options
 from service.index.engines.faiss.registry import FaissCollections
-from service.index.engines.faiss.vector_index import IndexConfig
 from tests import milvus_server
 
 DIM = 16

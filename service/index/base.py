@@ -17,15 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from service.index.engines.faiss.vector_index import PARAMS, IndexConfig, unit_rows
+from service.index.config import IndexConfig
 from service.index.errors import Conflict, InvalidRequest
 from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, check_filter, check_metadata, check_string
 from service.strings import unencodable_at
 
 MAX_ID_CHARS = 256
-SEARCH_PARAMS = frozenset({"ef_search", "nprobe"})
-"""Index parameters read at each search rather than at build (HNSW's beam, the IVF lists probed): both engines
-can change them on an open collection without rebuilding anything."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ class VectorCollection(ABC):
 
     def search_params(self) -> dict[str, int]:
         """The search-time parameters of this collection's index kind and their values now (none for flat)."""
-        return {key: getattr(self.config, key) for key in PARAMS[self.config.kind] if key in SEARCH_PARAMS}
+        return self.config.search_params()
 
     def set_search_params(self, **params: int) -> None:
         """Change search-time parameters (`search_params()` names them) for the later searches through this handle,
@@ -259,6 +256,22 @@ def check_items(
     return [last[items[i].id] for i in keep], unit[keep]
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Float32, C-contiguous, each row scaled to length 1; zero and non-finite rows come back all zeros (callers
+    refuse them). Scaled in float64 by the row's largest value first, so rows of 1e38s (whose float32 norm is inf)
+    or of subnormals (whose float32 norm is 0) keep their direction instead of becoming zeros."""
+    wide = np.asarray(vectors, dtype=np.float64)
+    if wide.size == 0:
+        return np.zeros(wide.shape, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = np.abs(wide).max(axis=1, keepdims=True)
+        usable = np.isfinite(peak) & (peak > 0)
+        scaled = wide / np.where(usable, peak, 1.0)
+        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+        unit = np.where(usable, scaled / np.where(usable, norms, 1.0), 0.0)
+    return np.ascontiguousarray(unit, dtype=np.float32)
+
+
 def unit_vectors(vectors: Any, field: Callable[[int], str]) -> np.ndarray:
     """The one rule for stored and query vectors alike: finite, not all zeros, at least one number; returned as
     float32 unit rows. InvalidRequest names `field(row)` of the first row that breaks it."""
@@ -291,5 +304,5 @@ def check_same(config: IndexConfig, index: str | None, params: dict[str, Any]) -
         raise Conflict(f"collection exists with index {config.kind!r}", "index")
     config.with_params(config.kind, params)
     for key, value in params.items():
-        if key in PARAMS[config.kind] and getattr(config, key) != value:
+        if getattr(config, key) != value:
             raise Conflict(f"collection exists with {key}={getattr(config, key)}", key)

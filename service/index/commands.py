@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 def configure(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("index")
     common = argparse.ArgumentParser(add_help=False)
+    from service.index.config import KINDS
     from service.settings import default_data_dir
 
     data_dir = str(default_data_dir()).replace("%", "%%")
@@ -46,7 +47,7 @@ def configure(subparsers: argparse._SubParsersAction) -> None:
     load.add_argument("--label-key", default="label")
     load.add_argument("--meta", action="append", default=[], metavar="KEY=COLUMN", help="more metadata columns")
     load.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="metadata every item gets")
-    load.add_argument("--index", choices=("flat", "hnsw", "ivf"), help="index kind if the collection is new")
+    load.add_argument("--index", choices=KINDS, help="index kind if the collection is new")
     load.add_argument("--batch-size", type=int, default=256)
     load.add_argument("--quiet", action="store_true", help="no progress bar")
 

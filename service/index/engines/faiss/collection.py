@@ -34,19 +34,19 @@ from service.index.base import (
     check_query,
     merged,
     refuse_other_model,
+    unit_rows,
     valid_id,
 )
+from service.index.config import IndexConfig
 from service.index.engines.faiss import snapshot
 from service.index.engines.faiss.store import ADD, Store, Written
 from service.index.engines.faiss.vector_index import (
     CLASSES,
-    IndexConfig,
     VectorIndex,
     build,
     build_streamed,
     exact_topk,
     from_state,
-    unit_rows,
 )
 from service.index.errors import Conflict, NotFound, Unusable
 from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, matches

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from service.index.base import CollectionRegistry, check_same
+from service.index.config import IndexConfig
 from service.index.engines.faiss.collection import DB_FILE, FaissCollection, Options
-from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.errors import NotFound
 from service.index.metadata import DEFAULT_LIMITS, DEFAULTS, Limits
 from service.index.names import NAME_RE, collection_dir

@@ -56,7 +56,7 @@ from service.index.base import (
     refuse_other_model,
     valid_id,
 )
-from service.index.engines.faiss.vector_index import IndexConfig, pq_parts
+from service.index.config import IndexConfig, pq_parts
 from service.index.engines.milvus import lite
 from service.index.engines.milvus.expressions import (
     GIVEN,
