@@ -39,7 +39,7 @@ def items(n: int, start: int = 0, **metadata: Any) -> list[Item]:
 def registry(folder: Path, config: IndexConfig = SMALL, store: str = "faiss", **options: Any) -> CollectionRegistry:
     """The embedded engine's registry of `folder` (with Options), or Milvus Lite's in folder/milvus.db."""
     if store in MILVUS:
-        from service.index.engines.milvus.engine import MilvusCollections
+        from service.index.engines.milvus.registry import MilvusCollections
 
         if store == "milvus":
             uri, db = str(folder / "milvus.db"), None

@@ -226,7 +226,7 @@ def test_the_engine_reads_its_own_writes_without_strong_searches(milvus_server, 
     collection.upsert(items(1, start=5), unit_vectors(1, seed=5))
     assert collections.level(target) == "Session"
     other = registry(tmp_path, store="milvus-server").get("c")
-    assert other.owner.level(target) == "Bounded"
+    assert other.connection.level(target) == "Bounded"
     wait_until(lambda: other.info()["count"] == 3, timeout=10)
 
 

@@ -13,6 +13,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -175,6 +176,26 @@ class CollectionRegistry(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release files and connections."""
+
+    @abstractmethod
+    def migrate(self, name: str) -> list[str]:
+        """Bring collection `name`'s stored layout to the one this version writes (`o2v index migrate`); the
+        changes made, none when it is current. A collection of another layout is refused (Unusable) until then."""
+
+    @abstractmethod
+    def export(self, name: str, path: Path) -> str:
+        """Write collection `name` at the new file `path` as a backup: the embedded engine's SQLite store format,
+        holding every item, vector and setting of one moment as backup.py describes; the engine's name."""
+
+    @abstractmethod
+    def restore_from(self, name: str, path: Path) -> None:
+        """Make the collection `name`, which does not exist, from the backup file at `path` (`export`'s format,
+        checked: InvalidRequest when it cannot be restored)."""
+
+    while_locked: Callable[[str, str], object] = staticmethod(lambda operation, name: None)
+    """Called with (operation, collection name) by create and drop (and get, on the embedded engine, which opens
+    collections under the lock) with the registry's lock held, before the store is touched. Does nothing: a hook
+    where a test makes the store answer slowly."""
 
     remote = False
     """Whether the store is a server /readyz must ask (check); local files always answer."""

@@ -4,7 +4,9 @@ once per process."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import sqlite3
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 from service.index.base import CollectionRegistry, check_same
 from service.index.config import IndexConfig
 from service.index.engines.faiss.collection import DB_FILE, FaissCollection, Options
+from service.index.engines.faiss.store import copy_checked, migrate
 from service.index.errors import NotFound
 from service.index.metadata import DEFAULT_LIMITS, DEFAULTS, Limits
 from service.index.names import NAME_RE, collection_dir
@@ -62,6 +65,7 @@ class FaissCollections(CollectionRegistry):
         folder = collection_dir(self.data_dir, name)
         created = False
         with self._lock:
+            self.while_locked("create", name)
             try:
                 collection = self._get(name)
             except NotFound:
@@ -73,6 +77,7 @@ class FaissCollections(CollectionRegistry):
 
     def get(self, name: str) -> FaissCollection:
         with self._lock:
+            self.while_locked("get", name)
             collection = self._get(name)
         return self._used(collection)
 
@@ -85,6 +90,7 @@ class FaissCollections(CollectionRegistry):
         """Calls in flight on the collection finish first; later calls on it are NotFound."""
         folder = collection_dir(self.data_dir, name)
         with self._lock:
+            self.while_locked("drop", name)
             collection = self._handles.pop(name, None)
             self._recent.pop(name, None)
             if collection is None and not self._exists(folder):
@@ -92,6 +98,43 @@ class FaissCollections(CollectionRegistry):
             if collection is not None:
                 collection.close(save=False, dropped=True)
             shutil.rmtree(folder)
+
+    def migrate(self, name: str) -> list[str]:
+        """Add the store columns the collection lacks (store.migrate); it is closed meanwhile."""
+        folder = collection_dir(self.data_dir, name)
+        with self._lock:
+            collection = self._handles.pop(name, None)
+            self._recent.pop(name, None)
+            if collection is not None:
+                collection.close()
+            if not self._exists(folder):
+                raise NotFound.collection(name)
+            return migrate(folder / DB_FILE)
+
+    def export(self, name: str, path: Path) -> str:
+        """SQLite's online backup API in one step (pages=-1): one consistent moment, writers going on meanwhile."""
+        with self._lock:
+            self._get(name)  # NotFound, Unusable
+        source = sqlite3.connect(collection_dir(self.data_dir, name) / DB_FILE, timeout=60.0)
+        copy = sqlite3.connect(path)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        return "faiss"
+
+    def restore_from(self, name: str, path: Path) -> None:
+        """The checked copy is renamed into place: the collection exists from that rename on, complete."""
+        folder = collection_dir(self.data_dir, name)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"{DB_FILE}.partial"
+        try:
+            copy_checked(path, partial)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        os.replace(partial, folder / DB_FILE)
 
     def close(self) -> None:
         """Close every collection, even when one fails to snapshot (a full disk): its store already holds every
