@@ -15,7 +15,7 @@ from typing import Any
 from service.index.base import CollectionRegistry, check_same
 from service.index.config import IndexConfig
 from service.index.engines.faiss.collection import DB_FILE, FaissCollection, Options
-from service.index.engines.faiss.store import copy_checked, migrate
+from service.index.engines.faiss.store import Store, copy_checked, migrate
 from service.index.errors import NotFound
 from service.index.metadata import DEFAULT_LIMITS, DEFAULTS, Limits
 from service.index.names import NAME_RE, collection_dir
@@ -69,7 +69,7 @@ class FaissCollections(CollectionRegistry):
             try:
                 collection = self._get(name)
             except NotFound:
-                _, created = FaissCollection.initialise(folder, self.defaults.with_params(index, params))
+                _, created = initialise(folder, self.defaults.with_params(index, params))
                 collection = self._get(name)
         if not created:
             check_same(collection.config, index, params)
@@ -182,3 +182,28 @@ class FaissCollections(CollectionRegistry):
     @staticmethod
     def _exists(folder: Path) -> bool:
         return (folder / DB_FILE).is_file()
+
+
+def initialise(folder: Path, config: IndexConfig) -> tuple[dict[str, Any], bool]:
+    """Create the store with this config unless one exists; (the stored public config, created?). A creation
+    that fails (a full disk) removes what it made, so no empty items.sqlite is left to look like a collection."""
+    new, existed = not folder.exists(), (folder / DB_FILE).exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        store = Store(folder / DB_FILE)
+        try:
+            with store.transaction():
+                stored = store.get_meta("index")
+                if stored is None:
+                    store.set_meta("index", config.public())
+                    return config.public(), True
+                return stored, False
+        finally:
+            store.close()
+    except BaseException:
+        if new:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif not existed:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                (folder / f"{DB_FILE}{suffix}").unlink(missing_ok=True)
+        raise
