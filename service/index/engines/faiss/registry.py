@@ -100,13 +100,10 @@ class FaissCollections(CollectionRegistry):
             shutil.rmtree(folder)
 
     def migrate(self, name: str) -> list[str]:
-        """Add the store columns the collection lacks (store.migrate); it is closed meanwhile."""
+        """Add the store columns the collection lacks (store.migrate). An open collection has them all: only one
+        that would not open (Unusable) changes."""
         folder = collection_dir(self.data_dir, name)
         with self._lock:
-            collection = self._handles.pop(name, None)
-            self._recent.pop(name, None)
-            if collection is not None:
-                collection.close()
             if not self._exists(folder):
                 raise NotFound.collection(name)
             return migrate(folder / DB_FILE)
