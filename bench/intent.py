@@ -51,7 +51,7 @@ def predictions(
     """(voted labels, supports) for each set of queries, from one collection of the train split on `store`
     (the embedded engine, or Milvus Lite in a file in `data_dir`)."""
     if store == "milvus":
-        from service.index.engines.milvus.engine import MilvusCollections
+        from service.index.engines.milvus.registry import MilvusCollections
 
         registry: CollectionRegistry = MilvusCollections(str(data_dir / "milvus.db"), timeout=600)
     else:

@@ -42,16 +42,15 @@ import faiss
 import numpy as np
 
 from bench.tables import print_table
-from service.index.base import CollectionRegistry, Item, VectorCollection
+from service.index.base import CollectionRegistry, Item, VectorCollection, unit_rows
+from service.index.config import IndexConfig
 from service.index.engines.faiss.store import Store
 from service.index.engines.faiss.vector_index import (
     CLASSES,
     HnswIndex,
-    IndexConfig,
     IvfIndex,
     VectorIndex,
     VectorsOf,
-    unit_rows,
 )
 
 K = 10
@@ -243,7 +242,7 @@ def embedded_server(args: argparse.Namespace) -> str:
 
 def open_store(store: str, folder: Path, config: IndexConfig, args: argparse.Namespace) -> CollectionRegistry:
     if store in ("milvus", "milvus-server"):
-        from service.index.engines.milvus.engine import MilvusCollections
+        from service.index.engines.milvus.registry import MilvusCollections
 
         uri = embedded_server(args) if store == "milvus-server" else args.milvus_uri or str(folder / "milvus.db")
         return MilvusCollections(uri, defaults=config, timeout=600)
@@ -260,7 +259,7 @@ def until_indexed(
     Milvus Lite's describe_index reports no progress and nothing public waits for its background worker, but
     closing its last connection stops its server, which drains that worker: the registry is opened again, and
     loading the collection reads the finished index files. (The registry and collection to go on with.)"""
-    from service.index.engines.milvus.engine import MilvusCollection
+    from service.index.engines.milvus.collection import MilvusCollection
 
     if not isinstance(collection, MilvusCollection):
         return registry, collection

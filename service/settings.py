@@ -12,32 +12,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.index.config import INDEX_PARAM_MAX, Kind
+from service.index.config import INDEX_PARAM_MIN as INDEX_PARAM_MIN  # re-exported: service/api reads it here
+
 REPO = Path(__file__).resolve().parent.parent
-INDEX_PARAM_MAX = {
-    "m": 256,
-    "ef_construction": 4096,
-    "ef_search": 32_768,
-    "nlist": 65_536,
-    "nprobe": 65_536,
-    "min_train": 100_000_000,
-    "pq_m": 384,
-    "rerank": 16_384,
-}
-"""Largest index parameter a collection may ask for (and a default may be): Milvus' own bounds for the IVF lists,
-generous ones elsewhere (past them FAISS only spends memory and time); a bound at all keeps every stored parameter
-a 64-bit integer, which the JSON answers and SQLite need."""
-INDEX_PARAM_MIN = {
-    "m": 2,
-    "ef_construction": 1,
-    "ef_search": 1,
-    "nlist": 1,
-    "nprobe": 1,
-    "min_train": 1,
-    "pq_m": 1,
-    "rerank": 1,
-}
-"""Smallest index parameter a collection may ask for: what FAISS and Milvus really take (an HNSW graph with M=1
-crashes libfaiss on the first add; Milvus also wants M >= 2)."""
 DEFAULT_MODEL_DIR = Path(str(resources.files("service") / "model" / "bundled" / "object2vec-sts-384"))
 """The bundled model, package data: inside the checkout and inside an installed wheel alike."""
 PLACEHOLDER_KEYS = frozenset({
@@ -285,9 +263,7 @@ class Settings(BaseSettings):
     )
 
     # collections (service/index): FAISS defaults a collection gets unless its PUT names others
-    index_default: Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"] = Field(
-        "flat", description="index of a collection whose PUT names none"
-    )
+    index_default: Kind = Field("flat", description="index of a collection whose PUT names none")
     hnsw_m: int = Field(
         16, ge=4, le=INDEX_PARAM_MAX["m"], description="graph neighbours per node (bench/search.py: docs/benchmarks.md)"
     )

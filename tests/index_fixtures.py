@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from service.index.base import CollectionRegistry, Item
+from service.index.config import IndexConfig
 from service.index.engines.faiss.collection import Options
 from service.index.engines.faiss.registry import FaissCollections
-from service.index.engines.faiss.vector_index import IndexConfig
 from tests import milvus_server
 
 DIM = 16
@@ -39,7 +39,7 @@ def items(n: int, start: int = 0, **metadata: Any) -> list[Item]:
 def registry(folder: Path, config: IndexConfig = SMALL, store: str = "faiss", **options: Any) -> CollectionRegistry:
     """The embedded engine's registry of `folder` (with Options), or Milvus Lite's in folder/milvus.db."""
     if store in MILVUS:
-        from service.index.engines.milvus.engine import MilvusCollections
+        from service.index.engines.milvus.registry import MilvusCollections
 
         if store == "milvus":
             uri, db = str(folder / "milvus.db"), None

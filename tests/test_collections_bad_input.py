@@ -138,7 +138,7 @@ if store == "faiss":
     (data / "c" / "index.npz").unlink()  # the next open rebuilds the graph with m=1
 else:
     catalog = registry(data, store=store)
-    catalog._write_row("c", old, 16)
+    catalog.catalog.write("c", old, 16)
     catalog.close()
 out = {}
 with TestClient(create_app(app_settings(data, **store_settings(store, data)))) as client:

@@ -1,8 +1,9 @@
 """The collection routes never block the event loop: while the engine waits, /healthz and /readyz answer at once.
 
-The wait is real: another thread holds the registry's own lock, which creating and dropping a collection take on
-both engines (and opening one, so listing too, on the embedded engine), as a slow Milvus round trip or a long drop
-would hold it. A route that made such a call on the event loop would stall every other request until the release.
+The wait is real: the registry's `while_locked` hook, which creating and dropping a collection call on both engines
+(and getting one, so listing too, on the embedded engine) with the registry's lock held, waits for the test, as a
+slow Milvus round trip or a long drop would. A route that made such a call on the event loop would stall every
+other request until the release.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from tests.index_fixtures import use_store
 from tests.test_collections_api import KEY, reviews_app
 
 WAITING = [("PUT", "/collections/fresh"), ("DELETE", "/collections/old")]
-"""Requests that wait for the registry lock on both engines."""
+"""Requests that wait in the hook on both engines."""
 LISTING = [("GET", "/collections"), ("GET", "/collections/reviews")]
-"""Requests that wait for it on the embedded engine only (it opens collections under the lock)."""
+"""Requests that wait in it on the embedded engine only (it opens collections under the lock)."""
 ANSWERS = {"PUT": 201, "DELETE": 204, "GET": 200}
 
 
@@ -32,19 +33,23 @@ def test_health_answers_while_collection_calls_wait_on_the_engine(tmp_path, stor
 
         threads = [threading.Thread(target=send, args=request) for request in WAITING + LISTING]
         waits = set(WAITING + (LISTING if store == "faiss" else []))
-        with client.app.state.collections._lock:
+        release = threading.Event()
+        client.app.state.collections.while_locked = lambda operation, name: release.wait(30)
+        try:
             for thread in threads:
                 thread.start()
             time.sleep(0.5)  # the requests reach the lock within milliseconds
-            assert waits.isdisjoint(answers), "a call did not wait for the lock"
+            assert waits.isdisjoint(answers), "a call did not wait in the hook"
             for path in ("/healthz", "/readyz", "/healthz"):
                 probe = threading.Thread(target=send, args=("GET", path))
                 started = time.monotonic()
                 probe.start()
-                probe.join(5)  # bounded even when the loop is blocked: leaving the `with` releases the lock
+                probe.join(5)  # bounded even when the loop is blocked: the `finally` releases the calls
                 assert not probe.is_alive(), f"{path} waited behind a collection call on the event loop"
                 assert time.monotonic() - started < 1.0 and answers.pop(("GET", path)).status_code == 200
-            assert waits.isdisjoint(answers), "health answered only once the lock was free"
+            assert waits.isdisjoint(answers), "health answered only once the calls were released"
+        finally:
+            release.set()
         for thread in threads:
             thread.join(30)
         assert {request: answers[request].status_code for request in WAITING + LISTING} == {

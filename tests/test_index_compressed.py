@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from service.index.base import Item
-from service.index.engines.faiss.vector_index import IndexConfig, build_streamed, pq_parts
+from service.index.config import IndexConfig, pq_parts
+from service.index.engines.faiss.vector_index import build_streamed
 from service.index.errors import InvalidRequest
 from tests.index_fixtures import close_opened, registry
 

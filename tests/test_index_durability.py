@@ -122,22 +122,37 @@ def test_another_worker_sees_writes_even_after_log_truncation(tmp_path) -> None:
     assert writer.search(vectors[0], 2)[1].id in ("from-reader", "item-0")
 
 
-def test_a_store_from_before_vectors_were_marked_opens_with_every_vector_the_models(tmp_path) -> None:
-    """Stores made before the `given` column get it on open; their items read as embedded by the model."""
+def test_a_store_without_the_given_column_is_refused_until_migrated(tmp_path, capsys) -> None:
+    """A store whose items table lacks `given` is a 409 naming `o2v index migrate`; the command adds the column
+    (its items read as embedded by the model), says what it changed, and changes nothing the second time."""
+    import json
     import sqlite3
 
+    from service.cli import main
     from service.index.engines.faiss.collection import DB_FILE
+    from service.index.errors import Unusable
     from tests.index_fixtures import SMALL, items, registry, unit_vectors
 
     reg = registry(tmp_path, SMALL)
-    reg.create("old")[0].upsert(items(3), unit_vectors(3))
+    reg.create("bare")[0].upsert(items(3), unit_vectors(3))
+    reg.create("made")[0].upsert(items(2), unit_vectors(2))
     reg.close()
-    db = sqlite3.connect(tmp_path / "old" / DB_FILE)
+    db = sqlite3.connect(tmp_path / "bare" / DB_FILE)
     db.execute("ALTER TABLE items DROP COLUMN given")
     db.commit()
     db.close()
-    collection = registry(tmp_path, SMALL).get("old")
+    with pytest.raises(Unusable, match="o2v index migrate bare"):
+        registry(tmp_path, SMALL).get("bare")
+    assert main(["index", "migrate", "--data-dir", str(tmp_path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        {"collection": "bare", "changes": ["items.given added"]},
+        {"collection": "made", "changes": []},
+    ]
+    collection = registry(tmp_path, SMALL).get("bare")
     found = collection.items(["item-1"])[0]
     assert found is not None and not found.given and collection.info()["count"] == 3
     collection.upsert(items(1, 5), unit_vectors(1))
     assert collection.info()["count"] == 4
+    assert main(["index", "migrate", "bare", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"collection": "bare", "changes": []}

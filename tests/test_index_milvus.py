@@ -15,17 +15,10 @@ import pytest
 from service.index.base import Item
 from service.index.classify import classify
 from service.index.cluster import cluster
-from service.index.engines.milvus.engine import (
-    MAX_TAGS,
-    MAX_TAGS_TEXT,
-    MAX_TOP_K,
-    SCAN,
-    TEXT,
-    MilvusCollections,
-    items_collection,
-)
 from service.index.engines.milvus.expressions import pk_filter, tags_filter, tags_text
-from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
+from service.index.engines.milvus.registry import MilvusCollections
+from service.index.engines.milvus.store import MAX_TAGS, MAX_TAGS_TEXT, MAX_TOP_K, items_collection, to_row
+from service.index.errors import InvalidRequest, NotFound, StoreUnavailable, Unusable
 from service.index.metadata import ANY, check_filter
 from tests.index_fixtures import DIM, KINDS, SMALL, close_opened, items, registry, unit_vectors
 from tests.test_index_search import HOSTILE, HOSTILE_KEY
@@ -171,12 +164,13 @@ def test_tags_text_holds_whole_tags_in_base_36() -> None:
     assert len(tags_text([-1] * MAX_TAGS)) == MAX_TAGS_TEXT
 
 
-def test_a_lite_collection_of_an_older_version_filters_as_before(tmp_path) -> None:
-    """Made without tags_text (the schema before it), it keeps filtering row by row, with the same answers."""
+def test_a_lite_collection_without_tags_text_is_refused_until_migrated(tmp_path, capsys) -> None:
+    """Its items collection made without tags_text (filters cannot run on it): a 409 naming `o2v index migrate`,
+    which copies the items into the current layout, vectors kept; then it answers as one made so does."""
     reg = registry(tmp_path, SMALL, "milvus")
-    new, _ = reg.create("new", "hnsw")
-    old, _ = reg.create("old", "hnsw")
-    types = reg.pymilvus.DataType
+    made, _ = reg.create("made", "hnsw")
+    bare, _ = reg.create("bare", "hnsw")
+    types = reg.connection.pymilvus.DataType
     schema = reg.client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("pk", types.VARCHAR, is_primary=True, max_length=2048)
     schema.add_field("id", types.VARCHAR, max_length=1024)
@@ -185,15 +179,22 @@ def test_a_lite_collection_of_an_older_version_filters_as_before(tmp_path) -> No
     schema.add_field("tags", types.ARRAY, element_type=types.INT64, max_capacity=4096)
     schema.add_field("seq", types.INT64)
     schema.add_field("vector", types.FLOAT_VECTOR, dim=DIM)
-    reg._create(old.target, schema, "HNSW", {"M": 16, "efConstruction": 64})
+    reg.connection.create(bare.target, schema, "HNSW", {"M": 16, "efConstruction": 64})
     vectors = unit_vectors(200, seed=5)
-    for collection in (new, old):
-        collection.upsert(items(200), vectors)
-        collection.delete("item-4")
-    assert reg.form(new.target) == TEXT and reg.form(old.target) == SCAN
+    rows = [{**to_row(item, "items", DIM), "seq": i, "vector": vectors[i]} for i, item in enumerate(items(200))]
+    reg.client.upsert(bare.target, [{k: v for k, v in row.items() if k != "bytes"} for row in rows])
+    reg.catalog.write("bare", bare.config.public(), DIM)
+    made.upsert(items(200), vectors)
+    with pytest.raises(Unusable, match="o2v index migrate bare"):
+        reg.get("bare").search(vectors[0], 10, {"parity": 0})
+    assert reg.migrate("made") == []
+    assert reg.migrate("bare") == ["tags kept as text (200 items copied)"]
+    assert reg.migrate("bare") == []
+    migrated = reg.get("bare")
+    assert migrated.count_where() == 200 and np.allclose(migrated.vectors()[1], made.vectors()[1])
     for query in unit_vectors(5, seed=6):
         for flt in ({"parity": 0}, {"i": 8}, {"i": 4}, {"parity": 1, "i": 9}):
-            want = [h.id for h in old.search(query, 10, flt)]
-            assert [h.id for h in new.search(query, 10, flt)] == want
-            assert new.count_where(flt) == old.count_where(flt)
-    assert [i.id for i in new.page(None, 5, {"parity": 1})[0]] == [i.id for i in old.page(None, 5, {"parity": 1})[0]]
+            assert [h.id for h in migrated.search(query, 10, flt)] == [h.id for h in made.search(query, 10, flt)]
+    assert [i.id for i in migrated.page(None, 5, {"parity": 1})[0]] == [
+        i.id for i in made.page(None, 5, {"parity": 1})[0]
+    ]

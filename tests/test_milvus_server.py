@@ -218,15 +218,15 @@ def test_the_engine_reads_its_own_writes_without_strong_searches(milvus_server, 
     collections = registry(tmp_path, store="milvus-server")
     collection, _ = collections.create("c")
     target = collection.target
-    assert collections.level(target) == "Bounded"
+    assert collections.connection.level(target) == "Bounded"
     collection.upsert(items(3), unit_vectors(3))
-    assert collections.level(target) == "Session"
-    assert collection.delete("item-0") and collections.level(target) == "Strong"
+    assert collections.connection.level(target) == "Session"
+    assert collection.delete("item-0") and collections.connection.level(target) == "Strong"
     assert collection.items(["item-0"]) == [None]
     collection.upsert(items(1, start=5), unit_vectors(1, seed=5))
-    assert collections.level(target) == "Session"
+    assert collections.connection.level(target) == "Session"
     other = registry(tmp_path, store="milvus-server").get("c")
-    assert other.owner.level(target) == "Bounded"
+    assert other.connection.level(target) == "Bounded"
     wait_until(lambda: other.info()["count"] == 3, timeout=10)
 
 
@@ -243,7 +243,7 @@ def test_every_index_kind_the_server_builds_answers_and_the_others_are_422(milvu
         assert top[0].id == "item-7" and top[0].score == pytest.approx(1.0, abs=1e-2), (kind, top)
         odd = collection.nearest(rows[7], 5, {"parity": canonical(1)})
         assert len(odd) == 5 and all(hit.metadata["parity"] == 1 for hit in odd), (kind, odd)
-    version = collections.version
+    version = collections.connection.version
     collection, _ = collections.create("sq", "hnsw_sq8")
     if version < (2, 5):
         with pytest.raises(InvalidRequest) as refused:

@@ -90,3 +90,38 @@ def test_tools_share_code_without_touching_sys_path():
 def test_no_tool_module_shadows_the_standard_library():
     shadows = [p.relative_to(REPO) for p in _files("bench", "loadtests") if p.stem in sys.stdlib_module_names]
     assert not shadows
+
+
+def _imported_at_load(path: Path) -> list[str]:
+    """Modules a file imports when it is loaded: its top-level imports, not lazy or TYPE_CHECKING ones."""
+    tree = ast.parse(path.read_text(), str(path))
+    return [
+        name
+        for node in tree.body
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    ]
+
+
+def test_the_index_interface_and_config_import_no_engine():
+    """base.py (the interface every caller holds) and config.py (kinds, parameters, IndexConfig) stand above the
+    engines: neither imports engines/ at all, and config.py loads neither FAISS nor the settings (which import it)."""
+    found = [
+        f"service/index/base.py:{line} imports {module}"
+        for line, module in _imports(REPO / "service/index/base.py")
+        if _within(module, ("service.index.engines", "faiss", "pymilvus"))
+    ]
+    found += [
+        f"service/index/config.py imports {module}"
+        for module in _imported_at_load(REPO / "service/index/config.py")
+        if _within(module, ("service.index.engines", "service.settings", "faiss", "pymilvus"))
+    ]
+    assert not found
+    code = "import sys, service.index.config, service.index.base\nprint('faiss' in sys.modules)"
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert answer.stdout.strip() == "False"

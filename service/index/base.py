@@ -13,19 +13,17 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from service.index.engines.faiss.vector_index import PARAMS, IndexConfig, unit_rows
+from service.index.config import IndexConfig
 from service.index.errors import Conflict, InvalidRequest
 from service.index.metadata import DEFAULT_LIMITS, Conditions, Limits, check_filter, check_metadata, check_string
 from service.strings import unencodable_at
 
 MAX_ID_CHARS = 256
-SEARCH_PARAMS = frozenset({"ef_search", "nprobe"})
-"""Index parameters read at each search rather than at build (HNSW's beam, the IVF lists probed): both engines
-can change them on an open collection without rebuilding anything."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +139,7 @@ class VectorCollection(ABC):
 
     def search_params(self) -> dict[str, int]:
         """The search-time parameters of this collection's index kind and their values now (none for flat)."""
-        return {key: getattr(self.config, key) for key in PARAMS[self.config.kind] if key in SEARCH_PARAMS}
+        return self.config.search_params()
 
     def set_search_params(self, **params: int) -> None:
         """Change search-time parameters (`search_params()` names them) for the later searches through this handle,
@@ -178,6 +176,26 @@ class CollectionRegistry(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release files and connections."""
+
+    @abstractmethod
+    def migrate(self, name: str) -> list[str]:
+        """Bring collection `name`'s stored layout to the one this version writes (`o2v index migrate`); the
+        changes made, none when it is current. A collection of another layout is refused (Unusable) until then."""
+
+    @abstractmethod
+    def export(self, name: str, path: Path) -> str:
+        """Write collection `name` at the new file `path` as a backup: the embedded engine's SQLite store format,
+        holding every item, vector and setting of one moment as backup.py describes; the engine's name."""
+
+    @abstractmethod
+    def restore_from(self, name: str, path: Path) -> None:
+        """Make the collection `name`, which does not exist, from the backup file at `path` (`export`'s format,
+        checked: InvalidRequest when it cannot be restored)."""
+
+    while_locked: Callable[[str, str], object] = staticmethod(lambda operation, name: None)
+    """Called with (operation, collection name) by create and drop (and get, on the embedded engine, which opens
+    collections under the lock) with the registry's lock held, before the store is touched. Does nothing: a hook
+    where a test makes the store answer slowly."""
 
     remote = False
     """Whether the store is a server /readyz must ask (check); local files always answer."""
@@ -259,6 +277,22 @@ def check_items(
     return [last[items[i].id] for i in keep], unit[keep]
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Float32, C-contiguous, each row scaled to length 1; zero and non-finite rows come back all zeros (callers
+    refuse them). Scaled in float64 by the row's largest value first, so rows of 1e38s (whose float32 norm is inf)
+    or of subnormals (whose float32 norm is 0) keep their direction instead of becoming zeros."""
+    wide = np.asarray(vectors, dtype=np.float64)
+    if wide.size == 0:
+        return np.zeros(wide.shape, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = np.abs(wide).max(axis=1, keepdims=True)
+        usable = np.isfinite(peak) & (peak > 0)
+        scaled = wide / np.where(usable, peak, 1.0)
+        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+        unit = np.where(usable, scaled / np.where(usable, norms, 1.0), 0.0)
+    return np.ascontiguousarray(unit, dtype=np.float32)
+
+
 def unit_vectors(vectors: Any, field: Callable[[int], str]) -> np.ndarray:
     """The one rule for stored and query vectors alike: finite, not all zeros, at least one number; returned as
     float32 unit rows. InvalidRequest names `field(row)` of the first row that breaks it."""
@@ -291,5 +325,5 @@ def check_same(config: IndexConfig, index: str | None, params: dict[str, Any]) -
         raise Conflict(f"collection exists with index {config.kind!r}", "index")
     config.with_params(config.kind, params)
     for key, value in params.items():
-        if key in PARAMS[config.kind] and getattr(config, key) != value:
+        if getattr(config, key) != value:
             raise Conflict(f"collection exists with {key}={getattr(config, key)}", key)

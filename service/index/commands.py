@@ -1,5 +1,6 @@
 """The `o2v index ...` subcommands: bulk load a file into a collection, list, search, classify, cluster,
-calibrate classify's out-of-scope threshold, re-embed with the served model, back up and restore.
+calibrate classify's out-of-scope threshold, re-embed with the served model, back up and restore, and migrate
+collections to the layout this version writes.
 
 They open the settings' store directly (no server needed; a running server sees the changes on its next request);
 with Milvus Lite, whose file one process holds at a time, stop the server first.
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 def configure(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("index")
     common = argparse.ArgumentParser(add_help=False)
+    from service.index.config import KINDS
     from service.settings import default_data_dir
 
     data_dir = str(default_data_dir()).replace("%", "%%")
@@ -46,7 +48,7 @@ def configure(subparsers: argparse._SubParsersAction) -> None:
     load.add_argument("--label-key", default="label")
     load.add_argument("--meta", action="append", default=[], metavar="KEY=COLUMN", help="more metadata columns")
     load.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="metadata every item gets")
-    load.add_argument("--index", choices=("flat", "hnsw", "ivf"), help="index kind if the collection is new")
+    load.add_argument("--index", choices=KINDS, help="index kind if the collection is new")
     load.add_argument("--batch-size", type=int, default=256)
     load.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -91,6 +93,9 @@ def configure(subparsers: argparse._SubParsersAction) -> None:
     backup = sub.add_parser("backup", parents=[common], help="consistent copy of a collection (SQLite online backup)")
     backup.add_argument("collection")
     backup.add_argument("dir", help="a new or empty folder")
+
+    migrate = sub.add_parser("migrate", parents=[common], help="bring collections to the layout this version writes")
+    migrate.add_argument("collections", nargs="*", help="default: every collection")
 
     restore = sub.add_parser("restore", parents=[common], help="a new collection from a backup folder")
     restore.add_argument("dir")
@@ -248,6 +253,12 @@ def _restore(args: argparse.Namespace, settings: Settings, collections: Collecti
     return 0
 
 
+def _migrate(args: argparse.Namespace, settings: Settings, collections: CollectionRegistry) -> int:
+    for name in args.collections or collections.names():
+        print(json.dumps({"collection": name, "changes": collections.migrate(name)}))
+    return 0
+
+
 HANDLERS = {
     "load": _load,
     "list": _list,
@@ -258,4 +269,5 @@ HANDLERS = {
     "reembed": _reembed,
     "backup": _backup,
     "restore": _restore,
+    "migrate": _migrate,
 }

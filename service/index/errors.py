@@ -42,9 +42,9 @@ class StoreUnavailable(CollectionError, errors.Unavailable):
 
 
 class Unusable(CollectionError, errors.Conflict):
-    """The collection exists but its stored settings are ones the engine cannot run (an old or hand-edited data
-    directory), or its files are damaged; it is refused on open rather than handed to FAISS, and the other
-    collections are unaffected."""
+    """The collection exists but its stored settings or layout are ones the engine cannot run (a hand-edited data
+    directory; a layout `o2v index migrate` brings up to date), or its files are damaged; it is refused on open
+    rather than handed to FAISS, and the other collections are unaffected."""
 
     @classmethod
     def damaged(cls, name: str, problem: str) -> Unusable:

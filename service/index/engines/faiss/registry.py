@@ -4,15 +4,18 @@ once per process."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import sqlite3
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from service.index.base import CollectionRegistry, check_same
+from service.index.config import IndexConfig
 from service.index.engines.faiss.collection import DB_FILE, FaissCollection, Options
-from service.index.engines.faiss.vector_index import IndexConfig
+from service.index.engines.faiss.store import Store, copy_checked, migrate
 from service.index.errors import NotFound
 from service.index.metadata import DEFAULT_LIMITS, DEFAULTS, Limits
 from service.index.names import NAME_RE, collection_dir
@@ -62,10 +65,11 @@ class FaissCollections(CollectionRegistry):
         folder = collection_dir(self.data_dir, name)
         created = False
         with self._lock:
+            self.while_locked("create", name)
             try:
                 collection = self._get(name)
             except NotFound:
-                _, created = FaissCollection.initialise(folder, self.defaults.with_params(index, params))
+                _, created = initialise(folder, self.defaults.with_params(index, params))
                 collection = self._get(name)
         if not created:
             check_same(collection.config, index, params)
@@ -73,6 +77,7 @@ class FaissCollections(CollectionRegistry):
 
     def get(self, name: str) -> FaissCollection:
         with self._lock:
+            self.while_locked("get", name)
             collection = self._get(name)
         return self._used(collection)
 
@@ -85,6 +90,7 @@ class FaissCollections(CollectionRegistry):
         """Calls in flight on the collection finish first; later calls on it are NotFound."""
         folder = collection_dir(self.data_dir, name)
         with self._lock:
+            self.while_locked("drop", name)
             collection = self._handles.pop(name, None)
             self._recent.pop(name, None)
             if collection is None and not self._exists(folder):
@@ -92,6 +98,40 @@ class FaissCollections(CollectionRegistry):
             if collection is not None:
                 collection.close(save=False, dropped=True)
             shutil.rmtree(folder)
+
+    def migrate(self, name: str) -> list[str]:
+        """Add the store columns the collection lacks (store.migrate). An open collection has them all: only one
+        that would not open (Unusable) changes."""
+        folder = collection_dir(self.data_dir, name)
+        with self._lock:
+            if not self._exists(folder):
+                raise NotFound.collection(name)
+            return migrate(folder / DB_FILE)
+
+    def export(self, name: str, path: Path) -> str:
+        """SQLite's online backup API in one step (pages=-1): one consistent moment, writers going on meanwhile."""
+        with self._lock:
+            self._get(name)  # NotFound, Unusable
+        source = sqlite3.connect(collection_dir(self.data_dir, name) / DB_FILE, timeout=60.0)
+        copy = sqlite3.connect(path)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        return "faiss"
+
+    def restore_from(self, name: str, path: Path) -> None:
+        """The checked copy is renamed into place: the collection exists from that rename on, complete."""
+        folder = collection_dir(self.data_dir, name)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"{DB_FILE}.partial"
+        try:
+            copy_checked(path, partial)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        os.replace(partial, folder / DB_FILE)
 
     def close(self) -> None:
         """Close every collection, even when one fails to snapshot (a full disk): its store already holds every
@@ -139,3 +179,28 @@ class FaissCollections(CollectionRegistry):
     @staticmethod
     def _exists(folder: Path) -> bool:
         return (folder / DB_FILE).is_file()
+
+
+def initialise(folder: Path, config: IndexConfig) -> tuple[dict[str, Any], bool]:
+    """Create the store with this config unless one exists; (the stored public config, created?). A creation
+    that fails (a full disk) removes what it made, so no empty items.sqlite is left to look like a collection."""
+    new, existed = not folder.exists(), (folder / DB_FILE).exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        store = Store(folder / DB_FILE)
+        try:
+            with store.transaction():
+                stored = store.get_meta("index")
+                if stored is None:
+                    store.set_meta("index", config.public())
+                    return config.public(), True
+                return stored, False
+        finally:
+            store.close()
+    except BaseException:
+        if new:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif not existed:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                (folder / f"{DB_FILE}{suffix}").unlink(missing_ok=True)
+        raise

@@ -7,7 +7,9 @@ records as "covered"; replaying `changes` after that seq brings the snapshot up 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from service.durable import fsync_path
 from service.index.base import Item
-from service.index.errors import raise_if_out_of_files
+from service.index.errors import InvalidRequest, Unusable, raise_if_out_of_files
 from service.index.metadata import ANY, Conditions, tags
 
 ADD, REMOVE = 1, 0
@@ -39,6 +42,10 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_row ON tags (row);
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, op INTEGER NOT NULL, row INTEGER NOT NULL);
 """
+TABLES = {"meta", "items", "tags", "changes"}
+MIGRATIONS = {"given": "ALTER TABLE items ADD COLUMN given INTEGER NOT NULL DEFAULT 0"}
+"""Item columns a store may lack, and the statement `migrate` adds each with: a vector is the model's unless
+marked given."""
 
 
 @dataclass(frozen=True)
@@ -66,13 +73,16 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=OFF")
-            if not self._schema_current():
+            if not self._tables() >= TABLES:
                 with self.transaction():
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             self.db.execute(statement)
-                    if not self._schema_current():  # a store from before vectors were marked: all were embedded
-                        self.db.execute("ALTER TABLE items ADD COLUMN given INTEGER NOT NULL DEFAULT 0")
+            missing = missing_columns(self.db)
+            if missing:
+                name = path.parent.name
+                message = f"collection {name!r} has no {', '.join(missing)} column: run o2v index migrate {name}"
+                raise Unusable(message, "name")
         except BaseException as exc:
             try:
                 raise_if_out_of_files(exc)  # asked before closing, which frees descriptors
@@ -80,14 +90,11 @@ class Store:
                 self.db.close()  # keep none of the files open
             raise
 
-    def _schema_current(self) -> bool:
-        """Whether every table is there as this version writes it. Asked with a read, so that opening an existing
-        store never waits for SQLite's write lock: a reader reopening an evicted collection holds the collection's
-        lock while it opens, and a re-embedding holds the write lock while it waits for that one."""
-        tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not {"meta", "items", "tags", "changes"} <= tables:
-            return False
-        return "given" in {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+    def _tables(self) -> set[str]:
+        """The tables there are. Asked with a read, so that opening an existing store never waits for SQLite's
+        write lock: a reader reopening an evicted collection holds the collection's lock while it opens, and a
+        re-embedding holds the write lock while it waits for that one."""
+        return {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def close(self) -> None:
         self.db.close()
@@ -271,6 +278,53 @@ class Store:
     def rows_matching(self, conditions: Conditions) -> np.ndarray:
         sql, args = self._where(conditions)
         return np.array([r for (r,) in self.db.execute(sql, args)], dtype=np.int64)
+
+
+def missing_columns(db: sqlite3.Connection) -> list[str]:
+    """The MIGRATIONS columns the items table lacks."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(items)")}
+    return [column for column in MIGRATIONS if column not in have]
+
+
+def migrate(path: Path) -> list[str]:
+    """Add the MIGRATIONS columns the store at `path` lacks, in one transaction; the columns added."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=60.0)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        missing = missing_columns(db)
+        for column in missing:
+            db.execute(MIGRATIONS[column])
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return [f"items.{column} added" for column in missing]
+
+
+def copy_checked(source: Path, target: Path) -> None:
+    """Copy the store at `source` (a backup) to `target`, add the columns it lacks and check the copy (`check_file`):
+    what goes into place is what was checked."""
+    shutil.copyfile(source, target)
+    with contextlib.suppress(sqlite3.DatabaseError):  # check_file names what is wrong with it
+        migrate(target)
+    fsync_path(target)
+    check_file(target)
+
+
+def check_file(path: Path) -> None:
+    """InvalidRequest unless the file passes SQLite's integrity check and holds a readable collection (JSON meta,
+    every vector of the stored width, every column): a restore is refused before anything is put into place."""
+    check = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        ok = check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        problem = damage(check) if ok else "it fails SQLite's integrity check"
+        missing = missing_columns(check) if problem is None else []
+        problem = problem or (f"it has no {', '.join(missing)} column" if missing else None)
+    except sqlite3.DatabaseError as exc:
+        problem = f"it is not a readable SQLite database ({exc})"
+    finally:
+        check.close()
+    if problem is not None:
+        raise InvalidRequest(f"{path} cannot be restored: {problem}", "dir")
 
 
 def damage(db: sqlite3.Connection) -> str | None:

@@ -12,26 +12,13 @@ reads them from its SQLite store per query, so they cost disk and page cache, no
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import faiss
 import numpy as np
 
-from service.index.errors import InvalidRequest, Unusable
-from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Settings
+from service.index.config import IndexConfig, Kind, pq_parts
 
-Kind = Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"]
-KINDS: tuple[Kind, ...] = ("flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq")
-PARAMS: dict[str, tuple[str, ...]] = {
-    "flat": (),
-    "hnsw": ("m", "ef_construction", "ef_search"),
-    "ivf": ("nlist", "nprobe", "min_train"),
-    "hnsw_sq8": ("m", "ef_construction", "ef_search", "rerank"),
-    "ivf_pq": ("nlist", "nprobe", "min_train", "pq_m", "rerank"),
-}
-DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
-"""Settings' own defaults (not the environment's): an IndexConfig() without settings gets the same values."""
 POINTS_PER_LIST = 39
 """FAISS k-means wants at least this many training points per centroid."""
 TRAIN_PER_LIST = 256
@@ -39,84 +26,6 @@ TRAIN_PER_LIST = 256
 as many itself."""
 PQ_CENTROIDS = 256
 """Centroids of each 8-bit product-quantizer part: its k-means needs at least this many training vectors."""
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """A collection's index kind and the parameters that kind reads; stored with the collection."""
-
-    kind: Kind = DEFAULTS["index_default"]
-    m: int = DEFAULTS["hnsw_m"]
-    ef_construction: int = DEFAULTS["hnsw_ef_construction"]
-    ef_search: int = DEFAULTS["hnsw_ef_search"]
-    nlist: int = DEFAULTS["ivf_nlist"]
-    nprobe: int = DEFAULTS["ivf_nprobe"]
-    min_train: int = DEFAULTS["ivf_min_train"]
-    pq_m: int = DEFAULTS["ivf_pq_m"]
-    rerank: int = DEFAULTS["index_rerank"]
-    rebuild_deleted_share: float = DEFAULTS["hnsw_rebuild_deleted_share"]
-
-    @classmethod
-    def defaults(cls, settings: Settings) -> IndexConfig:
-        """The service-wide defaults from Settings (hnsw_*, ivf_*, index_default)."""
-        return cls(
-            kind=settings.index_default,
-            m=settings.hnsw_m,
-            ef_construction=settings.hnsw_ef_construction,
-            ef_search=settings.hnsw_ef_search,
-            nlist=settings.ivf_nlist,
-            nprobe=settings.ivf_nprobe,
-            min_train=settings.ivf_min_train,
-            pq_m=settings.ivf_pq_m,
-            rerank=settings.index_rerank,
-            rebuild_deleted_share=settings.hnsw_rebuild_deleted_share,
-        )
-
-    def with_params(self, kind: str | None, params: dict[str, Any]) -> IndexConfig:
-        """Defaults overridden by a create request; names a bad field rather than ignoring it. The bounds are what
-        FAISS and Milvus really take (INDEX_PARAM_MIN/MAX): out of them FAISS may crash the process, not raise."""
-        kind = kind or self.kind
-        if kind not in KINDS:
-            raise InvalidRequest(f"index must be one of {', '.join(KINDS)}", "index")
-        for key, value in params.items():
-            if key not in PARAMS[kind]:
-                raise InvalidRequest(f"{key} is not a parameter of a {kind} index", key)
-            low, high = INDEX_PARAM_MIN[key], INDEX_PARAM_MAX[key]
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise InvalidRequest(f"{key} must be an integer from {low} to {high}", key)
-        return replace(self, kind=kind, **params)
-
-    def public(self) -> dict[str, Any]:
-        """The kind and only the parameters it uses."""
-        full = asdict(self)
-        return {"index": self.kind, **{k: full[k] for k in PARAMS[self.kind]}}
-
-    def from_public(self, data: Any, name: str) -> IndexConfig:
-        """Collection `name`'s stored `public()` dict read back over these defaults; Unusable (409, naming the
-        collection and the parameter) when this build cannot run it, e.g. an older data directory's m=1."""
-        if not isinstance(data, dict):
-            raise Unusable(f"collection {name!r} has no readable index settings; drop it and create it again", "index")
-        try:
-            return self.with_params(data.get("index"), {k: v for k, v in data.items() if k != "index"})
-        except InvalidRequest as exc:
-            message = f"collection {name!r} is stored with settings this server cannot use: {exc.message}; drop it"
-            raise Unusable(message + " and create it again", exc.field) from exc
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Float32, C-contiguous, each row scaled to length 1; zero and non-finite rows come back all zeros (callers
-    refuse them). Scaled in float64 by the row's largest value first, so rows of 1e38s (whose float32 norm is inf)
-    or of subnormals (whose float32 norm is 0) keep their direction instead of becoming zeros."""
-    wide = np.asarray(vectors, dtype=np.float64)
-    if wide.size == 0:
-        return np.zeros(wide.shape, dtype=np.float32)
-    with np.errstate(invalid="ignore", over="ignore"):
-        peak = np.abs(wide).max(axis=1, keepdims=True)
-        usable = np.isfinite(peak) & (peak > 0)
-        scaled = wide / np.where(usable, peak, 1.0)
-        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
-        unit = np.where(usable, scaled / np.where(usable, norms, 1.0), 0.0)
-    return np.ascontiguousarray(unit, dtype=np.float32)
 
 
 def exact_topk(query: np.ndarray, rows: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,11 +53,6 @@ def reranked(
         best_scores, best_rows = exact_topk(query, have, vectors, k)
         scores[i, : len(best_rows)], rows[i, : len(best_rows)] = best_scores, best_rows
     return scores, rows
-
-
-def pq_parts(dim: int, pq_m: int) -> int:
-    """Product-quantizer parts: the largest divisor of `dim` up to pq_m, as FAISS splits a vector evenly."""
-    return max(p for p in range(1, min(pq_m, dim) + 1) if dim % p == 0)
 
 
 class VectorIndex:

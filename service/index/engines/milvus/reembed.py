@@ -27,20 +27,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.index.base import unit_vectors
+from service.index.engines.milvus.connection import STRONG
 from service.index.engines.milvus.expressions import GIVEN, pk_filter, tags_text
+from service.index.engines.milvus.store import create_items, items_collection
 from service.index.errors import Conflict
 
 if TYPE_CHECKING:
-    from service.index.engines.milvus.engine import MilvusCollection
+    from service.index.engines.milvus.collection import MilvusCollection
 
 log = logging.getLogger(__name__)
 
 PASSES = 5
+"""Catch-up passes before the last one, which runs with this process' writes held."""
 LEASE = "reembedding"
 """The catalog config key of a re-embedding's lease: {"by": token, "until": seconds since the epoch}."""
 LEASE_S = 30.0
 SETTLE_S = 0.5
-"""Catch-up passes before the last one, which runs with this process' writes held."""
 FIELDS = ["pk", "id", "text", "metadata", "tags", "seq"]
 
 
@@ -53,50 +55,70 @@ def reembed(
     cancelled: Callable[[], bool],
 ) -> dict[str, Any]:
     """Re-embed `collection` and switch to the new vectors at once; see the module docstring."""
-    from service.index.engines.milvus.engine import TEXT, items_collection
-
     started = time.perf_counter()
     owner, name = collection.owner, collection.name
     with owner.errors(name):
-        source = collection._items()
+        source = collection.items_target()
         if source is None:  # nothing stored: the model is all there is to adopt
-            collection._rewrite(model=model)
+            collection.rewrite(model=model)
             return {"collection": name, "reembedded": 0, "model": model, "seconds": time.perf_counter() - started}
         dim = int(np.asarray(embed(["dimension probe"])).shape[1])
-        if dim != collection.dim and owner.query(source, f"array_contains(tags, {GIVEN})", ["count(*)"])[0]["count(*)"]:
+        if dim != collection.dim and _given(collection, source):
             raise Conflict.caller_vectors_width(collection.dim, model, dim)
+    count = switch(collection, source, dim, Copier(collection, embed, batch_size, progress, cancelled), model=model)
+    if progress is not None:
+        progress(count, count)
+    return {"collection": name, "reembedded": count, "model": model, "seconds": time.perf_counter() - started}
+
+
+def _given(collection: MilvusCollection, source: str) -> int:
+    """How many items hold vectors callers sent (Lite parses no negative literal here: asked only when needed)."""
+    return collection.connection.query(source, f"array_contains(tags, {GIVEN})", ["count(*)"])[0]["count(*)"]
+
+
+def relayout(collection: MilvusCollection) -> int:
+    """Copy every item as it is (vectors included) into a new items collection of the layout this version makes,
+    and switch to it as a re-embedding does; how many items were copied."""
+    with collection.owner.errors(collection.name):
+        source = collection.items_target(check=False)
+    if source is None:
+        return 0
+    copier = Copier(collection, None, 1024, None, lambda: False)
+    switch(collection, source, collection.dim or 0, copier)
+    return len(copier.copied)
+
+
+def switch(collection: MilvusCollection, source: str, dim: int, copier: Copier, **extras: Any) -> int:
+    """Copy `source` into a new items collection of `dim` numbers through `copier`, in catch-up passes, then
+    name it in the catalog row (with `extras`) and drop `source`; the items the model embedded."""
+    owner, name = collection.owner, collection.name
+    with owner.errors(name):
         lease = Lease(collection)
-        owner._drop_items(name, keep=source)  # left by a killed re-embedding
+        owner.drop_items(name, keep=source)  # left by a killed re-embedding
         target = f"{items_collection(name)}_r{time.time_ns()}"
-        collection._create_items(dim, target)
-    copier = _Copier(collection, source, target, embed, batch_size, progress, cancelled, lease)
+        create_items(owner.connection, target, dim, collection.config)
+    copier.start(source, target, lease)
     try:
         with owner.errors(name):
-            copier.text = owner.form(target) == TEXT
             for _ in range(PASSES):
-                if copier.catch_up() <= batch_size:
+                if copier.catch_up() <= copier.batch_size:
                     break
         with owner.writing(name, exclusive=True), owner.errors(name):
             copier.catch_up()
             lease.renew()
-            collection._rewrite(dim, model=model, items=target, reembedding=None)
-            owner._moved[name] = (target, dim)
+            collection.rewrite(dim, items=target, reembedding=None, **extras)
+            owner.moved[name] = (target, dim)
             collection.target, collection.dim = target, dim
     except BaseException:
         try:
-            owner.client.drop_collection(target, timeout=owner.timeout)
-            owner._forget(target)
+            owner.drop_target(target)
         except Exception:  # the next re-embedding, create or drop of the name removes it
             log.warning("could not drop %s after a failed re-embedding", target, exc_info=True)
         lease.release()
         raise
-    with owner._dropping.exclusive(), owner.errors():  # calls on the old items collection in this process end first
-        owner.client.drop_collection(source, timeout=owner.timeout)
-        owner._forget(source)
-    count = copier.embedded
-    if progress is not None:
-        progress(count, count)
-    return {"collection": name, "reembedded": count, "model": model, "seconds": time.perf_counter() - started}
+    with owner.dropping():  # calls on the old items collection in this process end first
+        owner.drop_target(source)
+    return copier.embedded
 
 
 class Lease:
@@ -105,10 +127,10 @@ class Lease:
     def __init__(self, collection: MilvusCollection) -> None:
         self.collection = collection
         self.token = uuid.uuid4().hex
-        self._check(self.collection._catalog())
+        self._check(self.collection.catalog_row())
         self._write()
         time.sleep(SETTLE_S)
-        self._check(self.collection.owner._row(collection.name, "Strong"))
+        self._check(self.collection.owner.catalog.row(collection.name, STRONG))
 
     def _check(self, row: dict[str, Any] | None) -> None:
         held = (row or {}).get("config", {}).get(LEASE) or {}
@@ -118,42 +140,42 @@ class Lease:
 
     def _write(self) -> None:
         self.renewed = time.monotonic()
-        self.collection._rewrite(reembedding={"by": self.token, "until": time.time() + LEASE_S})
+        self.collection.rewrite(reembedding={"by": self.token, "until": time.time() + LEASE_S})
 
     def renew(self) -> None:
         """Every LEASE_S / 3 as batches go: refused if another process took it meanwhile."""
         if time.monotonic() - self.renewed > LEASE_S / 3:
-            self._check(self.collection._catalog())
+            self._check(self.collection.catalog_row())
             self._write()
 
     def release(self) -> None:
         try:
-            row = self.collection._catalog()
+            row = self.collection.catalog_row()
             if (row["config"].get(LEASE) or {}).get("by") == self.token:
-                self.collection._rewrite(reembedding=None)
+                self.collection.rewrite(reembedding=None)
         except Exception:  # it expires on its own
             log.warning("could not release the re-embedding lease of %s", self.collection.name, exc_info=True)
 
 
-class _Copier:
-    """Copies items from `source` to `target` with new vectors, remembering the write number of each one copied."""
+class Copier:
+    """Copies items from `source` to `target` with new vectors (`embed`'s; with no `embed`, the stored ones),
+    remembering the write number of each one copied."""
 
     def __init__(
         self,
         collection: MilvusCollection,
-        source: str,
-        target: str,
-        embed: Callable[[list[str]], np.ndarray],
+        embed: Callable[[list[str]], np.ndarray] | None,
         batch_size: int,
         progress: Callable[[int, int], None] | None,
         cancelled: Callable[[], bool],
-        lease: Lease,
     ) -> None:
-        self.collection, self.source, self.target, self.lease = collection, source, target, lease
+        self.collection, self.connection = collection, collection.connection
         self.embed, self.batch_size, self.progress, self.cancelled = embed, batch_size, progress, cancelled
         self.copied: dict[str, tuple[int, bool]] = {}
         """id → (seq of the version copied, whether its vector was a caller's)"""
-        self.text = False
+
+    def start(self, source: str, target: str, lease: Lease) -> None:
+        self.source, self.target, self.lease = source, target, lease
 
     @property
     def embedded(self) -> int:
@@ -162,14 +184,13 @@ class _Copier:
 
     def catch_up(self) -> int:
         """Copy what is new or changed since the last pass, delete what is gone; how many items that was."""
-        owner = self.collection.owner
         now = dict(self._seqs())
         todo = [i for i, seq in now.items() if self.copied.get(i, (None,))[0] != seq]
         gone = [i for i in self.copied if i not in now]
         for start in range(0, len(gone), 512):
             chunk = gone[start : start + 512]
-            owner.client.delete(self.target, filter=pk_filter(chunk), timeout=owner.timeout)
-            owner.wrote(self.target, delete=True)
+            self.connection.client.delete(self.target, filter=pk_filter(chunk), timeout=self.connection.timeout)
+            self.connection.wrote(self.target, delete=True)
             for i in chunk:
                 del self.copied[i]
         for start in range(0, len(todo), self.batch_size):
@@ -182,28 +203,27 @@ class _Copier:
         return len(todo) + len(gone)
 
     def _seqs(self) -> Iterator[tuple[str, int]]:
-        for page in self.collection.pages(self.source, ["id", "seq"]):
+        for page in self.connection.pages(self.source, ["id", "seq"]):
             yield from ((r["id"], r["seq"]) for r in page)
 
     def _copy(self, ids: list[str]) -> None:
-        owner = self.collection.owner
-        rows = owner.query(self.source, pk_filter(ids), FIELDS)
-        given = [r for r in rows if GIVEN in r["tags"]]
+        rows = self.connection.query(self.source, pk_filter(ids), FIELDS)
+        kept = [r for r in rows if self.embed is None or GIVEN in r["tags"]]
         vectors = {}
-        if given:
-            stored = owner.query(self.source, pk_filter([r["id"] for r in given]), ["id", "vector"])
+        if kept:
+            stored = self.connection.query(self.source, pk_filter([r["id"] for r in kept]), ["id", "vector"])
             vectors = {r["id"]: np.asarray(r["vector"], np.float32) for r in stored}
-        texts = [r for r in rows if GIVEN not in r["tags"]]
-        if texts:
+        texts = [r for r in rows if self.embed is not None and GIVEN not in r["tags"]]
+        if texts and self.embed is not None:
             fresh = unit_vectors(np.asarray(self.embed([r["text"] for r in texts])), lambda i: f"texts[{i}]")
             vectors.update(zip([r["id"] for r in texts], fresh, strict=True))
         out = []
         for r in rows:
             row = {**r, "vector": vectors[r["id"]]}
-            if self.text:
+            if self.connection.lite:
                 row["tags_text"] = tags_text(r["tags"])
             out.append(row)
         if out:
-            owner.client.upsert(self.target, out, timeout=owner.timeout)
-            owner.wrote(self.target)
+            self.connection.client.upsert(self.target, out, timeout=self.connection.timeout)
+            self.connection.wrote(self.target)
         self.copied.update((r["id"], (r["seq"], GIVEN in r["tags"])) for r in rows)
