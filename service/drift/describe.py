@@ -1,0 +1,145 @@
+"""A stream's report, its webhook event and its Prometheus buckets, built from its latest evaluation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from service.drift.advice import advice
+from service.drift.baseline import iso
+from service.drift.checks import StreamChecks
+from service.drift.config import LEVELS
+from service.drift.judge import SHIFT_Z, Evaluation, Verdict
+from service.drift.labels import LabelMonitor
+from service.drift.models import DomainReport, Statistic, StatusChange, StreamExport, StreamReport
+from service.drift.registry import TrackedStream
+from service.drift.stats import shared_histogram, summary
+from service.drift.status import PENDING
+from service.drift.stream import SCORE_EDGES
+from service.drift.streams import LABEL_STREAM, TOKEN_STREAMS
+from service.drift.texts import TextKeeper
+from service.errors import NotFound
+
+
+def statistics(verdict: Verdict) -> dict[str, Statistic]:
+    """Each statistic with the thresholds that judged it and which one it crossed."""
+    out: dict[str, Statistic] = {}
+    for key, value in verdict.values.items():
+        limit = verdict.limits.get(key)
+        if limit is None:
+            out[key] = Statistic(value=round(value, 6))
+            continue
+        shown = abs(value) if key == SHIFT_Z else value  # two-sided: the sign says the direction
+        crossed = (lvl for lvl in ("drift", "warning") if limit.severity(shown, LEVELS.index(lvl)) >= 1.0)
+        thresholds = {k: round(v, 6) for k, v in limit.as_dict().items()}
+        out[key] = Statistic(value=round(value, 6), **thresholds, crossed=next(crossed, None))
+    return out
+
+
+class Reports:
+    """Reads the streams' evaluations (computing one where no check has yet) under the check lock, so a report
+    never shows a status from before a check beside statistics or counts from after it."""
+
+    def __init__(self, checks: StreamChecks, card: dict[str, Any], labels: LabelMonitor) -> None:
+        self.checks, self.registry, self.card, self.labels = checks, checks.registry, card, labels
+
+    def streams(self, detail: bool) -> dict[str, StreamReport]:
+        with self.checks.lock:
+            return {name: self.stream(name, self._tracked(name), detail) for name in self.registry.names()}
+
+    def one(self, name: str) -> StreamReport:
+        """NotFound for an unknown stream, such as one a concurrent delete just removed."""
+        with self.checks.lock:
+            return self.stream(name, self._tracked(name), detail=True)
+
+    def export(self, name: str, keeper: TextKeeper | None) -> StreamExport:
+        """The live window behind a stream's verdict: its report, its scores, and what `keeper` holds for it (the
+        texts of the token streams, the stream's /similarity pairs as Object2Vec records); else empty lists."""
+        with self.checks.lock:
+            tracked = self._tracked(name)
+            report, scores = self.stream(name, tracked, detail=False), tracked.stream.window().tolist()
+        texts = keeper.recent() if keeper is not None and name in TOKEN_STREAMS else []
+        pairs = keeper.recent_pairs(name) if keeper is not None else []
+        return StreamExport(stream=name, verdict=report, scores=scores, texts=texts, pairs=pairs)
+
+    def _tracked(self, name: str) -> TrackedStream:
+        tracked = self.registry.get(name)
+        if tracked is None:
+            raise NotFound.stream(name)
+        return tracked
+
+    def stream(self, name: str, tracked: TrackedStream, detail: bool) -> StreamReport:
+        ev = self.checks.evaluate(name, tracked)
+        baseline = self.checks.baseline(name, tracked)
+        described = baseline.described if baseline is not None else None
+        status, live, domain = tracked.tracker.status, summary(ev.live), self.domain(ev)
+        live_mean = live.get("mean")
+        report = StreamReport(
+            status=status,
+            raw_status=LEVELS[ev.verdict.enter] if ev.verdict is not None else PENDING,
+            changed_at=iso(tracked.changed_at),
+            n_live=int(ev.live.size),
+            n_baseline=int(baseline.scores.size) if baseline is not None else 0,
+            n_settled=tracked.settled.n,
+            n_total=tracked.stream.total,
+            min_samples=self.checks.config.min_samples,
+            statistics=statistics(ev.verdict) if ev.verdict is not None else {},
+            baseline=described,
+            live=live,
+            domain=domain,
+            advice=advice(
+                name,
+                status,
+                described,
+                live_mean if isinstance(live_mean, float) else None,
+                self.card,
+                domain.status if domain is not None else None,
+            ),
+        )
+        if name == LABEL_STREAM:
+            report.labels = self.labels.ranking()
+        if detail:
+            report.histogram = shared_histogram(baseline.scores, ev.live) if baseline is not None else None
+            report.history = [{**b, "start": iso(b["start"])} for b in tracked.stream.buckets()]
+        return report
+
+    def domain(self, ev: Evaluation) -> DomainReport | None:
+        """The window against the model card's validation scores, where the stream's baseline is another."""
+        card = self.checks.baselines.card
+        if ev.domain is None or card is None:
+            return None
+        return DomainReport(status=LEVELS[ev.domain.enter], baseline=card.described, statistics=statistics(ev.domain))
+
+    def status_change(self, name: str, tracked: TrackedStream, old: str, new: str) -> StatusChange:
+        r = self.stream(name, tracked, detail=False)
+        at = self.checks.clock()
+        return StatusChange(
+            event="drift_status_change",
+            stream=name,
+            **{"from": old},
+            to=new,
+            at=iso(at),
+            n_live=r.n_live,
+            n_baseline=r.n_baseline,
+            live_mean=r.live.get("mean"),
+            baseline_mean=(r.baseline or {}).get("mean"),
+            statistics={key: entry.value for key, entry in r.statistics.items()},
+            advice=r.advice,
+        )
+
+    def score_buckets(self) -> dict[str, dict[str, Any]]:
+        """Per stream, what Prometheus adds up across replicas: `counts` of the scores this process recorded per
+        SCORE_EDGES bucket (+Inf last) and the baseline's CDF at those edges (None without one)."""
+        out = {}
+        streams = dict(self.registry.items())  # a stream deleted meanwhile is still answered, not a KeyError
+        for name in self.registry.names():
+            tracked = streams.get(name)
+            if tracked is None:
+                continue
+            baseline = self.checks.baseline(name, tracked)
+            cdf = None
+            if baseline is not None:
+                cdf = np.searchsorted(baseline.scores, SCORE_EDGES, side="right") / baseline.scores.size
+            out[name] = {"counts": tracked.stream.score_counts(), "baseline_cdf": cdf}
+        return out
