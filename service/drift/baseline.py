@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from service.drift.config import DriftConfig
 from service.drift.errors import InvalidBaseline
 from service.drift.ordering import intrablock_correlation
 from service.drift.shift import MAX_ATOM, MIN_DISTINCT, ShiftParams, ShiftTest, calibrate
@@ -134,17 +135,10 @@ class BaselineChoice:
     token stream the model directory's validation-text rates; the model card's validation scores for a stream of
     pair cosines unless every stream learns (O2V_DRIFT_BASELINE=learn); else none yet (the stream learns its own)."""
 
-    def __init__(
-        self,
-        card: dict[str, Any],
-        bins: int,
-        learn: bool,
-        live_streams: tuple[str, ...],
-        tokens: TokenModel | None = None,
-    ) -> None:
+    def __init__(self, card: dict[str, Any], config: DriftConfig, tokens: TokenModel | None = None) -> None:
+        bins = config.psi_bins
         self.card = card_baseline(card, bins)
-        self.learn = learn
-        self.live_streams = live_streams
+        self.learn, self.live_streams = config.learn, config.live_baseline_streams
         self.tokens: dict[str, Baseline] = {}
         for name, values in (tokens.validation if tokens is not None else {}).items():
             if len(values) >= MIN_BASELINE:

@@ -1,6 +1,6 @@
-"""A stream's check: its baseline (learned on the spot where it has to be), the verdict on its window, the shift
-test's reference growing with the live scores judged normal, and one step of the status. The caller holds the
-monitor's check lock; recording never does."""
+"""The checking thread's work. A stream's check: its baseline (learned on the spot where it has to be), the verdict
+on its window, the shift test's reference growing with the live scores judged normal, and one step of the status,
+under the check lock. A round: every input's due checks, paced."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from service.drift.baseline import LEARNED, Baseline, BaselineChoice
+from service.drift.classify import ClassifyMonitor
 from service.drift.config import DriftConfig
+from service.drift.embeddings import EmbeddingMonitor
+from service.drift.errors import InvalidStream
 from service.drift.judge import Evaluation, Judge
 from service.drift.persistence import StateWriter
+from service.drift.recording import Recorder
 from service.drift.registry import StreamRegistry, TrackedStream
 from service.drift.shift import ShiftTest
 from service.drift.status import PENDING
-from service.drift.streams import TOKEN_STREAMS
+from service.drift.streams import STREAM_PATTERN, TOKEN_STREAMS, is_stream_name
 
 log = logging.getLogger("service.drift")
 
@@ -156,10 +160,16 @@ class StreamChecks:
         if old != PENDING:
             self.changed(name, tracked, old, PENDING)
 
-    def replace_baseline(self, name: str, new: Baseline, persist: Callable[[], None], made_for: bool) -> None:
-        """Make `new` the stream's baseline (the stream made if needed) with no verdict yet, then `persist()`. When
-        that fails, the old baseline is back, and a stream made for this baseline (here, or by the caller:
+    def replace_baseline(
+        self, name: str, scores: Iterable[float], source: str, persist: Callable[[], None], made_for: bool
+    ) -> Baseline:
+        """Make `scores` the stream's baseline (the stream made if needed) with no verdict yet, then `persist()`.
+        When that fails, the old baseline is back, and a stream made for this baseline (here, or by the caller:
         `made_for`) is gone: what was not stored is not kept, so a restart cannot take back what was served."""
+        if not is_stream_name(name):
+            raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
+        new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
+        self.shift_test(name, new)  # simulated in the caller's thread (PUT runs it off the event loop)
         with self.lock:
             created = self.registry.create(name)
             tracked = self.registry.get(name)
@@ -175,6 +185,7 @@ class StreamChecks:
                     if (created or made_for) and before is None:
                         self.registry.discard(name, tracked)
             raise
+        return new
 
     def prepare(self) -> None:
         """Simulate the shift test's limits of the baselines known now, so no request waits for it later."""
@@ -182,3 +193,34 @@ class StreamChecks:
             baseline = self.baseline(name, tracked)
             if baseline is not None:
                 self.shift_test(name, baseline)
+
+
+class CheckRound:
+    """One round of the checking thread over every input: the token queue's drain into the token streams, the due
+    embedding families, classify scopes and score streams. Paced (the worker), whatever was checked less than its
+    interval ago waits for its turn (`next_in`), so at saturation the checks cost a bounded share of time, not one
+    check per `check_every` requests' scores."""
+
+    def __init__(
+        self, checks: StreamChecks, recorder: Recorder, classify: ClassifyMonitor, embeddings: EmbeddingMonitor | None
+    ) -> None:
+        self.checks, self.recorder, self.classify, self.embeddings = checks, recorder, classify, embeddings
+
+    def run(self, paced: bool) -> int:
+        """Returns how many score streams were checked."""
+        now, tokens = time.monotonic(), self.recorder.tokens
+        if tokens is not None and (not paced or tokens.turn(now) == 0.0):
+            tokens.drain(now, self.recorder.record_many, self.recorder.texts)
+        if self.embeddings is not None:
+            self.embeddings.run_due_checks(paced)
+        self.classify.run_due_checks(self.checks.config.check_every)
+        return self.checks.run_due(paced)
+
+    def next_in(self) -> float | None:
+        """Seconds until a due stream, the token queue or an embedding family may be checked (None: none waits)."""
+        waits, tokens = self.checks.next_due_in(), self.recorder.tokens
+        if tokens is not None and tokens.requests:
+            waits.append(tokens.turn(time.monotonic()))
+        if self.embeddings is not None and (family := self.embeddings.next_check_in()) is not None:
+            waits.append(family)
+        return min(waits, default=None)

@@ -9,10 +9,19 @@ import numpy as np
 from service.drift.advice import advice
 from service.drift.baseline import iso
 from service.drift.checks import StreamChecks
+from service.drift.classify import ClassifyMonitor
 from service.drift.config import LEVELS
 from service.drift.judge import SHIFT_Z, Evaluation, Verdict
-from service.drift.labels import LabelMonitor
-from service.drift.models import DomainReport, Statistic, StatusChange, StreamExport, StreamReport
+from service.drift.models import (
+    CheckCost,
+    DomainReport,
+    DriftReport,
+    Statistic,
+    StatusChange,
+    StreamExport,
+    StreamReport,
+)
+from service.drift.recording import Recorder
 from service.drift.registry import TrackedStream
 from service.drift.stats import shared_histogram, summary
 from service.drift.status import PENDING
@@ -41,8 +50,27 @@ class Reports:
     """Reads the streams' evaluations (computing one where no check has yet) under the check lock, so a report
     never shows a status from before a check beside statistics or counts from after it."""
 
-    def __init__(self, checks: StreamChecks, card: dict[str, Any], labels: LabelMonitor) -> None:
-        self.checks, self.registry, self.card, self.labels = checks, checks.registry, card, labels
+    def __init__(
+        self, checks: StreamChecks, card: dict[str, Any], recorder: Recorder, classify: ClassifyMonitor, cost: CheckCost
+    ) -> None:
+        self.checks, self.registry, self.card, self.labels = checks, checks.registry, card, recorder.labels
+        self.recorder, self.classify, self.cost = recorder, classify, cost
+
+    def document(self, detail: bool) -> DriftReport:
+        """The GET /drift document: every stream's status, statistics, thresholds, summaries and advice."""
+        streams = self.streams(detail)
+        tokens, embeddings, c = self.recorder.tokens, self.recorder.embeddings, self.checks.config
+        return DriftReport(
+            generated_at=iso(self.checks.clock()),
+            model=self.card.get("name"),
+            config=c.public(),
+            dropped_scores=self.recorder.dropped,
+            dropped_token_requests=tokens.dropped if tokens is not None else 0,
+            checking=self.cost.report(c.cpu_budget),
+            classify=self.classify.report(),
+            embeddings=embeddings.report() if embeddings is not None else None,
+            streams=streams,
+        )
 
     def streams(self, detail: bool) -> dict[str, StreamReport]:
         with self.checks.lock:

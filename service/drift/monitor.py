@@ -3,8 +3,6 @@ choose baselines (`BaselineChoice`), judge (`Judge`), check (`StreamChecks`), re
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -12,16 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from service.drift.baseline import Baseline, BaselineChoice, iso
-from service.drift.checks import StreamChecks
+from service.drift.baseline import Baseline, BaselineChoice
+from service.drift.checks import CheckRound, StreamChecks
 from service.drift.classify import ClassifyMonitor, ReferenceSource
 from service.drift.config import DriftConfig
 from service.drift.describe import Reports
 from service.drift.embeddings import SIMILARITY_FAMILY, EmbeddingMonitor, load_sample
-from service.drift.errors import InvalidStream
 from service.drift.judge import Judge, Verdict
 from service.drift.labels import LabelMonitor
-from service.drift.models import CheckCost, DriftReport
+from service.drift.models import CheckCost
 from service.drift.notify import StatusNotifier
 from service.drift.persistence import StateWriter, monitor_state, restore_state
 from service.drift.recording import Recorder
@@ -29,15 +26,12 @@ from service.drift.registry import StreamRegistry, TrackedStream
 from service.drift.shift import Settled
 from service.drift.status import PENDING
 from service.drift.store import DriftStore
-from service.drift.streams import STREAM_PATTERN, is_stream_name
 from service.drift.texts import TextKeeper
 from service.drift.token_queue import TokenQueue
 from service.drift.tokens import TokenModel, TokenRates
 from service.errors import ServiceError
 from service.settings import Settings
 from service.text import TextTokenizer
-
-log = logging.getLogger("service.drift")
 
 DAMAGED = (ServiceError, ValueError, TypeError, KeyError, AttributeError, IndexError)  # a state of wrong content
 
@@ -75,13 +69,12 @@ class DriftMonitor:
     def _assemble(self, tokens: tuple[TokenRates, TokenModel] | None, sample: np.ndarray | None, judge: Judge) -> None:
         c = self.config
         self.writer = StateWriter(self.store)
-        self.baselines = BaselineChoice(self.card, c.psi_bins, c.learn, c.live_baseline_streams, tokens and tokens[1])
+        self.baselines = BaselineChoice(self.card, c, tokens[1] if tokens else None)
         self.registry = StreamRegistry(c, token_streams=tokens is not None)
         self.checks = StreamChecks(c, self.registry, judge, self.baselines, self.writer, self.clock, self._emit)
         self.labels = LabelMonitor(
             c.window, c.learn_warmup, c.learn_size, c.max_labels, c.label_min_count, c.label_alpha
         )
-        self.reports = Reports(self.checks, self.card, self.labels)
         self.classify = ClassifyMonitor(
             c.window, c.min_samples, c.max_streams, c.accuracy_fall, c.confirm_checks, c.clear_checks
         )
@@ -90,6 +83,8 @@ class DriftMonitor:
         self.embeddings = None if sample is None else EmbeddingMonitor.of(sample, c)
         parts = self.registry, self.labels, self.classify, queue, self.texts, self.embeddings
         self.recorder = Recorder(*parts, self.writer, self.wake, self.clock)
+        self.round = CheckRound(self.checks, self.recorder, self.classify, self.embeddings)
+        self.reports = Reports(self.checks, self.card, self.recorder, self.classify, self.cost)
 
     @classmethod
     def from_settings(
@@ -175,10 +170,6 @@ class DriftMonitor:
         """Scores, labels and embeddings the request path could not keep."""
         return self.recorder.dropped
 
-    @property
-    def dropped_token_requests(self) -> int:
-        return self.recorder.tokens.dropped if self.recorder.tokens is not None else 0
-
     # baselines
     def baseline(self, name: str) -> Baseline | None:
         return self.checks.baseline(name, self.registry.get(name))
@@ -190,10 +181,6 @@ class DriftMonitor:
         fails nothing changed (`StreamChecks.replace_baseline`). `texts`: the embeddings of an uploaded baseline's
         pairs, which become the `similarity` route family's embedding reference (the card's sample stays its
         domain reference)."""
-        if not is_stream_name(name):
-            raise InvalidStream(f"stream name must match {STREAM_PATTERN}")
-        new = Baseline.of(scores, source, self.config.psi_bins, self.clock())
-        self.checks.shift_test(name, new)  # simulated in the caller's thread (PUT runs it off the event loop)
 
         def persist() -> None:
             if texts is not None and self.embeddings is not None:
@@ -201,8 +188,7 @@ class DriftMonitor:
             self.writer.dirty = True
             self.save()
 
-        self.checks.replace_baseline(name, new, persist, made_for)
-        return new.described
+        return self.checks.replace_baseline(name, scores, source, persist, made_for).described
 
     # checks: the worker thread (or a benchmark) calls these
     def prepare(self) -> None:
@@ -210,25 +196,12 @@ class DriftMonitor:
         self.checks.prepare()
 
     def run_due_checks(self, paced: bool = False) -> int:
-        """Drain the token queue, test the due embedding families, classify scopes and streams; returns how many
-        streams were checked. `paced` (the worker): what was checked less than its interval ago waits for its turn
-        (`next_check_in`), so at saturation the checks cost a bounded share of time, not one per `check_every`."""
-        now, tokens = time.monotonic(), self.recorder.tokens
-        if tokens is not None and (not paced or tokens.turn(now) == 0.0):
-            tokens.drain(now, self.record_many, self.texts)
-        if self.embeddings is not None:
-            self.embeddings.run_due_checks(paced)
-        self.classify.run_due_checks(self.config.check_every)
-        return self.checks.run_due(paced)
+        """Every input's due checks (`CheckRound`; `paced`: the worker's); returns how many streams were checked."""
+        return self.round.run(paced)
 
     def next_check_in(self) -> float | None:
-        """Seconds until a due stream, the token queue or an embedding family may be checked (None: none waits)."""
-        waits, tokens = self.checks.next_due_in(), self.recorder.tokens
-        if tokens is not None and tokens.requests:
-            waits.append(tokens.turn(time.monotonic()))
-        if self.embeddings is not None and (family := self.embeddings.next_check_in()) is not None:
-            waits.append(family)
-        return min(waits, default=None)
+        """Seconds until a paced check may run (None: none waits)."""
+        return self.round.next_in()
 
     def check(self, name: str) -> str:
         """Evaluate a due stream and advance its status (`StreamChecks.check`); returns the status."""
@@ -252,18 +225,7 @@ class DriftMonitor:
     # reading (`Reports`)
     def report(self, detail: bool = True) -> dict[str, Any]:
         """The GET /drift document: every stream's status, statistics, thresholds, summaries and advice."""
-        streams = self.reports.streams(detail)
-        return DriftReport(
-            generated_at=iso(self.clock()),
-            model=self.card.get("name"),
-            config=self.config.public(),
-            dropped_scores=self.dropped,
-            dropped_token_requests=self.dropped_token_requests,
-            checking=self.cost.report(self.config.cpu_budget),
-            classify=self.classify.report(),
-            embeddings=self.embeddings.report() if self.embeddings is not None else None,
-            streams=streams,
-        ).as_json()
+        return self.reports.document(detail).as_json()
 
     def stream_report(self, name: str) -> dict[str, Any]:
         """NotFound for an unknown stream, such as one a concurrent delete_stream just removed."""
@@ -292,11 +254,6 @@ class DriftMonitor:
         return self.writer.save(self.state)
 
     def close(self) -> None:
-        """Save and stop; a failed save (a full disk) is logged, not raised, so the rest of the shutdown runs: the
-        state file keeps what the last successful save wrote."""
-        try:
-            self.save()
-        except OSError as exc:
-            path = str(self.store.path) if self.store is not None else None
-            log.warning(json.dumps({"event": "drift_state_not_saved", "path": path, "error": str(exc)}))
+        """Save (`StateWriter.close`) and stop the webhook thread."""
+        self.writer.close(self.state)
         self.notifier.close()

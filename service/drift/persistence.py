@@ -42,6 +42,15 @@ class StateWriter:
                 raise
         return True
 
+    def close(self, state: Callable[[], dict[str, Any]]) -> None:
+        """The last save; a failed one (a full disk) is logged, not raised, so the rest of a shutdown runs: the
+        state file keeps what the last successful save wrote."""
+        try:
+            self.save(state)
+        except OSError as exc:
+            path = str(self.store.path) if self.store is not None else None
+            log.warning(json.dumps({"event": "drift_state_not_saved", "path": path, "error": str(exc)}))
+
 
 def monitor_state(
     card_id: str | None,
