@@ -9,6 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+Summary = dict[str, Any]
+"""A distribution's `stats.summary` (n, mean, std, min, max, quantiles); a baseline's also says its source."""
+
 
 class Document(BaseModel):
     def as_json(self) -> dict[str, Any]:
@@ -29,7 +32,7 @@ class DomainReport(Document):
     """The live window judged against the model card's validation scores, beside the stream's own baseline."""
 
     status: str
-    baseline: dict[str, Any]
+    baseline: Summary
     statistics: dict[str, Statistic]
 
 
@@ -46,8 +49,8 @@ class StreamReport(Document):
     n_total: int
     min_samples: int
     statistics: dict[str, Statistic]
-    baseline: dict[str, Any] | None
-    live: dict[str, Any]
+    baseline: Summary | None
+    live: Summary
     domain: DomainReport | None
     advice: str
     labels: dict[str, Any] | None = None

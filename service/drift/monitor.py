@@ -16,17 +16,16 @@ from service.drift.classify import ClassifyMonitor, ReferenceSource
 from service.drift.config import DriftConfig
 from service.drift.describe import Reports
 from service.drift.embeddings import SIMILARITY_FAMILY, EmbeddingMonitor, load_sample
-from service.drift.judge import Judge, Verdict
+from service.drift.judge import Judge
 from service.drift.labels import LabelMonitor
 from service.drift.models import CheckCost
 from service.drift.notify import StatusNotifier
 from service.drift.persistence import StateWriter, monitor_state, restore_state
 from service.drift.recording import Recorder
 from service.drift.registry import StreamRegistry, TrackedStream
-from service.drift.shift import Settled
 from service.drift.status import PENDING
 from service.drift.store import DriftStore
-from service.drift.texts import TextKeeper
+from service.drift.texts import PairRows, TextKeeper
 from service.drift.token_queue import TokenQueue
 from service.drift.tokens import TokenModel, TokenRates
 from service.errors import ServiceError
@@ -72,6 +71,7 @@ class DriftMonitor:
         self.baselines = BaselineChoice(self.card, c, tokens[1] if tokens else None)
         self.registry = StreamRegistry(c, token_streams=tokens is not None)
         self.checks = StreamChecks(c, self.registry, judge, self.baselines, self.writer, self.clock, self._emit)
+        self.judge = judge.verdict  # the verdict on a live window against a baseline (bench.drift calls it)
         self.labels = LabelMonitor(
             c.window, c.learn_warmup, c.learn_size, c.max_labels, c.label_min_count, c.label_alpha
         )
@@ -151,11 +151,7 @@ class DriftMonitor:
         self.recorder.record_tokens(rows, lengths, texts)
 
     def record_pairs(
-        self,
-        name: str,
-        pairs: Sequence[tuple[str, str]],
-        rows: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]],
-        scores: Sequence[float],
+        self, name: str, pairs: Sequence[tuple[str, str]], rows: PairRows, scores: Sequence[float]
     ) -> None:
         """One /similarity request's pairs with their token ids and scores, kept for `export` only with
         O2V_DRIFT_KEEP_TEXTS and only for a stream that exists (the scores went through `record_many` first)."""
@@ -206,17 +202,6 @@ class DriftMonitor:
     def check(self, name: str) -> str:
         """Evaluate a due stream and advance its status (`StreamChecks.check`); returns the status."""
         return self.checks.check(name)
-
-    def judge(
-        self,
-        baseline: Baseline,
-        live: np.ndarray,
-        vocabulary: bool = False,
-        settled: Settled | None = None,
-        shuffled: bool = False,
-    ) -> Verdict:
-        """The verdict on `live` against `baseline` (`Judge.verdict`)."""
-        return self.checks.judge.verdict(baseline, live, vocabulary, settled, shuffled)
 
     def _emit(self, name: str, tracked: TrackedStream, old: str, new: str) -> None:
         event = self.reports.status_change(name, tracked, old, new)

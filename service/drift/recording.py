@@ -15,7 +15,7 @@ from service.drift.labels import LabelMonitor
 from service.drift.persistence import StateWriter
 from service.drift.registry import StreamRegistry
 from service.drift.stream import finite_scores
-from service.drift.texts import TextKeeper
+from service.drift.texts import PairRows, TextKeeper
 from service.drift.token_queue import TokenQueue
 
 MAX_LABEL_CHARS = 200
@@ -80,11 +80,7 @@ class Recorder:
             self.wake.set()
 
     def record_pairs(
-        self,
-        name: str,
-        pairs: Sequence[tuple[str, str]],
-        rows: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]],
-        scores: Sequence[float],
+        self, name: str, pairs: Sequence[tuple[str, str]], rows: PairRows, scores: Sequence[float]
     ) -> None:
         if self.texts is not None and name in self.registry:
             self.texts.keep_pairs(name, pairs, rows, scores)
