@@ -11,39 +11,23 @@ from service.drift.baseline import iso
 from service.drift.checks import StreamChecks
 from service.drift.classify import ClassifyMonitor
 from service.drift.config import LEVELS
-from service.drift.judge import SHIFT_Z, Evaluation, Verdict
+from service.drift.judge import Evaluation
 from service.drift.models import (
     CheckCost,
     DomainReport,
     DriftReport,
-    Statistic,
     StatusChange,
     StreamExport,
     StreamReport,
 )
 from service.drift.recording import Recorder
 from service.drift.registry import TrackedStream
-from service.drift.stats import shared_histogram, summary
+from service.drift.stats import shared_histogram
 from service.drift.status import PENDING
 from service.drift.stream import SCORE_EDGES
 from service.drift.streams import LABEL_STREAM, TOKEN_STREAMS
 from service.drift.texts import TextKeeper
 from service.errors import NotFound
-
-
-def statistics(verdict: Verdict) -> dict[str, Statistic]:
-    """Each statistic with the thresholds that judged it and which one it crossed."""
-    out: dict[str, Statistic] = {}
-    for key, value in verdict.values.items():
-        limit = verdict.limits.get(key)
-        if limit is None:
-            out[key] = Statistic(value=round(value, 6))
-            continue
-        shown = abs(value) if key == SHIFT_Z else value  # two-sided: the sign says the direction
-        crossed = (lvl for lvl in ("drift", "warning") if limit.severity(shown, LEVELS.index(lvl)) >= 1.0)
-        thresholds = {k: round(v, 6) for k, v in limit.as_dict().items()}
-        out[key] = Statistic(value=round(value, 6), **thresholds, crossed=next(crossed, None))
-    return out
 
 
 class Reports:
@@ -101,7 +85,7 @@ class Reports:
         ev = self.checks.evaluate(name, tracked)
         baseline = self.checks.baseline(name, tracked)
         described = baseline.described if baseline is not None else None
-        status, live, domain = tracked.tracker.status, summary(ev.live), self.domain(ev)
+        status, live, domain = tracked.tracker.status, ev.live_summary, self.domain(ev)
         live_mean = live.get("mean")
         report = StreamReport(
             status=status,
@@ -112,7 +96,7 @@ class Reports:
             n_settled=tracked.settled.n,
             n_total=tracked.stream.total,
             min_samples=self.checks.config.min_samples,
-            statistics=statistics(ev.verdict) if ev.verdict is not None else {},
+            statistics=ev.verdict.statistics if ev.verdict is not None else {},
             baseline=described,
             live=live,
             domain=domain,
@@ -137,7 +121,7 @@ class Reports:
         card = self.checks.baselines.card
         if ev.domain is None or card is None:
             return None
-        return DomainReport(status=LEVELS[ev.domain.enter], baseline=card.described, statistics=statistics(ev.domain))
+        return DomainReport(status=LEVELS[ev.domain.enter], baseline=card.described, statistics=ev.domain.statistics)
 
     def status_change(self, name: str, tracked: TrackedStream, old: str, new: str) -> StatusChange:
         r = self.stream(name, tracked, detail=False)

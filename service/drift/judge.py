@@ -1,20 +1,24 @@
 """The verdict on one live window against one baseline: the KS family, the shift test and the levels they give.
 
 Pure: no locks, no I/O and no stream state, so a check, bench.drift and a test can call it alike (a baseline
-simulates its shift test's limits once, on first use, and keeps them).
+simulates its shift test's limits once, on first use, and keeps them; a verdict and an evaluation compute what
+reports show of them once).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from service.drift.baseline import Baseline
-from service.drift.config import DriftConfig, Limit
+from service.drift.config import LEVELS, DriftConfig, Limit
+from service.drift.models import Statistic
 from service.drift.ordering import inflation, ks_pvalue, live_correlation
 from service.drift.shift import Settled, ShiftTest
-from service.drift.stats import compare
+from service.drift.stats import compare, summary
 from service.drift.status import GATE, level
 
 SHIFT_Z = "shift_z"
@@ -31,6 +35,21 @@ class Verdict:
     enter: int
     hold: int
     shuffled: bool = False  # the stream counts as shuffled traffic after this window (`ordering.live_correlation`)
+
+    @cached_property
+    def statistics(self) -> dict[str, Statistic]:
+        """Each statistic with the thresholds that judged it and which one it crossed, as reports show them."""
+        out: dict[str, Statistic] = {}
+        for key, value in self.values.items():
+            limit = self.limits.get(key)
+            if limit is None:
+                out[key] = Statistic(value=round(value, 6))
+                continue
+            shown = abs(value) if key == SHIFT_Z else value  # two-sided: the sign says the direction
+            crossed = (lvl for lvl in ("drift", "warning") if limit.severity(shown, LEVELS.index(lvl)) >= 1.0)
+            thresholds = {k: round(v, 6) for k, v in limit.as_dict().items()}
+            out[key] = Statistic(value=round(value, 6), **thresholds, crossed=next(crossed, None))
+        return out
 
     @property
     def found_shift(self) -> bool:
@@ -49,6 +68,10 @@ class Evaluation:
     verdict: Verdict | None
     domain: Verdict | None
     at: float
+
+    @cached_property
+    def live_summary(self) -> dict[str, Any]:
+        return summary(self.live)
 
 
 class Judge:
