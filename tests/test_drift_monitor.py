@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from service.drift import DriftWorker
+from service.drift import DriftConfig, DriftMonitor, DriftWorker
 from service.drift.errors import InvalidBaseline
+from service.drift.judge import Judge, Verdict
 from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
 from service.errors import NotFound
@@ -174,22 +175,42 @@ def test_worker_checks_in_the_background_and_saves_on_stop(tmp_path: Path) -> No
     assert DriftStore(tmp_path).load()["streams"]["similarity"]["window"]["total"] == 80
 
 
+class HeldJudge(Judge):
+    """The real judge, whose first verdict waits for `release`; `entered` says a check reached it."""
+
+    def __init__(self, config: DriftConfig) -> None:
+        super().__init__(config)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def verdict(self, *args: Any, **kwargs: Any) -> Verdict:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(10)
+        return super().verdict(*args, **kwargs)
+
+
 def test_a_scrape_during_a_check_shows_the_checks_outcome() -> None:
     """The Prometheus collector reads under the monitor's check lock: a scrape that arrives while a check runs (here
-    a first check that learns its baseline and simulates its shift test's limits) waits and shows the new status,
-    not the `pending` from before the check."""
+    a first check that learns its baseline, held mid-verdict) waits and shows the new status, not the `pending`
+    from before the check."""
     from service.drift.metrics import DriftCollector
 
-    cfg = config(window=400, min_samples=50, baseline="learn", learn_warmup=0, learn_size=300, shift_simulations=3000)
-    m = monitor(config=cfg)
+    cfg = config(window=400, min_samples=50, baseline="learn", learn_warmup=0, learn_size=300)
+    judge = HeldJudge(cfg)
+    m = DriftMonitor(cfg, card(), judge=judge)
     m.record_many("custom", scores(350, seed=21))
     checker = threading.Thread(target=m.check, args=("custom",))
     checker.start()
-    while checker.is_alive() and m._lock.acquire(blocking=False):  # until the checker holds the check lock
-        m._lock.release()
-    assert checker.is_alive()  # the scrape below starts mid-check
-    status = next(f for f in DriftCollector(m).collect() if f.name == "o2v_drift_status")
+    assert judge.entered.wait(10)  # the check holds the check lock, mid-verdict
+    seen: list[Any] = []
+    scraper = threading.Thread(target=lambda: seen.extend(DriftCollector(m).collect()))
+    scraper.start()
+    scraper.join(0.5)
+    assert scraper.is_alive()  # the scrape waits for the check
+    judge.release.set()
     checker.join()
+    scraper.join(10)
+    status = next(f for f in seen if f.name == "o2v_drift_status")
     assert {s.labels["stream"]: s.value for s in status.samples}["custom"] == 0.0
 
 

@@ -12,10 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from service.drift.config import DriftConfig
 from service.drift.errors import InvalidBaseline
 from service.drift.ordering import intrablock_correlation
 from service.drift.shift import MAX_ATOM, MIN_DISTINCT, ShiftParams, ShiftTest, calibrate
 from service.drift.stats import quantile_edges, summary
+from service.drift.streams import TOKEN_STREAMS
+from service.drift.tokens import RATES_FILE, TokenModel
 
 MIN_BASELINE = 10
 STATE_DIGITS = 7
@@ -125,3 +128,39 @@ def card_time(card: dict[str, Any]) -> float | None:
         return datetime.fromisoformat(str(card.get("created")).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+class BaselineChoice:
+    """Which baseline judges a stream, in order: its own (uploaded, or learned from its first live scores); for a
+    token stream the model directory's validation-text rates; the model card's validation scores for a stream of
+    pair cosines unless every stream learns (O2V_DRIFT_BASELINE=learn); else none yet (the stream learns its own)."""
+
+    def __init__(self, card: dict[str, Any], config: DriftConfig, tokens: TokenModel | None = None) -> None:
+        bins = config.psi_bins
+        self.card = card_baseline(card, bins)
+        self.learn, self.live_streams = config.learn, config.live_baseline_streams
+        self.tokens: dict[str, Baseline] = {}
+        for name, values in (tokens.validation if tokens is not None else {}).items():
+            if len(values) >= MIN_BASELINE:
+                source = f"{MODEL}{RATES_FILE}:validation texts"
+                self.tokens[name] = Baseline.of(values, source, bins, card_time(card))
+
+    def of(self, name: str, own: Baseline | None) -> Baseline | None:
+        """The baseline of stream `name`, whose own baseline is `own`."""
+        if own is not None:
+            return own
+        if name in TOKEN_STREAMS:  # the validation texts' rates, whatever the score baseline mode
+            return self.tokens.get(name)
+        return None if self.learns(name) else self.card
+
+    def learns(self, name: str) -> bool:
+        return self.learn or not self.pair_stream(name)
+
+    def pair_stream(self, name: str) -> bool:
+        """Its scores are pair cosines, so the model card's validation cosines describe them."""
+        return name not in self.live_streams and name not in TOKEN_STREAMS
+
+    def card_id(self) -> str | None:
+        """What identifies the card's baseline in the saved state: another one means another model."""
+        b = self.card
+        return None if b is None else f"{b.source}@{b.created}"

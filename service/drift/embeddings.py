@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from service.datasets import file_sha256
-from service.drift.config import LEVELS, Limit
+from service.drift.config import LEVELS, DriftConfig, Limit
 from service.drift.status import PENDING, StatusTracker
 
 SAMPLE_FILE = "embedding_sample.npy"  # int8 rows of unit vectors × 127
@@ -265,6 +265,21 @@ class EmbeddingMonitor:
         self.lock = threading.Lock()
         self.families: dict[str, _Family] = {}
         self.reference_id = hashlib.sha256(to_int8(self.reference).tobytes()).hexdigest()[:16]
+
+    @classmethod
+    def of(cls, reference: np.ndarray, c: DriftConfig) -> EmbeddingMonitor:
+        """With the O2V_DRIFT_EMBED_* settings."""
+        return cls(
+            reference,
+            c.embed_window,
+            c.embed_min_samples,
+            c.embed_check_every,
+            c.embed_permutations,
+            c.embed_limit,
+            c.confirm_checks,
+            c.clear_checks,
+            c.embed_check_interval_s,
+        )
 
     def _family(self, name: str) -> _Family:
         family = self.families.get(name)

@@ -1,8 +1,9 @@
 """The drift monitor's state on disk: one JSON file under data_dir/.o2v/drift/, replaced atomically.
 
 The service's own state lives under a dot folder because collections live in data_dir/<name> and a collection name
-([A-Za-z0-9_-]) never has a dot: with the old data_dir/drift, `DELETE /collections/drift` deleted the drift state.
-`DriftStore.in_data_dir` moves an old data_dir/drift/state.json there once, leaving any collection files behind.
+([A-Za-z0-9_-]) never has a dot, so no collection route can reach it. A state file in data_dir/drift/, where
+`DELETE /collections/drift` would delete it, is moved there once by `DriftStore.in_data_dir`, leaving any
+collection files behind.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from service.durable import fsync_path
 
 STATE_VERSION = 1
 STATE_DIR = Path(".o2v") / "drift"
-LEGACY_DIR = Path("drift")
+COLLECTION_DIR = Path("drift")  # where a collection named drift lives
 STATE_FILE = "state.json"
 
 log = logging.getLogger("service.drift")
@@ -34,20 +35,20 @@ class DriftStore:
 
     @classmethod
     def in_data_dir(cls, data_dir: str | Path) -> DriftStore:
-        """The store of a data directory, after moving the state of the old layout (data_dir/drift) if present."""
+        """The store of a data directory, after moving a state file out of data_dir/drift if there is one."""
         store = cls(Path(data_dir) / STATE_DIR)
-        legacy = Path(data_dir) / LEGACY_DIR
-        if (legacy / STATE_FILE).is_file() and not store.path.exists():
+        exposed = Path(data_dir) / COLLECTION_DIR
+        if (exposed / STATE_FILE).is_file() and not store.path.exists():
             store.folder.mkdir(parents=True, exist_ok=True)
-            os.replace(legacy / STATE_FILE, store.path)  # same file system: atomic
+            os.replace(exposed / STATE_FILE, store.path)  # same file system: atomic
             fsync_path(store.folder)
-            for tmp in legacy.glob(".state-*.json"):  # half-written leftovers of a crash
+            for tmp in exposed.glob(".state-*.json"):  # half-written leftovers of a crash
                 tmp.unlink(missing_ok=True)
-            if not any(legacy.iterdir()):
-                legacy.rmdir()  # it held only the drift state; a collection named drift keeps its folder
-            log.info(json.dumps({"event": "drift_state_moved", "from": str(legacy), "to": str(store.folder)}))
-        elif (legacy / STATE_FILE).is_file():
-            log.warning(json.dumps({"event": "drift_state_ignored", "path": str(legacy / STATE_FILE)}))
+            if not any(exposed.iterdir()):
+                exposed.rmdir()  # it held only the drift state; a collection named drift keeps its folder
+            log.info(json.dumps({"event": "drift_state_moved", "from": str(exposed), "to": str(store.folder)}))
+        elif (exposed / STATE_FILE).is_file():
+            log.warning(json.dumps({"event": "drift_state_ignored", "path": str(exposed / STATE_FILE)}))
         return store
 
     def load(self) -> dict[str, Any]:

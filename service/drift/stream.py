@@ -6,7 +6,7 @@ import math
 import threading
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any
 
@@ -16,6 +16,21 @@ SCORE_EDGES = tuple(round(-1.0 + 0.05 * i, 2) for i in range(1, 41))
 """Upper edges (Prometheus `le`) of the fixed score buckets, -0.95 … 1.0, and +Inf after them: the same on every
 replica, so Prometheus can add their counts. 0.05 wide: the L∞ distance read at these edges is within about 0.01 of
 the exact one for cosine-like scores (README, drift across replicas)."""
+
+
+def finite_scores(scores: Iterable[float]) -> tuple[list[float], int]:
+    """The scores that are finite numbers, and how many others there were."""
+    values, bad = [], 0
+    for s in scores:
+        try:
+            v = float(s)
+        except (TypeError, ValueError):
+            v = math.nan
+        if math.isfinite(v):
+            values.append(v)
+        else:
+            bad += 1
+    return values, bad
 
 
 class ScoreStream:

@@ -16,6 +16,9 @@ from typing import Any
 
 from service.drift.baseline import iso
 
+PairRows = tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]
+"""The token ids of a request's pairs: every pair's first text, then every pair's second text."""
+
 
 class TextKeeper:
     """The most recent tokenized texts with their vocabulary rates, and the most recent scored pairs with their
@@ -35,11 +38,7 @@ class TextKeeper:
                 self.items.append((now, text, {name: v[i] for name, v in values.items() if i < len(v)}))
 
     def keep_pairs(
-        self,
-        stream: str,
-        pairs: Sequence[tuple[str, str]],
-        rows: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]],
-        scores: Sequence[float],
+        self, stream: str, pairs: Sequence[tuple[str, str]], rows: PairRows, scores: Sequence[float]
     ) -> None:
         """One request's pairs, the token ids of each side (as encoder 0 read them) and their scores."""
         now = self.clock()
