@@ -34,7 +34,8 @@ from service.api import (
 )
 from service.api.auth import read_guard
 from service.api.deps import LabelObserver, ScoreObserver
-from service.api.limits import BodyLimitMiddleware
+from service.api.limits import BodyLimitMiddleware, Limits
+from service.api.limits import install as install_limits
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.openai_compat import OpenAIErrorMiddleware
 from service.api.render import json_response
@@ -145,6 +146,7 @@ def create_app(
     app.state.score_observers, app.state.label_observers = score_observers, label_observers
     app.state.classification_observers = []
     errors.install(app)
+    install_limits(app, Limits.of(settings, encoder))  # the request schemas' limits (service/api/limits.py)
     app.add_middleware(RouteFamilyMiddleware)  # the drift monitor's embedding windows are per route family
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     app.add_middleware(OpenAIErrorMiddleware)  # outside every error source: /v1/* errors get OpenAI's fields

@@ -352,7 +352,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     if TYPE_CHECKING:  # a type built from the settings at start-up: to a static checker, a str
         Text: TypeAlias = str
     else:
-        Text = Annotated[limits.text(settings), AfterValidator(check_utf8)]
+        Text = Annotated[limits.Text, AfterValidator(check_utf8)]
     Numbers = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
     TopK = Annotated[int, Field(ge=1, le=settings.max_top_k)]
     scalar = {"type": ["string", "number", "boolean", "null"]}

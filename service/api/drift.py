@@ -16,18 +16,16 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, TypeAdapter, WithJsonSchema
 from scipy.stats import spearmanr
 from starlette.responses import HTMLResponse, Response
 
-from service.api import limits
 from service.api.auth import may_write, require_api_key
 from service.api.collections import HeavyJobs
 from service.api.deps import EmbedderDep
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
+from service.api.schemas.drift import BaselineIn, BaselineOut
 from service.drift import DriftMonitor, DriftWorker
-from service.drift.baseline import MIN_BASELINE
 from service.drift.errors import InvalidStream
 from service.drift.metrics import DriftCollector
 from service.drift.report import render_html
@@ -38,28 +36,7 @@ from service.errors import NotFound
 from service.settings import Settings
 from service.vectors import pair_cosines
 
-MAX_BASELINE_SCORES = 100_000
-MAX_BASELINE_PAIRS = 10_000
-SCORE_LIMIT = 1.0e6  # far beyond any similarity score; larger magnitudes overflow the baseline's variance
-Score = Annotated[StrictFloat, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT, allow_inf_nan=False)]  # JSON true is not 1.0
 StreamName = Annotated[str, Path(pattern=STREAM_PATTERN, description="a drift stream, e.g. similarity")]
-
-
-class BaselineOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    stream: str
-    baseline: dict[str, Any] = Field(description="source, created, n, mean, std, min, max, quantiles")
-    label_spearman: float | None = Field(None, description="Spearman of the pair cosines with the given labels")
-
-
-def _pair(value: Any) -> Any:
-    """[a, b] or [a, b, label] → (a, b, label or None): one tuple type, so that an error names `pairs[9][1]` (with a
-    union of the two shapes pydantic names the member it tried instead)."""
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return (*value, None)
-    if isinstance(value, list | tuple) and len(value) == 3 and value[2] is None:
-        raise ValueError("a pair's label must be a number")
-    return value
 
 
 def get_monitor(request: Request) -> DriftMonitor:
@@ -99,23 +76,6 @@ def watch_embedder(embedder: Embedder, monitor: DriftMonitor) -> Callable[[], No
 
 
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
-    Text = limits.text(settings)
-    pair_schema = {
-        "type": "array",
-        "prefixItems": [TypeAdapter(Text).json_schema()] * 2 + [TypeAdapter(Score).json_schema()],
-        "minItems": 2,
-        "maxItems": 3,
-    }
-    Pair = Annotated[tuple[Text, Text, Score | None], BeforeValidator(_pair), WithJsonSchema(pair_schema)]
-
-    class BaselineIn(BaseModel):
-        """Exactly one of `scores` (raw scores) or `pairs` (texts the service embeds and scores itself)."""
-
-        model_config = ConfigDict(extra="forbid")
-        scores: Annotated[list[Score], Field(min_length=MIN_BASELINE, max_length=MAX_BASELINE_SCORES)] | None = None
-        pairs: Annotated[list[Pair], Field(min_length=MIN_BASELINE, max_length=MAX_BASELINE_PAIRS)] | None = None
-        source: Annotated[str, Field(max_length=200)] | None = Field(None, description="a note kept with it")
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         monitor = DriftMonitor.from_settings(settings, encoder.model.card, getattr(encoder, "tokenizer", None))

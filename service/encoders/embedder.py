@@ -14,13 +14,13 @@ from typing import Literal, Protocol, TypeVar, cast
 
 import numpy as np
 
-from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows, l2_normalize
+from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows
 from service.encoders.batching import Job, MicroBatcher
 from service.encoders.cache import EmbeddingCache, cache_key
 from service.settings import Settings
 from service.text import Direction, Encoded, Token
 from service.tracing import current, span
-from service.vectors import pair_cosines
+from service.vectors import l2_normalize, pair_cosines
 
 INLINE_TOKENIZE_CHARS = 512
 Scorer = Literal["object2vec", "cosine"]
