@@ -16,8 +16,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from service.api.errors import ApiError
+from service.api.jobs import HeavyJobs, ReembedJobs
 from service.encoders.embedder import Embedder
+from service.index.base import CollectionRegistry
 from service.model.registry import ModelNameError, UnknownModel
+from service.settings import Settings
 
 ScoreObserver = Callable[[str, Sequence[float]], None]
 LabelObserver = Callable[[str | None, float], None]  # a classification's label (None: out of scope), confidence
@@ -30,6 +33,38 @@ async def get_embedder(request: Request) -> Embedder:
 
 
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_collections(request: Request) -> CollectionRegistry:
+    return request.app.state.collections
+
+
+CollectionsDep = Annotated[CollectionRegistry, Depends(get_collections)]
+
+
+def get_heavy_jobs(request: Request) -> HeavyJobs:
+    return request.app.state.heavy_jobs
+
+
+def get_reembed_jobs(request: Request) -> ReembedJobs:
+    return request.app.state.reembed_jobs
+
+
+def served_fingerprint(request: Request) -> str:
+    """The fingerprint of the served model (service/index/fingerprint.py), taken once at start-up."""
+    return request.app.state.served_fingerprint
+
+
+async def fingerprint_embedder(request: Request, fingerprint: str) -> Embedder | None:
+    """The Embedder of the registry model with this fingerprint; None when no model here has it."""
+    return await request.app.state.models.for_fingerprint(fingerprint)
 
 
 def observe_scores(request: Request, stream: str, scores: Sequence[float]) -> None:

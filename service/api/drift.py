@@ -20,9 +20,9 @@ from scipy.stats import spearmanr
 from starlette.responses import HTMLResponse, Response
 
 from service.api.auth import may_write, require_api_key
-from service.api.collections import HeavyJobs
 from service.api.deps import EmbedderDep
 from service.api.errors import BODY_ERRORS, ApiError, responses
+from service.api.jobs import HeavyJobs
 from service.api.render import json_response
 from service.api.schemas.drift import BaselineIn, BaselineOut
 from service.drift import DriftMonitor, DriftWorker
