@@ -452,14 +452,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         stored = await _call(collection.model)
         if stored is None or stored == served:
             return embedder, served
-        found = await request.app.state.models.for_fingerprint(stored)
+        found = await request.app.state.services.models.for_fingerprint(stored)
         if found is None:
             await _call(collection.check_model, served)
         return found, stored
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.collections = await asyncio.to_thread(open_collections, settings)
+        app.state.collections = app.state.services.collections = await asyncio.to_thread(open_collections, settings)
         app.state.heavy_jobs = HeavyJobs(settings.max_heavy_jobs)
         app.state.reembed_jobs = ReembedJobs()
         try:
