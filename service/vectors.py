@@ -1,5 +1,6 @@
-"""Unit rows and cosines of embedding rows, the one rule every route, monitor, evaluation and benchmark uses: rows scaled to unit
-length first (a zero row stays zero, cosine 0), the dot product clipped to [-1, 1] (float rounding can pass 1)."""
+"""Unit rows, and cosines of embedding rows by the one rule every route, monitor, evaluation and benchmark uses:
+rows scaled to unit length first (a zero row stays zero, cosine 0), the dot product clipped to [-1, 1] (float
+rounding can pass 1)."""
 
 from __future__ import annotations
 

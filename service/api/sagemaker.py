@@ -6,7 +6,7 @@ an instance with only in0 or only in1 gets `{"embeddings":[...]}` from that enco
 unless Accept asks for JSON Lines. `infer_max_seqlens=N[,M]` in the Content-Type truncates in0 (and in1).
 A request holds at most O2V_MAX_INVOCATION_INSTANCES instances (which bounds the answer: 1000 384-d embeddings are
 about 5 MB of JSON) and O2V_MAX_INVOCATION_TOKENS token ids, counted on the parsed JSON before any validation or
-encoding: 6 MiB of tiny instances once took 38 s and 2.7 GB to answer. POST /endpoints/{name}/invocations, the
+encoding: unbounded, 6 MiB of tiny instances take 38 s and 2.7 GB to answer. POST /endpoints/{name}/invocations, the
 runtime API's path, is the same route.
 """
 
@@ -144,7 +144,7 @@ async def ping() -> Response:
 async def invocations(request: Request, embedder: EmbedderDep) -> Response:
     """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs. Also served at
     the SageMaker runtime's own path, so boto3's `sagemaker-runtime` client with `endpoint_url` works as is
-    (any endpoint name; its CustomAttributes header is read by no one, as before)."""
+    (any endpoint name; its CustomAttributes header is not read)."""
     media, seqlens = _content_type(request.headers.get("content-type", "application/json"))
     limit0, limit1 = _seqlens(seqlens)
     limits = current()

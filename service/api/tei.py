@@ -3,10 +3,11 @@ tokenize.py): GET /info and POST /decode, in the shapes of TEI's OpenAPI documen
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from service import __version__
+from service.api.deps import ServicesDep
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
 from service.api.schemas.tei import DecodeRequest, Info
@@ -38,13 +39,13 @@ def info(settings: Settings, encoder: Encoder) -> dict[str, Any]:
 
 
 @router.get("/info", response_model=Info)
-async def get_info(request: Request) -> Response:
+async def get_info(services: ServicesDep) -> Response:
     """TEI's description of the served model and its limits."""
-    return json_response(info(request.app.state.settings, request.app.state.encoder))
+    return json_response(info(services.settings, services.encoder))
 
 
 @router.post("/decode", response_model=list[str], responses=responses(*BODY_ERRORS))
-async def decode(body: DecodeRequest, request: Request) -> Response:
+async def decode(body: DecodeRequest, services: ServicesDep) -> Response:
     """Token ids of this model's vocabulary back to text (TEI's inverse of /tokenize): one string per id list."""
-    tokenizer = request.app.state.encoder.tokenizer.tokenizer
+    tokenizer = services.encoder.tokenizer.tokenizer
     return json_response(tokenizer.decode_batch(body.ids, skip_special_tokens=body.skip_special_tokens))

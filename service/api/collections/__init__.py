@@ -17,24 +17,27 @@ from fastapi import APIRouter, FastAPI
 
 from service.api.collections import items, lifecycle, queries
 from service.api.jobs import HeavyJobs, ReembedJobs
+from service.api.services import Services
 from service.index.fingerprint import model_fingerprint
 from service.index.registry import open_collections
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The registry, the job runners and the served model's fingerprint, for the app's lifetime."""
-    settings = app.state.settings
-    app.state.served_fingerprint = await asyncio.to_thread(model_fingerprint, app.state.encoder)
-    app.state.collections = await asyncio.to_thread(open_collections, settings)
-    app.state.heavy_jobs = HeavyJobs(settings.max_heavy_jobs)
+    """The registry (in the app's Services), the job runners and the served model's fingerprint, for the app's
+    lifetime."""
+    services: Services = app.state.services
+    app.state.served_fingerprint = await asyncio.to_thread(model_fingerprint, services.encoder)
+    registry = await asyncio.to_thread(open_collections, services.settings)
+    app.state.collections = services.collections = registry
+    app.state.heavy_jobs = HeavyJobs(services.settings.max_heavy_jobs)
     app.state.reembed_jobs = ReembedJobs()
     try:
         yield
     finally:
         app.state.reembed_jobs.close()
         app.state.heavy_jobs.close()
-        await asyncio.to_thread(app.state.collections.close)
+        await asyncio.to_thread(registry.close)
 
 
 router = APIRouter(tags=["collections"], lifespan=lifespan)

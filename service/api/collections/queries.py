@@ -20,7 +20,7 @@ from service.api.collections.routing import Name, call, hit_out
 from service.api.deps import (
     CollectionsDep,
     EmbedderDep,
-    SettingsDep,
+    ServicesDep,
     get_heavy_jobs,
     observe_classification,
     observe_label,
@@ -126,13 +126,14 @@ async def classify_text(
     request: Request,
     collections: CollectionsDep,
     embedder: EmbedderDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
     """kNN vote over items having `label_key`; label null when the winner's support is below min_score."""
     one_of(body.text, body.vector, "text")
     collection = await call(collections.get, name)
     embedder, _ = await follow(request, collection, embedder, body.text)
     query = await query_vector(embedder, body.text, body.vector)
+    settings = services.settings
     vote = (body.label_key, body.k, body.min_score, settings.classify_min_score)
     result = await call(classify, collection, query, *vote)
     if body.text is not None:
@@ -157,12 +158,12 @@ async def cluster_items(
     request: Request,
     collections: CollectionsDep,
     heavy_jobs: HeavyJobsDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
     """Spherical k-means with a seed (same seed, same items → same answer); clusters largest first.
     At most O2V_MAX_HEAVY_JOBS run at once (503 beyond), each within O2V_MAX_CLUSTER_WORK (422 naming k)."""
     collection = await call(collections.get, name)
-    work = (collection, body.k, body.seed, body.representatives, settings.max_cluster_work)
+    work = (collection, body.k, body.seed, body.representatives, services.settings.max_cluster_work)
     result = await heavy_jobs.run(request, cluster, *work)
     clusters = [
         {
