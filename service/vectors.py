@@ -1,11 +1,16 @@
-"""Cosines of embedding rows, the one rule every route, monitor, evaluation and benchmark uses: rows scaled to unit
-length first (a zero row stays zero, cosine 0), the dot product clipped to [-1, 1] (float rounding can pass 1)."""
+"""Unit rows, and cosines of embedding rows by the one rule every route, monitor, evaluation and benchmark uses:
+rows scaled to unit length first (a zero row stays zero, cosine 0), the dot product clipped to [-1, 1] (float
+rounding can pass 1)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from service.encoders.base import l2_normalize
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
 
 
 def pair_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.drift.sink import NullDriftSink
 from service.encoders.base import Encoder
 from service.encoders.onnx import OnnxEncoder
 from service.model.model_dir import ModelDir
@@ -53,3 +55,21 @@ def model_copy(tmp: Path, without: tuple[str, ...] = (), extra: dict[str, str] |
     for name, target in (extra or {}).items():
         os.symlink(DEFAULT_MODEL_DIR / target, folder / name)
     return folder
+
+
+@contextmanager
+def reported_scores(app: FastAPI) -> Iterator[list[tuple[str, list[float]]]]:
+    """Every (stream, scores) the app's routes report to its drift sink while the block runs."""
+    seen: list[tuple[str, list[float]]] = []
+
+    class Recorder(NullDriftSink):
+        def record_many(self, name: str, scores: Iterable[float]) -> int:
+            seen.append((name, list(scores)))
+            return len(seen[-1][1])
+
+    services = app.state.services
+    reported, services.drift = services.drift, Recorder()
+    try:
+        yield seen
+    finally:
+        services.drift = reported

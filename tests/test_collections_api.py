@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
+from tests.gateway_fixtures import reported_scores
 from tests.index_fixtures import use_store
 
 API_KEY = "collections-test-key-4e1b"
@@ -168,10 +169,9 @@ def test_cluster_is_repeatable(client) -> None:
 
 
 def test_search_and_classify_scores_reach_the_drift_streams(client) -> None:
-    seen: list[tuple[str, list[float]]] = []
-    client.app.state.score_observers.append(lambda stream, scores: seen.append((stream, list(scores))))
-    client.post("/collections/reviews/search", json={"query": REVIEWS[0][1]})
-    client.post("/collections/reviews/classify", json={"text": REVIEWS[0][1], "k": 1})
+    with reported_scores(client.app) as seen:
+        client.post("/collections/reviews/search", json={"query": REVIEWS[0][1]})
+        client.post("/collections/reviews/classify", json={"text": REVIEWS[0][1], "k": 1})
     assert [s for s, _ in seen] == ["search_top1", "classify_confidence"]
     assert seen[0][1] == [pytest.approx(1.0, abs=1e-5)]
 

@@ -37,7 +37,7 @@ def test_similarity_scores_are_recorded_per_stream(tmp_path: Path) -> None:
         pairs = [p[:2] for p in PAIRS]
         assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
         assert c.post("/similarity", json={"pairs": pairs[:3], "stream": "team-a"}, headers=KEY).status_code == 200
-        c.app.state.drift.run_due_checks()  # the worker would, once it has simulated the shift test's limits
+        c.app.state.services.monitor.run_due_checks()  # the worker would, once it has simulated the shift test's limits
         streams = c.get("/drift").json()["streams"]
         assert (streams["similarity"]["n_total"], streams["team-a"]["n_total"]) == (12, 3)
         assert streams["similarity"]["status"] == "ok"  # 12 ≥ min_samples 10: a verdict, not yet confirmed
@@ -56,7 +56,7 @@ def test_search_and_classify_feed_their_streams(tmp_path: Path) -> None:
         assert c.post("/collections/c/classify", json={"text": "an onion", "k": 3}).status_code == 200
         streams = c.get("/drift").json()["streams"]
         assert (streams["search_top1"]["n_total"], streams["classify_confidence"]["n_total"]) == (1, 1)
-        assert c.app.state.drift.labels.seen == 1  # the answer's label reached the per-label ranking
+        assert c.app.state.services.monitor.labels.seen == 1  # the answer's label reached the per-label ranking
         assert streams["classify_confidence"]["labels"]["reference"]["n"] == 0  # still in its warm-up
 
 
@@ -111,7 +111,7 @@ def test_report_page_has_an_svg_per_stream(tmp_path: Path) -> None:
 def test_windows_survive_a_restart(tmp_path: Path) -> None:
     with client(**settings(tmp_path)) as c:
         c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS], "stream": "kept"}, headers=KEY)
-        c.app.state.drift.run_due_checks()  # the due check done now: the checking thread has nothing left to step
+        c.app.state.services.monitor.run_due_checks()  # the due check done now: nothing left for the checking thread
         before = c.get("/drift", params={"stream": "kept"}).json()["streams"]["kept"]
     with client(**settings(tmp_path)) as c:
         after = c.get("/drift", params={"stream": "kept"}).json()["streams"]["kept"]
@@ -123,7 +123,7 @@ def test_metrics_export_drift_gauges(tmp_path: Path) -> None:
         c.post("/similarity", json={"pairs": [p[:2] for p in PAIRS]})
         deadline = time.monotonic() + 10  # the monitor's own checking thread may hold the stream's check meanwhile
         while True:
-            c.app.state.drift.run_due_checks()
+            c.app.state.services.monitor.run_due_checks()
             text = c.get("/metrics").text
             if 'o2v_drift_status{stream="similarity"} -1.0' not in text or time.monotonic() > deadline:
                 break

@@ -137,7 +137,7 @@ def test_a_collection_too_small_for_a_reference_says_so(tmp_path: Path) -> None:
         assert c.post("/collections/tiny/items", json={"items": items}).status_code == 200
         answer = c.post("/collections/tiny/classify", json={"text": "a flight to Oslo", "label_key": "intent", "k": 2})
         assert answer.status_code == 200
-        c.app.state.drift.run_due_checks()
+        c.app.state.services.monitor.run_due_checks()
         scope = c.get("/drift").json()["classify"]["tiny/intent"]
         assert scope["reference"] == "insufficient" and "2 labels of 2 items" in scope["reason"]
         assert scope["status"] == "pending"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.drift import log_pairs
+from service.api.route_family import route_family
 from service.cli import main
 from service.datasets import read_sts
 from service.drift.config import Limit
@@ -19,7 +20,6 @@ from service.drift.embeddings import (
     load_sample,
     median_distance,
     mmd_test,
-    route_family,
     unit_rows,
     write_sample,
 )
@@ -62,7 +62,7 @@ def test_in_domain_stays_ok_and_logs_drift_per_family(tmp_path: Path, public_dat
     sts = [str(t) for t in np.random.default_rng(1).choice(unseen, 300, replace=False)]  # test is ordered by genre
     logs = [t for pair in log_pairs(150, seed=1) for t in pair]
     with client(data_dir=tmp_path, model_dir=model, **EMBED) as c:
-        monitor = c.app.state.drift
+        monitor = c.app.state.services.monitor
         for i in range(0, 300, 50):
             assert c.post("/embed", json={"texts": sts[i : i + 50]}).status_code == 200
             monitor.run_due_checks()
@@ -126,7 +126,7 @@ def test_uploaded_pairs_become_the_similarity_familys_reference(tmp_path: Path) 
         pairs = [p[:2] for p in PAIRS]
         assert c.put("/drift/baseline/similarity", json={"pairs": pairs}, headers=KEY).status_code == 200
         assert c.post("/similarity", json={"pairs": pairs}).status_code == 200
-        c.app.state.drift.run_due_checks()
+        c.app.state.services.monitor.run_due_checks()
         embeddings = c.get("/drift").json()["embeddings"]
         family = embeddings["families"]["similarity"]
         assert family["reference"]["kind"] == "uploaded" and family["reference"]["source"] == "uploaded:similarity"

@@ -20,7 +20,7 @@ def test_kept_texts_come_with_their_rates_and_need_the_key(tmp_path: Path) -> No
     keep = {"drift_keep_texts": True, "drift_keep_texts_max": 2}
     with client(data_dir=tmp_path, api_key="export-test-key-5Rw", **keep) as c:
         assert c.post("/embed", json={"texts": TEXTS}, headers=KEY).status_code == 200
-        c.app.state.drift.run_due_checks()
+        c.app.state.services.monitor.run_due_checks()
         assert c.get("/drift/export/unseen_token_rate").status_code == 401
         doc = c.get("/drift/export/unseen_token_rate", headers=KEY).json()
         assert c.get("/drift/export/nope", headers=KEY).status_code == 404
@@ -32,8 +32,8 @@ def test_kept_texts_come_with_their_rates_and_need_the_key(tmp_path: Path) -> No
 def test_texts_are_off_by_default(tmp_path: Path) -> None:
     with client(data_dir=tmp_path) as c:
         c.post("/embed", json={"texts": TEXTS})
-        c.app.state.drift.run_due_checks()
-        assert c.app.state.drift.texts is None
+        c.app.state.services.monitor.run_due_checks()
+        assert c.app.state.services.monitor.texts is None
         assert c.get("/drift/export/unseen_token_rate").json()["texts"] == []
 
 
@@ -93,4 +93,4 @@ def test_similarity_pairs_export_as_an_object2vec_channel(tmp_path: Path) -> Non
     assert len(data) == 3 and data.in0[-1] == ids[0]
     with client(data_dir=tmp_path / "off") as c:
         c.post("/similarity", json={"pairs": pairs})
-        assert c.app.state.drift.export("similarity")["pairs"] == []
+        assert c.app.state.services.monitor.export("similarity")["pairs"] == []

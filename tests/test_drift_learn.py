@@ -39,7 +39,7 @@ def review_pairs(n: int, seed: int = 0) -> list[list[str]]:
 def test_review_traffic_differs_from_the_card_but_is_no_generalization_failure(tmp_path: Path) -> None:
     learn = {"drift_baseline": "learn", "drift_learn_warmup": 20, "drift_learn_size": 150, "drift_min_samples": 50}
     with client(data_dir=tmp_path, drift_check_every=10, drift_window=400, **learn) as c:
-        monitor_ = c.app.state.drift
+        monitor_ = c.app.state.services.monitor
         statuses = []
         for chunk in range(0, 300, 10):
             assert c.post("/similarity", json={"pairs": review_pairs(300)[chunk : chunk + 10]}).status_code == 200

@@ -93,7 +93,7 @@ def test_every_embedded_text_reaches_the_token_streams(tmp_path: Path) -> None:
     with client(data_dir=tmp_path) as c:
         assert c.post("/embed", json={"texts": ["a dog runs", "eine Katze schläft"]}).status_code == 200
         assert c.post("/similarity", json={"pairs": [["a b", "c d"]]}).status_code == 200
-        c.app.state.drift.run_due_checks()
+        c.app.state.services.monitor.run_due_checks()
         streams = c.get("/drift").json()["streams"]
     assert all(streams[name]["n_total"] == 4 for name in ("unseen_token_rate", "unk_rate", "truncated"))
 

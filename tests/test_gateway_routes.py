@@ -13,7 +13,7 @@ import pytest
 from service.encoders.embedder import INLINE_TOKENIZE_CHARS
 from service.encoders.onnx import OnnxEncoder
 from service.model.model_dir import ModelDir
-from tests.gateway_fixtures import TEXTS, client, model_copy, onnx_encoder
+from tests.gateway_fixtures import TEXTS, client, model_copy, onnx_encoder, reported_scores
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +93,9 @@ def test_similarity_score_is_null_without_a_scorer(tmp_path):
 
 
 def test_similarity_cosines_reach_the_score_observers(http):
-    seen = []
-
-    def observer(stream, scores):
-        seen.append((stream, list(scores)))
-
-    http.app.state.score_observers.append(observer)
-    try:
+    with reported_scores(http.app) as seen:
         http.post("/similarity", json={"pairs": [TEXTS[:2]], "stream": "faq-bot"})
         http.post("/similarity", json={"pairs": [TEXTS[1:3], TEXTS[2:4]]})
-    finally:
-        http.app.state.score_observers.remove(observer)
     assert [(s, len(v)) for s, v in seen] == [("faq-bot", 1), ("similarity", 2)]
 
 
@@ -166,7 +158,7 @@ def test_a_full_queue_is_503_with_retry_after():
         while encoder.calls == calls:
             time.sleep(0.005)
         queued = pool.submit(http.post, "/embed", json={"texts": ["waiting in the queue"]})
-        while http.app.state.embedder.batchers["in0"].depth == 0:
+        while http.app.state.services.embedder.batchers["in0"].depth == 0:
             time.sleep(0.005)
         refused = http.post("/embed", json={"texts": ["one too many"]})
         encoder.release.set()

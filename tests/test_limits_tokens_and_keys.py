@@ -58,7 +58,7 @@ def test_the_probe_s_tokenize_body_is_refused_fast_and_an_answer_at_the_limit_is
 def test_long_tokenizations_in_flight_are_bounded() -> None:
     """Eight concurrent long /tokenize requests with O2V_MAX_TOKENIZE_IN_FLIGHT=2: at most two tokenize at once."""
     with client(max_tokenize_in_flight=2) as c:
-        tokenizer = c.app.state.encoder.tokenizer  # type: ignore[attr-defined]
+        tokenizer = c.app.state.services.encoder.tokenizer  # type: ignore[attr-defined]
         running, most, lock = 0, 0, threading.Lock()
         original = tokenizer.tokens
 

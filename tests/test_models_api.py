@@ -74,7 +74,7 @@ def test_models_are_listed_side_by_side_with_lineage(http: TestClient) -> None:
 
 
 def test_model_picks_the_encoder_on_every_embedding_route(http: TestClient) -> None:
-    adapted = OnnxEncoder(ModelDir.load(http.app.state.model_registry.get("intents-v1").path))  # type: ignore[attr-defined]
+    adapted = OnnxEncoder(ModelDir.load(http.app.state.services.model_registry.get("intents-v1").path))  # type: ignore[attr-defined]
     expected = adapted.embed_texts(TEXTS)
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(_embed(http, "intents-v1"), expected, atol=1e-5)

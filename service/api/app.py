@@ -1,16 +1,14 @@
 """The app factory: settings + encoder → FastAPI app with the routers of ROUTERS, error handlers and metrics.
 
-A router module exposes either `router` (an APIRouter) or `build_router(settings, encoder) -> APIRouter` when
-its request schemas depend on the settings' limits or the model (so the OpenAPI schema states the real limits).
-To add a domain, import its module here and append it to ROUTERS. What a route needs at request time comes from
-the dependencies in deps.py (`get_embedder`) and `app.state`: settings, encoder, embedder,
-metrics, score_observers. `uvicorn --factory service.api.app:create_app` serves the settings of the environment.
+A router module exposes either `router` (an APIRouter) or `build_router(settings, encoder) -> APIRouter` when its
+routes are made from the settings. Request schemas are module-level (service/api/schemas/); limits that come from
+the settings are `Limit` markers (service/api/limits.py). To add a domain, import its module here and append it to
+ROUTERS. What a route needs at request time comes from the app's `Services` (service/api/services.py) through the
+dependencies of deps.py. `uvicorn --factory service.api.app:create_app` serves the settings of the environment.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -33,22 +31,17 @@ from service.api import (
     tokenize,
 )
 from service.api.auth import read_guard
-from service.api.deps import LabelObserver, ScoreObserver
 from service.api.limits import BodyLimitMiddleware
-from service.api.metrics import Metrics, MetricsMiddleware
+from service.api.limits import install as install_limits
+from service.api.metrics import MetricsMiddleware
 from service.api.openai_compat import OpenAIErrorMiddleware
 from service.api.render import json_response
-from service.drift.embeddings import RouteFamilyMiddleware
+from service.api.route_family import RouteFamilyMiddleware
+from service.api.services import Services
 from service.encoders import load_encoder
-from service.encoders.base import Encoder, EncoderError
-from service.encoders.embedder import Embedder
-from service.encoders.pool import EmbedderPool
-from service.model.jobs import AdaptJobs
-from service.model.registry import ModelRegistry
+from service.encoders.base import Encoder
 from service.settings import Settings
 from service.tracing import Tracing, TracingMiddleware, from_environment
-
-log = logging.getLogger(__name__)
 
 ROUTERS: list[ModuleType] = [
     embeddings,
@@ -91,7 +84,7 @@ def create_app(
     tracing = tracing or from_environment()
     owns_encoder = encoder is None
     encoder = encoder or load_encoder(settings)
-    metrics = Metrics()
+    services = Services.of(settings, encoder)
 
     def body_limit(path: str) -> int:
         """SageMaker's own 6 MiB on /invocations (and the runtime API's /endpoints/{name}/invocations)."""
@@ -100,23 +93,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        embedder = Embedder(encoder, settings, observe=metrics.observe_encoder)
-        embedder.start()
-        metrics.track_queues(embedder)
-        metrics.track_cache(embedder.cache)
-        app.state.embedder = embedder
-        await asyncio.to_thread(app.state.adapt_jobs.recover)  # a job left running by a stopped server failed
-        app.state.models = EmbedderPool(app.state.model_registry, settings, embedder, metrics.observe_encoder)
         try:
-            await embedder.check()  # warm-up: the first request should not pay for lazy allocations
-        except EncoderError as exc:
-            log.warning("the backend does not answer yet: %s", exc.message)
-        try:
-            yield
+            async with services.running():
+                yield
         finally:
-            app.state.adapt_jobs.close()
-            await app.state.models.close()
-            await embedder.close()
             if owns_encoder:
                 encoder.close()
             tracing.shutdown()
@@ -134,21 +114,14 @@ def create_app(
     )
     if not docs_open:
         app.include_router(keyed_schema_router())
-    app.state.settings = settings
-    app.state.encoder = encoder
-    model_path = encoder.model.path if encoder.backend == "onnx" else None
-    app.state.model_registry = ModelRegistry(settings.data_dir, encoder.name, model_path, settings.default_model)
-    app.state.adapt_jobs = AdaptJobs(settings.data_dir, settings.adapt_niceness)
-    app.state.metrics = metrics
-    score_observers: list[ScoreObserver] = []
-    label_observers: list[LabelObserver] = []
-    app.state.score_observers, app.state.label_observers = score_observers, label_observers
-    app.state.classification_observers = []
+    app.state.settings = settings  # what the error handlers and the API-key guard read, on any app
+    app.state.services = services
     errors.install(app)
+    install_limits(app, services.limits)  # the request schemas' limits (service/api/limits.py)
     app.add_middleware(RouteFamilyMiddleware)  # the drift monitor's embedding windows are per route family
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     app.add_middleware(OpenAIErrorMiddleware)  # outside every error source: /v1/* errors get OpenAI's fields
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # it counts the 413s too
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # it counts the 413s too
     app.add_middleware(TracingMiddleware, tracing=tracing)  # outermost: the request span holds everything
     for module in ROUTERS:
         if module is not drift or settings.drift_enabled:

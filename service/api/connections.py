@@ -1,9 +1,9 @@
 """Connection limits, enforced in uvicorn's HTTP protocol below the ASGI app, where a request is still bytes.
 
-uvicorn's httptools protocol has no bound on a request's head (a 256 MB header was buffered whole and blocked the
+uvicorn's httptools protocol has no bound on a request's head (a 256 MB header is buffered whole and blocks the
 event loop), no timeout on a head or a body that trickles in (a connection sending a byte every few seconds is held
-forever), and no bound on connections below the fd limit (1,100 such connections took every descriptor, so even
-/healthz got "connection reset"). `LimitedHttpProtocol` adds the three:
+forever), and no bound on connections below the fd limit (1,100 such connections take every descriptor, so even
+/healthz gets "connection reset"). `LimitedHttpProtocol` adds the three:
 
 - a head over `max_header_bytes` (request line and headers) or with more than `max_headers` headers gets 431 as
   soon as the bytes received pass the limit, so at most the limit plus one socket read is ever held;

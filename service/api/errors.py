@@ -146,8 +146,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 class AllowMiddleware:
     """`Allow` names every method the path serves: OPTIONS on a route's path answers 204 with it, and a 405 carries
-    it (Starlette's names the methods of the first route on the path only, so OPTIONS got 405 "Allow: PUT" on a
-    path that serves GET, PUT and DELETE). A path no route serves stays a 404 for any method."""
+    it (Starlette's names the methods of the first route on the path only: OPTIONS would get 405 "Allow: PUT" on
+    a path that serves GET, PUT and DELETE). A path no route serves stays a 404 for any method."""
 
     METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 

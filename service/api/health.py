@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from service.api.deps import get_services
 from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.encoders.base import Encoder
@@ -92,7 +93,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Readiness: one token goes through the encoder (for SageMaker: a real call to the endpoint), answered
         within O2V_READYZ_TIMEOUT_S even when the encoder queue is full; a remote vector store answers too."""
         await check()
-        collections = getattr(request.app.state, "collections", None)
+        collections = get_services(request).collections
         if collections is not None and collections.remote:  # a remote vector store down: a gateway that cannot serve
             store = store_checks.get(id(collections))
             if store is None:
@@ -106,6 +107,6 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics(request: Request) -> Response:
         """Prometheus text format."""
-        return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(get_services(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router

@@ -1,6 +1,6 @@
 """Prometheus metrics of one app: requests and latency by route and status, batch sizes, queue depth, encoder time.
 
-Each app has its own registry (`app.state.metrics.registry`), so several apps in one process (tests) do not clash;
+Each app has its own registry (its `Services.metrics.registry`), so several apps in one process (tests) do not clash;
 other routers may register their own collectors there. With several uvicorn workers each scrape sees one worker.
 """
 

@@ -6,14 +6,16 @@ on the model they started with; rollback is promoting the `previous` one the ans
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from fastapi import APIRouter, Depends, Response
 
 from service.api.auth import require_api_key
+from service.api.deps import ServicesDep
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
+from service.api.schemas.models import AdaptBody
+from service.api.services import Services
 from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_train_extra
 from service.model.jobs import JobConflict, UnknownJob
 from service.model.labelled import LabelError, Labelled, check_labelled, labelled_items, pair_rows
@@ -21,7 +23,6 @@ from service.model.registry import (
     ModelConflict,
     ModelEntry,
     ModelNameError,
-    ModelRegistry,
     UnknownModel,
     openai_model,
 )
@@ -36,16 +37,12 @@ def model_error(exc: Exception, field: str = "model") -> ApiError:
     return ApiError(409, str(exc), field=field, type="conflict")
 
 
-def registry_of(request: Request) -> ModelRegistry:
-    return request.app.state.model_registry
-
-
-def describe(request: Request, entry: ModelEntry, default: str) -> dict[str, Any]:
+def describe(services: Services, entry: ModelEntry, default: str) -> dict[str, Any]:
     """openai_model, with the configured model's facts taken from the encoder that serves it (a SageMaker endpoint
     has no model directory of its own here)."""
     out = openai_model(entry, default)
     if entry.kind == "configured":
-        encoder = request.app.state.encoder
+        encoder = services.encoder
         model = encoder.model
         out.update(
             dim=encoder.dim,
@@ -62,72 +59,51 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models")
-async def list_models(request: Request) -> Response:
+async def list_models(services: ServicesDep) -> Response:
     """Every model of the registry: the configured one and the adapted ones, the default marked."""
-    registry = registry_of(request)
+    registry = services.model_registry
     default = registry.default()
     entries = await asyncio.to_thread(registry.entries)
-    return json_response({"object": "list", "data": [describe(request, e, default) for e in entries]})
+    return json_response({"object": "list", "data": [describe(services, e, default) for e in entries]})
 
 
 @router.get("/v1/models/{model_id:path}", responses=responses(404))
-async def get_model(model_id: str, request: Request) -> Response:
+async def get_model(model_id: str, services: ServicesDep) -> Response:
     """One model, OpenAI's shape (models.retrieve); an adapted one adds its parent and its evaluation against it. A
     name of O2V_MODEL_ALIASES is the default model, answered under the name asked."""
-    registry = registry_of(request)
-    alias = model_id in request.app.state.settings.model_aliases
+    registry = services.model_registry
+    alias = model_id in services.settings.model_aliases
     try:
         entry = registry.get(registry.default() if alias else model_id)
     except UnknownModel as exc:
         raise model_error(exc) from None
-    return json_response({**describe(request, entry, registry.default()), **({"id": model_id} if alias else {})})
+    return json_response({**describe(services, entry, registry.default()), **({"id": model_id} if alias else {})})
 
 
 @router.post("/models/{name}/promote", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
-async def promote(name: str, request: Request) -> Response:
+async def promote(name: str, services: ServicesDep) -> Response:
     """Make `name` the default model: it is loaded first, then the switch is one atomic file replace."""
-    pool = request.app.state.models
-    failed = request.app.state.adapt_jobs.failed_model(name)
-    if failed is not None and name not in {e.name for e in registry_of(request).entries()}:
+    registry = services.model_registry
+    failed = services.adapt_jobs.failed_model(name)
+    if failed is not None and name not in {e.name for e in registry.entries()}:
         raise ApiError(409, f"model {name!r} was not written: its job {failed} did not succeed", "name", "conflict")
     try:
-        await pool.get(name)  # loads it: a model that cannot load is refused before it becomes the default
-        state = await asyncio.to_thread(registry_of(request).promote, name)
+        await services.models.get(name)  # loads it: a model that cannot load is refused before it becomes the default
+        state = await asyncio.to_thread(registry.promote, name)
     except (UnknownModel, ModelNameError, ModelConflict) as exc:
         raise model_error(exc) from None
     return json_response(state)
 
 
 @router.delete("/models/{name}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
-async def remove(name: str, request: Request) -> Response:
+async def remove(name: str, services: ServicesDep) -> Response:
     """Remove an adapted model that is not the default."""
     try:
-        await asyncio.to_thread(registry_of(request).remove, name)
+        await asyncio.to_thread(services.model_registry.remove, name)
     except (UnknownModel, ModelNameError, ModelConflict) as exc:
         raise model_error(exc) from None
-    request.app.state.models.unload(name)
+    services.models.unload(name)
     return Response(status_code=204)
-
-
-class AdaptBody(BaseModel):
-    """A team's labelled data: a collection whose items carry `label_key`, or Object2Vec pairs as text."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="the new model's name, [A-Za-z0-9_-]{1,64}")
-    collection: str | None = Field(None, description="train on this collection's items and their labels")
-    label_key: str | None = Field(None, description="the metadata key holding each item's label")
-    oos_label: str | None = Field(
-        "oos", description="the label of out-of-scope items: never a class, measured as out-of-scope recall"
-    )
-    parent: str | None = Field(None, description="the model to start from (default: the default model)")
-    held_out_fraction: float = Field(0.2, gt=0, lt=1, description="share of each label held out for early stopping")
-    hyperparameters: dict[str, str | int | float] = Field(
-        default_factory=dict, description="SageMaker Object2Vec hyperparameters over the adaptation defaults"
-    )
-    pairs: list[tuple[str, str, Annotated[float, Field(ge=0, le=1)]]] | None = Field(
-        None, description="Object2Vec pairs as text, [text0, text1, label in [0, 1]], instead of a collection"
-    )
-    seed: StrictInt = 0
 
 
 @router.post(
@@ -136,11 +112,10 @@ class AdaptBody(BaseModel):
     dependencies=[Depends(require_api_key)],
     responses=responses(*BODY_ERRORS, 401, 404, 409, 503),
 )
-async def adapt(body: AdaptBody, request: Request) -> Response:
+async def adapt(body: AdaptBody, services: ServicesDep) -> Response:
     """Train a new model from the parent on the collection's labelled items, in a niced child process; 202 with the
     job id (GET /jobs/{id}). A second job while one runs is a 409."""
-    settings = request.app.state.settings
-    registry = registry_of(request)
+    settings, registry = services.settings, services.model_registry
     try:
         check_train_extra()
     except TrainingUnavailable as exc:
@@ -160,7 +135,7 @@ async def adapt(body: AdaptBody, request: Request) -> Response:
             pairs = [(a, b, float(y)) for a, b, y in body.pairs]
             data, source = pair_rows(pairs), f"{len(pairs)} pairs"
         else:
-            collection = await asyncio.to_thread(request.app.state.collections.get, body.collection)
+            collection = await asyncio.to_thread(services.require_collections().get, str(body.collection))
             limit = settings.adapt_max_items
             data = await asyncio.to_thread(labelled_items, collection, str(body.label_key), body.oos_label, limit)
             source = f"collection {body.collection!r}, label_key {body.label_key!r}"
@@ -180,25 +155,25 @@ async def adapt(body: AdaptBody, request: Request) -> Response:
         sts_dev=sts if sts.is_file() else None,
     )
     try:
-        job_id = await asyncio.to_thread(request.app.state.adapt_jobs.submit, adapt_request, out)
+        job_id = await asyncio.to_thread(services.adapt_jobs.submit, adapt_request, out)
     except JobConflict as exc:
         raise ApiError(409, str(exc), field="name", type="conflict") from None
     return json_response({"job": job_id}, status=202)
 
 
 @router.get("/jobs/{job_id}", responses=responses(404))
-async def get_job(job_id: str, request: Request) -> Response:
+async def get_job(job_id: str, services: ServicesDep) -> Response:
     """Status (queued, running, succeeded, failed, cancelled), progress (epoch rows) and, when done, the result."""
     try:
-        return json_response(await asyncio.to_thread(request.app.state.adapt_jobs.status, job_id))
+        return json_response(await asyncio.to_thread(services.adapt_jobs.status, job_id))
     except UnknownJob as exc:
         raise ApiError(404, str(exc), field="job", type="not_found") from None
 
 
 @router.delete("/jobs/{job_id}", dependencies=[Depends(require_api_key)], responses=responses(401, 404))
-async def cancel_job(job_id: str, request: Request) -> Response:
+async def cancel_job(job_id: str, services: ServicesDep) -> Response:
     """Cancel a job: its training process stops now and no model is written."""
     try:
-        return json_response(await asyncio.to_thread(request.app.state.adapt_jobs.cancel, job_id))
+        return json_response(await asyncio.to_thread(services.adapt_jobs.cancel, job_id))
     except UnknownJob as exc:
         raise ApiError(404, str(exc), field="job", type="not_found") from None

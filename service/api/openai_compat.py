@@ -21,45 +21,56 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import token_ids
 from service.api import limits
-from service.settings import Settings
 
 PREFIX = "/v1/"
 
 
-def text_or_token_ids(settings: Settings) -> Any:
-    """OpenAI's `input`: a text, a list of texts, one token array or a list of them. Token arrays are tiktoken's
-    cl100k_base ids, as LangChain's OpenAIEmbeddings sends by default: each is decoded to its text
-    (service/token_ids.py) before the text rules apply, and an id cl100k_base does not define is a 422 naming
-    `input[i]`. At most O2V_MAX_TOKEN_IDS ids in one request."""
-    one, many = limits.text(settings), limits.texts(settings)
-    token = {"type": "integer", "minimum": 0, "maximum": token_ids.max_id(), "not": {"enum": token_ids.undefined_ids()}}
-    ids_schema = {"type": "array", "minItems": 1, "items": token}
-    many_ids = {"type": "array", "minItems": 1, "maxItems": settings.max_batch_size, "items": ids_schema}
-    schema = {"anyOf": [TypeAdapter(one).json_schema(), TypeAdapter(many).json_schema(), ids_schema, many_ids]}
+def _token_ids_listed(value: Any) -> Any:
+    """One text or token array as a list of them; at most O2V_MAX_TOKEN_IDS ids in one request."""
+    value = [value] if isinstance(value, str) or _is_ids(value) else value
+    if isinstance(value, list):
+        count = sum(len(item) for item in value if isinstance(item, list))
+        limit = limits.current().max_token_ids
+        if count > limit:
+            raise ValueError(f"{count} token ids in one request, the limit is {limit} (O2V_MAX_TOKEN_IDS)")
+    return value
 
-    def as_list(value: Any) -> Any:
-        value = [value] if isinstance(value, str) or _is_ids(value) else value
-        if isinstance(value, list):
-            count = sum(len(item) for item in value if isinstance(item, list))
-            if count > settings.max_token_ids:
-                limit = settings.max_token_ids
-                raise ValueError(f"{count} token ids in one request, the limit is {limit} (O2V_MAX_TOKEN_IDS)")
+
+def _decoded(value: Any) -> Any:
+    """A token array as its cl100k_base text (a text passes as it is)."""
+    if not isinstance(value, list):
         return value
+    ids = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]  # JSON Schema's integer
+    if not all(type(token) is int for token in ids):
+        raise ValueError("a token array holds integers only (cl100k_base ids)")
+    try:
+        return token_ids.decode(ids)
+    except token_ids.UndecodableIds as exc:
+        raise ValueError(str(exc)) from exc
 
-    def decoded(value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        ids = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]  # JSON Schema's integer
-        if not all(type(token) is int for token in ids):
-            raise ValueError("a token array holds integers only (cl100k_base ids)")
-        try:
-            return token_ids.decode(ids)
-        except token_ids.UndecodableIds as exc:
-            raise ValueError(str(exc)) from exc
 
-    item = Annotated[one, BeforeValidator(decoded)]
-    items = Annotated[list[item], Field(min_length=1, max_length=settings.max_batch_size)]
-    return Annotated[items, BeforeValidator(as_list), WithJsonSchema(schema)]
+_TOKEN = {"type": "integer", "minimum": 0, "maximum": token_ids.max_id(), "not": {"enum": token_ids.undefined_ids()}}
+_IDS_SCHEMA = {"type": "array", "minItems": 1, "items": _TOKEN}
+_MANY_IDS = {"type": "array", "minItems": 1, "items": _IDS_SCHEMA, **limits.stated(maxItems="max_batch_size")}
+_TEXT_OR_IDS_SCHEMA = {
+    "anyOf": [
+        TypeAdapter(limits.Text).json_schema(),
+        TypeAdapter(limits.Texts).json_schema(),
+        _IDS_SCHEMA,
+        _MANY_IDS,
+    ]
+}
+TextOrTokenIds = Annotated[
+    list[Annotated[limits.Text, BeforeValidator(_decoded)]],
+    Field(min_length=1),
+    limits.Limit("maxItems", "max_batch_size"),
+    BeforeValidator(_token_ids_listed),
+    WithJsonSchema(_TEXT_OR_IDS_SCHEMA),
+]
+"""OpenAI's `input`: a text, a list of texts, one token array or a list of them. Token arrays are tiktoken's
+cl100k_base ids, as LangChain's OpenAIEmbeddings sends by default: each is decoded to its text
+(service/token_ids.py) before the text rules apply, and an id cl100k_base does not define is a 422 naming
+`input[i]`. At most O2V_MAX_TOKEN_IDS ids in one request."""
 
 
 def _is_ids(value: Any) -> bool:

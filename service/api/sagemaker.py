@@ -6,45 +6,29 @@ an instance with only in0 or only in1 gets `{"embeddings":[...]}` from that enco
 unless Accept asks for JSON Lines. `infer_max_seqlens=N[,M]` in the Content-Type truncates in0 (and in1).
 A request holds at most O2V_MAX_INVOCATION_INSTANCES instances (which bounds the answer: 1000 384-d embeddings are
 about 5 MB of JSON) and O2V_MAX_INVOCATION_TOKENS token ids, counted on the parsed JSON before any validation or
-encoding: 6 MiB of tiny instances once took 38 s and 2.7 GB to answer. POST /endpoints/{name}/invocations, the
+encoding: unbounded, 6 MiB of tiny instances take 38 s and 2.7 GB to answer. POST /endpoints/{name}/invocations, the
 runtime API's path, is the same route.
 """
 
 import json
 from email.message import Message
-from typing import Annotated, Any, Self, cast
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from service.api.deps import EmbedderDep
 from service.api.errors import BODY_ERRORS, ApiError, from_validation_errors, responses
+from service.api.limits import current
 from service.api.render import dumps, json_response
-from service.encoders.base import MAX_SEQ_LEN, Channel, Encoder
+from service.api.schemas.sagemaker import CHANNELS, OPENAPI_BODY, InvocationsRequest, InvocationsResponse, PingResponse
+from service.encoders.base import MAX_SEQ_LEN
 from service.encoders.embedder import Embedder
-from service.settings import Settings
 
 ENDPOINT_INVOCATIONS = "/endpoints/{name}/invocations"
 """InvokeEndpoint's path on the SageMaker runtime API, where boto3 sends it."""
 JSON_LINES = ("application/jsonlines", "application/jsonl", "application/x-jsonlines")
-CHANNELS: tuple[Channel, Channel] = ("in0", "in1")
-
-
-class EmbeddingPrediction(BaseModel):
-    embeddings: list[float]
-
-
-class ScorePrediction(BaseModel):
-    scores: list[float]
-
-
-class InvocationsResponse(BaseModel):
-    predictions: list[EmbeddingPrediction | ScorePrediction]
-
-
-class PingResponse(BaseModel):
-    status: str
 
 
 def _content_type(header: str) -> tuple[str, str | None]:
@@ -52,11 +36,6 @@ def _content_type(header: str) -> tuple[str, str | None]:
     message["content-type"] = header
     seqlens = message.get_param("infer_max_seqlens")
     return message.get_content_type(), seqlens if isinstance(seqlens, str) else None
-
-
-def _integral(value: Any) -> Any:
-    """JSON Schema's integer: 7 and 7.0, but not 7.5, "7" or true."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _seqlens(value: str | None) -> tuple[int | None, int | None]:
@@ -140,83 +119,40 @@ async def _predict(embedder: Embedder, rows: list[dict[str, list[int] | None]]) 
     return predictions
 
 
-def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
-    router = APIRouter(tags=["sagemaker"])
-    model = encoder.model
-    max_instances = settings.max_invocation_instances
+router = APIRouter(tags=["sagemaker"])
 
-    def ids(channel: str) -> Any:
-        token = Annotated[int, Field(strict=True, ge=0, lt=model.vocab_size(channel)), BeforeValidator(_integral)]
-        return Annotated[list[token], Field(min_length=1, description=f"token ids for encoder {channel[-1]}")]
 
-    class Instance(BaseModel):
-        model_config = ConfigDict(
-            extra="ignore",
-            json_schema_extra={"anyOf": [{"required": [c], "properties": {c: {"type": "array"}}} for c in CHANNELS]},
-        )
-        in0: ids("in0") | None = None
-        in1: ids("in1") | None = None
+@router.get("/ping", response_model=PingResponse)
+async def ping() -> Response:
+    """SageMaker's health check: 200 once the model is loaded (the server listens only after that)."""
+    return json_response({"status": "ok"})
 
-        @model_validator(mode="after")
-        def _has_input(self) -> Self:
-            if self.in0 is None and self.in1 is None:
-                raise ValueError("an instance needs in0, in1 or both")
-            return self
 
-    class InvocationsRequest(BaseModel):
-        instances: Annotated[list[Instance], Field(min_length=1, max_length=max_instances)]
-
-    instance_schema = Instance.model_json_schema()
-    request_schema: dict[str, Any] = {
-        "type": "object",
-        "required": ["instances"],
-        "properties": {
-            "instances": {"type": "array", "minItems": 1, "maxItems": max_instances, "items": instance_schema}
-        },
-    }
-    openapi_body = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": request_schema},
-                "application/jsonlines": {
-                    "schema": {**request_schema["properties"]["instances"], "description": "one instance per line"}
-                },
-            },
-        }
-    }
-
-    @router.get("/ping", response_model=PingResponse)
-    async def ping() -> Response:
-        """SageMaker's health check: 200 once the model is loaded (the server listens only after that)."""
-        return json_response({"status": "ok"})
-
-    @router.post(
-        "/invocations",
-        response_model=InvocationsResponse,
-        responses=responses(*BODY_ERRORS, 502, 503),
-        openapi_extra=openapi_body,
-    )
-    @router.post(
-        ENDPOINT_INVOCATIONS,
-        response_model=InvocationsResponse,
-        responses=responses(*BODY_ERRORS, 502, 503),
-        openapi_extra=openapi_body,
-        include_in_schema=False,
-    )
-    async def invocations(request: Request, embedder: EmbedderDep) -> Response:
-        """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs. Also served at
-        the SageMaker runtime's own path, so boto3's `sagemaker-runtime` client with `endpoint_url` works as is
-        (any endpoint name; its CustomAttributes header is read by no one, as before)."""
-        media, seqlens = _content_type(request.headers.get("content-type", "application/json"))
-        limit0, limit1 = _seqlens(seqlens)
-        payload = _instances(await request.body(), media, max_instances)
-        _check_volume(payload, max_instances, settings.max_invocation_tokens)
-        try:
-            instances = InvocationsRequest.model_validate(payload).instances
-        except ValidationError as exc:
-            raise from_validation_errors(exc.errors()) from exc
-        rows = [{"in0": x.in0 and x.in0[:limit0], "in1": x.in1 and x.in1[:limit1]} for x in instances]
-        return _render(await _predict(embedder, rows), request.headers.get("accept", ""))
-
-    return router
+@router.post(
+    "/invocations",
+    response_model=InvocationsResponse,
+    responses=responses(*BODY_ERRORS, 502, 503),
+    openapi_extra=OPENAPI_BODY,
+)
+@router.post(
+    ENDPOINT_INVOCATIONS,
+    response_model=InvocationsResponse,
+    responses=responses(*BODY_ERRORS, 502, 503),
+    openapi_extra=OPENAPI_BODY,
+    include_in_schema=False,
+)
+async def invocations(request: Request, embedder: EmbedderDep) -> Response:
+    """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs. Also served at
+    the SageMaker runtime's own path, so boto3's `sagemaker-runtime` client with `endpoint_url` works as is
+    (any endpoint name; its CustomAttributes header is not read)."""
+    media, seqlens = _content_type(request.headers.get("content-type", "application/json"))
+    limit0, limit1 = _seqlens(seqlens)
+    limits = current()
+    payload = _instances(await request.body(), media, limits.max_invocation_instances)
+    _check_volume(payload, limits.max_invocation_instances, limits.max_invocation_tokens)
+    try:
+        instances = InvocationsRequest.model_validate(payload).instances
+    except ValidationError as exc:
+        raise from_validation_errors(exc.errors()) from exc
+    rows = [{"in0": x.in0 and x.in0[:limit0], "in1": x.in1 and x.in1[:limit1]} for x in instances]
+    return _render(await _predict(embedder, rows), request.headers.get("accept", ""))

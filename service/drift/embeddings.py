@@ -21,7 +21,8 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +37,6 @@ from service.drift.status import PENDING, StatusTracker
 SAMPLE_FILE = "embedding_sample.npy"  # int8 rows of unit vectors × 127
 SAMPLE_META = "embedding_sample.json"  # the encoder.onnx it came from: a sample of another encoder is not used
 ENCODER_FILE = "encoder.onnx"
-FAMILIES = {
-    **dict.fromkeys(["/v1/embeddings", "/embed", "/", "/v2/embed"], "embeddings"),  # "/": TEI's root route
-    "/similarity": "similarity",
-    **dict.fromkeys(["/rerank", "/v1/rerank", "/v2/rerank"], "rerank"),
-}
-PREFIX_FAMILIES = {"/collections/": "collections", "/invocations": "sagemaker", "/endpoints/": "sagemaker"}
 SIMILARITY_FAMILY = "similarity"  # the family every /similarity stream's requests embed in
 INGEST = "ingest"  # item upserts: the operator's corpus, written in bulk, not traffic the model answers
 SEED = 20261130
@@ -53,36 +48,15 @@ log = logging.getLogger("service.drift")
 _family: ContextVar[str] = ContextVar("o2v_route_family", default="other")
 
 
-def route_family(path: str) -> str:
-    """A bounded name per group of routes that embed: embeddings, similarity, collections, rerank, sagemaker, other;
-    `ingest` for item upserts, which the monitor does not watch."""
-    if path in FAMILIES:
-        return FAMILIES[path]
-    if path.startswith("/collections/") and path.rstrip("/").endswith("/items"):
-        return INGEST
-    return next((family for prefix, family in PREFIX_FAMILIES.items() if path.startswith(prefix)), "other")
-
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-class RouteFamilyMiddleware:
-    """Sets the request's route family for the embeddings it causes (a context variable: no argument threading)."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        token = _family.set(route_family(scope.get("path", "")))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _family.reset(token)
+@contextmanager
+def in_family(name: str) -> Iterator[None]:
+    """Embeddings and token rows recorded inside the block belong to route family `name` (the API sets it per
+    request: service/api/route_family.py)."""
+    token = _family.set(name)
+    try:
+        yield
+    finally:
+        _family.reset(token)
 
 
 def current_family() -> str:

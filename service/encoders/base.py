@@ -10,6 +10,7 @@ import numpy as np
 
 from service.errors import BadGateway, InvalidRequest, ServiceError, Unavailable
 from service.model.model_dir import ModelDir
+from service.vectors import l2_normalize as l2_normalize  # what an encoder's callers scale its rows with
 
 Channel = Literal["in0", "in1"]
 Rows = Sequence[Sequence[int]]
@@ -38,12 +39,6 @@ class BadBackendResponse(EncoderError, BadGateway):
 
 class NoScorer(EncoderError, InvalidRequest):
     """Pair scores were asked of a model directory without scorer.onnx."""
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 class Encoder(ABC):

@@ -14,13 +14,13 @@ from typing import Literal, Protocol, TypeVar, cast
 
 import numpy as np
 
-from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows, l2_normalize
+from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows
 from service.encoders.batching import Job, MicroBatcher
 from service.encoders.cache import EmbeddingCache, cache_key
 from service.settings import Settings
 from service.text import Direction, Encoded, Token
 from service.tracing import current, span
-from service.vectors import pair_cosines
+from service.vectors import l2_normalize, pair_cosines
 
 INLINE_TOKENIZE_CHARS = 512
 Scorer = Literal["object2vec", "cosine"]
@@ -29,9 +29,9 @@ T = TypeVar("T")
 Observe = Callable[[str, int, float], None]  # (operation, rows, seconds) of one encoder call
 
 
-class Watcher(Protocol):
+class InputSink(Protocol):
     """Sees every tokenized request and encoder 0's embeddings (the drift monitor's unseen-token and embedding
-    signals); it must only queue or copy, as it runs on the request path."""
+    signals, service/drift/sink.py); it must only queue or copy, as it runs on the request path."""
 
     def record_tokens(self, rows: list[list[int]], lengths: list[int], texts: Sequence[str] | None = None) -> None: ...
 
@@ -41,7 +41,9 @@ class Watcher(Protocol):
 class Embedder:
     """One per app: the encoder behind one micro-batcher per Object2Vec input channel."""
 
-    def __init__(self, encoder: Encoder, settings: Settings, observe: Observe | None = None) -> None:
+    def __init__(
+        self, encoder: Encoder, settings: Settings, observe: Observe | None = None, sink: InputSink | None = None
+    ) -> None:
         self.encoder = encoder
         self.observe = observe
         self.batchers = {
@@ -58,7 +60,7 @@ class Embedder:
         self.cache = EmbeddingCache(settings.embed_cache_bytes) if settings.embed_cache_bytes else None
         self.max_tokenize_tokens = settings.max_tokenize_tokens
         self._tokenizing = asyncio.Semaphore(settings.max_tokenize_in_flight)
-        self.watchers: list[Watcher] = []
+        self.sink = sink
 
     @property
     def name(self) -> str:
@@ -111,16 +113,15 @@ class Embedder:
             encoded = await self._off_loop_if_long(
                 texts, partial(self.encoder.tokenizer.encode_counted, texts, direction)
             )
-        for watcher in self.watchers:
-            watcher.record_tokens(encoded.rows, encoded.lengths, texts)
+        if self.sink is not None:
+            self.sink.record_tokens(encoded.rows, encoded.lengths, texts)
         return encoded
 
     async def embed_ids(self, rows: Rows, channel: Channel = "in0") -> np.ndarray:
         """Raw (not normalised) embeddings, as Object2Vec returns them; rows the cache holds skip the encoder."""
         vectors = await self._cached(rows, channel)
-        if channel == "in0":  # encoder 0's embeddings are what the drift monitor's sample holds
-            for watcher in self.watchers:
-                watcher.record_embeddings(vectors)
+        if channel == "in0" and self.sink is not None:  # encoder 0's embeddings: what the drift sample holds
+            self.sink.record_embeddings(vectors)
         return vectors
 
     async def _cached(self, rows: Rows, channel: Channel) -> np.ndarray:

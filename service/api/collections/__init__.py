@@ -1,0 +1,45 @@
+"""Collection routes (service/index): collections (create/list/info/re-embed/drop), items (batch upsert, delete,
+keyed and paged reads, count) and queries (search, one or a batch; classify; cluster).
+
+Thin on purpose: the schemas (service/api/schemas/collections.py) check limits that depend on settings, texts are
+embedded by the app's Embedder, and everything else is a call into service.index run off the event loop (SQLite
+commits, FAISS searches and Milvus calls block). The router owns the registry of the engine the settings name
+(O2V_VECTOR_STORE) through its lifespan, so shutdown snapshots every FAISS index or closes the Milvus connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from service.api.collections import items, lifecycle, queries
+from service.api.jobs import HeavyJobs, ReembedJobs
+from service.api.services import Services
+from service.index.fingerprint import model_fingerprint
+from service.index.registry import open_collections
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The registry (in the app's Services), the job runners and the served model's fingerprint, for the app's
+    lifetime."""
+    services: Services = app.state.services
+    app.state.served_fingerprint = await asyncio.to_thread(model_fingerprint, services.encoder)
+    registry = await asyncio.to_thread(open_collections, services.settings)
+    app.state.collections = services.collections = registry
+    app.state.heavy_jobs = HeavyJobs(services.settings.max_heavy_jobs)
+    app.state.reembed_jobs = ReembedJobs()
+    try:
+        yield
+    finally:
+        app.state.reembed_jobs.close()
+        app.state.heavy_jobs.close()
+        await asyncio.to_thread(registry.close)
+
+
+router = APIRouter(tags=["collections"], lifespan=lifespan)
+for part in (lifecycle, items, queries):  # in this order: the OpenAPI schema lists the routes as they come
+    router.include_router(part.router)

@@ -1,0 +1,133 @@
+"""Collection routes: create, list, info, re-embed and drop."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from service.api.collections.routing import BY_NAME, WRITE, Name, call, links
+from service.api.deps import CollectionsDep, EmbedderDep, get_reembed_jobs, model_embedder, served_fingerprint
+from service.api.errors import BODY_ERRORS, ApiError, responses
+from service.api.jobs import ReembedJobs
+from service.api.render import json_response
+from service.api.schemas.collections import CollectionInfo, CollectionList, CreateRequest, ReembedRequest, ReembedStatus
+from service.index.base import CollectionRegistry
+from service.index.classify import set_min_score
+from service.index.errors import CollectionError
+from service.index.fingerprint import model_fingerprint
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+ReembedJobsDep = Annotated[ReembedJobs, Depends(get_reembed_jobs)]
+CREATED_LINKS = links(
+    ("200", "201"),
+    upsert_items=BY_NAME,
+    collection_info=BY_NAME,
+    drop_collection=BY_NAME,
+    reembed_collection=BY_NAME,
+    get_items=BY_NAME,
+    scroll_items=BY_NAME,
+    count_items=BY_NAME,
+    search_batch=BY_NAME,
+    search=BY_NAME,
+    classify_text=BY_NAME,
+)
+
+
+@router.put(
+    "/collections/{name}",
+    response_model=CollectionInfo,
+    dependencies=WRITE,
+    responses={201: {"model": CollectionInfo, "description": "created"}, **responses(400, 401, 409, 422)},
+    openapi_extra=CREATED_LINKS,
+)
+async def create_collection(name: Name, collections: CollectionsDep, body: CreateRequest | None = None) -> Response:
+    """Create the collection, or return it when it exists with the settings asked for (409 when not)."""
+    asked = body or CreateRequest()
+    params = asked.model_dump(exclude_none=True, exclude={"index", "min_score"})
+    collection, created = await call(collections.create, name, asked.index, params)
+    if asked.min_score is not None:
+        await call(set_min_score, collection, asked.min_score)
+    return json_response(await call(collection.info), status=201 if created else 200)
+
+
+def infos(collections: CollectionRegistry) -> dict[str, list[dict[str, Any]]]:
+    """Every collection's info; one dropped meanwhile is left out, and one refused on open (Unusable: damaged,
+    or settings the engine cannot run) is listed under `broken` with why, so it never hides the others."""
+    out: dict[str, list[dict[str, Any]]] = {"collections": [], "broken": []}
+    for name in collections.names():
+        try:
+            out["collections"].append(collections.get(name).info())
+        except CollectionError as exc:
+            if exc.status not in (404, 409):
+                raise
+            if exc.status == 409:
+                out["broken"].append({"name": name, "message": exc.message})
+            log.warning("collection %r left out of the list: %s", name, exc.message)
+    return out
+
+
+@router.get("/collections", response_model=CollectionList)
+async def list_collections(collections: CollectionsDep) -> Response:
+    return json_response(await call(infos, collections))
+
+
+@router.get(
+    "/collections/{name}",
+    response_model=CollectionInfo,
+    responses=responses(404, 422),
+    operation_id="collection_info",
+)
+async def collection_info(name: Name, collections: CollectionsDep, jobs: ReembedJobsDep) -> Response:
+    """Count, dimension, index, the model fingerprint, and the progress of a re-embedding started here."""
+    collection = await call(collections.get, name)
+    info = await call(collection.info)
+    job = jobs.status(name)
+    return json_response({**info, "reembed": job} if job is not None else info)
+
+
+@router.post(
+    "/collections/{name}/reembed",
+    status_code=202,
+    response_model=ReembedStatus,
+    dependencies=WRITE,
+    responses=responses(*BODY_ERRORS, 401, 404, 409),
+    operation_id="reembed_collection",
+    openapi_extra=links(("202",), collection_info=BY_NAME),
+)
+async def reembed_collection(
+    name: Name,
+    request: Request,
+    collections: CollectionsDep,
+    embedder: EmbedderDep,
+    jobs: ReembedJobsDep,
+    body: ReembedRequest | None = None,
+) -> Response:
+    """Embed every stored text again with the served model, or with `model` of GET /v1/models, in the
+    background; the collection switches to the new vectors in one step at the end and answers from the old ones
+    until then; from then on its searches and classifications embed their texts with that model. Progress: GET
+    the collection."""
+    collection = await call(collections.get, name)
+    if not collection.reembeds:
+        raise ApiError(422, f"the {type(collection).__name__} engine cannot re-embed its collections", "store")
+    chosen, fingerprint = embedder.encoder, served_fingerprint(request)
+    if body is not None and body.model is not None:
+        chosen = (await model_embedder(request, body.model)).encoder
+        fingerprint = model_fingerprint(chosen)
+    return json_response(jobs.start(collection, chosen.embed_texts, fingerprint), status=202)
+
+
+@router.delete(
+    "/collections/{name}",
+    status_code=204,
+    dependencies=WRITE,
+    responses=responses(401, 404, 422),
+    operation_id="drop_collection",
+)
+async def drop_collection(name: Name, collections: CollectionsDep, jobs: ReembedJobsDep) -> Response:
+    await call(collections.drop, name)
+    jobs.forget(name)
+    return Response(status_code=204)

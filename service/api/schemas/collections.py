@@ -1,0 +1,236 @@
+"""Request and response models of the collection routes (service/api/collections/).
+
+Request models are strict: no unknown fields, no "5" for 5 or true for 1, no NaN or Infinity (Python's json parses
+those tokens, and 1e400, into floats). Response models describe the answers for the OpenAPI schema; handlers answer
+with the dicts of service.index in that shape.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from service.api import limits
+from service.api.limits import Limit, stated
+from service.index.base import MAX_ID_CHARS
+from service.index.cluster import SEED_MAX, SEED_MIN
+from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN
+from service.strings import Utf8Str, check_utf8
+
+IndexKind = Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"]
+MAX_DIM = 65_536
+ItemId = Annotated[Utf8Str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+Text = Annotated[limits.Text, AfterValidator(check_utf8)]
+Numbers = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
+TopK = Annotated[int, Field(ge=1), Limit("maximum", "max_top_k")]
+_SCALAR = {"type": ["string", "number", "boolean", "null"]}
+FILTER_DESCRIPTION = stated(description="exact match on metadata: {{key: scalar}}, at most {max_filter_keys} keys")
+Filter = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "additionalProperties": _SCALAR, **stated(maxProperties="max_filter_keys")}),
+    Field(
+        json_schema_extra=stated(description="exact match on metadata: {{key: scalar}}, at most {max_filter_keys} keys")
+    ),
+]
+"""service.index checks the keys and values (at most O2V_MAX_FILTER_KEYS keys, scalar values)."""
+
+
+def text_or_vector(text_field: str, combine: str = "oneOf") -> dict[str, Any]:
+    """JSON schema: the object has a (non-null) text field or `vector`; with oneOf, not both. Routes check it too."""
+    text = {"required": [text_field], "properties": {text_field: {"type": "string"}}}
+    vector = {"required": ["vector"], "properties": {"vector": {"type": "array"}}}
+    return {combine: [text, vector]}
+
+
+def _index_param(name: str, description: str) -> Any:
+    """An optional index parameter of a create request, bounded as the engines accept it (INDEX_PARAM_MIN/MAX)."""
+    return Field(None, description=description, ge=INDEX_PARAM_MIN[name], le=INDEX_PARAM_MAX[name])
+
+
+class CreateRequest(BaseModel):
+    """Index kind and parameters; those left out take the server's defaults (O2V_HNSW_*, O2V_IVF_*, O2V_INDEX_*)."""
+
+    model_config = STRICT
+    index: IndexKind | None = None
+    m: int | None = _index_param("m", "hnsw, hnsw_sq8: graph neighbours per node")
+    ef_construction: int | None = _index_param("ef_construction", "hnsw, hnsw_sq8: build-time beam")
+    ef_search: int | None = _index_param("ef_search", "hnsw, hnsw_sq8: query-time beam")
+    nlist: int | None = _index_param("nlist", "ivf, ivf_pq: inverted lists")
+    nprobe: int | None = _index_param("nprobe", "ivf, ivf_pq: lists scanned per query")
+    min_train: int | None = _index_param("min_train", "ivf, ivf_pq: vectors stored before it trains")
+    pq_m: int | None = _index_param("pq_m", "ivf_pq: bytes per vector (parts of the product quantizer)")
+    rerank: int | None = _index_param("rerank", "hnsw_sq8, ivf_pq: candidates beyond top_k re-ranked exactly")
+    min_score: float | None = Field(
+        None, description="classify's default min_score for this collection; replaces a calibration's"
+    )
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("text", "anyOf"))
+    id: ItemId
+    text: Text | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    vector: Numbers | None = Field(None, description="a precomputed embedding; the text is then not embedded")
+
+
+class UpsertRequest(BaseModel):
+    model_config = STRICT
+    items: Annotated[list[ItemIn], Field(min_length=1), Limit("maxItems", "max_batch_size")]
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("query"))
+    query: Text | None = None
+    vector: Numbers | None = None
+    top_k: TopK = 10
+    filter: Filter | None = None
+
+
+class BatchSearchRequest(BaseModel):
+    model_config = STRICT
+    queries: Annotated[list[SearchRequest], Field(min_length=1), Limit("maxItems", "max_search_batch")]
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("text"))
+    text: Text | None = None
+    vector: Numbers | None = None
+    label_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] = "label"
+    k: TopK = 10
+    min_score: float | None = Field(
+        None,
+        json_schema_extra=stated(
+            description="default: the collection's (PUT or o2v index calibrate), else {classify_min_score} "
+            "(O2V_CLASSIFY_MIN_SCORE)"
+        ),
+    )
+
+
+class ClusterRequest(BaseModel):
+    model_config = STRICT
+    k: Annotated[
+        int,
+        Field(ge=1, description="also: k × items × 5 ≤ O2V_MAX_CLUSTER_WORK"),
+        Limit("maximum", "max_clusters"),
+    ]
+    seed: Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)] = 1234
+    representatives: Annotated[int, Field(ge=0, le=100)] = 3
+
+
+class GetItemsRequest(BaseModel):
+    model_config = STRICT
+    ids: Annotated[list[ItemId], Field(min_length=1), Limit("maxItems", "max_get_ids")]
+    with_vector: bool = False
+
+
+class ScrollRequest(BaseModel):
+    model_config = STRICT
+    limit: Annotated[int, Field(ge=1), Limit("maximum", "max_scroll_limit")] = 100
+    cursor: Annotated[str, StringConstraints(min_length=2, max_length=8 * MAX_ID_CHARS)] | None = Field(
+        None, description="next_cursor of the previous page; absent for the first"
+    )
+    filter: Filter | None = None
+    with_vector: bool = False
+
+
+class CountRequest(BaseModel):
+    model_config = STRICT
+    filter: Filter | None = None
+
+
+class ReembedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, description="a model of GET /v1/models (default: the served model)")
+
+
+class CollectionInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    count: int
+    dim: int | None = Field(description="set by the first vectors stored")
+    index: IndexKind
+
+
+class ReembedStatus(BaseModel):
+    state: Literal["running", "done", "failed"]
+    model: str = Field(description="fingerprint of the model embedding the texts")
+    done: int
+    total: int | None
+    error: str | None = None
+
+
+class BrokenCollection(BaseModel):
+    name: str
+    message: str = Field(description="why it cannot be opened; its own routes answer 409 with the same")
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
+    broken: list[BrokenCollection] = Field(default_factory=list, description="collections that cannot be opened")
+
+
+class Upserted(BaseModel):
+    upserted: int
+
+
+class ItemOut(BaseModel):
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    vector_source: Literal["model", "caller"] = Field(
+        description="model: embedded from the text by the collection's model; caller: sent with the item"
+    )
+    vector: list[float] | None = Field(None, description="the stored unit vector, when asked for")
+
+
+class ItemsResponse(BaseModel):
+    items: list[ItemOut] = Field(description="the items found, in the order asked")
+    missing: list[str] = Field(description="ids asked for that are not stored")
+
+
+class ScrollResponse(BaseModel):
+    items: list[ItemOut]
+    next_cursor: str | None = Field(description="pass it back for the next page; null after the last one")
+
+
+class CountResponse(BaseModel):
+    count: int
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float = Field(description="cosine similarity to the query")
+    text: str
+    metadata: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[SearchResponse] = Field(description="one answer per query, in order")
+
+
+class ClassifyResponse(BaseModel):
+    label: Any = Field(description="the winning label value, or null: out of scope (confidence below min_score)")
+    confidence: float = Field(description="Σ cosine of the winner's voters / number of neighbours")
+    neighbors: list[HitOut]
+
+
+class Representative(BaseModel):
+    id: str
+    text: str
+
+
+class ClusterOut(BaseModel):
+    cluster: int
+    size: int
+    representatives: list[Representative]
+
+
+class ClusterResponse(BaseModel):
+    clusters: list[ClusterOut]
+    assignments: dict[str, int]

@@ -1,0 +1,126 @@
+"""The app's shared objects in one typed place: `create_app` builds a `Services`, `running()` (the app's lifespan)
+starts what needs the event loop, and routes reach it through `service.api.deps.get_services` (`ServicesDep`).
+
+`drift` is where the serving path reports what the drift monitor watches (scores, labels, classifications, token
+rows, pairs, embeddings): the `DriftMonitor` while an app with O2V_DRIFT_ENABLED runs, else a `NullDriftSink`, so
+no caller asks whether drift is on. `monitor` is the monitor itself, for the drift routes. `collections` is the
+vector-store registry while the collections router runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from service.api.limits import Limits
+from service.api.metrics import Metrics
+from service.drift import DriftMonitor, DriftWorker
+from service.drift.metrics import DriftCollector
+from service.drift.sink import DriftSink, NullDriftSink
+from service.encoders.base import Encoder, EncoderError
+from service.encoders.embedder import Embedder
+from service.encoders.pool import EmbedderPool
+from service.index.base import CollectionRegistry
+from service.model.jobs import AdaptJobs
+from service.model.registry import ModelRegistry
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class NotRunning(RuntimeError):
+    """An object that exists only while the app runs was asked for before its lifespan started."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    encoder: Encoder
+    limits: Limits
+    metrics: Metrics
+    model_registry: ModelRegistry
+    adapt_jobs: AdaptJobs
+    drift: DriftSink = field(default_factory=NullDriftSink)
+    monitor: DriftMonitor | None = None
+    collections: CollectionRegistry | None = None
+    _embedder: Embedder | None = field(default=None, init=False, repr=False)
+    _models: EmbedderPool | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def of(cls, settings: Settings, encoder: Encoder) -> Services:
+        model_path = encoder.model.path if encoder.backend == "onnx" else None
+        return cls(
+            settings=settings,
+            encoder=encoder,
+            limits=Limits.of(settings, encoder),
+            metrics=Metrics(),
+            model_registry=ModelRegistry(settings.data_dir, encoder.name, model_path, settings.default_model),
+            adapt_jobs=AdaptJobs(settings.data_dir, settings.adapt_niceness),
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        """The served model's Embedder (service/encoders/embedder.py)."""
+        if self._embedder is None:
+            raise NotRunning("the embedder exists while the app runs")
+        return self._embedder
+
+    @property
+    def models(self) -> EmbedderPool:
+        """The Embedders of the registry's models, loaded on first use."""
+        if self._models is None:
+            raise NotRunning("the model pool exists while the app runs")
+        return self._models
+
+    def require_collections(self) -> CollectionRegistry:
+        """The vector-store registry (set by the collections router while it runs)."""
+        if self.collections is None:
+            raise NotRunning("the collections registry exists while the collections router runs")
+        return self.collections
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The embedder, the model pool, the adaptation jobs and (with O2V_DRIFT_ENABLED) the drift monitor with its
+        checking thread, from start-up to shutdown."""
+        settings, encoder = self.settings, self.encoder
+        if settings.drift_enabled:
+            self.monitor = DriftMonitor.from_settings(settings, encoder.model.card, getattr(encoder, "tokenizer", None))
+        embedder = self._embedder = Embedder(encoder, settings, self.metrics.observe_encoder, sink=self.monitor)
+        embedder.start()
+        self.metrics.track_queues(embedder)
+        self.metrics.track_cache(embedder.cache)
+        await asyncio.to_thread(self.adapt_jobs.recover)  # a job left running by a stopped server failed
+        self._models = EmbedderPool(self.model_registry, settings, embedder, self.metrics.observe_encoder)
+        try:
+            await embedder.check()  # warm-up: the first request should not pay for lazy allocations
+        except EncoderError as exc:
+            log.warning("the backend does not answer yet: %s", exc.message)
+        try:
+            async with self._drift_running():
+                yield
+        finally:
+            self.adapt_jobs.close()
+            await self._models.close()
+            await embedder.close()
+
+    @asynccontextmanager
+    async def _drift_running(self) -> AsyncIterator[None]:
+        """The monitor's checking thread and gauges; on shutdown its last checks and its state are written."""
+        monitor = self.monitor
+        if monitor is None:
+            yield
+            return
+        collector = DriftCollector(monitor)
+        worker = DriftWorker(monitor)
+        self.metrics.registry.register(collector)
+        self.drift = monitor
+        worker.start()
+        try:
+            yield
+        finally:
+            self.drift = NullDriftSink()
+            self.metrics.registry.unregister(collector)
+            await asyncio.to_thread(worker.stop)
