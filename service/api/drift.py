@@ -53,6 +53,7 @@ async def embed_pairs(embedder: Embedder, pairs: list[tuple[str, str]], chunk: i
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The baseline uploads' own threads (O2V_DRIFT_MAX_BASELINE_JOBS; 503 when all are busy)."""
     services: Services = app.state.services
     settings = services.settings
     jobs = HeavyJobs(settings.drift_max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)")
