@@ -30,6 +30,7 @@ from service.api.auth import require_api_key
 from service.api.deps import EmbedderDep, model_embedder, observe_classification, observe_label, observe_scores
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
+from service.drift.config import CLASSIFY_REFERENCE_MAX
 from service.drift.streams import CLASSIFY_CONFIDENCE, SEARCH_TOP1
 from service.encoders.base import Encoder
 from service.encoders.embedder import Embedder
@@ -354,12 +355,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     else:
         Text = Annotated[limits.text(settings), AfterValidator(check_utf8)]
     Numbers = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
-    TopK = Annotated[int, Field(ge=1, le=settings.max_top_k)]
+    TopK = Annotated[int, Field(ge=1, le=settings.limits.max_top_k)]
     scalar = {"type": ["string", "number", "boolean", "null"]}
     Filter = Annotated[
         dict[str, Any],
-        WithJsonSchema({"type": "object", "additionalProperties": scalar, "maxProperties": settings.max_filter_keys}),
-        Field(description=f"exact match on metadata: {{key: scalar}}, at most {settings.max_filter_keys} keys"),
+        WithJsonSchema(
+            {"type": "object", "additionalProperties": scalar, "maxProperties": settings.limits.max_filter_keys}
+        ),
+        Field(description=f"exact match on metadata: {{key: scalar}}, at most {settings.limits.max_filter_keys} keys"),
     ]
 
     class CreateRequest(BaseModel):
@@ -388,7 +391,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
 
     class UpsertRequest(BaseModel):
         model_config = STRICT
-        items: Annotated[list[ItemIn], Field(min_length=1, max_length=settings.max_batch_size)]
+        items: Annotated[list[ItemIn], Field(min_length=1, max_length=settings.limits.max_request_texts)]
 
     class SearchRequest(BaseModel):
         model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("query"))
@@ -412,19 +415,19 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     class ClusterRequest(BaseModel):
         model_config = STRICT
         k: Annotated[
-            int, Field(ge=1, le=settings.max_clusters, description="also: k × items × 5 ≤ O2V_MAX_CLUSTER_WORK")
+            int, Field(ge=1, le=settings.limits.max_clusters, description="also: k × items × 5 ≤ O2V_MAX_CLUSTER_WORK")
         ]
         seed: Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)] = 1234
         representatives: Annotated[int, Field(ge=0, le=100)] = 3
 
     class GetItemsRequest(BaseModel):
         model_config = STRICT
-        ids: Annotated[list[ItemId], Field(min_length=1, max_length=settings.max_get_ids)]
+        ids: Annotated[list[ItemId], Field(min_length=1, max_length=settings.limits.max_get_ids)]
         with_vector: bool = False
 
     class ScrollRequest(BaseModel):
         model_config = STRICT
-        limit: Annotated[int, Field(ge=1, le=settings.max_scroll_limit)] = 100
+        limit: Annotated[int, Field(ge=1, le=settings.limits.max_scroll_limit)] = 100
         cursor: Annotated[str, StringConstraints(min_length=2, max_length=8 * MAX_ID_CHARS)] | None = Field(
             None, description="next_cursor of the previous page; absent for the first"
         )
@@ -437,7 +440,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
 
     class BatchSearchRequest(BaseModel):
         model_config = STRICT
-        queries: Annotated[list[SearchRequest], Field(min_length=1, max_length=settings.max_search_batch)]
+        queries: Annotated[list[SearchRequest], Field(min_length=1, max_length=settings.limits.max_search_batch)]
 
     served = model_fingerprint(encoder)
 
@@ -460,7 +463,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.collections = await asyncio.to_thread(open_collections, settings)
-        app.state.heavy_jobs = HeavyJobs(settings.max_heavy_jobs)
+        app.state.heavy_jobs = HeavyJobs(settings.limits.max_heavy_jobs)
         app.state.reembed_jobs = ReembedJobs()
         try:
             yield
@@ -706,8 +709,8 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         for i, q in enumerate(body.queries):
             _one_of(q.query, q.vector, f"queries[{i}].query")
         asked = sum(q.top_k for q in body.queries)
-        if asked > settings.max_top_k:  # one answer holds no more hits than one search may (O2V_MAX_TOP_K)
-            message = f"the queries ask for {asked} hits in all; at most {settings.max_top_k} (O2V_MAX_TOP_K)"
+        if asked > settings.limits.max_top_k:  # one answer holds no more hits than one search may (O2V_MAX_TOP_K)
+            message = f"the queries ask for {asked} hits in all; at most {settings.limits.max_top_k} (O2V_MAX_TOP_K)"
             raise ApiError(422, message, "queries")
         collection = await _call(collections.get, name)
         texts = [q.query for q in body.queries if q.query is not None]
@@ -755,7 +758,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
                 body.k,
                 body.min_score,
                 settings.classify_min_score,
-                settings.drift_classify_reference_max,
+                CLASSIFY_REFERENCE_MAX,
             )
             observe_classification(request, name, body.label_key, reference, label, result.confidence)
         neighbors = [_hit(h) for h in result.neighbors]
@@ -773,7 +776,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Spherical k-means with a seed (same seed, same items → same answer); clusters largest first.
         At most O2V_MAX_HEAVY_JOBS run at once (503 beyond), each within O2V_MAX_CLUSTER_WORK (422 naming k)."""
         collection = await _call(collections.get, name)
-        work = (collection, body.k, body.seed, body.representatives, settings.max_cluster_work)
+        work = (collection, body.k, body.seed, body.representatives, settings.limits.max_cluster_work)
         result = await request.app.state.heavy_jobs.run(request, cluster, *work)
         clusters = [
             {

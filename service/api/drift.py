@@ -128,7 +128,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         app.state.classification_observers.append(monitor.record_classification)
         app.state.metrics.registry.register(collector)
         app.state.baseline_jobs = HeavyJobs(
-            settings.drift_max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)"
+            settings.drift.max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)"
         )
         worker.start()
         try:
@@ -180,7 +180,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         scores: Sequence[float] | np.ndarray
         if body.pairs is not None:
             pairs = [(p[0], p[1]) for p in body.pairs]
-            texts, scores = await embed_pairs(embedder, pairs, settings.max_batch_size)
+            texts, scores = await embed_pairs(embedder, pairs, settings.limits.max_request_texts)
             labels = [p[2] for p in body.pairs if p[2] is not None]
             if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
                 label_spearman = round(float(spearmanr(scores, labels).statistic), 6)

@@ -16,6 +16,10 @@ from service.encoders.base import Encoder
 from service.errors import ServiceError
 from service.settings import Settings
 
+READYZ_TIMEOUT_S = 0.8
+"""/readyz answers 503 when its check takes longer: under the 1 s default timeout of Kubernetes' probes, so a
+probe gets the 503 and its reason rather than a timeout."""
+
 
 class Health(BaseModel):
     status: Literal["ok", "ready"]
@@ -84,7 +88,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Liveness: the process answers."""
         return json_response({"status": "ok"})
 
-    check = ReadinessCheck(encoder.check, f"the {encoder.backend} backend", settings.readyz_timeout_s)
+    check = ReadinessCheck(encoder.check, f"the {encoder.backend} backend", READYZ_TIMEOUT_S)
     store_checks: dict[int, ReadinessCheck] = {}  # per registry (an app's lifespan may make a new one)
 
     @router.get("/readyz", response_model=Health, responses=responses(503))
@@ -98,7 +102,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             if store is None:
                 store_checks.clear()
                 store = store_checks[id(collections)] = ReadinessCheck(
-                    collections.check, "the vector store", settings.readyz_timeout_s
+                    collections.check, "the vector store", READYZ_TIMEOUT_S
                 )
             await store()
         return json_response({"status": "ready", "model": encoder.name, "backend": encoder.backend})

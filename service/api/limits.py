@@ -91,7 +91,7 @@ def text(settings: Settings) -> Any:
     """A string of 1 to O2V_MAX_TEXT_CHARS characters, at least one of them visible (`visible`)."""
     return Annotated[
         str,
-        StringConstraints(min_length=1, max_length=settings.max_text_chars),
+        StringConstraints(min_length=1, max_length=settings.limits.max_text_chars),
         AfterValidator(visible),
         Field(json_schema_extra={"pattern": VISIBLE}),
     ]
@@ -100,7 +100,7 @@ def text(settings: Settings) -> Any:
 def texts(settings: Settings) -> Any:
     """1 to O2V_MAX_BATCH_SIZE texts."""
     one = text(settings)
-    return Annotated[list[one], Field(min_length=1, max_length=settings.max_batch_size)]
+    return Annotated[list[one], Field(min_length=1, max_length=settings.limits.max_request_texts)]
 
 
 def text_or_texts(settings: Settings) -> Any:

@@ -34,15 +34,15 @@ def text_or_token_ids(settings: Settings) -> Any:
     one, many = limits.text(settings), limits.texts(settings)
     token = {"type": "integer", "minimum": 0, "maximum": token_ids.max_id(), "not": {"enum": token_ids.undefined_ids()}}
     ids_schema = {"type": "array", "minItems": 1, "items": token}
-    many_ids = {"type": "array", "minItems": 1, "maxItems": settings.max_batch_size, "items": ids_schema}
+    many_ids = {"type": "array", "minItems": 1, "maxItems": settings.limits.max_request_texts, "items": ids_schema}
     schema = {"anyOf": [TypeAdapter(one).json_schema(), TypeAdapter(many).json_schema(), ids_schema, many_ids]}
 
     def as_list(value: Any) -> Any:
         value = [value] if isinstance(value, str) or _is_ids(value) else value
         if isinstance(value, list):
             count = sum(len(item) for item in value if isinstance(item, list))
-            if count > settings.max_token_ids:
-                limit = settings.max_token_ids
+            if count > settings.limits.max_token_ids:
+                limit = settings.limits.max_token_ids
                 raise ValueError(f"{count} token ids in one request, the limit is {limit} (O2V_MAX_TOKEN_IDS)")
         return value
 
@@ -58,7 +58,7 @@ def text_or_token_ids(settings: Settings) -> Any:
             raise ValueError(str(exc)) from exc
 
     item = Annotated[one, BeforeValidator(decoded)]
-    items = Annotated[list[item], Field(min_length=1, max_length=settings.max_batch_size)]
+    items = Annotated[list[item], Field(min_length=1, max_length=settings.limits.max_request_texts)]
     return Annotated[items, BeforeValidator(as_list), WithJsonSchema(schema)]
 
 

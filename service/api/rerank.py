@@ -72,7 +72,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     text = limits.text(settings)
     document_texts: Any = Annotated[
         list[Annotated[text, BeforeValidator(_document_text)]],
-        Field(min_length=1, max_length=settings.max_batch_size),
+        Field(min_length=1, max_length=settings.limits.max_request_texts),
     ]
     max_seq_len = encoder.model.max_seq_len("in0")
 
@@ -84,7 +84,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         documents: document_texts = Field(
             None, description="the texts to rank, or {text} objects (Cohere's name: Cohere's answer)"
         )
-        top_n: limits.whole_number(1, settings.max_batch_size) | None = Field(
+        top_n: limits.whole_number(1, settings.limits.max_request_texts) | None = Field(
             None, description="best n only; default all"
         )
         return_documents: StrictBool = Field(

@@ -143,7 +143,7 @@ async def _predict(embedder: Embedder, rows: list[dict[str, list[int] | None]]) 
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["sagemaker"])
     model = encoder.model
-    max_instances = settings.max_invocation_instances
+    max_instances = settings.limits.max_invocation_instances
 
     def ids(channel: str) -> Any:
         token = Annotated[int, Field(strict=True, ge=0, lt=model.vocab_size(channel)), BeforeValidator(_integral)]
@@ -211,7 +211,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         media, seqlens = _content_type(request.headers.get("content-type", "application/json"))
         limit0, limit1 = _seqlens(seqlens)
         payload = _instances(await request.body(), media, max_instances)
-        _check_volume(payload, max_instances, settings.max_invocation_tokens)
+        _check_volume(payload, max_instances, settings.limits.max_invocation_tokens)
         try:
             instances = InvocationsRequest.model_validate(payload).instances
         except ValidationError as exc:

@@ -49,7 +49,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
 
     class SimilarityRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        pairs: Annotated[list[tuple[text, text]], Field(min_length=1, max_length=settings.max_batch_size)]
+        pairs: Annotated[list[tuple[text, text]], Field(min_length=1, max_length=settings.limits.max_request_texts)]
         stream: str | None = Field(
             None,
             pattern=STREAM_PATTERN,

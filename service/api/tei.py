@@ -41,14 +41,14 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     ids_row = Annotated[list[token_id], Field(min_length=1)]
 
     rows_schema = TypeAdapter(list[ids_row]).json_schema()
-    rows_schema = {**rows_schema, "minItems": 1, "maxItems": settings.max_batch_size}
+    rows_schema = {**rows_schema, "minItems": 1, "maxItems": settings.limits.max_request_texts}
     ids_schema = {"oneOf": [TypeAdapter(ids_row).json_schema(), rows_schema]}
 
     class DecodeRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         ids: Annotated[
             list[ids_row],
-            Field(min_length=1, max_length=settings.max_batch_size),
+            Field(min_length=1, max_length=settings.limits.max_request_texts),
             BeforeValidator(lambda v: [v] if isinstance(v, list) and v and not isinstance(v[0], list) else v),
             WithJsonSchema(ids_schema),
         ] = Field(description="one list of token ids, or a list of them")
@@ -60,11 +60,11 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         "model_sha": None,
         "model_dtype": "float32",
         "model_type": {"embedding": {"pooling": "mean" if network == "pooled_embedding" else network}},
-        "max_concurrent_requests": settings.queue_max_size,
+        "max_concurrent_requests": settings.max_queued_texts,
         "max_input_length": encoder.model.max_seq_len("in0"),
         "max_batch_tokens": settings.onnx_max_batch_tokens,
-        "max_batch_requests": settings.batch_max_size,
-        "max_client_batch_size": settings.max_batch_size,
+        "max_batch_requests": settings.max_encode_batch,
+        "max_client_batch_size": settings.limits.max_request_texts,
         "auto_truncate": True,
         "tokenization_workers": 1,
         "version": __version__,

@@ -30,7 +30,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "hnsw_sq8": ("m", "ef_construction", "ef_search", "rerank"),
     "ivf_pq": ("nlist", "nprobe", "min_train", "pq_m", "rerank"),
 }
-DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+DEFAULTS = Settings.flat_defaults()
 """Settings' own defaults (not the environment's): an IndexConfig() without settings gets the same values."""
 POINTS_PER_LIST = 39
 """FAISS k-means wants at least this many training points per centroid."""
@@ -45,7 +45,7 @@ PQ_CENTROIDS = 256
 class IndexConfig:
     """A collection's index kind and the parameters that kind reads; stored with the collection."""
 
-    kind: Kind = DEFAULTS["index_default"]
+    kind: Kind = DEFAULTS["index_default"].kind
     m: int = DEFAULTS["hnsw_m"]
     ef_construction: int = DEFAULTS["hnsw_ef_construction"]
     ef_search: int = DEFAULTS["hnsw_ef_search"]
@@ -60,16 +60,16 @@ class IndexConfig:
     def defaults(cls, settings: Settings) -> IndexConfig:
         """The service-wide defaults from Settings (hnsw_*, ivf_*, index_default)."""
         return cls(
-            kind=settings.index_default,
-            m=settings.hnsw_m,
-            ef_construction=settings.hnsw_ef_construction,
-            ef_search=settings.hnsw_ef_search,
-            nlist=settings.ivf_nlist,
-            nprobe=settings.ivf_nprobe,
-            min_train=settings.ivf_min_train,
-            pq_m=settings.ivf_pq_m,
-            rerank=settings.index_rerank,
-            rebuild_deleted_share=settings.hnsw_rebuild_deleted_share,
+            kind=settings.index.default.kind,
+            m=settings.index.default.m,
+            ef_construction=settings.index.default.ef_construction,
+            ef_search=settings.index.default.ef_search,
+            nlist=settings.index.default.nlist,
+            nprobe=settings.index.default.nprobe,
+            min_train=settings.index.default.min_train,
+            pq_m=settings.index.default.pq_m,
+            rerank=settings.index.default.rerank,
+            rebuild_deleted_share=settings.index.default.rebuild_deleted_share,
         )
 
     def with_params(self, kind: str | None, params: dict[str, Any]) -> IndexConfig:
