@@ -94,7 +94,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     @router.get("/readyz", response_model=Health, responses=responses(503))
     async def readyz(request: Request) -> Response:
         """Readiness: one token goes through the encoder (for SageMaker: a real call to the endpoint), answered
-        within O2V_READYZ_TIMEOUT_S even when the encoder queue is full; a remote vector store answers too."""
+        within READYZ_TIMEOUT_S (0.8 s) even when the encoder queue is full; a remote vector store answers too."""
         await check()
         collections = getattr(request.app.state, "collections", None)
         if collections is not None and collections.remote:  # a remote vector store down: a gateway that cannot serve
