@@ -97,8 +97,8 @@ def refuse_workers_with_drift(settings: Settings) -> None:
     if settings.server.workers > 1 and settings.drift.enabled:
         raise ValueError(
             f"O2V_WORKERS={settings.server.workers} with the drift monitor on: each worker process would keep drift "
-            "state of its own, and baselines uploaded to one would be lost. Run one worker per process (scale with more "
-            "replicas), or turn the drift monitor off with O2V_DRIFT_ENABLED=false"
+            "state of its own, and baselines uploaded to one would be lost. Run one worker per process (scale with "
+            "more replicas), or turn the drift monitor off with O2V_DRIFT_ENABLED=false"
         )
 
 
