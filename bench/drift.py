@@ -441,7 +441,7 @@ def main() -> int:
 
 
 def config_with(settings: Settings, **overrides: Any) -> DriftConfig:
-    return DriftConfig.from_settings(settings.model_copy(update=overrides))
+    return DriftConfig.from_settings(settings.updated(**overrides))
 
 
 def _delay(d: dict[str, Any]) -> str:

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import MiniLM, OnnxModel
+from service.settings import Settings
 
 MODEL2VEC_PCA_DIMS = 256  # model2vec's default: its recommended setting, not tuned here
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("O2V_CACHE", Path.home() / ".cache" / "o2v"))
+    return Settings().cache
 
 
 class Model2Vec:

@@ -1,19 +1,31 @@
-"""The one settings class: every limit and knob of the service, from O2V_* environment variables."""
+"""The one settings class: every limit and knob of the service, from O2V_* environment variables.
+
+The settings are grouped (`settings.drift.window`, `settings.limits.max_top_k`), but every environment variable keeps
+its flat name: a group's field is read from O2V_<prefix><field> (O2V_DRIFT_WINDOW, O2V_MAX_TOP_K), never with a
+`__` delimiter, and `Settings(drift_window=…)` takes the same flat names. Names that were renamed are still read
+(RENAMED); knobs that became module constants are still accepted, with a warning that names the fixed value (FIXED).
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
+import logging
 import os
 import re
-from functools import lru_cache
+import typing
+from collections.abc import Iterator, Mapping
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.index.config import INDEX_PARAM_MAX, Kind
-from service.index.config import INDEX_PARAM_MIN as INDEX_PARAM_MIN  # re-exported: service/api reads it here
+
+log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = Path(str(resources.files("service") / "model" / "bundled" / "object2vec-sts-384"))
@@ -42,6 +54,290 @@ def default_data_dir() -> Path:
     return Path(base or Path.home() / ".local" / "share") / "o2v"
 
 
+GROUP_CONFIG = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class Group(BaseModel):
+    """A group of settings; its fields are read from O2V_<prefix><field>."""
+
+    model_config = GROUP_CONFIG
+    prefix: ClassVar[str] = ""
+
+
+class Levels(BaseModel):
+    """A statistic's warning and drift thresholds; a larger value is worse, so drift is at least warning."""
+
+    model_config = GROUP_CONFIG
+    warning: float = Field(gt=0.0)
+    drift: float = Field(gt=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        if self.drift < self.warning:
+            raise ValueError(f"the drift threshold {self.drift} is below the warning threshold {self.warning}")
+        return self
+
+
+class DriftThresholds(BaseModel):
+    """Thresholds of the distances between a stream's recent scores and its baseline."""
+
+    model_config = GROUP_CONFIG
+    linf: Levels = Field(
+        Levels(warning=0.05, drift=0.1),
+        description="KS statistic = SageMaker's L-infinity distance; drift: Model Monitor's comparison_threshold",
+    )
+    psi: Levels = Field(
+        Levels(warning=0.1, drift=0.2), description="population stability index; drift: the usual 'significant'"
+    )
+    js: Levels = Field(
+        Levels(warning=0.05, drift=0.1), description="Jensen-Shannon distance, base 2; drift: Evidently's threshold"
+    )
+    wasserstein: Levels = Field(
+        Levels(warning=0.05, drift=0.15),
+        description="Wasserstein distance in baseline standard deviations; 0.1 σ gave 14 % false drift episodes",
+    )
+
+
+IndexKind = Kind
+
+
+class IndexDefaults(BaseModel):
+    """The index a collection gets unless its PUT names another: a kind alone (`hnsw`) or the PUT's own object."""
+
+    model_config = GROUP_CONFIG
+    kind: IndexKind = Field("flat", description="index kind (docs/collections.md)")
+    m: int = Field(16, ge=4, le=INDEX_PARAM_MAX["m"], description="HNSW graph neighbours per node")
+    ef_construction: int = Field(40, ge=8, le=INDEX_PARAM_MAX["ef_construction"], description="HNSW build beam")
+    ef_search: int = Field(512, ge=8, le=INDEX_PARAM_MAX["ef_search"], description="HNSW query beam (≥ top_k)")
+    nlist: int = Field(1024, ge=1, le=INDEX_PARAM_MAX["nlist"], description="IVF lists (≤ trained vectors / 39)")
+    nprobe: int = Field(128, ge=1, le=INDEX_PARAM_MAX["nprobe"], description="IVF lists scanned per query")
+    min_train: int = Field(20_000, ge=1, le=INDEX_PARAM_MAX["min_train"], description="vectors before IVF trains")
+    pq_m: int = Field(48, ge=1, le=INDEX_PARAM_MAX["pq_m"], description="ivf_pq bytes per vector (at most)")
+    rerank: int = Field(50, ge=1, le=INDEX_PARAM_MAX["rerank"], description="candidates re-ranked exactly")
+    rebuild_deleted_share: float = Field(0.2, gt=0.0, le=1.0, description="HNSW is rebuilt once this share is dead")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_alone(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+
+class ServerSettings(Group):
+    """HTTP server: uvicorn and the connection limits of `o2v serve` (service/api/connections.py), below the app,
+    where a request is still bytes."""
+
+    host: str = Field("127.0.0.1", description="address uvicorn listens on (0.0.0.0: every interface)")
+    port: int = Field(8000, ge=0, le=65535, description="port uvicorn listens on")
+    workers: int = Field(
+        1, ge=1, description="uvicorn worker processes (each loads the model); > 1 needs the drift monitor off"
+    )
+    access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After on 503 answers (queue full, backend down)")
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="request line and headers of one request; beyond it a 431, before buffering more"
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0.0, description="a request head must arrive whole within this of the connection or last answer (408)"
+    )
+    http_body_timeout_s: float = Field(
+        60.0, gt=0.0, description="a request body must arrive whole within this of its head (408)"
+    )
+    max_connections: int = Field(
+        1000,
+        ge=8,
+        description="open connections; past it the one waiting longest on its client is closed (never below the "
+        "fd limit: lowered to ulimit -n minus 64 minus 3 per O2V_MAX_OPEN_COLLECTIONS)",
+    )
+
+
+class LimitSettings(Group):
+    """Request limits: what one request may ask; beyond a limit the answer is a 4xx that names it."""
+
+    max_request_texts: int = Field(256, ge=1, description="texts in one request")
+    max_text_chars: int = Field(8192, ge=1, description="characters in one text")
+    max_body_bytes: int = Field(
+        2_000_000, ge=1024, description="request body size (`o2v serve --sagemaker` raises it to 6 MiB)"
+    )
+    max_top_k: int = Field(1000, ge=1, description="top_k and k of one search or classify (and their sum in a batch)")
+    max_invocation_instances: int = Field(
+        1000, ge=1, description="instances in one /invocations request; 1000 384-d embeddings answer ~5 MB"
+    )
+    max_invocation_tokens: int = Field(
+        1_048_576, ge=1, description="token ids in one /invocations request, in0+in1 (1000 instances × 2 × 512)"
+    )
+    max_tokenize_tokens: int = Field(
+        65_536, ge=1, description="tokens one /tokenize answer lists (~70 bytes each in JSON); beyond it a 422"
+    )
+    max_tokenize_in_flight: int = Field(
+        4, ge=1, description="long-text tokenizations (over 512 characters) running at once, any route; others wait"
+    )
+    max_token_ids: int = Field(
+        65_536,
+        ge=1,
+        description="OpenAI token ids (cl100k_base) in one /v1/embeddings request, decoded to text before embedding",
+    )
+    max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (POST /collections/{name}/get)")
+    max_scroll_limit: int = Field(1000, ge=1, description="items in one scroll page")
+    max_search_batch: int = Field(64, ge=1, description="queries in one search/batch request")
+    max_clusters: int = Field(1000, ge=1, description="k of one cluster request (and at most the items stored)")
+    max_cluster_work: int = Field(
+        20_000_000, ge=1, description="k × items × k-means restarts one cluster request may cost; beyond it a 422"
+    )
+    max_heavy_jobs: int = Field(
+        1, ge=1, description="cluster requests running at once, on their own threads; beyond it a 503"
+    )
+    max_filter_keys: int = Field(32, ge=1, le=256, description="keys in one search filter (SQLite: 500 terms)")
+    max_metadata_depth: int = Field(16, ge=1, le=200, description="nesting of an item's metadata (objects, lists)")
+    max_metadata_bytes: int = Field(
+        65_536, ge=2, le=65_536, description="an item's metadata as UTF-8 JSON (Milvus' limit on one JSON value)"
+    )
+    max_open_collections: int = Field(
+        64, ge=1, description="collections with open files (3 each); the least recently used close beyond it"
+    )
+
+
+class SageMakerSettings(Group):
+    """SageMaker backend: `--backend sagemaker` proxies an Object2Vec endpoint."""
+
+    prefix: ClassVar[str] = "sagemaker_"
+    endpoint: str | None = Field(
+        None, description="the endpoint --backend sagemaker calls; credentials come from boto3's usual chain"
+    )
+    region: str = Field("us-east-1", description="AWS region of the endpoint")
+    endpoint_url: str | None = Field(None, description="another sagemaker-runtime URL (a VPC endpoint, a stand-in)")
+    connect_timeout_s: float = Field(2.0, gt=0, description="botocore connect timeout")
+    read_timeout_s: float = Field(70.0, gt=0, description="AWS advises 70 s for a 60 s container")
+    max_attempts: int = Field(3, ge=1, description="attempts per call, the first included (adaptive)")
+    max_body_bytes: int = Field(6_291_456, ge=1024, description="InvokeEndpoint's 6 MiB limit")
+    model_dir: Path = Field(
+        Path("/opt/ml/model"), description="where SageMaker unpacks the model for `o2v serve --sagemaker`"
+    )
+
+
+class IndexSettings(Group):
+    """Index defaults (service/index): what a collection gets unless its PUT names others, and FAISS upkeep."""
+
+    prefix: ClassVar[str] = "index_"
+    default: IndexDefaults = Field(
+        IndexDefaults(),
+        description="index of a collection whose PUT names none: a kind (`hnsw`) or a JSON object with the PUT's "
+        "parameters; ef_search 512 and nprobe 128 of 1024 give recall@10 0.96 at 1M (docs/benchmarks.md)",
+    )
+    snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
+    busy_timeout_s: float = Field(
+        60.0, gt=0.0, description="a write waits this long for another's SQLite write lock, then 503 + Retry-After"
+    )
+
+
+class MilvusSettings(Group):
+    """Milvus (O2V_VECTOR_STORE=milvus; service/index/engines/milvus, extra [milvus])."""
+
+    prefix: ClassVar[str] = "milvus_"
+    uri: str | None = Field(None, description="http(s)://host:19530 or a .db path (Lite); data_dir/milvus.db")
+    token: SecretStr | None = Field(None, description="'user:password' or an API key")
+    db: str | None = Field(None, description="database (it must exist); the server's default when unset")
+    timeout_s: float = Field(10.0, gt=0, description="limit of one Milvus call; past it the request gets 503")
+
+
+class DriftSettings(Group):
+    """Drift monitor (service/drift; the defaults and why: docs/drift.md). An explicit value that contradicts
+    another (a min_samples above the window) is refused; a default that would, shrinks to fit (noted per field)."""
+
+    prefix: ClassVar[str] = "drift_"
+    enabled: bool = Field(True, description="the drift monitor and its /drift routes (off: O2V_WORKERS may be > 1)")
+    window: int = Field(1000, ge=10, description="live scores kept per stream (last N)")
+    min_samples: int = Field(
+        100, ge=10, description="live scores needed before any verdict (≤ window; the default shrinks to it)"
+    )
+    check_every: int = Field(25, ge=1, description="new scores between two status checks")
+    cpu_budget: float = Field(
+        0.1, gt=0.0, le=1.0, description="share of wall time the checking thread may work; it pauses to stay under"
+    )
+    thresholds: DriftThresholds = Field(
+        DriftThresholds(), description="warning and drift thresholds of each distance (JSON object)"
+    )
+    max_streams: int = Field(32, ge=1, description="streams at most; beyond it new names get a 422")
+    streams: list[str] = Field(
+        [], description="streams that exist from the start besides the built-in ones (unkeyed callers may feed them)"
+    )
+    live_baseline_streams: list[str] = Field(
+        ["search_top1", "classify_confidence"], description="streams whose first full window becomes the baseline"
+    )
+    persist_interval_s: float = Field(30.0, gt=0.0, description="seconds between writes of the drift state")
+    max_baseline_jobs: int = Field(
+        1, ge=1, description="baseline uploads simulated at once, on threads of their own; more get 503"
+    )
+    webhook_url: str | None = Field(None, description="status changes are POSTed here (redirects not followed)")
+    shift_window: int = Field(
+        500, ge=0, description="recent scores the shift test looks at (0: off; ≤ window; the default shrinks to it)"
+    )
+    shift_false_alarm: float = Field(
+        0.002, gt=0.0, lt=0.05, description="share of normal runs ever in drift (below the warning's 0.05)"
+    )
+    shift_reference_max: int = Field(
+        20000, ge=0, description="live scores from `ok` checks the shift test's reference may absorb (0: none)"
+    )
+    baseline: Literal["card", "learn"] = Field(
+        "card", description="card: the model card's validation scores; learn: each stream's own first live scores"
+    )
+    learn_warmup: int = Field(
+        100,
+        ge=0,
+        description="first live scores of a stream ignored when learning (≤ window - 10; the default shrinks to it)",
+    )
+    learn_size: int = Field(
+        500,
+        ge=10,
+        description="live scores after the warm-up that become the baseline (≤ window - warm-up; the "
+        "default shrinks to it)",
+    )
+    accuracy_fall: Levels = Field(
+        Levels(warning=0.02, drift=0.05),
+        description="fall of a classify stream's estimated accuracy below its label mix's (e.g. 0.89 → 0.84 is "
+        "drift); at most 1",
+    )
+    max_labels: int = Field(50, ge=1, description="classify labels tracked one by one; the rest share a row")
+    keep_texts: bool = Field(False, description="keep recent live texts for `o2v drift export` (personal data?)")
+    max_kept_texts: int = Field(1000, ge=1, description="kept texts at most (newest kept)")
+    max_kept_text_age_s: float = Field(86400.0, gt=0.0, description="kept texts are forgotten after this")
+    embed_window: int = Field(500, ge=20, description="live embeddings per route family, and reference size")
+    embed_min_samples: int = Field(
+        100, ge=10, description="live embeddings before the first MMD test (≤ embed_window; the default shrinks to it)"
+    )
+    embed_check_every: int = Field(100, ge=1, description="new embeddings of a family between two tests")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftSettings:
+        """Counts bounded by another: an explicit value past its bound is refused, naming both variables; a default
+        past it shrinks to fit, so that O2V_DRIFT_WINDOW=200 alone is a working configuration."""
+        self._fit("min_samples", self.window, "window")
+        self._fit("shift_window", self.window, "window")
+        self._fit("learn_warmup", self.window - 10, "window minus 10")
+        self._fit("learn_size", self.window - self.learn_warmup, "window minus learn_warmup")
+        self._fit("embed_min_samples", self.embed_window, "embed_window")
+        if self.accuracy_fall.drift > 1.0:
+            raise ValueError("O2V_DRIFT_ACCURACY_FALL: a fall of accuracy is at most 1")
+        return self
+
+    def _fit(self, name: str, bound: int, what: str) -> None:
+        value = getattr(self, name)
+        if value <= bound:
+            return
+        if name in self.model_fields_set:
+            raise ValueError(f"O2V_DRIFT_{name.upper()}={value} is above the {what} ({bound})")
+        setattr(self, name, bound)
+
+
+GROUPS: dict[str, type[Group]] = {
+    "server": ServerSettings,
+    "limits": LimitSettings,
+    "sagemaker": SageMakerSettings,
+    "index": IndexSettings,
+    "milvus": MilvusSettings,
+    "drift": DriftSettings,
+}
+
+
 class Settings(BaseSettings):
     """Defaults suit one 2-core machine serving the bundled model; each can be set as O2V_<NAME>."""
 
@@ -64,22 +360,22 @@ class Settings(BaseSettings):
         description="the model served when a request names none (default: the configured one); a promotion "
         "(POST /models/{name}/promote) overrides it",
     )
-    models_loaded_max: int = Field(
+    max_loaded_models: int = Field(
         3, ge=1, description="adapted models kept loaded besides the configured one (least recently used unloaded)"
-    )
-    models_unload_grace_s: float = Field(
-        30.0, ge=0, description="seconds an unloaded model stays open so requests in flight on it finish"
     )
     adapt_niceness: int = Field(10, ge=0, le=19, description="nice value of the adaptation training process")
     adapt_threads: int = Field(1, ge=1, description="torch threads of the adaptation training process")
     adapt_max_items: int = Field(200_000, ge=1, description="labelled items one adaptation job may train on")
 
-    # HTTP server
-    host: str = Field("127.0.0.1", description="address uvicorn listens on (0.0.0.0: every interface)")
-    port: int = Field(8000, ge=0, le=65535, description="port uvicorn listens on")
-    workers: int = Field(
-        1, ge=1, description="uvicorn worker processes (each loads the model); > 1 needs the drift monitor off"
+    # micro-batching: requests' texts are queued and encoded together
+    max_encode_batch: int = Field(64, ge=1, description="texts in one encoder call")
+    max_batch_wait_ms: float = Field(2.0, ge=0.0, description="how long a batch that is not full waits for more texts")
+    max_queued_texts: int = Field(1024, ge=1, description="texts waiting; beyond it requests get 503")
+    embed_cache_bytes: int = Field(
+        0, ge=0, description="LRU of embeddings by token ids, bounded in bytes (384-d: ~2 KB a text); 0 = off"
     )
+
+    # access
     api_key: SecretStr | None = Field(
         None, description="Bearer key for write routes; unset = open (an empty or placeholder value refuses to start)"
     )
@@ -88,78 +384,9 @@ class Settings(BaseSettings):
         description="Bearer key for every other route too (the write key also reads; needs O2V_API_KEY); "
         "/healthz, /readyz, /ping and /metrics stay open; unset = reads open (and in a SageMaker container)",
     )
-    readyz_timeout_s: float = Field(0.8, gt=0.0, description="/readyz answers 503 when its check takes longer")
-    access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
-    retry_after_s: int = Field(1, ge=0, description="Retry-After on 503 answers (queue full, backend down)")
-    # connection limits of `o2v serve` (service/api/connections.py): below the app, where a request is still bytes
-    max_header_bytes: int = Field(
-        65_536, ge=1024, description="request line and headers of one request; beyond it a 431, before buffering more"
-    )
-    max_headers: int = Field(100, ge=8, description="headers in one request; beyond it a 431")
-    http_header_timeout_s: float = Field(
-        10.0, gt=0.0, description="a request head must arrive whole within this of the connection or last answer (408)"
-    )
-    http_body_timeout_s: float = Field(
-        60.0, gt=0.0, description="a request body must arrive whole within this of its head (408)"
-    )
-    max_connections: int = Field(
-        1000,
-        ge=8,
-        description="open connections; past it the one waiting longest on its client is closed (never below the "
-        "fd limit: lowered to ulimit -n minus 64 minus 3 per O2V_MAX_OPEN_COLLECTIONS)",
-    )
     docs_open: bool | None = Field(
         None,
         description="serve /docs, /redoc and /openapi.json without a key; unset = open unless O2V_READ_API_KEY is set",
-    )
-
-    # request limits
-    max_batch_size: int = Field(256, ge=1, description="texts in one request")
-    max_text_chars: int = Field(8192, ge=1, description="characters in one text")
-    max_body_bytes: int = Field(
-        2_000_000, ge=1024, description="request body size (`o2v serve --sagemaker` raises it to 6 MiB)"
-    )
-    max_top_k: int = Field(1000, ge=1, description="top_k and k of one search or classify (and their sum in a batch)")
-    max_invocation_instances: int = Field(
-        1000, ge=1, description="instances in one /invocations request; 1000 384-d embeddings answer ~5 MB"
-    )
-    max_tokenize_tokens: int = Field(
-        65_536, ge=1, description="tokens one /tokenize answer lists (~70 bytes each in JSON); beyond it a 422"
-    )
-    max_tokenize_in_flight: int = Field(
-        4, ge=1, description="long-text tokenizations (over 512 characters) running at once, any route; others wait"
-    )
-    max_token_ids: int = Field(
-        65_536,
-        ge=1,
-        description="OpenAI token ids (cl100k_base) in one /v1/embeddings request, decoded to text before embedding",
-    )
-    max_invocation_tokens: int = Field(
-        1_048_576, ge=1, description="token ids in one /invocations request, in0+in1 (1000 instances × 2 × 512)"
-    )
-
-    # micro-batching
-    batch_max_size: int = Field(64, ge=1, description="texts per encoder call")
-    batch_max_wait_ms: float = Field(2.0, ge=0.0, description="how long a batch that is not full waits for more texts")
-    queue_max_size: int = Field(1024, ge=1, description="texts waiting; beyond it requests get 503")
-    embed_cache_bytes: int = Field(
-        0, ge=0, description="LRU of embeddings by token ids, bounded in bytes (384-d: ~2 KB a text); 0 = off"
-    )
-
-    # SageMaker backend
-    sagemaker_endpoint: str | None = Field(
-        None, description="the endpoint --backend sagemaker calls; credentials come from boto3's usual chain"
-    )
-    sagemaker_region: str = Field("us-east-1", description="AWS region of the endpoint")
-    sagemaker_endpoint_url: str | None = Field(
-        None, description="another sagemaker-runtime URL (a VPC endpoint, a stand-in)"
-    )
-    sagemaker_connect_timeout_s: float = Field(2.0, gt=0, description="botocore connect timeout")
-    sagemaker_read_timeout_s: float = Field(70.0, gt=0, description="AWS advises 70 s for a 60 s container")
-    sagemaker_max_attempts: int = Field(3, ge=1, description="attempts per call, the first included (adaptive)")
-    sagemaker_max_body_bytes: int = Field(6_291_456, ge=1024, description="InvokeEndpoint's 6 MiB limit")
-    sagemaker_model_dir: Path = Field(
-        Path("/opt/ml/model"), description="where SageMaker unpacks the model for `o2v serve --sagemaker`"
     )
 
     # data
@@ -172,171 +399,45 @@ class Settings(BaseSettings):
         REPO.parent / "shared" / "data",
         description="the public datasets (STS-B, CLINC150, review sentences) benchmarks and `o2v eval` read in place",
     )
-
-    # drift monitor (service/drift; the defaults and why: docs/drift.md)
-    drift_enabled: bool = Field(
-        True, description="the drift monitor and its /drift routes (off: O2V_WORKERS may be > 1)"
+    cache: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "o2v",
+        description="downloaded and derived models of training and benchmarks (all-mpnet-base-v2, model2vec); "
+        "~/.cache/o2v",
     )
-    drift_window: int = Field(1000, ge=10, description="live scores kept per stream (last N)")
-    drift_min_samples: int = Field(100, ge=10, description="live scores needed before any verdict")
-    drift_check_every: int = Field(25, ge=1, description="new scores between two status checks")
-    drift_check_interval_s: float = Field(
-        1.0, ge=0.0, description="a score stream is checked at most once per this many seconds (bounds the cost)"
-    )
-    drift_cpu_budget: float = Field(
-        0.1, gt=0.0, le=1.0, description="share of wall time the checking thread may work; it pauses to stay under"
-    )
-    drift_confirm_checks: int = Field(2, ge=1, description="consecutive checks needed to raise the status")
-    drift_clear_checks: int = Field(3, ge=1, description="consecutive checks needed to lower the status")
-    drift_hysteresis: float = Field(0.2, ge=0.0, lt=1.0, description="a raised status holds until 80% of a limit")
-    drift_ks_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0, description="KS p-value below which a check may warn")
-    drift_ks_pvalue_drift: float = Field(0.0002, gt=0.0, lt=1.0, description="KS p-value below which a check may drift")
-    drift_linf_warning: float = Field(0.05, gt=0.0, description="KS statistic = SageMaker's L-infinity distance")
-    drift_linf_drift: float = Field(0.1, gt=0.0, description="SageMaker Model Monitor's comparison_threshold")
-    drift_psi_warning: float = Field(0.1, gt=0.0, description="population stability index over the baseline's bins")
-    drift_psi_drift: float = Field(0.2, gt=0.0, description="the usual 'significant' PSI")
-    drift_js_warning: float = Field(0.05, gt=0.0, description="Jensen-Shannon distance, base 2")
-    drift_js_drift: float = Field(0.1, gt=0.0, description="Evidently's Jensen-Shannon threshold")
-    drift_wasserstein_warning: float = Field(0.05, gt=0.0, description="in baseline standard deviations")
-    drift_wasserstein_drift: float = Field(0.15, gt=0.0, description="W/σ; 0.1 σ gave 14 % false drift episodes")
-    drift_psi_bins: int = Field(10, ge=2, description="baseline-quantile bins for PSI and Jensen-Shannon")
-    drift_bucket_seconds: int = Field(300, ge=1, description="width of one history bucket")
-    drift_history_buckets: int = Field(288, ge=1, description="history buckets kept per stream")
-    drift_max_streams: int = Field(32, ge=1, description="streams at most; beyond it new names get a 422")
-    drift_streams: list[str] = Field(
-        [], description="streams that exist from the start besides the built-in ones (unkeyed callers may feed them)"
-    )
-    drift_live_baseline_streams: list[str] = Field(
-        ["search_top1", "classify_confidence"], description="streams whose first full window becomes the baseline"
-    )
-    drift_persist_interval_s: float = Field(30.0, gt=0.0, description="seconds between writes of the drift state")
-    drift_max_baseline_jobs: int = Field(
-        1, ge=1, description="baseline uploads simulated at once, on threads of their own; more get 503"
-    )
-    drift_webhook_url: str | None = Field(None, description="status changes are POSTed here (redirects not followed)")
-    drift_webhook_timeout_s: float = Field(2.0, gt=0.0, description="limit of one webhook call")
-    drift_webhook_retries: int = Field(3, ge=0, description="webhook retries after the first call, with backoff")
-    # the shift test (service/drift/shift.py): recent window vs baseline, thresholds simulated from the baseline
-    drift_shift_window: int = Field(500, ge=0, description="recent scores the shift test looks at (0: off)")
-    drift_shift_horizon: int = Field(5000, ge=100, description="normal run length the false-alarm rate is for")
-    drift_shift_false_alarm: float = Field(0.002, gt=0.0, lt=1.0, description="share of normal runs ever in drift")
-    drift_shift_warning_false_alarm: float = Field(0.05, gt=0.0, lt=1.0, description="the same, for warning")
-    drift_shift_simulations: int = Field(10000, ge=100, description="simulated runs behind the thresholds")
-    drift_shift_clip: float = Field(4.0, gt=0.0, description="efficient score clipped at mean ± this many sd")
-    drift_shift_reference_max: int = Field(
-        20000, ge=0, description="live scores from `ok` checks the shift test's reference may absorb (0: none)"
-    )
-    # baselines: `card` = the model card's validation scores; `learn` = each stream's own first live scores
-    drift_baseline: Literal["card", "learn"] = Field(
-        "card", description="card: the model card's validation scores; learn: each stream's own first live scores"
-    )
-    drift_learn_warmup: int = Field(100, ge=0, description="first live scores of a stream ignored when learning")
-    drift_learn_size: int = Field(500, ge=10, description="live scores after the warm-up that become the baseline")
-    drift_classify_reference_max: int = Field(
-        2000, ge=20, description="collection items classified leave-one-out as a classify stream's reference"
-    )
-    drift_accuracy_fall_warning: float = Field(
-        0.02, gt=0.0, le=1.0, description="fall of a classify stream's estimated accuracy below its label mix's"
-    )
-    drift_accuracy_fall_drift: float = Field(0.05, gt=0.0, le=1.0, description="e.g. 0.89 → 0.84 is drift")
-    drift_max_labels: int = Field(50, ge=1, description="classify labels tracked one by one; the rest share a row")
-    drift_label_min_count: int = Field(20, ge=2, description="live answers before labels are ranked")
-    drift_label_alpha: float = Field(
-        0.002, gt=0.0, lt=1.0, description="family-wise p-value below which a label is `moved` (Bonferroni)"
-    )
-    drift_token_margin_warning: float = Field(0.02, gt=0.0, le=1.0, description="rise of a token rate's mean")
-    drift_token_margin_drift: float = Field(0.05, gt=0.0, le=1.0, description="e.g. 5 more unseen tokens in 100")
-    drift_token_queue: int = Field(1000, ge=1, description="tokenized requests waiting for the checker; more dropped")
-    drift_keep_texts: bool = Field(False, description="keep recent live texts for `o2v drift export` (personal data?)")
-    drift_keep_texts_max: int = Field(1000, ge=1, description="kept texts at most (newest kept)")
-    drift_keep_texts_max_age_s: float = Field(86400.0, gt=0.0, description="kept texts are forgotten after this")
-    drift_embed_window: int = Field(500, ge=20, description="live embeddings per route family, and reference size")
-    drift_embed_min_samples: int = Field(100, ge=10, description="live embeddings before the first MMD test")
-    drift_embed_check_every: int = Field(100, ge=1, description="new embeddings of a family between two tests")
-    drift_embed_check_interval_s: float = Field(
-        5.0, ge=0.0, description="a route family's MMD test runs at most once per this many seconds"
-    )
-    drift_embed_permutations: int = Field(200, ge=20, description="permutations behind the MMD p-value")
-    drift_embed_pvalue_warning: float = Field(0.05, gt=0.0, lt=1.0, description="MMD p-value below which a test warns")
-    drift_embed_pvalue_drift: float = Field(
-        0.01, gt=0.0, lt=1.0, description="MMD p-value below which a test drifts (above 1 / (permutations + 1))"
+    mpnet: Path | None = Field(
+        None, description="the all-mpnet-base-v2 teacher folder (unset: <O2V_CACHE>/all-mpnet-base-v2/…)"
     )
 
-    # collections (service/index): FAISS defaults a collection gets unless its PUT names others
-    index_default: Kind = Field("flat", description="index of a collection whose PUT names none")
-    hnsw_m: int = Field(
-        16, ge=4, le=INDEX_PARAM_MAX["m"], description="graph neighbours per node (bench/search.py: docs/benchmarks.md)"
-    )
-    hnsw_ef_construction: int = Field(
-        40, ge=8, le=INDEX_PARAM_MAX["ef_construction"], description="build-time beam; higher = better graph, slower"
-    )
-    hnsw_ef_search: int = Field(
-        512, ge=8, le=INDEX_PARAM_MAX["ef_search"], description="query-time beam (≥ top_k); 512: recall@10 0.96 at 1M"
-    )
-    hnsw_rebuild_deleted_share: float = Field(0.2, gt=0.0, le=1.0, description="rebuild once this share is dead")
-    ivf_nlist: int = Field(
-        1024, ge=1, le=INDEX_PARAM_MAX["nlist"], description="inverted lists, capped at trained vectors / 39"
-    )
-    ivf_nprobe: int = Field(
-        128,
-        ge=1,
-        le=INDEX_PARAM_MAX["nprobe"],
-        description="lists scanned per query; 128 of 1024: recall@10 0.96 at 1M",
-    )
-    ivf_min_train: int = Field(
-        20_000,
-        ge=1,
-        le=INDEX_PARAM_MAX["min_train"],
-        description="vectors stored before IVF trains; exact search until then",
-    )
-    ivf_pq_m: int = Field(
-        48,
-        ge=1,
-        le=INDEX_PARAM_MAX["pq_m"],
-        description="ivf_pq: bytes per vector (the largest divisor of the dimension up to this many parts)",
-    )
-    index_rerank: int = Field(
-        50,
-        ge=1,
-        le=INDEX_PARAM_MAX["rerank"],
-        description="hnsw_sq8, ivf_pq: candidates beyond top_k re-ranked exactly from the stored float vectors",
-    )
-    index_snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
-    index_filter_exact_max: int = Field(20_000, ge=0, description="filter matches searched exactly up to this count")
-    index_rebuild_inline_max: int = Field(
-        20_000, ge=0, description="indexes up to this many vectors rebuild inside the write; larger ones aside"
-    )
-    index_busy_timeout_s: float = Field(
-        60.0, gt=0.0, description="a write waits this long for another's SQLite write lock, then 503 + Retry-After"
-    )
-    classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
-    max_get_ids: int = Field(1000, ge=1, description="ids in one keyed batch get (POST /collections/{name}/get)")
-    max_scroll_limit: int = Field(1000, ge=1, description="items in one scroll page")
-    max_search_batch: int = Field(64, ge=1, description="queries in one search/batch request")
-    max_clusters: int = Field(1000, ge=1, description="k of one cluster request (and at most the items stored)")
-    max_cluster_work: int = Field(
-        20_000_000, ge=1, description="k × items × k-means restarts one cluster request may cost; beyond it a 422"
-    )
-    max_heavy_jobs: int = Field(
-        1, ge=1, description="cluster requests running at once, on their own threads; beyond it a 503"
-    )
-    max_filter_keys: int = Field(32, ge=1, le=256, description="keys in one search filter (SQLite: 500 terms)")
-    metadata_max_depth: int = Field(16, ge=1, le=200, description="nesting of an item's metadata (objects, lists)")
-    metadata_max_bytes: int = Field(
-        65_536, ge=2, le=65_536, description="an item's metadata as UTF-8 JSON (Milvus' limit on one JSON value)"
-    )
-    max_open_collections: int = Field(
-        64, ge=1, description="collections with open files (3 each); the least recently used close beyond it"
-    )
-
-    # collection engine: embedded FAISS + SQLite under data_dir, or Milvus (service/index/engines/milvus, [milvus])
+    # collections: the engine and what every engine shares
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss", description="faiss: embedded SQLite + FAISS under data_dir; milvus: a Milvus server or Milvus Lite"
     )
-    milvus_uri: str | None = Field(None, description="http(s)://host:19530 or a .db path (Lite); data_dir/milvus.db")
-    milvus_token: SecretStr | None = Field(None, description="'user:password' or an API key")
-    milvus_db: str | None = Field(None, description="database (it must exist); the server's default when unset")
-    milvus_timeout_s: float = Field(10.0, gt=0, description="limit of one Milvus call; past it the request gets 503")
+    classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
+
+    server: ServerSettings = Field(default_factory=ServerSettings, description="")
+    limits: LimitSettings = Field(default_factory=LimitSettings, description="")
+    sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings, description="")
+    index: IndexSettings = Field(default_factory=IndexSettings, description="")
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings, description="")
+    drift: DriftSettings = Field(default_factory=DriftSettings, description="")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment is read by flat name (FlatEnvironment), never as one JSON value per group."""
+        return init_settings, FlatEnvironment(settings_cls), dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names(cls, data: Any) -> Any:
+        """`Settings(drift_window=5)`: flat names, current or former, go to their group."""
+        return nest(data) if isinstance(data, dict) else data
 
     @field_validator("api_key", "read_api_key")
     @classmethod
@@ -364,6 +465,181 @@ class Settings(BaseSettings):
         if keys[0] is not None and keys[1] is not None and keys[0].get_secret_value() == keys[1].get_secret_value():
             raise ValueError("O2V_READ_API_KEY is the same as O2V_API_KEY: readers would hold the write key")
         return self
+
+    def updated(self, **flat: Any) -> Settings:
+        """A validated copy with `flat` (flat names, as in the environment) changed; the environment is not re-read."""
+        return type(self).model_validate({**self.model_dump(), **flat})
+
+    @classmethod
+    def flat_defaults(cls) -> dict[str, Any]:
+        """Every flat name a setting is read by (current and former, FLAT) → its default (not the environment's)."""
+        return {name: default_at(path) for name, path in FLAT.items()}
+
+
+class FlatEnvironment(PydanticBaseSettingsSource):
+    """O2V_<flat name> variables (case-insensitive, as pydantic-settings reads them), placed into their groups;
+    lists and objects are JSON (an object that is not JSON is passed on as text: O2V_INDEX_DEFAULT=hnsw)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every variable at once
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.config.get("env_prefix", "")).lower()
+        flat: dict[str, Any] = {}
+        for key, raw in os.environ.items():
+            name = key.lower().removeprefix(prefix) if key.lower().startswith(prefix) else None
+            if name in FLAT:
+                flat[name] = decoded(raw, annotation_at(FLAT[name]))
+            elif name in FIXED:
+                flat[name] = raw
+        return nest(flat)
+
+
+def decoded(raw: str, annotation: Any) -> Any:
+    """JSON for a list or an object; text for the rest (pydantic parses it)."""
+    complex_type = typing.get_origin(annotation) in (list, dict) or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    )
+    if not complex_type:
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def paths() -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(flat name, path) of every current setting: top-level fields, and each group's fields under its prefix."""
+    for name in Settings.model_fields:
+        group = GROUPS.get(name)
+        if group is None:
+            yield name, (name,)
+        else:
+            for field in group.model_fields:
+                yield group.prefix + field, (name, field)
+
+
+def threshold_names(flat: str, path: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return {f"{flat}_warning": (*path, "warning"), f"{flat}_drift": (*path, "drift")}
+
+
+RENAMED: dict[str, tuple[str, ...]] = {
+    "models_loaded_max": ("max_loaded_models",),
+    "batch_max_size": ("max_encode_batch",),
+    "batch_max_wait_ms": ("max_batch_wait_ms",),
+    "queue_max_size": ("max_queued_texts",),
+    "max_batch_size": ("limits", "max_request_texts"),
+    "metadata_max_depth": ("limits", "max_metadata_depth"),
+    "metadata_max_bytes": ("limits", "max_metadata_bytes"),
+    "drift_keep_texts_max": ("drift", "max_kept_texts"),
+    "drift_keep_texts_max_age_s": ("drift", "max_kept_text_age_s"),
+    **threshold_names("drift_linf", ("drift", "thresholds", "linf")),
+    **threshold_names("drift_psi", ("drift", "thresholds", "psi")),
+    **threshold_names("drift_js", ("drift", "thresholds", "js")),
+    **threshold_names("drift_wasserstein", ("drift", "thresholds", "wasserstein")),
+    **threshold_names("drift_accuracy_fall", ("drift", "accuracy_fall")),
+    **{f"hnsw_{p}": ("index", "default", p) for p in ("m", "ef_construction", "ef_search", "rebuild_deleted_share")},
+    **{f"ivf_{p}": ("index", "default", p) for p in ("nlist", "nprobe", "min_train", "pq_m")},
+    "index_rerank": ("index", "default", "rerank"),
+}
+"""Former flat names → where they are now; still read, from the environment and as keywords."""
+FLAT: dict[str, tuple[str, ...]] = {**RENAMED, **dict(paths())}
+"""Every flat name a setting is read by, current and former, → its path in Settings."""
+DRIFT_CONSTANTS = (
+    *("CHECK_INTERVAL_S", "CONFIRM_CHECKS", "CLEAR_CHECKS", "HYSTERESIS", "PSI_BINS", "BUCKET_SECONDS"),
+    *("HISTORY_BUCKETS", "WEBHOOK_TIMEOUT_S", "WEBHOOK_RETRIES", "SHIFT_HORIZON", "SHIFT_WARNING_FALSE_ALARM"),
+    *("SHIFT_SIMULATIONS", "SHIFT_CLIP", "LABEL_MIN_COUNT", "LABEL_ALPHA", "TOKEN_QUEUE", "EMBED_CHECK_INTERVAL_S"),
+    "EMBED_PERMUTATIONS",
+)
+FIXED: dict[str, str] = {
+    "models_unload_grace_s": "service.encoders.pool:UNLOAD_GRACE_S",
+    "readyz_timeout_s": "service.api.health:READYZ_TIMEOUT_S",
+    "max_headers": "service.api.connections:MAX_HEADERS",
+    "index_filter_exact_max": "service.index.engines.faiss.collection:Options.filter_exact_max",
+    "index_rebuild_inline_max": "service.index.engines.faiss.collection:Options.rebuild_inline_max",
+    "drift_classify_reference_max": "service.drift.config:CLASSIFY_REFERENCE_MAX",
+    **{f"drift_{name.lower()}": f"service.drift.config:{name}" for name in DRIFT_CONSTANTS},
+    **{
+        f"drift_{pair.lower()}_{level}": f"service.drift.config:{pair}.{level}"
+        for pair in ("KS_PVALUE", "TOKEN_MARGIN", "EMBED_PVALUE")
+        for level in ("warning", "drift")
+    },
+}
+"""Former settings that became module constants (research knobs: simulation counts, bins, permutations, p-values of
+internal tests, schedules): flat name → where the constant is. Still accepted, with a warning naming the value."""
+
+
+def fixed_value(name: str) -> Any:
+    """The value a former setting is fixed at, read from its module (imported late: they import this one)."""
+    module, _, attribute = FIXED[name].partition(":")
+    value: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
+
+
+@cache
+def warn_fixed(name: str) -> None:
+    log.warning(
+        "O2V_%s is no longer a setting: it is fixed at %s (%s); unset it",
+        name.upper(),
+        fixed_value(name),
+        FIXED[name].replace(":", "."),
+    )
+
+
+def annotation_at(path: tuple[str, ...]) -> Any:
+    """The type a path leads to (a group, an object such as Levels, or a leaf's annotation)."""
+    model: Any = Settings
+    annotation: Any = None
+    for key in path:
+        annotation = model.model_fields[key].annotation
+        model = annotation
+    return annotation
+
+
+def default_at(path: tuple[str, ...]) -> Any:
+    model: Any = Settings
+    value: Any = None
+    for key in path:
+        field = model.model_fields[key]
+        value = field.get_default(call_default_factory=True) if value is None else getattr(value, key)
+        model = field.annotation
+    return value
+
+
+def nest(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with its flat names (FLAT) moved to their paths: shallower paths first and former names before current
+    ones, so that O2V_INDEX_DEFAULT=hnsw with O2V_HNSW_M=32 is an HNSW of M=32. FIXED names are dropped, with a
+    warning. Keys that name no setting stay (extra="ignore" drops them)."""
+    out = {key: value for key, value in data.items() if key not in FLAT and key not in FIXED}
+    for name in sorted(FIXED.keys() & data.keys()):
+        warn_fixed(name)
+    flat = [name for name in data if name in FLAT]
+    for name in sorted(flat, key=lambda n: (len(FLAT[n]), n not in RENAMED)):
+        place(out, FLAT[name], data[name])
+    return out
+
+
+def place(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set `value` at `path`, turning what is on the way into dicts: a group given as a model is dumped, an object
+    not yet given starts from its default (a former name sets one half of a threshold pair)."""
+    node: dict[str, Any] = out
+    model: Any = Settings
+    for key in path[:-1]:
+        field = model.model_fields[key]
+        model = field.annotation
+        child = node.get(key)
+        if child is None:
+            default = field.get_default(call_default_factory=False)
+            child = default.model_dump() if isinstance(default, BaseModel) else {}
+        elif isinstance(child, BaseModel):
+            child = child.model_dump()
+        elif not isinstance(child, Mapping):
+            child = model.model_validate(child).model_dump()
+        node[key] = child = dict(child)
+        node = child
+    node[path[-1]] = value
 
 
 @lru_cache(maxsize=1)

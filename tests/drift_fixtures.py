@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,22 @@ from service.settings import Settings
 
 
 def config(**overrides: Any) -> DriftConfig:
-    """The settings' drift defaults with `overrides` by short name (window=… for O2V_DRIFT_WINDOW)."""
-    return DriftConfig.from_settings(Settings(**{f"drift_{k}": v for k, v in overrides.items()}))
+    """The settings' drift defaults with `overrides` by short name (window=… for O2V_DRIFT_WINDOW); a name that is
+    no setting sets the DriftConfig field (confirm_checks=…), the shift test's (shift_simulations=…) or a limit's
+    (ks_pvalue_drift=…) instead: the constants tests vary."""
+    flat = Settings.flat_defaults()
+    built = DriftConfig.from_settings(
+        Settings(**{f"drift_{k}": v for k, v in overrides.items() if f"drift_{k}" in flat})
+    )
+    fixed = {k: v for k, v in overrides.items() if f"drift_{k}" not in flat}
+    shift = {k.removeprefix("shift_"): fixed.pop(k) for k in list(fixed) if k.startswith("shift_")}
+    if shift and built.shift is not None:
+        fixed["shift"] = replace(built.shift, **shift)
+    for name, limit in built.limits.items():
+        levels = {level: fixed.pop(f"{name}_{level}") for level in ("warning", "drift") if f"{name}_{level}" in fixed}
+        if levels:
+            fixed["limits"] = {**fixed.get("limits", built.limits), name: replace(limit, **levels)}
+    return replace(built, **fixed)
 
 
 FAST = config(window=200, min_samples=50, check_every=10, confirm_checks=2, clear_checks=3)

@@ -51,7 +51,7 @@ def test_the_6mb_flood_of_tiny_instances_is_refused_at_once() -> None:
     flood = [{"in0": [1037]}] * 413_333
     json_body = json.dumps({"instances": flood}, separators=(",", ":")).encode()
     lines_body = b"\n".join(json.dumps(x, separators=(",", ":")).encode() for x in flood)
-    assert len(json_body) < Settings().sagemaker_max_body_bytes
+    assert len(json_body) < Settings().sagemaker.max_body_bytes
     with client() as c:
         for body, media in ((json_body, "application/json"), (lines_body, "application/jsonlines")):
             started = time.perf_counter()

@@ -48,7 +48,7 @@ def test_the_probe_s_tokenize_body_is_refused_fast_and_an_answer_at_the_limit_is
         started = time.monotonic()
         answer = c.post("/tokenize", json={"inputs": ["!" * 8192] * 240})
         assert answer.status_code == 422 and time.monotonic() - started < 5
-        limit = Settings().max_tokenize_tokens
+        limit = Settings().limits.max_tokenize_tokens
         at_limit = c.post("/tokenize", json={"inputs": ["!" * 8192] * (limit // 8192)})
         assert at_limit.status_code == 200
         assert sum(len(tokens) for tokens in at_limit.json()) == limit // 8192 * 8192  # TEI's list of token lists

@@ -89,7 +89,7 @@ def create_app(
     def body_limit(path: str) -> int:
         """SageMaker's own 6 MiB on /invocations (and the runtime API's /endpoints/{name}/invocations)."""
         sagemaker_path = path == "/invocations" or (path.startswith("/endpoints/") and path.endswith("/invocations"))
-        return settings.sagemaker_max_body_bytes if sagemaker_path else settings.max_body_bytes
+        return settings.sagemaker.max_body_bytes if sagemaker_path else settings.limits.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,6 +124,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # it counts the 413s too
     app.add_middleware(TracingMiddleware, tracing=tracing)  # outermost: the request span holds everything
     for module in ROUTERS:
-        if module is not drift or settings.drift_enabled:
+        if module is not drift or settings.drift.enabled:
             app.include_router(_router(module, settings, encoder))
     return app

@@ -35,6 +35,9 @@ from uvicorn.server import ServerState
 from service.errors import STATUS_TYPES
 from service.settings import Settings
 
+MAX_HEADERS = 100
+"""Headers in one request; beyond it a 431. Clients send 10 to 20; 100 is Apache's LimitRequestFields default."""
+
 log = logging.getLogger("o2v.connections")
 FD_RESERVE = 64
 """Descriptors kept for everything but client connections besides the open collections' (the model, logs, SQLite
@@ -52,13 +55,13 @@ class ConnectionLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
-        reserve = FD_RESERVE + 3 * settings.max_open_collections  # an open collection holds 3 files
+        reserve = FD_RESERVE + 3 * settings.limits.max_open_collections  # an open collection holds 3 files
         return cls(
-            settings.max_header_bytes,
-            settings.max_headers,
-            settings.http_header_timeout_s,
-            settings.http_body_timeout_s,
-            usable_connections(settings.max_connections, reserve),
+            settings.server.max_header_bytes,
+            MAX_HEADERS,
+            settings.server.http_header_timeout_s,
+            settings.server.http_body_timeout_s,
+            usable_connections(settings.server.max_connections, reserve),
         )
 
 

@@ -56,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The baseline uploads' own threads (O2V_DRIFT_MAX_BASELINE_JOBS; 503 when all are busy)."""
     services: Services = app.state.services
     settings = services.settings
-    jobs = HeavyJobs(settings.drift_max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)")
+    jobs = HeavyJobs(settings.drift.max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)")
     app.state.baseline_jobs = jobs
     try:
         yield
@@ -105,7 +105,7 @@ async def set_baseline(
     scores: Sequence[float] | np.ndarray
     if body.pairs is not None:
         pairs = [(p[0], p[1]) for p in body.pairs]
-        texts, scores = await embed_pairs(services.embedder, pairs, services.settings.max_batch_size)
+        texts, scores = await embed_pairs(services.embedder, pairs, services.settings.limits.max_request_texts)
         labels = [p[2] for p in body.pairs if p[2] is not None]
         if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
             label_spearman = round(float(spearmanr(scores, labels).statistic), 6)

@@ -108,7 +108,7 @@ async def _service_error(request: Request, exc: Exception) -> Response:
     """Any ServiceError as it says; every 503 says when to come back."""
     assert isinstance(exc, ServiceError)
     if exc.status == 503 and "Retry-After" not in exc.headers:
-        exc.headers = {**exc.headers, "Retry-After": str(request.app.state.settings.retry_after_s)}
+        exc.headers = {**exc.headers, "Retry-After": str(request.app.state.settings.server.retry_after_s)}
     return error_response(exc)
 
 

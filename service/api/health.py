@@ -17,6 +17,10 @@ from service.encoders.base import Encoder
 from service.errors import ServiceError
 from service.settings import Settings
 
+READYZ_TIMEOUT_S = 0.8
+"""/readyz answers 503 when its check takes longer: under the 1 s default timeout of Kubernetes' probes, so a
+probe gets the 503 and its reason rather than a timeout."""
+
 
 class Health(BaseModel):
     status: Literal["ok", "ready"]
@@ -85,13 +89,13 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
         """Liveness: the process answers."""
         return json_response({"status": "ok"})
 
-    check = ReadinessCheck(encoder.check, f"the {encoder.backend} backend", settings.readyz_timeout_s)
+    check = ReadinessCheck(encoder.check, f"the {encoder.backend} backend", READYZ_TIMEOUT_S)
     store_checks: dict[int, ReadinessCheck] = {}  # per registry (an app's lifespan may make a new one)
 
     @router.get("/readyz", response_model=Health, responses=responses(503))
     async def readyz(request: Request) -> Response:
         """Readiness: one token goes through the encoder (for SageMaker: a real call to the endpoint), answered
-        within O2V_READYZ_TIMEOUT_S even when the encoder queue is full; a remote vector store answers too."""
+        within READYZ_TIMEOUT_S (0.8 s) even when the encoder queue is full; a remote vector store answers too."""
         await check()
         collections = get_services(request).collections
         if collections is not None and collections.remote:  # a remote vector store down: a gateway that cannot serve
@@ -99,7 +103,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
             if store is None:
                 store_checks.clear()
                 store = store_checks[id(collections)] = ReadinessCheck(
-                    collections.check, "the vector store", settings.readyz_timeout_s
+                    collections.check, "the vector store", READYZ_TIMEOUT_S
                 )
             await store()
         return json_response({"status": "ready", "model": encoder.name, "backend": encoder.backend})

@@ -47,10 +47,10 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
         defaults: dict[str, Any] = {
             "host": "0.0.0.0",
             "port": 8080,
-            "max_body_bytes": settings.sagemaker_max_body_bytes,
+            "max_body_bytes": settings.sagemaker.max_body_bytes,
         }
         if "model_dir" not in overrides:
-            unpacked = sagemaker_model(settings.sagemaker_model_dir)
+            unpacked = sagemaker_model(settings.sagemaker.model_dir)
             if unpacked is not None:
                 defaults["model_dir"] = unpacked
         overrides = {**defaults, **overrides}
@@ -61,10 +61,10 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        access_log=settings.access_log,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers,
+        access_log=settings.server.access_log,
         http=uvicorn_http(settings),
     )
     return 0
@@ -74,9 +74,9 @@ def refuse_workers_with_drift(settings: Settings) -> None:
     """ValueError for O2V_WORKERS > 1 with the drift monitor on. Each worker process holds its own monitor: a
     baseline uploaded to one worker is missing from the others' answers, and is lost when another worker, which never
     saw it, writes the state file last; a clear refusal beats acknowledged writes that vanish."""
-    if settings.workers > 1 and settings.drift_enabled:
+    if settings.server.workers > 1 and settings.drift.enabled:
         raise ValueError(
-            f"O2V_WORKERS={settings.workers} with the drift monitor on: each worker process would keep drift state of "
-            "its own, and baselines uploaded to one would be lost. Run one worker per process (scale with more "
-            "replicas), or turn the drift monitor off with O2V_DRIFT_ENABLED=false"
+            f"O2V_WORKERS={settings.server.workers} with the drift monitor on: each worker process would keep drift "
+            "state of its own, and baselines uploaded to one would be lost. Run one worker per process (scale with "
+            "more replicas), or turn the drift monitor off with O2V_DRIFT_ENABLED=false"
         )

@@ -86,7 +86,7 @@ class Services:
         """The embedder, the model pool, the adaptation jobs and (with O2V_DRIFT_ENABLED) the drift monitor with its
         checking thread, from start-up to shutdown."""
         settings, encoder = self.settings, self.encoder
-        if settings.drift_enabled:
+        if settings.drift.enabled:
             self.monitor = DriftMonitor.from_settings(settings, encoder.model.card, getattr(encoder, "tokenizer", None))
         embedder = self._embedder = Embedder(encoder, settings, self.metrics.observe_encoder, sink=self.monitor)
         embedder.start()

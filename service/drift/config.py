@@ -1,13 +1,17 @@
-"""The drift monitor's knobs as one plain object, read from the O2V_DRIFT_* settings."""
+"""The drift monitor's knobs as one plain object: the O2V_DRIFT_* settings (`Settings.drift`) and the constants below.
+
+The constants were settings once; they are research results, not deployment choices (docs/drift.md, "Defaults and
+why", has the measurements). Their former O2V_DRIFT_* names are still accepted, with a warning that names the value.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from service.drift.shift import ShiftParams
-from service.settings import Settings
+from service.settings import DriftSettings, Levels, Settings
 
 LEVELS = ("ok", "warning", "drift")
 
@@ -37,112 +41,149 @@ class Limit:
         return {"warning": self.warning, "drift": self.drift}
 
 
-@dataclass(frozen=True)
+CHECK_INTERVAL_S = 1.0
+"""A score stream is checked at most once per second, whatever the traffic: with CPU_BUDGET this bounds the cost in
+time; at 10 requests/s the count condition (check_every) comes due later anyway, so detection is unchanged."""
+CONFIRM_CHECKS = 2
+"""Consecutive checks (≥ check_every new scores apart) that must agree to raise a status: no flapping."""
+CLEAR_CHECKS = 3
+"""Consecutive checks needed to lower a status: slower down than up, so one quiet check does not clear a drift."""
+HYSTERESIS = 0.2
+"""A raised status holds until its statistic is back under 80 % of the limit."""
+KS_PVALUE = Limit(warning=0.05, drift=0.0002, smaller_is_worse=True)
+"""The KS p-value gate of the window tests (Model Monitor's robust comparison is a KS test). It sets the window
+tests' share of the false alarms: at 0.01 one check on 100 scores raised drift 1.15 % of the time, at 0.005 2.2 %
+of 400 normal runs of 5000 scores ended in drift; 0.0002 keeps the design's ≤ 1 % of long normal runs."""
+PSI_BINS = 10
+"""Deciles of the baseline for PSI and Jensen-Shannon: every bin holds 10 % of it, none is empty by construction."""
+BUCKET_SECONDS = 300
+"""Width of one history bucket (5 minutes)."""
+HISTORY_BUCKETS = 288
+"""History buckets kept per stream: 288 × 5 minutes = one day, bounded memory and state file."""
+WEBHOOK_TIMEOUT_S = 2.0
+"""Limit of one status webhook call: a slow receiver must not hold the checking thread."""
+WEBHOOK_RETRIES = 3
+"""Webhook retries after the first call, with backoff."""
+SHIFT_HORIZON = 5000
+"""Normal run length the shift test's false-alarm rate is for: the benchmark's run length, for which the design's
+target (≤ 1 % of long normal runs ever in drift) is stated."""
+SHIFT_WARNING_FALSE_ALARM = 0.05
+"""Share of normal runs of SHIFT_HORIZON scores ever raised to warning by the shift test."""
+SHIFT_SIMULATIONS = 10_000
+"""Simulated runs behind the shift test's limits: 10,000 put about 20 beyond the 0.2 % limit; with 1,000 at 0.5 % the
+limit moved by ±0.1 |z| between seeds, and a limit set low by chance raises every stream sharing it (~0.4 s)."""
+SHIFT_CLIP = 4.0
+"""The efficient score ψ is clipped at mean ± 4 sd: one extreme score cannot decide a window."""
+CLASSIFY_REFERENCE_MAX = 2000
+"""Collection items classified leave-one-out as a classify stream's reference: 2,000 put 200 in each calibration bin
+(its accuracy within ±3.5 points at 95 %), one kNN search each, once."""
+LABEL_MIN_COUNT = 20
+"""Live classify answers before labels are ranked: fewer rank nothing."""
+LABEL_ALPHA = 0.002
+"""Family-wise p-value (Bonferroni) below which a label is `moved`: the level the ranking used before the KS drift
+gate moved to 0.0002."""
+TOKEN_MARGIN = Limit(warning=0.02, drift=0.05)
+"""Rise of a token stream's mean unseen-token rate that counts, with the KS gate: 5 more unseen tokens in 100 is
+drift (STS-B test sentences have 4.4 % unseen against dev's 2.9 %: a real difference, not a risk)."""
+TOKEN_QUEUE = 1000
+"""Requests' token rows waiting for the checking thread; a burst beyond it loses the oldest (counted), never blocks."""
+EMBED_CHECK_INTERVAL_S = 5.0
+"""A route family's MMD test runs at most once per 5 s (one test ≈ 0.15 s)."""
+EMBED_PERMUTATIONS = 200
+"""Permutations behind the MMD p-value: 200 resolve p down to 0.005, below EMBED_PVALUE's drift level."""
+EMBED_PVALUE = Limit(warning=0.05, drift=0.01, smaller_is_worse=True)
+"""MMD p-values below which an embedding test warns or drifts (above 1 / (EMBED_PERMUTATIONS + 1))."""
+
+
+def limit(levels: Levels) -> Limit:
+    return Limit(levels.warning, levels.drift)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DriftConfig:
-    """Built from the settings (`from_settings`), which hold every default and its reason."""
+    """`Settings.drift` with the constants above and what follows from them; `from_settings` builds it. Fields
+    named like a DriftSettings field are that field; the others are derived or constant (tests override them)."""
 
     window: int
     min_samples: int
     check_every: int
-    check_interval_s: float  # the worker checks a stream at most this often, whatever the traffic
+    check_interval_s: float = CHECK_INTERVAL_S  # the worker checks a stream at most this often, whatever the traffic
     cpu_budget: float  # share of wall time the checking thread may work
-    confirm_checks: int
-    clear_checks: int
-    hysteresis: float
+    confirm_checks: int = CONFIRM_CHECKS
+    clear_checks: int = CLEAR_CHECKS
+    hysteresis: float = HYSTERESIS
     limits: dict[str, Limit]
-    psi_bins: int
-    bucket_seconds: int
-    history_buckets: int
+    psi_bins: int = PSI_BINS
+    bucket_seconds: int = BUCKET_SECONDS
+    history_buckets: int = HISTORY_BUCKETS
     max_streams: int
     streams: tuple[str, ...]  # configured: they exist from the start, like the built-in ones
     live_baseline_streams: tuple[str, ...]
     persist_interval_s: float
     webhook_url: str | None
-    webhook_timeout_s: float
-    webhook_retries: int
+    webhook_timeout_s: float = WEBHOOK_TIMEOUT_S
+    webhook_retries: int = WEBHOOK_RETRIES
     shift: ShiftParams | None  # None: the shift test is off (O2V_DRIFT_SHIFT_WINDOW=0)
     learn: bool  # O2V_DRIFT_BASELINE=learn: every stream without an uploaded baseline learns its own
     learn_warmup: int
     learn_size: int  # warm-up + size fit in the window, which is where the learned scores wait
     accuracy_fall: Limit  # a classify scope's estimated accuracy below what its label mix should get
     max_labels: int
-    label_min_count: int
-    label_alpha: float
-    token_queue: int
-    token_margin: Limit  # rise of a token stream's mean rate (share points) that counts, with the KS gate
+    label_min_count: int = LABEL_MIN_COUNT
+    label_alpha: float = LABEL_ALPHA
+    token_queue: int = TOKEN_QUEUE
+    token_margin: Limit = TOKEN_MARGIN  # rise of a token stream's mean rate (share points) that counts, with KS
     keep_texts: int  # 0: off (O2V_DRIFT_KEEP_TEXTS false), else at most this many
     keep_texts_max_age_s: float
     embed_window: int
     embed_min_samples: int
     embed_check_every: int
-    embed_check_interval_s: float
-    embed_permutations: int
-    embed_limit: Limit  # the MMD p-value's own: a permutation p-value cannot fall below 1 / (permutations + 1)
+    embed_check_interval_s: float = EMBED_CHECK_INTERVAL_S
+    embed_permutations: int = EMBED_PERMUTATIONS
+    embed_limit: Limit = field(default=EMBED_PVALUE)  # a permutation p-value cannot fall below 1 / (permutations + 1)
 
     @classmethod
     def from_settings(cls, s: Settings) -> DriftConfig:
-        """Read the `drift_*` fields of the settings."""
-        limits = {
-            "ks_pvalue": Limit(s.drift_ks_pvalue_warning, s.drift_ks_pvalue_drift, smaller_is_worse=True),
-            "linf": Limit(s.drift_linf_warning, s.drift_linf_drift),
-            "psi": Limit(s.drift_psi_warning, s.drift_psi_drift),
-            "js": Limit(s.drift_js_warning, s.drift_js_drift),
-            "wasserstein_norm": Limit(s.drift_wasserstein_warning, s.drift_wasserstein_drift),
-        }
-        min_samples = min(s.drift_min_samples, s.drift_window)
+        return cls.from_group(s.drift)
+
+    @classmethod
+    def from_group(cls, g: DriftSettings) -> DriftConfig:
+        """The group's fields of the same name as they are (their validator already refused contradictions); the
+        rest derived from it."""
+        derived = {"streams", "live_baseline_streams", "keep_texts", "accuracy_fall"}
+        names = DriftSettings.model_fields.keys() - derived
+        same = {f.name: getattr(g, f.name) for f in fields(cls) if f.name in names}
+        t = g.thresholds
         shift = None
-        if s.drift_shift_window:
+        if g.shift_window:
             shift = ShiftParams(
-                window=min(s.drift_shift_window, s.drift_window),
-                horizon=s.drift_shift_horizon,
-                false_alarm=s.drift_shift_false_alarm,
-                warning_false_alarm=max(s.drift_shift_warning_false_alarm, s.drift_shift_false_alarm),
-                simulations=s.drift_shift_simulations,
-                clip=s.drift_shift_clip,
-                min_samples=min_samples,
-                check_every=s.drift_check_every,
-                confirm=s.drift_confirm_checks,
-                reference_max=s.drift_shift_reference_max,
+                window=g.shift_window,
+                horizon=SHIFT_HORIZON,
+                false_alarm=g.shift_false_alarm,
+                warning_false_alarm=SHIFT_WARNING_FALSE_ALARM,
+                simulations=SHIFT_SIMULATIONS,
+                clip=SHIFT_CLIP,
+                min_samples=g.min_samples,
+                check_every=g.check_every,
+                confirm=CONFIRM_CHECKS,
+                reference_max=g.shift_reference_max,
             )
-        warmup = min(s.drift_learn_warmup, s.drift_window - 10)
         return cls(
-            window=s.drift_window,
-            min_samples=min_samples,
-            check_every=s.drift_check_every,
-            check_interval_s=s.drift_check_interval_s,
-            cpu_budget=s.drift_cpu_budget,
-            confirm_checks=s.drift_confirm_checks,
-            clear_checks=s.drift_clear_checks,
-            hysteresis=s.drift_hysteresis,
-            limits=limits,
-            psi_bins=s.drift_psi_bins,
-            bucket_seconds=s.drift_bucket_seconds,
-            history_buckets=s.drift_history_buckets,
-            max_streams=s.drift_max_streams,
-            streams=tuple(s.drift_streams),
-            live_baseline_streams=tuple(s.drift_live_baseline_streams),
-            persist_interval_s=s.drift_persist_interval_s,
-            webhook_url=s.drift_webhook_url,
-            webhook_timeout_s=s.drift_webhook_timeout_s,
-            webhook_retries=s.drift_webhook_retries,
+            **same,
+            limits={
+                "ks_pvalue": KS_PVALUE,
+                "linf": limit(t.linf),
+                "psi": limit(t.psi),
+                "js": limit(t.js),
+                "wasserstein_norm": limit(t.wasserstein),
+            },
+            streams=tuple(g.streams),
+            live_baseline_streams=tuple(g.live_baseline_streams),
             shift=shift,
-            learn=s.drift_baseline == "learn",
-            learn_warmup=warmup,
-            learn_size=min(s.drift_learn_size, s.drift_window - warmup),
-            accuracy_fall=Limit(s.drift_accuracy_fall_warning, s.drift_accuracy_fall_drift),
-            max_labels=s.drift_max_labels,
-            label_min_count=s.drift_label_min_count,
-            label_alpha=s.drift_label_alpha,
-            token_queue=s.drift_token_queue,
-            token_margin=Limit(s.drift_token_margin_warning, s.drift_token_margin_drift),
-            keep_texts=s.drift_keep_texts_max if s.drift_keep_texts else 0,
-            keep_texts_max_age_s=s.drift_keep_texts_max_age_s,
-            embed_window=s.drift_embed_window,
-            embed_min_samples=min(s.drift_embed_min_samples, s.drift_embed_window),
-            embed_check_every=s.drift_embed_check_every,
-            embed_check_interval_s=s.drift_embed_check_interval_s,
-            embed_permutations=s.drift_embed_permutations,
-            embed_limit=Limit(s.drift_embed_pvalue_warning, s.drift_embed_pvalue_drift, smaller_is_worse=True),
+            learn=g.baseline == "learn",
+            accuracy_fall=limit(g.accuracy_fall),
+            keep_texts=g.max_kept_texts if g.keep_texts else 0,
+            keep_texts_max_age_s=g.max_kept_text_age_s,
         )
 
     def public(self) -> dict[str, Any]:

@@ -49,17 +49,17 @@ class Embedder:
         self.batchers = {
             channel: MicroBatcher(
                 partial(encoder.embed_ids, channel=channel),
-                settings.batch_max_size,
-                settings.batch_max_wait_ms,
-                settings.queue_max_size,
+                settings.max_encode_batch,
+                settings.max_batch_wait_ms,
+                settings.max_queued_texts,
                 on_batch=partial(observe, "embed") if observe else None,
                 name=channel,
             )
             for channel in ("in0", "in1")
         }
         self.cache = EmbeddingCache(settings.embed_cache_bytes) if settings.embed_cache_bytes else None
-        self.max_tokenize_tokens = settings.max_tokenize_tokens
-        self._tokenizing = asyncio.Semaphore(settings.max_tokenize_in_flight)
+        self.max_tokenize_tokens = settings.limits.max_tokenize_tokens
+        self._tokenizing = asyncio.Semaphore(settings.limits.max_tokenize_in_flight)
         self.sink = sink
 
     @property

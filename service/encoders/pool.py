@@ -17,6 +17,10 @@ from service.encoders.onnx import OnnxEncoder
 from service.model.registry import ModelRegistry, UnknownModel
 from service.settings import Settings
 
+UNLOAD_GRACE_S = 30.0
+"""Seconds an unloaded model stays open so that the requests in flight on it finish (a batch takes
+milliseconds to seconds)."""
+
 
 class EmbedderPool:
     def __init__(
@@ -57,9 +61,9 @@ class EmbedderPool:
             embedder = Embedder(encoder, s, observe=self.observe)
             embedder.start()
             self.loaded[name] = embedder
-            while len(self.loaded) > max(s.models_loaded_max, 1):
+            while len(self.loaded) > max(s.max_loaded_models, 1):
                 _, old = self.loaded.popitem(last=False)
-                task = asyncio.create_task(self._close_later(old, s.models_unload_grace_s))
+                task = asyncio.create_task(self._close_later(old, UNLOAD_GRACE_S))
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
             return embedder
@@ -85,7 +89,7 @@ class EmbedderPool:
         """Forget a removed model (closed after the grace period)."""
         old = self.loaded.pop(name, None)
         if old is not None:
-            task = asyncio.create_task(self._close_later(old, self.settings.models_unload_grace_s))
+            task = asyncio.create_task(self._close_later(old, UNLOAD_GRACE_S))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 

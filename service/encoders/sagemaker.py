@@ -59,21 +59,21 @@ class SageMakerEncoder(Encoder):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SageMakerEncoder:
-        if not settings.sagemaker_endpoint:
+        if not settings.sagemaker.endpoint:
             raise ValueError("the sagemaker backend needs an endpoint name: set O2V_SAGEMAKER_ENDPOINT")
         config = Config(
-            retries={"mode": "adaptive", "total_max_attempts": settings.sagemaker_max_attempts},
-            connect_timeout=settings.sagemaker_connect_timeout_s,
-            read_timeout=settings.sagemaker_read_timeout_s,
+            retries={"mode": "adaptive", "total_max_attempts": settings.sagemaker.max_attempts},
+            connect_timeout=settings.sagemaker.connect_timeout_s,
+            read_timeout=settings.sagemaker.read_timeout_s,
         )
         client = boto3.session.Session().client(
             "sagemaker-runtime",
-            region_name=settings.sagemaker_region,
-            endpoint_url=settings.sagemaker_endpoint_url,
+            region_name=settings.sagemaker.region,
+            endpoint_url=settings.sagemaker.endpoint_url,
             config=config,
         )
         model = ModelDir.load(settings.model_dir)
-        return cls(model, settings.sagemaker_endpoint, client, settings.sagemaker_max_body_bytes)
+        return cls(model, settings.sagemaker.endpoint, client, settings.sagemaker.max_body_bytes)
 
     @property
     def has_scorer(self) -> bool:

@@ -23,7 +23,7 @@ SEED_MIN, SEED_MAX = 0, 2**31 - 1
 would break "same seed, same clusters"."""
 REDO_STRIDE = 15_486_557
 """FAISS's own step between the seeds of its restarts."""
-MAX_WORK = Settings.model_fields["max_cluster_work"].default
+MAX_WORK = Settings.flat_defaults()["max_cluster_work"]
 
 
 class Cancelled(CollectionError):

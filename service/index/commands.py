@@ -194,7 +194,7 @@ def _cluster(args: argparse.Namespace, settings: Settings, collections: Collecti
     from service.index.cluster import cluster
 
     collection = collections.get(args.collection)
-    result = cluster(collection, args.k, args.seed, args.representatives, settings.max_cluster_work)
+    result = cluster(collection, args.k, args.seed, args.representatives, settings.limits.max_cluster_work)
     for c in result.clusters:
         print(f"cluster {c.cluster}: {c.size} items")
         for item in c.representatives:

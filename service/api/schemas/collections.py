@@ -15,10 +15,10 @@ from service.api import limits
 from service.api.limits import Limit, stated
 from service.index.base import MAX_ID_CHARS
 from service.index.cluster import SEED_MAX, SEED_MIN
-from service.settings import INDEX_PARAM_MAX, INDEX_PARAM_MIN
+from service.index.config import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Kind
 from service.strings import Utf8Str, check_utf8
 
-IndexKind = Literal["flat", "hnsw", "ivf", "hnsw_sq8", "ivf_pq"]
+IndexKind = Kind
 MAX_DIM = 65_536
 ItemId = Annotated[Utf8Str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)

@@ -38,6 +38,8 @@ class Options:
 
     snapshot_every: int = 10_000
     filter_exact_max: int = 20_000
+    """Filters matching up to this many items are searched exactly, over those items' stored vectors (cheap at this
+    size, and exact); more matches search the index with the filter, unless they are half of it or more."""
     rebuild_inline_max: int = 20_000
     """Indexes of up to this many vectors are rebuilt inside the write that made it due (a fraction of a second,
     and the caller sees the result at once); larger ones are built aside."""

@@ -53,9 +53,9 @@ class FaissCollections(CollectionRegistry):
     @classmethod
     def from_settings(cls, s: Settings) -> FaissCollections:
         options = Options(
-            s.index_snapshot_every, s.index_filter_exact_max, s.index_rebuild_inline_max, s.index_busy_timeout_s
+            s.index.snapshot_every, Options.filter_exact_max, Options.rebuild_inline_max, s.index.busy_timeout_s
         )
-        return cls(s.data_dir, IndexConfig.defaults(s), options, Limits.from_settings(s), s.max_open_collections)
+        return cls(s.data_dir, IndexConfig.defaults(s), options, Limits.from_settings(s), s.limits.max_open_collections)
 
     def create(
         self, name: str, index: str | None = None, params: dict[str, Any] | None = None

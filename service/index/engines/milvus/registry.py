@@ -72,10 +72,10 @@ class MilvusCollections(CollectionRegistry):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusCollections:
-        token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
-        uri = settings.milvus_uri or str(Path(settings.data_dir) / "milvus.db")
+        token = settings.milvus.token.get_secret_value() if settings.milvus.token else None
+        uri = settings.milvus.uri or str(Path(settings.data_dir) / "milvus.db")
         defaults, limits = IndexConfig.defaults(settings), Limits.from_settings(settings)
-        return cls(uri, token, settings.milvus_db, defaults, settings.milvus_timeout_s, limits)
+        return cls(uri, token, settings.milvus.db, defaults, settings.milvus.timeout_s, limits)
 
     @contextmanager
     def errors(self, name: str | None = None) -> Iterator[None]:
