@@ -237,6 +237,9 @@ class EmbeddingMonitor:
         self.permutations, self.limit, self.confirm, self.clear = permutations, limit, confirm, clear
         self.interval_s = interval_s  # a family is tested at most this often: the test's cost is bounded in time
         self.lock = threading.Lock()
+        self.checking = threading.Lock()
+        """Held through a whole round of checks (claim and test): a caller that comes while another thread
+        checks waits for its results, so `run_due_checks()` returning means every due test is reported."""
         self.families: dict[str, _Family] = {}
         self.reference_id = hashlib.sha256(to_int8(self.reference).tobytes()).hexdigest()[:16]
 
@@ -306,6 +309,10 @@ class EmbeddingMonitor:
     def run_due_checks(self, paced: bool = False) -> int:
         """Test every family with `check_every` new embeddings; `paced` (the worker): only those whose last test is
         `interval_s` old."""
+        with self.checking:
+            return self._check_due(paced)
+
+    def _check_due(self, paced: bool) -> int:
         now = time.monotonic()
         with self.lock:
             due = [
