@@ -15,8 +15,10 @@ Items go in batches of `--batch` (O2V_MAX_REQUEST_TEXTS), `--concurrency` reques
 many in flight; nothing is warmed up or flushed first, as a client would not. Per store: upsert seconds, classify
 seconds, q/s, p50/p99 latency, the in-scope accuracy of the plain vote, and requests that failed. Targets: upsert
 plus classify under 5 minutes per store, and Milvus server's classify q/s at least 1/3 of the embedded engine's in
-the same run. The stores run one after another (the Milvus server only during its own turn), so the load average
-of each turn is reported: this machine is shared. Prints a table, then one JSON line.
+the same run. Every store's server runs throughout (the Milvus server's own background work included); the upserts
+go one store after another, then the classify requests in `--rounds` rounds, the stores taking turns within each,
+so that other jobs on this shared machine weigh on every store alike (the load average after each round is
+reported). Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -95,20 +97,23 @@ def catalogue(items: int, queries: int, seed: int, force_synthetic: bool) -> Cat
 
 @dataclass
 class Turn:
-    """One store's run: its timings, answers and failures."""
+    """One store's run: its timings, answers and failures, and the load average (1 min) after each of its rounds."""
 
     store: str
     upsert_s: float = 0.0
     classify_s: float = 0.0
-    latencies: list[float] | None = None
-    labels: list[object] | None = None
+    latencies: list[float] = field(default_factory=list)
+    labels: list[object] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
-    load: tuple[float, float] = (0.0, 0.0)
+    loads: list[float] = field(default_factory=list)
 
 
-async def run_requests(url: str, bodies: list[bytes], path: str, concurrency: int, turn: Turn) -> list[object]:
-    """POST each body to `path`, `concurrency` in flight; each answer's JSON (None when it failed, counted)."""
+async def run_requests(
+    url: str, bodies: list[bytes], path: str, concurrency: int, turn: Turn
+) -> tuple[list[object], list[float]]:
+    """POST each body to `path`, `concurrency` in flight: each answer's JSON (None when it failed, counted in
+    `turn`) and seconds."""
     answers: list[object] = [None] * len(bodies)
     latencies = [0.0] * len(bodies)
     queue = iter(range(len(bodies)))
@@ -133,19 +138,15 @@ async def run_requests(url: str, bodies: list[bytes], path: str, concurrency: in
                 latencies[i] = time.perf_counter() - started
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
-    turn.latencies = (turn.latencies or []) + latencies
-    return answers
+    return answers, latencies
 
 
 @contextmanager
 def store_env(store: str, workdir: Path) -> Iterator[dict[str, str]]:
     """The serve process' environment for `store`; an embedded Milvus server for `milvus-server`, stopped after."""
     env = {"O2V_DATA_DIR": str(workdir / "data")}
-    if store == "faiss":
-        yield {**env, "O2V_VECTOR_STORE": "faiss"}
-        return
-    if store == "milvus":
-        yield {**env, "O2V_VECTOR_STORE": "milvus"}
+    if store != "milvus-server":
+        yield {**env, "O2V_VECTOR_STORE": "faiss" if store == "faiss" else "milvus"}
         return
     from service.index.engines.milvus.embedded import Server
 
@@ -157,36 +158,52 @@ def store_env(store: str, workdir: Path) -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def run_store(store: str, data: Catalogue, args: argparse.Namespace) -> Turn:
-    turn = Turn(store)
-    with tempfile.TemporaryDirectory(prefix=f"bench-classify-{store}-", dir=args.workdir) as tmp:
-        with store_env(store, Path(tmp)) as env, ServerProcess(env, timeout_s=180) as server:
-            load_before = os.getloadavg()[0]
-            create = httpx.put(f"{server.url}/collections/{COLLECTION}", json={"index": args.index}, timeout=120)
-            create.raise_for_status()
-            items = [
-                {"id": f"item-{i}", "text": text, "metadata": {"label": label}}
-                for i, (text, label) in enumerate(data.items)
-            ]
-            batches = [orjson.dumps({"items": items[i : i + args.batch]}) for i in range(0, len(items), args.batch)]
-            started = time.perf_counter()
-            path = f"/collections/{COLLECTION}"
-            asyncio.run(run_requests(server.url, batches, f"{path}/items", args.concurrency, turn))
-            turn.upsert_s = time.perf_counter() - started
-            turn.latencies = []  # the classify requests' only
-            bodies = [orjson.dumps({"text": text, "k": args.k}) for text, _ in data.queries]
-            started = time.perf_counter()
-            answers = asyncio.run(run_requests(server.url, bodies, f"{path}/classify", args.concurrency, turn))
-            turn.classify_s = time.perf_counter() - started
-            turn.labels = [a["label"] if isinstance(a, dict) else None for a in answers]
-            turn.load = (load_before, os.getloadavg()[0])
-    return turn
+PATH = f"/collections/{COLLECTION}"
+
+
+def upsert(url: str, turn: Turn, data: Catalogue, args: argparse.Namespace) -> None:
+    """Create the collection, then every item, `args.batch` a request."""
+    httpx.put(f"{url}{PATH}", json={"index": args.index}, timeout=120).raise_for_status()
+    items = [{"id": f"item-{i}", "text": t, "metadata": {"label": y}} for i, (t, y) in enumerate(data.items)]
+    batches = [orjson.dumps({"items": items[i : i + args.batch]}) for i in range(0, len(items), args.batch)]
+    started = time.perf_counter()
+    asyncio.run(run_requests(url, batches, f"{PATH}/items", args.concurrency, turn))
+    turn.upsert_s = time.perf_counter() - started
+
+
+def classify_round(url: str, turn: Turn, queries: list[tuple[str, str]], args: argparse.Namespace) -> None:
+    bodies = [orjson.dumps({"text": text, "k": args.k}) for text, _ in queries]
+    started = time.perf_counter()
+    answers, latencies = asyncio.run(run_requests(url, bodies, f"{PATH}/classify", args.concurrency, turn))
+    turn.classify_s += time.perf_counter() - started
+    turn.latencies += latencies
+    turn.labels += [a["label"] if isinstance(a, dict) else None for a in answers]
+    turn.loads.append(os.getloadavg()[0])
+
+
+def run_stores(data: Catalogue, args: argparse.Namespace) -> list[Turn]:
+    """Every store's server up at once; the upserts one store after another, then the classify requests in
+    `args.rounds` rounds, the stores taking turns within each, so that other load weighs on all of them alike."""
+    turns = [Turn(store) for store in args.stores]
+    with ExitStack() as stack:
+        urls = []
+        for store in args.stores:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-classify-{store}-", dir=args.workdir))
+            env = stack.enter_context(store_env(store, Path(tmp)))
+            urls.append(stack.enter_context(ServerProcess(env, timeout_s=180)).url)
+        for url, turn in zip(urls, turns, strict=True):
+            upsert(url, turn, data, args)
+        size = -(-len(data.queries) // args.rounds)
+        for start in range(0, len(data.queries), size):
+            for url, turn in zip(urls, turns, strict=True):
+                classify_round(url, turn, data.queries[start : start + size], args)
+    return turns
 
 
 def row(turn: Turn, data: Catalogue) -> dict[str, object]:
     truth = [label for _, label in data.queries]
     in_scope = [i for i, label in enumerate(truth) if label != OOS]
-    labels = turn.labels or []
+    labels = turn.labels
     ms = sorted(1000 * s for s in turn.latencies or [0.0])
     accuracy = sum(labels[i] == truth[i] for i in in_scope) / max(len(in_scope), 1)
     return {
@@ -202,7 +219,7 @@ def row(turn: Turn, data: Catalogue) -> dict[str, object]:
         "acc_in_scope": round(accuracy, 4),
         "errors": turn.errors,
         "first_error": turn.first_error,
-        "load_avg": f"{turn.load[0]:.1f}→{turn.load[1]:.1f}",
+        "load_avg": f"{min(turn.loads, default=0):.1f}–{max(turn.loads, default=0):.1f}",
     }
 
 
@@ -214,6 +231,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     p.add_argument("--batch", type=int, default=256, help="items per upsert request")
     p.add_argument("--index", default="flat", help="the collection's index kind (PUT's `index`)")
+    p.add_argument("--rounds", type=int, default=4, help="classify rounds, the stores taking turns in each")
     p.add_argument("--k", type=int, default=10, help="neighbours voting")
     p.add_argument("--synthetic", action="store_true", help="the seeded synthetic catalogue even with CLINC150 here")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic catalogue")
@@ -225,18 +243,23 @@ def main() -> None:
         p.error(f"unknown stores {sorted(unknown)}; known: {', '.join(STORES)}")
     data = catalogue(args.items, args.requests, args.seed, args.synthetic)
     started = time.perf_counter()
-    rows = [row(run_store(store, data, args), data) for store in args.stores]
+    turns = run_stores(data, args)
+    rows = [row(turn, data) for turn in turns]
+    reference = next((turn.labels for turn in turns if turn.store == "faiss"), None)
+    for r, turn in zip(rows, turns, strict=True):
+        if reference is not None:  # the share of answers the embedded engine gave too
+            r["same_as_faiss"] = round(float(np.mean([a == b for a, b in zip(turn.labels, reference, strict=True)])), 4)
     by_store = {r["store"]: r for r in rows}
     ratio = None
     if "faiss" in by_store and "milvus-server" in by_store:
         ratio = round(float(by_store["milvus-server"]["qps"]) / float(by_store["faiss"]["qps"]), 3)  # type: ignore[arg-type]
     print(
         f"{len(data.items)} items, {len(data.queries)} classify requests ({data.source}), index {args.index}, "
-        f"k={args.k}, {args.concurrency} clients; load average (1 min) before → after each store's turn"
+        f"k={args.k}, {args.concurrency} clients, {args.rounds} rounds; load average (1 min) after each round, min–max"
     )
     columns = [("store", "store"), ("upsert_s", "upsert s"), ("classify_s", "classify s"), ("total_s", "total s")]
     columns += [("qps", "q/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("acc_in_scope", "acc in-scope")]
-    columns += [("errors", "errors"), ("load_avg", "load avg")]
+    columns += [("same_as_faiss", "same label as faiss"), ("errors", "errors"), ("load_avg", "load avg")]
     print_table(rows, columns)
     if ratio is not None:
         print(f"milvus-server / faiss classify q/s: {ratio} (target ≥ {RATIO_TARGET:.3f})")
@@ -246,6 +269,8 @@ def main() -> None:
         "index": args.index,
         "k": args.k,
         "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "load_avg_end": [round(x, 2) for x in os.getloadavg()],
         "rows": rows,
         "ratio_milvus_server_to_faiss_qps": ratio,
         "target_total_s": TOTAL_TARGET_S,
