@@ -34,6 +34,21 @@ def missing_reason() -> str | None:
     return None
 
 
+def bind_like_the_server(port: int) -> socket.socket | None:
+    """The package's check that `port` is free, binding as the Milvus server's listeners do (Go sets SO_REUSEADDR):
+    after a kill, the connections the server held stay in TIME_WAIT on its ports for a minute, which a plain bind
+    refuses and the server's own bind does not."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 def free_port() -> int:
     """A port nothing listens on, on any interface (Milvus' components listen on all of them)."""
     with socket.socket() as probe:
@@ -52,6 +67,7 @@ class Server:
         self.base = base
         self.server = MilvusServer(wait_for_started=False)
         self.server.set_base_dir(str(base))
+        self.server.config.try_bind_port = bind_like_the_server
         self.etcd = base / "embed-etcd.yaml"  # its embedded etcd listens on 2379 and 2380 unless configured
         base.mkdir(parents=True, exist_ok=True)
         self.started = False  # once started, a restart keeps the ports
