@@ -555,8 +555,8 @@ FIXED: dict[str, str] = {
     "models_unload_grace_s": "service.encoders.pool:UNLOAD_GRACE_S",
     "readyz_timeout_s": "service.api.health:READYZ_TIMEOUT_S",
     "max_headers": "service.api.connections:MAX_HEADERS",
-    "index_filter_exact_max": "service.index.engines.faiss.collection:Options.filter_exact_max",
-    "index_rebuild_inline_max": "service.index.engines.faiss.collection:Options.rebuild_inline_max",
+    "index_filter_exact_max": "service.index.engines.faiss.mirror:Options.filter_exact_max",
+    "index_rebuild_inline_max": "service.index.engines.faiss.mirror:Options.rebuild_inline_max",
     "drift_classify_reference_max": "service.drift.config:CLASSIFY_REFERENCE_MAX",
     **{f"drift_{name.lower()}": f"service.drift.config:{name}" for name in DRIFT_CONSTANTS},
     **{
