@@ -45,6 +45,12 @@ def client(encoder: Encoder | None = None, **overrides: Any) -> Iterator[TestCli
             yield test_client
 
 
+def metric(http: TestClient, name: str) -> float | None:
+    """The value of the unlabelled sample `name` on /metrics (None: not exported)."""
+    lines = [line for line in http.get("/metrics").text.splitlines() if line.startswith(name + " ")]
+    return float(lines[0].split()[1]) if lines else None
+
+
 def model_copy(tmp: Path, without: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> Path:
     """The bundled model directory as symlinks under tmp, less `without`, plus `extra` {name: link target name}."""
     folder = tmp / "model"

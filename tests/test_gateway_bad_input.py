@@ -26,7 +26,7 @@ from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
 from service.settings import Settings
 from tests.drift_fixtures import monitor, scores
-from tests.gateway_fixtures import client
+from tests.gateway_fixtures import client, metric
 
 WRITE, READ = "hardening-write-key", "hardening-read-key"
 AS_WRITER = {"Authorization": f"Bearer {WRITE}"}
@@ -53,7 +53,7 @@ def test_the_6mb_flood_of_tiny_instances_is_refused_at_once() -> None:
     lines_body = b"\n".join(json.dumps(x, separators=(",", ":")).encode() for x in flood)
     assert len(json_body) < Settings().sagemaker.max_body_bytes
     with client() as c:
-        encoded = encoder_calls(c)
+        encoded = metric(c, "o2v_batch_size_count")
         for body, media in ((json_body, "application/json"), (lines_body, "application/jsonlines")):
             started = time.perf_counter()
             answer = c.post("/invocations", content=body, headers={"content-type": media})
@@ -61,15 +61,7 @@ def test_the_6mb_flood_of_tiny_instances_is_refused_at_once() -> None:
             assert time.perf_counter() - started < 30.0  # a hang guard; the refusal itself is checked below
             assert "413333 instances" in error["message"] and "1000" in error["message"]
             assert "O2V_MAX_INVOCATION_INSTANCES" in error["message"]
-        assert encoder_calls(c) == encoded, "refused before any instance reached the encoder"
-
-
-def encoder_calls(c: TestClient) -> float:
-    """Encoder calls so far (o2v_batch_size's count): a refusal at once makes none."""
-    for line in c.get("/metrics").text.splitlines():
-        if line.startswith("o2v_batch_size_count"):
-            return float(line.split()[-1])
-    return 0.0
+        assert metric(c, "o2v_batch_size_count") == encoded, "refused before any instance reached the encoder"
 
 
 def test_instances_and_token_ids_have_their_own_limits() -> None:

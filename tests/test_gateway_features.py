@@ -17,7 +17,7 @@ from service.encoders.onnx import OnnxEncoder
 from service.encoders.sagemaker import SageMakerEncoder
 from service.model.model_dir import ModelDir
 from service.settings import Settings
-from tests.gateway_fixtures import TEXTS, client, model_copy, onnx_encoder
+from tests.gateway_fixtures import TEXTS, client, metric, model_copy, onnx_encoder
 from tests.sagemaker_stub import StubSageMaker
 from tests.server_process import ServerProcess
 
@@ -304,11 +304,6 @@ def test_export_rotates_when_it_finds_the_training_channel(tmp_path: Path) -> No
 
 
 # 7. embedding cache
-
-
-def metric(http, name: str) -> float | None:
-    lines = [line for line in http.get("/metrics").text.splitlines() if line.startswith(name + " ")]
-    return float(lines[0].split()[1]) if lines else None
 
 
 def test_the_cache_answers_repeats_with_the_same_vectors_and_counts_them(http) -> None:
