@@ -235,6 +235,8 @@ def test_classify_streams_restart_with_the_app_and_are_on_metrics(tmp_path: Path
     with client(data_dir=tmp_path, **limits) as c:
         assert c.get("/drift").json()["classify"]["intents/intent"] == before
         families = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}
+        assert c.delete("/collections/intents", headers=KEY).status_code == 204
+        assert "intents/intent" not in c.get("/drift").json()["classify"]  # nor will it come back after a restart
     for name, value in [
         ("o2v_drift_classify_status", {"ok": 0, "warning": 1, "drift": 2}[before["status"]]),
         ("o2v_drift_classify_estimated_accuracy", before["estimated_accuracy"]),

@@ -146,6 +146,11 @@ class DriftMonitor:
         stream; `reference` computes the collection's leave-one-out answers, on the checking thread, once."""
         self.recorder.record_classification(collection, label_key, reference, label, confidence)
 
+    def forget_collection(self, collection: str) -> None:
+        """A deleted collection's classify streams go, so they neither hold a slot nor come back after a restart."""
+        self.classify.forget(collection)
+        self.writer.dirty = True
+
     def record_tokens(self, rows: list[list[int]], lengths: list[int], texts: Sequence[str] | None = None) -> None:
         """One request's token rows (cut) and lengths (before the cut), queued for the checking thread; `texts`
         are kept only with O2V_DRIFT_KEEP_TEXTS."""
