@@ -53,7 +53,7 @@ class Stateful(STATEFUL.as_state_machine()):  # type: ignore[misc]
     scenario starts from no collections, so a replayed scenario meets the state it met the first time."""
 
     def setup(self) -> None:
-        registry = APP.state.collections
+        registry = APP.state.services.collections
         for name in registry.names():
             registry.drop(name)
 
@@ -88,7 +88,7 @@ class Stateful(STATEFUL.as_state_machine()):  # type: ignore[misc]
 
     def after_call(self, response: Any, case: Any) -> None:
         """A re-embedding runs on in the background: wait for it, so the next step meets the same state each time."""
-        jobs = APP.state.reembed_jobs
+        jobs = APP.state.services.reembed_jobs
         while any(job["state"] == "running" for job in jobs.jobs.values()):
             time.sleep(0.01)
 

@@ -155,12 +155,12 @@ def test_topic_grouped_in_domain_traffic_is_a_mix_change_and_another_domain_drif
     for i in range(0, ordered.shape[0], 100):
         e.record(ordered[i : i + 100])
         e.run_due_checks()
-        statuses.append(e.report()["families"]["other"]["status"])
+        statuses.append(e.report().families["other"].status)
         ref, live = e.card, np.array(e.families["other"].vectors, dtype=np.float32)
         unfloored.append(mmd_test(ref.vectors, live, ref.bandwidth, 100)[1])
     assert set(statuses) == {"ok"} and np.mean(np.array(unfloored) <= 0.01) >= 0.8  # significant MMD², not drift
-    assert e.report()["reference"]["mix_floor"] > 0.0
+    assert e.report().reference.mix_floor > 0.0
     for _ in range(5):
         e.record(topics(rng, centres, [10, 11], 50))
         e.run_due_checks()
-    assert e.report()["families"]["other"]["status"] == "drift"
+    assert e.report().families["other"].status == "drift"

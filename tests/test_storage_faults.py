@@ -6,10 +6,8 @@ with every write applied whole or not at all."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from service.index.backup import backup, restore
 from service.index.engines.faiss.collection import DB_FILE, Options
 from service.index.engines.faiss.registry import FaissCollections
 from service.index.errors import InvalidRequest
+from tests.disk_fixtures import fill
 from tests.index_fixtures import DIM, SMALL, items, unit_vectors
 from tests.test_collections_api import KEY
 from tests.test_collections_bad_input import reviews
@@ -187,33 +186,6 @@ def test_restore_checks_vector_lengths_before_anything_goes_into_place(tmp_path:
 
 
 # -- finding 10: a full disk
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 8 MB tmpfs (root only; skipped where mounting is not allowed)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Fill the disk to its last byte; deleting the returned file frees it."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as fh:
-        for size in (1 << 16, 1):
-            try:
-                while fh.write(b"\0" * size):
-                    pass
-            except OSError:
-                pass
-    return filler
 
 
 def test_a_full_disk_answers_507_and_applies_each_write_whole_or_not_at_all(small_disk: Path) -> None:

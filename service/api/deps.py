@@ -48,21 +48,18 @@ CollectionsDep = Annotated[CollectionRegistry, Depends(get_collections)]
 
 def get_heavy_jobs(request: Request) -> HeavyJobs:
     """The slots of the collections router's heavy requests (service/api/collections/__init__.py's lifespan)."""
-    jobs: HeavyJobs = request.app.state.heavy_jobs
-    return jobs
+    return get_services(request).require_heavy_jobs()
 
 
 def get_reembed_jobs(request: Request) -> ReembedJobs:
     """The collections router's re-embedding runs (service/api/collections/__init__.py's lifespan)."""
-    jobs: ReembedJobs = request.app.state.reembed_jobs
-    return jobs
+    return get_services(request).require_reembed_jobs()
 
 
 def served_fingerprint(request: Request) -> str:
     """The fingerprint of the served model (service/index/fingerprint.py), taken when the collections router
     starts."""
-    fingerprint: str = request.app.state.served_fingerprint
-    return fingerprint
+    return get_services(request).served_fingerprint()
 
 
 async def fingerprint_embedder(request: Request, fingerprint: str) -> Embedder | None:

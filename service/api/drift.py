@@ -57,7 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: Services = app.state.services
     settings = services.settings
     jobs = HeavyJobs(settings.drift.max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)")
-    app.state.baseline_jobs = jobs
+    services.baseline_jobs = jobs
     try:
         yield
     finally:
@@ -116,7 +116,7 @@ async def set_baseline(
     def store(cancelled: Callable[[], bool]) -> dict[str, Any]:
         return monitor.set_baseline(stream, scores, source, texts, made_for=created)
 
-    described = await request.app.state.baseline_jobs.run(request, store)
+    described = await services.require_baseline_jobs().run(request, store)
     return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
 
 

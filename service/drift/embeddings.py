@@ -32,6 +32,7 @@ import numpy as np
 
 from service.datasets import file_sha256
 from service.drift.config import LEVELS, DriftConfig, Limit
+from service.drift.models import EmbeddingReference, EmbeddingReport, FamilyReport
 from service.drift.status import PENDING, StatusTracker
 
 SAMPLE_FILE = "embedding_sample.npy"  # int8 rows of unit vectors × 127
@@ -265,13 +266,16 @@ class EmbeddingMonitor:
             self.families[name] = family
         return family
 
-    def set_reference(self, family: str, vectors: np.ndarray, source: str) -> None:
-        """Make `vectors` (a team's baseline texts) the family's reference; the card's sample stays its `domain`
-        reference. The family's status starts again. Vectors of another dimension (a SageMaker endpoint of another
-        model) or too few to test against are passed over."""
+    def uploaded_reference(self, vectors: np.ndarray, source: str) -> _Reference | None:
+        """A reference of a team's baseline texts (slow: its mix floor), nothing changed yet; None for vectors of
+        another dimension (a SageMaker endpoint of another model) or too few to test against."""
         if vectors.ndim != 2 or vectors.shape[1] != self.reference.shape[1] or vectors.shape[0] < self.min_samples:
-            return
-        ref = _Reference.of(vectors, self.window, source, "uploaded")
+            return None
+        return _Reference.of(vectors, self.window, source, "uploaded")
+
+    def set_reference(self, family: str, ref: _Reference) -> None:
+        """Make `ref` (`uploaded_reference`) the family's reference; the card's sample stays its `domain`
+        reference. The family's status starts again."""
         with self.lock:
             self.uploaded[family] = ref
             f = self._family(family)
@@ -339,9 +343,10 @@ class EmbeddingMonitor:
         hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 0.8), default=0)
         return {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}, enter, hold
 
-    def state(self) -> dict[str, Any]:
+    def state(self, pending: dict[str, _Reference] | None = None) -> dict[str, Any]:
         """Every family's window (int8 rows), counters, status and last result, tied to the reference: windows
-        of another reference (another model's sample) are not restored."""
+        of another reference (another model's sample) are not restored. `pending`: uploaded references written
+        before they are set (an upload is stored first, then used)."""
         with self.lock:
             families = {
                 name: {
@@ -354,7 +359,8 @@ class EmbeddingMonitor:
                 for name, f in self.families.items()
             }
             uploaded = {
-                name: {"vectors": pack_rows(ref.vectors), "source": ref.source} for name, ref in self.uploaded.items()
+                name: {"vectors": pack_rows(ref.vectors), "source": ref.source}
+                for name, ref in {**self.uploaded, **(pending or {})}.items()
             }
         return {
             "reference": self.reference_id,
@@ -384,32 +390,32 @@ class EmbeddingMonitor:
                 )
                 family.result = saved.get("result")
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> EmbeddingReport:
         with self.lock:
             families = {
-                name: {
-                    "status": f.tracker.status if f.result is not None else PENDING,
-                    "reference": self._described(self.uploaded.get(name, self.card)),
-                    "n_live": len(f.vectors),
-                    "n_total": f.added,
+                name: FamilyReport(
+                    status=f.tracker.status if f.result is not None else PENDING,
+                    reference=self._described(self.uploaded.get(name, self.card)),
+                    n_live=len(f.vectors),
+                    n_total=f.added,
                     **(f.result or {}),
-                }
+                )
                 for name, f in sorted(self.families.items())
             }
-        return {
-            "reference": self._described(self.card),  # the domain reference; a family may have its own
-            "test": f"MMD² beyond the reference's mix floor, Gaussian kernel, permutation p-value "
+        return EmbeddingReport(
+            reference=self._described(self.card),  # the domain reference; a family may have its own
+            test=f"MMD² beyond the reference's mix floor, Gaussian kernel, permutation p-value "
             f"({self.permutations} permutations)",
-            "thresholds": self.limit.as_dict(),
-            "families": families,
-        }
+            thresholds=self.limit.as_dict(),
+            families=families,
+        )
 
     @staticmethod
-    def _described(ref: _Reference) -> dict[str, Any]:
-        return {
-            "n": int(ref.vectors.shape[0]),
-            "source": ref.source,
-            "kind": ref.kind,
-            "bandwidth": ref.bandwidth,
-            "mix_floor": round(ref.floor, 6),
-        }
+    def _described(ref: _Reference) -> EmbeddingReference:
+        return EmbeddingReference(
+            n=int(ref.vectors.shape[0]),
+            source=ref.source,
+            kind=ref.kind,
+            bandwidth=ref.bandwidth,
+            mix_floor=round(ref.floor, 6),
+        )

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from service.api.collections.routing import BY_NAME, WRITE, Name, call, links
-from service.api.deps import CollectionsDep, EmbedderDep, get_reembed_jobs, model_embedder, served_fingerprint
+from service.api.deps import (
+    CollectionsDep,
+    EmbedderDep,
+    ServicesDep,
+    get_reembed_jobs,
+    model_embedder,
+    served_fingerprint,
+)
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.jobs import ReembedJobs
 from service.api.render import json_response
@@ -127,7 +134,10 @@ async def reembed_collection(
     responses=responses(401, 404, 422),
     operation_id="drop_collection",
 )
-async def drop_collection(name: Name, collections: CollectionsDep, jobs: ReembedJobsDep) -> Response:
+async def drop_collection(
+    name: Name, collections: CollectionsDep, jobs: ReembedJobsDep, services: ServicesDep
+) -> Response:
     await call(collections.drop, name)
     jobs.forget(name)
+    services.drift.forget_collection(name)
     return Response(status_code=204)
