@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from service.uris import masked
+
 STATUS_TYPES = {
     400: "bad_request",
     401: "unauthorized",
@@ -63,6 +65,7 @@ class ServiceError(Exception):
                 cls.exit_code = exit_code_of(cls.status)
 
     def __init__(self, message: str, field: str | None = None) -> None:
+        message = masked(message)  # a backend's error may quote a URI with its credentials (service/uris.py)
         super().__init__(message)
         self.message = message
         if field is not None:
