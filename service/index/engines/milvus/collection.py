@@ -22,6 +22,7 @@ from service.index.config import IndexConfig
 from service.index.engines.milvus.catalog import EXTRAS
 from service.index.engines.milvus.expressions import pk_after, pk_filter, tags_filter, tags_text
 from service.index.engines.milvus.locks import WRITE_CLOCK
+from service.index.engines.milvus.moves import read_once_more_if_moved
 from service.index.engines.milvus.store import (
     MAX_BATCH_BYTES,
     MAX_TOP_K,
@@ -171,6 +172,7 @@ class MilvusCollection(VectorCollection):
 
     # -- reads
 
+    @read_once_more_if_moved
     def info(self) -> dict[str, Any]:
         with self.owner.errors(self.name):
             target = self.items_target()
@@ -179,12 +181,14 @@ class MilvusCollection(VectorCollection):
         info = {"name": self.name, "count": count, "dim": self.dim, **self.config.public()}
         return {**info, "model": extras.get("model"), **(extras.get("attributes") or {})}
 
+    @read_once_more_if_moved
     def count(self, conditions: Conditions) -> int:
         """Counted by the tags alone: a 64-bit hash collision could add one, which a count can bear."""
         with self.owner.errors(self.name):
             target = self.items_target()
             return self._count(target, conditions) if target is not None else 0
 
+    @read_once_more_if_moved
     def scroll(self, after: str | None, limit: int, conditions: Conditions, with_vectors: bool = False) -> list[Item]:
         """pk is the hex of the id's UTF-8, so pk order is the embedded engine's id order. Milvus answers a query
         with a limit in pk order; the page is sorted again all the same, and checked against the metadata."""
@@ -201,6 +205,7 @@ class MilvusCollection(VectorCollection):
         rows.sort(key=lambda r: r["pk"])
         return [to_item(r, with_vectors) for r in rows if matches(r["metadata"], conditions)]
 
+    @read_once_more_if_moved
     def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
         """The k nearest items meeting `conditions`; hits are checked against their metadata all the same.
 
@@ -256,6 +261,7 @@ class MilvusCollection(VectorCollection):
 
         return reembed(self, embed, model, batch_size, progress, cancelled)
 
+    @read_once_more_if_moved
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """Every item read back in pages (query_iterator), in the order of their last write."""
         ids: list[str] = []
@@ -272,6 +278,7 @@ class MilvusCollection(VectorCollection):
         vectors = np.concatenate(pages) if pages else np.empty((0, self.dim or 0), np.float32)
         return [ids[i] for i in order], vectors[order]
 
+    @read_once_more_if_moved
     def items(self, ids: Sequence[str], with_vectors: bool = False) -> list[Item | None]:
         wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
         found: dict[str, Item] = {}
