@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.index.base import (
-    Hit,
-    Item,
-    VectorCollection,
-    check_dim,
-    check_items,
-    check_query,
-    merged,
-    refuse_other_model,
-    valid_id,
-)
+from service.index.base import Hit, Item, Reembedding, VectorCollection, check_dim, check_query, merged, valid_id
 from service.index.config import IndexConfig
 from service.index.engines.milvus.catalog import EXTRAS
 from service.index.engines.milvus.expressions import pk_after, pk_filter, tags_filter, tags_text
@@ -127,16 +117,13 @@ class MilvusCollection(VectorCollection):
         written, and sending the same batch again is safe. The model is checked and adopted before the items are
         written (Milvus has no transaction to do it in: two replicas of different models adopting at the same
         moment is the one race left, and the catalog keeps the later)."""
-        checked, vectors = check_items(items, vectors, self.limits)
+        checked, vectors = self.checked(items, vectors)
         by_id = {item.id: to_row(item, f"items[{i}]", self.dim) for i, item in enumerate(items)}  # the last id wins
         with self.owner.writing(self.name), self.owner.errors(self.name):
             target = self._ensure_items(vectors.shape[1])
             check_dim(vectors, self.dim or 0)
-            if model is not None:
-                stored = self.extras().get("model")
-                refuse_other_model(self.name, stored, model)
-                if stored is None:
-                    self.rewrite(model=model)
+            if model is not None and self.adopts(self.extras().get("model"), model):
+                self.rewrite(model=model)
             batch: list[dict[str, Any]] = []
             size, seq = 0, WRITE_CLOCK.take(len(checked))
             for i, (item, vector) in enumerate(zip(checked, vectors, strict=True)):
@@ -248,18 +235,11 @@ class MilvusCollection(VectorCollection):
     def _count(self, target: str, conditions: Conditions) -> int:
         return int(self.connection.query(target, self._filter(conditions), ["count(*)"])[0]["count(*)"])
 
-    def reembed(
-        self,
-        embed: Callable[[list[str]], np.ndarray],
-        model: str,
-        batch_size: int = 256,
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] = lambda: False,
-    ) -> dict[str, Any]:
+    def reembedding(self, job: Reembedding) -> int:
         """Into a new items collection, then one catalog write switches to it (reembed.py)."""
         from service.index.engines.milvus.reembed import reembed
 
-        return reembed(self, embed, model, batch_size, progress, cancelled)
+        return reembed(self, job)
 
     @read_once_more_if_moved
     def vectors(self) -> tuple[list[str], np.ndarray]:
