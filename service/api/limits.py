@@ -310,7 +310,7 @@ Text = Annotated[
 """A string of 1 to O2V_MAX_TEXT_CHARS characters, at least one of them visible (`visible`)."""
 
 Texts = Annotated[list[Text], Field(min_length=1), Limit("maxItems", "max_batch_size")]
-"""1 to O2V_MAX_BATCH_SIZE texts."""
+"""1 to O2V_MAX_REQUEST_TEXTS texts."""
 
 
 def _listed(value: Any) -> Any:

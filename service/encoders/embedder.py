@@ -15,7 +15,7 @@ from typing import Literal, Protocol, TypeVar, cast
 import numpy as np
 
 from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows
-from service.encoders.batching import Job, MicroBatcher
+from service.encoders.batching import BATCH_WAIT_MS, ENCODE_BATCH, Job, MicroBatcher
 from service.encoders.cache import EmbeddingCache, cache_key
 from service.settings import Settings
 from service.text import Direction, Encoded, Token
@@ -49,8 +49,8 @@ class Embedder:
         self.batchers = {
             channel: MicroBatcher(
                 partial(encoder.embed_ids, channel=channel),
-                settings.max_encode_batch,
-                settings.max_batch_wait_ms,
+                ENCODE_BATCH,
+                BATCH_WAIT_MS,
                 settings.max_queued_texts,
                 on_batch=partial(observe, "embed") if observe else None,
                 name=channel,
