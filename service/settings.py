@@ -221,7 +221,6 @@ class LimitSettings(Group):
         description="requests of each heavy kind (cluster; drift baseline upload) running at once, on their own "
         "threads; beyond it a 503",
     )
-    max_filter_keys: int = Field(32, ge=1, le=256, description="keys in one search filter (SQLite: 500 terms)")
     max_metadata_bytes: int = Field(
         65_536, ge=2, le=65_536, description="an item's metadata as UTF-8 JSON (Milvus' limit on one JSON value)"
     )
@@ -411,6 +410,7 @@ class Settings(BaseSettings):
     adapt_max_items: int = Field(200_000, ge=1, description="labelled items one adaptation job may train on")
 
     # micro-batching: requests' texts are queued and encoded together
+    max_batch_wait_ms: float = Field(2.0, ge=0.0, description="how long a batch that is not full waits for more texts")
     max_queued_texts: int = Field(1024, ge=1, description="texts waiting; beyond it requests get 503")
     embed_cache_bytes: int = Field(
         0, ge=0, description="LRU of embeddings by token ids, bounded in bytes (384-d: ~2 KB a text); 0 = off"
@@ -581,6 +581,7 @@ def threshold_names(flat: str, path: tuple[str, ...]) -> dict[str, tuple[str, ..
 
 RENAMED: dict[str, tuple[str, ...]] = {
     "models_loaded_max": ("max_loaded_models",),
+    "batch_max_wait_ms": ("max_batch_wait_ms",),
     "queue_max_size": ("max_queued_texts",),
     "http_header_timeout_s": ("server", "http_timeouts_s", "header"),
     "http_body_timeout_s": ("server", "http_timeouts_s", "body"),
@@ -626,11 +627,11 @@ FIXED: dict[str, str] = {
     "onnx_inter_op_threads": "service.encoders.onnx:INTER_OP_THREADS",
     "onnx_max_batch_tokens": "service.encoders.onnx:MAX_BATCH_TOKENS",
     **{name: "service.encoders.batching:ENCODE_BATCH" for name in ("max_encode_batch", "batch_max_size")},
-    **{name: "service.encoders.batching:BATCH_WAIT_MS" for name in ("max_batch_wait_ms", "batch_max_wait_ms")},
     "adapt_niceness": "service.model.adaptation:ADAPT_NICENESS",
     "sagemaker_connect_timeout_s": "service.encoders.sagemaker:CONNECT_TIMEOUT_S",
     **{name: "service.index.metadata:MAX_METADATA_DEPTH" for name in ("max_metadata_depth", "metadata_max_depth")},
     "max_header_bytes": "service.api.connections:MAX_HEADER_BYTES",
+    "max_filter_keys": "service.index.metadata:MAX_FILTER_KEYS",
     "index_filter_exact_max": "service.index.engines.faiss.mirror:Options.filter_exact_max",
     "index_rebuild_inline_max": "service.index.engines.faiss.mirror:Options.rebuild_inline_max",
     "drift_classify_reference_max": "service.drift.config:CLASSIFY_REFERENCE_MAX",

@@ -44,9 +44,6 @@ ENCODE_BATCH = 64
 """Rows in one encoder call: the ONNX encoder cuts a batch into runs of MAX_BATCH_TOKENS padded tokens anyway, so a
 larger batch adds no throughput, only the wait of the rows at its end; for SageMaker, 64 texts stay far below
 InvokeEndpoint's 6 MiB (the body is split by O2V_SAGEMAKER_MAX_BODY_BYTES besides)."""
-BATCH_WAIT_MS = 2.0
-"""How long a batch that is not full waits for more rows: under load the next batch forms while the encoder runs, so
-the wait matters only for a lone request, for which 2 ms is within the noise of one encoder call."""
 
 
 def _fail(jobs: Iterable[Job], exc: BaseException) -> None:

@@ -15,7 +15,7 @@ from typing import Literal, Protocol, TypeVar, cast
 import numpy as np
 
 from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows
-from service.encoders.batching import BATCH_WAIT_MS, ENCODE_BATCH, Job, MicroBatcher
+from service.encoders.batching import ENCODE_BATCH, Job, MicroBatcher
 from service.encoders.cache import EmbeddingCache, cache_key
 from service.settings import Settings
 from service.text import Direction, Encoded, Token
@@ -50,7 +50,7 @@ class Embedder:
             channel: MicroBatcher(
                 partial(encoder.embed_ids, channel=channel),
                 ENCODE_BATCH,
-                BATCH_WAIT_MS,
+                settings.max_batch_wait_ms,
                 settings.max_queued_texts,
                 on_batch=partial(observe, "embed") if observe else None,
                 name=channel,

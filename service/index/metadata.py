@@ -16,6 +16,9 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 """Metadata integers are signed 64-bit: what SQLite, Milvus' JSON and orjson (the answers) all hold. Larger ones
 would be stored and then fail every answer that includes them; JSON-safe 2^53 would refuse real 64-bit ids."""
 DEFAULTS = Settings.flat_defaults()
+MAX_FILTER_KEYS = 32
+"""Keys in one search filter: each is a SQLite term (at most 500 in one statement) and a clause of Milvus'
+expression; 32 exact-match keys is past any real filter on item metadata, and past it the request is a 422."""
 MAX_METADATA_DEPTH = 16
 """Nesting of an item's metadata (objects and lists): checked before recursing deeper, so a value nested thousands
 deep is a 422, not a RecursionError; 16 holds any document-like record, and filters only match top-level keys."""
@@ -45,15 +48,15 @@ def canonical(value: Any) -> str | None:
 @dataclass(frozen=True)
 class Limits:
     """What a caller may store or ask, the same on every engine (MAX_METADATA_DEPTH, O2V_MAX_METADATA_BYTES,
-    O2V_MAX_FILTER_KEYS)."""
+    MAX_FILTER_KEYS)."""
 
     metadata_max_depth: int = MAX_METADATA_DEPTH
     metadata_max_bytes: int = DEFAULTS["metadata_max_bytes"]
-    max_filter_keys: int = DEFAULTS["max_filter_keys"]
+    max_filter_keys: int = MAX_FILTER_KEYS
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
-        return cls(MAX_METADATA_DEPTH, s.limits.max_metadata_bytes, s.limits.max_filter_keys)
+        return cls(MAX_METADATA_DEPTH, s.limits.max_metadata_bytes, MAX_FILTER_KEYS)
 
 
 DEFAULT_LIMITS = Limits()
@@ -119,7 +122,7 @@ def check_filter(flt: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS)
     if not isinstance(flt, Mapping):
         raise InvalidRequest("filter must be a JSON object", "filter")
     if len(flt) > limits.max_filter_keys:
-        message = f"a filter has at most {limits.max_filter_keys} keys (O2V_MAX_FILTER_KEYS), got {len(flt)}"
+        message = f"a filter has at most {limits.max_filter_keys} keys, got {len(flt)}"
         raise InvalidRequest(message, "filter")
     conditions: Conditions = {}
     for key, value in flt.items():
