@@ -410,7 +410,12 @@ class Settings(BaseSettings):
     adapt_max_items: int = Field(200_000, ge=1, description="labelled items one adaptation job may train on")
 
     # micro-batching: requests' texts are queued and encoded together
-    max_batch_wait_ms: float = Field(2.0, ge=0.0, description="how long a batch that is not full waits for more texts")
+    max_batch_wait_ms: float = Field(
+        2.0,
+        ge=0.0,
+        description="how long a batch that is not full waits for more texts (under load the next batch forms while "
+        "the encoder runs anyway)",
+    )
     max_queued_texts: int = Field(1024, ge=1, description="texts waiting; beyond it requests get 503")
     embed_cache_bytes: int = Field(
         0, ge=0, description="LRU of embeddings by token ids, bounded in bytes (384-d: ~2 KB a text); 0 = off"
