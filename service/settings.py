@@ -699,7 +699,9 @@ def by_variable() -> Iterator[None]:
 
 
 def located(loc: tuple[str | int, ...]) -> tuple[str, ...]:
-    if len(loc) == 1 and loc[0] in GROUPS:
+    """The error's variable (and the field inside it); none for a check of several (Settings', a group's), whose
+    message names them."""
+    if not loc or (len(loc) == 1 and loc[0] in GROUPS):
         return ()
     *parts, last = variable(loc)
     return (*parts, last + also(loc))

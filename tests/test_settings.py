@@ -285,6 +285,15 @@ def test_a_validation_error_names_the_environment_variable(values: dict[str, obj
     assert str(refused.value).splitlines()[1] == variable
 
 
+def test_a_check_of_several_settings_names_them_in_its_message() -> None:
+    with pytest.raises(ValidationError, match="O2V_READ_API_KEY is set but O2V_API_KEY is not") as refused:
+        Settings(read_api_key=KEY)
+    assert refused.value.errors()[0]["loc"] == ()
+    with pytest.raises(ValidationError, match=r"O2V_DRIFT_MIN_SAMPLES=300 is above O2V_DRIFT_WINDOW \(200\)") as group:
+        Settings(drift_window=200, drift_min_samples=300)
+    assert group.value.errors()[0]["loc"] == ()
+
+
 def test_the_environment_s_errors_name_its_variables_and_hide_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("O2V_DRIFT_MIN_SAMPLES", "3")
     monkeypatch.setenv("O2V_SAGEMAKER_MAX_ATTEMPTS", "zero-secret-ish")
