@@ -73,7 +73,7 @@ class Services:
             limits=Limits.of(settings, encoder),
             metrics=Metrics(),
             model_registry=ModelRegistry(settings.data_dir, encoder.name, model_path, settings.default_model),
-            adapt_jobs=AdaptJobs(settings.data_dir, settings.adapt_niceness),
+            adapt_jobs=AdaptJobs(settings.data_dir),
         )
 
     @property

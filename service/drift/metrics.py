@@ -63,7 +63,7 @@ class DriftCollector(Collector):
             if s.get("domain"):
                 domain.add_metric([name], STATUS_VALUE[s["domain"]["status"]])
             # labels are metadata values (an email, an id): never a metric label. Each row is named by its rank,
-            # most moved first, as GET /drift lists them (keyed); at most O2V_DRIFT_MAX_LABELS + 2 rows
+            # most moved first, as GET /drift lists them (keyed); at most MAX_LABELS + 2 rows
             for rank, row in enumerate((s.get("labels") or {}).get("labels", [])):
                 label_p.add_metric([str(rank)], row["pvalue"])
                 label_share.add_metric([str(rank), "reference"], row["share_reference"])

@@ -23,6 +23,9 @@ from service.model.labelled import Labelled
 
 INSTALL_HINT = "pip install 'object2vec-service[train]'  (or: pip install -e '.[train]' in a checkout)"
 REQUEST, PROGRESS, RESULT, ERROR, CANCEL = "request.json", "progress.jsonl", "result.json", "error.json", "cancel"
+ADAPT_NICENESS = 10
+"""The nice value of the training child: it yields the CPU to the server it shares a machine with (requests keep
+their latency while a model trains) and still gets every idle cycle; its thread count is O2V_ADAPT_THREADS."""
 
 
 class TrainingUnavailable(RuntimeError):
@@ -100,7 +103,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def spawn(job_dir: Path, out_dir: Path, niceness: int = 10) -> subprocess.Popen[bytes]:
+def spawn(job_dir: Path, out_dir: Path, niceness: int = ADAPT_NICENESS) -> subprocess.Popen[bytes]:
     """Start the training child, niced, its output in job_dir/log.txt; it runs in its own session so that a
     signal meant for the server's process group does not reach it halfway through writing."""
     log = open(job_dir / "log.txt", "ab")  # noqa: SIM115 (the child owns it)
@@ -134,7 +137,7 @@ def log_tail(job_dir: Path, chars: int = 2000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.is_file() else ""
 
 
-def run_in_child(request: AdaptRequest, out_dir: Path, job_dir: Path, niceness: int = 10) -> dict[str, Any]:
+def run_in_child(request: AdaptRequest, out_dir: Path, job_dir: Path, niceness: int = ADAPT_NICENESS) -> dict[str, Any]:
     """Train in a child process and wait: the bench's path. Returns the child's wall seconds and peak RSS."""
     check_train_extra()
     job_dir.mkdir(parents=True, exist_ok=True)

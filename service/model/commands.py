@@ -114,7 +114,7 @@ def _adapt(args: argparse.Namespace, settings: Any, registry: Any) -> int:
     job_dir = settings.data_dir / ".o2v" / "jobs" / f"cli-{args.name}-{int(time.time())}"
     job_dir.mkdir(parents=True)
     write_json_atomic(job_dir / REQUEST, request.to_json())
-    child = spawn(job_dir, out, settings.adapt_niceness)
+    child = spawn(job_dir, out)
     epochs = int(hyperparameters.get("epochs", 10))
     with tqdm(total=epochs, desc=f"adapt {args.name}", unit="epoch") as bar:
         while child.poll() is None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from service.model.adaptation import (
+    ADAPT_NICENESS,
     ERROR,
     REQUEST,
     RESULT,
@@ -48,7 +49,7 @@ def _now() -> str:
 
 
 class AdaptJobs:
-    def __init__(self, data_dir: Path, niceness: int = 10) -> None:
+    def __init__(self, data_dir: Path, niceness: int = ADAPT_NICENESS) -> None:
         self.root = Path(data_dir) / ".o2v" / "jobs"
         self.niceness = niceness
         self.children: dict[str, subprocess.Popen[bytes]] = {}

@@ -34,7 +34,7 @@ Filter = Annotated[
         json_schema_extra=stated(description="exact match on metadata: {{key: scalar}}, at most {max_filter_keys} keys")
     ),
 ]
-"""service.index checks the keys and values (at most O2V_MAX_FILTER_KEYS keys, scalar values)."""
+"""service.index checks the keys and values (at most MAX_FILTER_KEYS keys, scalar values)."""
 
 
 class StrictModel(BaseModel):
