@@ -55,6 +55,11 @@ def describe(services: Services, entry: ModelEntry, default: str) -> dict[str, A
     return out
 
 
+def conflict(why: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """responses(*statuses) with the 409 saying which conflicts the route answers."""
+    return {**responses(*statuses), 409: {**responses(409)[409], "description": why}}
+
+
 router = APIRouter(tags=["models"])
 
 
@@ -80,7 +85,11 @@ async def get_model(model_id: str, services: ServicesDep) -> Response:
     return json_response({**describe(services, entry, registry.default()), **({"id": model_id} if alias else {})})
 
 
-@router.post("/models/{name}/promote", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
+@router.post(
+    "/models/{name}/promote",
+    dependencies=[Depends(require_api_key)],
+    responses=conflict("the model's adaptation job did not succeed (failed or cancelled)", 401, 404),
+)
 async def promote(name: str, services: ServicesDep) -> Response:
     """Make `name` the default model: it is loaded first, then the switch is one atomic file replace."""
     registry = services.model_registry
@@ -110,7 +119,9 @@ async def remove(name: str, services: ServicesDep) -> Response:
     "/models/adapt",
     status_code=202,
     dependencies=[Depends(require_api_key)],
-    responses=responses(*BODY_ERRORS, 401, 404, 409, 503),
+    responses=conflict(
+        "an adaptation job is running (one at a time, not queued), or the name is taken", *BODY_ERRORS, 401, 404, 503
+    ),
 )
 async def adapt(body: AdaptBody, services: ServicesDep) -> Response:
     """Train a new model from the parent on the collection's labelled items, in a niced child process; 202 with the
