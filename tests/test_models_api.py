@@ -146,6 +146,9 @@ def test_route_segments_are_reserved_names_and_bad_names_are_refused(http: TestC
             if "{" not in segment:
                 literal.add(segment)
     assert literal == RESERVED_NAMES
+    for name in sorted(RESERVED_NAMES):  # no other route shares its path: DELETE /models/{name} does not match it
+        assert http.options(f"/models/{name}").headers["allow"] == "POST, OPTIONS"
+        assert http.delete(f"/models/{name}", headers=AUTH).status_code == 405
     body = {"collection": "anything", "label_key": "intent"}
     for name in sorted(RESERVED_NAMES):
         answer = http.post("/models/adapt", json={**body, "name": name}, headers=AUTH)

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from service.api.auth import require_api_key
 from service.api.deps import ServicesDep
@@ -20,6 +21,7 @@ from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_tr
 from service.model.jobs import JobConflict, UnknownJob
 from service.model.labelled import LabelError, Labelled, check_labelled, labelled_items, pair_rows
 from service.model.registry import (
+    RESERVED_NAMES,
     ModelConflict,
     ModelEntry,
     ModelNameError,
@@ -60,6 +62,14 @@ def conflict(why: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
     return {**responses(*statuses), 409: {**responses(409)[409], "description": why}}
 
 
+class ModelSegment(StringConvertor):
+    """A path segment other than a reserved name: `DELETE /models/{name:model}` does not match /models/adapt, whose
+    OPTIONS then lists POST alone and whose DELETE is a 405."""
+
+    regex = f"(?!(?:{'|'.join(sorted(RESERVED_NAMES))})$)[^/]+"
+
+
+register_url_convertor("model", ModelSegment())
 router = APIRouter(tags=["models"])
 
 
@@ -104,7 +114,7 @@ async def promote(name: str, services: ServicesDep) -> Response:
     return json_response(state)
 
 
-@router.delete("/models/{name}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
+@router.delete("/models/{name:model}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
 async def remove(name: str, services: ServicesDep) -> Response:
     """Remove an adapted model that is not the default."""
     try:
