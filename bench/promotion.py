@@ -22,6 +22,8 @@ while a job trains /readyz under 1 s with embeddings still served (0 failures). 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import tempfile
 import threading
@@ -123,10 +125,23 @@ class Checker(threading.Thread):
         }
 
 
-def promote_back_and_forth(url: str, start_after_s: float, count: int, every_s: float) -> list[dict[str, Any]]:
-    """`count` keyed promotions, `every_s` apart: the adapted model first, then each time the `previous` one the
-    last answer named (rollback)."""
-    time.sleep(start_after_s)
+def locust_started(out: Path, timeout_s: float = 120) -> float:
+    """When locust's run began: the first row of its stats history (written each second from the test's start)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(FileNotFoundError, StopIteration, KeyError, ValueError),
+            open(out / "locust_stats_history.csv", newline="") as fh,
+        ):
+            return float(next(csv.DictReader(fh))["Timestamp"])
+        time.sleep(0.2)
+    raise RuntimeError(f"locust wrote no stats history in {timeout_s:.0f} s")
+
+
+def promote_back_and_forth(url: str, start_at: float, count: int, every_s: float) -> list[dict[str, Any]]:
+    """`count` keyed promotions, `every_s` apart from `start_at` (time.time()): the adapted model first, then each
+    time the `previous` one the last answer named (rollback)."""
+    time.sleep(max(start_at - time.time(), 0))
     done, name = [], ADAPTED
     with httpx.Client(base_url=url, timeout=60, headers=AUTH) as http:
         for _ in range(count):
@@ -206,13 +221,15 @@ def promotion_run(args: argparse.Namespace, url: str, refs: dict[str, np.ndarray
     promotions: list[dict[str, Any]] = []
 
     def promote() -> None:
-        promotions.extend(promote_back_and_forth(url, args.before + args.margin, args.promotions, every))
+        start = locust_started(out) + args.before + args.margin
+        promotions.extend(promote_back_and_forth(url, start, args.promotions, every))
 
     promoter, checker = threading.Thread(target=promote, daemon=True), Checker(url, refs)
     locust_args = argparse.Namespace(
         spawn_rate=args.users, weights="", think_scale=args.think_scale, batch=32, shared_data=None
     )
     names = {"intents": "intents", "reviews": "reviews"}
+    (out / "locust_stats_history.csv").unlink(missing_ok=True)  # a previous run's
     checker.start()
     promoter.start()
     run_locust(locust_args, url, out, spec, names)
