@@ -1,7 +1,7 @@
 """Serving while the default model switches and while an adaptation job trains, against a real `o2v serve`.
 
-    python -m bench.promotion                     # about three minutes
-    python -m bench.promotion --users 8 --during 40 --promotions 8 --json bench/results/promotion.json
+    python -m loadtests.promotion                     # about three minutes
+    python -m loadtests.promotion --users 8 --during 40 --promotions 8 --json bench/results/promotion.json
 
 1. The server (keyed, a temporary data directory) gets the load test's collections (loadtests/plan.py), and a
    second model is made the way a team makes one: `POST /models/adapt` on the intents collection's `label`s (a
@@ -374,7 +374,7 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.promotion", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m loadtests.promotion", description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=8, help="locust users (the load test's caller mix)")
     p.add_argument("--think-scale", type=float, default=1.0, help="times each caller's think time")
     p.add_argument("--before", type=float, default=20, help="seconds of load before the promotions")
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-epochs", type=int, default=10, help="epochs of the job trained while serving")
     p.add_argument("--idle", type=float, default=15, help="seconds of the probes with no job, for comparison")
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each reads the promotion)")
-    p.add_argument("--out", default="build/bench-promotion", help="folder for locust's reports")
+    p.add_argument("--out", default="build/loadtest/promotion", help="folder for locust's reports")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
     out = Path(args.out)
