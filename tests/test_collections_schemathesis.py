@@ -121,11 +121,9 @@ def test_stateful_chains_reach_the_item_routes_with_real_data() -> None:
 
 
 def test_schemathesis_runs_every_operation_of_the_schema() -> None:
-    from tests.test_gateway_schemathesis import GATEWAY_TAGS
+    from tests.test_gateway_schemathesis import GATEWAY_TAGS, MODEL_TAGS
 
-    # the model registry and its jobs are not fuzzed yet (POST /models/adapt would start training runs, and
-    # DELETE /models/{name} also matches /models/adapt): tests/test_models_api.py and test_adapt_e2e.py cover them
-    run = {*GATEWAY_TAGS, *TAGS, "models"}
+    run = {*GATEWAY_TAGS, *MODEL_TAGS, *TAGS}
     operations = [(path, method, op) for path, item in APP.openapi()["paths"].items() for method, op in item.items()]
     unrun = [f"{method.upper()} {path}" for path, method, op in operations if not run & {*op.get("tags", [])}]
     collections = [path for path, _, op in operations if "collections" in op.get("tags", [])]

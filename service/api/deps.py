@@ -98,15 +98,12 @@ def admit_stream(request: Request, stream: str) -> None:
     monitor.create_stream(stream)
 
 
-async def model_embedder(request: Request, name: str | None, strict: bool = True) -> Embedder:
+async def model_embedder(request: Request, name: str | None) -> Embedder:
     """The Embedder of the model a request names (None, or one of O2V_MODEL_ALIASES: the default model); an unknown
-    name is a 404 model_not_found naming the models there are, or with `strict` false the default model (Cohere's
-    rerank clients must send a model name of their own)."""
+    name is a 404 model_not_found naming the models there are."""
     services = get_services(request)
     pool, aliases = services.models, services.settings.model_aliases
     if name is None or name in aliases:
-        return await pool.default()
-    if not strict and name not in {e.name for e in services.model_registry.entries()}:
         return await pool.default()
     try:
         return await pool.get(name)

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from service.api.auth import require_api_key
 from service.api.deps import ServicesDep
@@ -20,6 +21,7 @@ from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_tr
 from service.model.jobs import JobConflict, UnknownJob
 from service.model.labelled import LabelError, Labelled, check_labelled, labelled_items, pair_rows
 from service.model.registry import (
+    RESERVED_NAMES,
     ModelConflict,
     ModelEntry,
     ModelNameError,
@@ -55,6 +57,19 @@ def describe(services: Services, entry: ModelEntry, default: str) -> dict[str, A
     return out
 
 
+def conflict(why: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """responses(*statuses) with the 409 saying which conflicts the route answers."""
+    return {**responses(*statuses), 409: {**responses(409)[409], "description": why}}
+
+
+class ModelSegment(StringConvertor):
+    """A path segment other than a reserved name: `DELETE /models/{name:model}` does not match /models/adapt, whose
+    OPTIONS then lists POST alone and whose DELETE is a 405."""
+
+    regex = f"(?!(?:{'|'.join(sorted(RESERVED_NAMES))})$)[^/]+"
+
+
+register_url_convertor("model", ModelSegment())
 router = APIRouter(tags=["models"])
 
 
@@ -80,7 +95,11 @@ async def get_model(model_id: str, services: ServicesDep) -> Response:
     return json_response({**describe(services, entry, registry.default()), **({"id": model_id} if alias else {})})
 
 
-@router.post("/models/{name}/promote", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
+@router.post(
+    "/models/{name}/promote",
+    dependencies=[Depends(require_api_key)],
+    responses=conflict("the model's adaptation job did not succeed (failed or cancelled)", 401, 404),
+)
 async def promote(name: str, services: ServicesDep) -> Response:
     """Make `name` the default model: it is loaded first, then the switch is one atomic file replace."""
     registry = services.model_registry
@@ -95,7 +114,7 @@ async def promote(name: str, services: ServicesDep) -> Response:
     return json_response(state)
 
 
-@router.delete("/models/{name}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
+@router.delete("/models/{name:model}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
 async def remove(name: str, services: ServicesDep) -> Response:
     """Remove an adapted model that is not the default."""
     try:
@@ -110,7 +129,9 @@ async def remove(name: str, services: ServicesDep) -> Response:
     "/models/adapt",
     status_code=202,
     dependencies=[Depends(require_api_key)],
-    responses=responses(*BODY_ERRORS, 401, 404, 409, 503),
+    responses=conflict(
+        "an adaptation job is running (one at a time, not queued), or the name is taken", *BODY_ERRORS, 401, 404, 503
+    ),
 )
 async def adapt(body: AdaptBody, services: ServicesDep) -> Response:
     """Train a new model from the parent on the collection's labelled items, in a niced child process; 202 with the

@@ -8,7 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 class AdaptBody(BaseModel):
     """A team's labelled data: a collection whose items carry `label_key`, or Object2Vec pairs as text."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "intents-v2", "collection": "intents", "label_key": "intent", "seed": 0}]
+        },
+    )
     name: str = Field(description="the new model's name, [A-Za-z0-9_-]{1,64}")
     collection: str | None = Field(None, description="train on this collection's items and their labels")
     label_key: str | None = Field(None, description="the metadata key holding each item's label")
