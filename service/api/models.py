@@ -187,7 +187,7 @@ REPORT_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/jobs/{job_id}/report", response_class=HTMLResponse, responses=REPORT_DOC)
+@router.get("/jobs/{job_id}/report", response_class=Response, responses=REPORT_DOC)
 async def job_report(job_id: str, services: ServicesDep) -> Response:
     """The report of a job that succeeded: parent against adapted on the held-out split, per-epoch metrics, the
     tuning trials, lineage (404 while it runs, or when it failed or was cancelled)."""
@@ -200,7 +200,7 @@ async def job_report(job_id: str, services: ServicesDep) -> Response:
     return HTMLResponse(page)
 
 
-@router.get("/models/{name}/report", response_class=HTMLResponse, responses=REPORT_DOC)
+@router.get("/models/{name}/report", response_class=Response, responses=REPORT_DOC)
 async def model_report(name: str, services: ServicesDep) -> Response:
     """The report an adapted model was written with (report.html in its directory); other models have none."""
     try:
