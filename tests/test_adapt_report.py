@@ -80,7 +80,9 @@ def test_tuned_job_reports_its_trials_and_the_report_shows_the_result(http: Test
     assert tuning["best_trial"] == best["trial"]
     assert result["evaluation"]["adapted"]["knn_accuracy"] == best["objective"]  # the best trial is the model
     for name, value in tuning["rows"][tuning["best_trial"] - 1]["hyperparameters"].items():
-        assert result["hyperparameters"][name] == value
+        assert float(result["hyperparameters"][name]) == float(value)
+    first = {k: float(v) for k, v in tuning["rows"][0]["hyperparameters"].items()}
+    assert first == {"learning_rate": 0.01, "dropout": 0.1, "weight_decay": 0.0}  # trial 1: the untuned defaults
     card = json.loads((Path(result["path"]) / "model_card.json").read_text())
     assert card["tuning"]["rows"] == tuning["rows"]
 

@@ -5,7 +5,9 @@ with the job's seed, and its running-median pruner (`TrainingJobEarlyStoppingTyp
 kNN accuracy. Every trial is one `fine_tune` from the parent on the job's own train/held-out split, with the job's
 seed, so the same request gives the same trials and the same model. The objective is the task's validation metric
 of the kept epoch (kNN accuracy for labelled utterances, Spearman of the cosine for pairs); the best trial's model
-is the job's model, and every trial is recorded in the result and the card.
+is the job's model, and every trial is recorded in the result and the card. Trial 1 runs the adaptation defaults
+(ADAPT_DEFAULTS, or what the request set), so a tuned job keeps a model at least as good on the held-out split as
+the untuned job would have.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def tune(
     spec = spec_for(trials, metric, cfg.hyperparameters)
     study = optuna.create_study(direction="maximize", sampler=make_sampler(spec, cfg.seed))
     study.pruner = make_pruner(spec, int(cfg.sagemaker()["epochs"]))
+    defaults = cfg.sagemaker()  # trial 1: the untuned job, so tuning never keeps a model worse than it on held-out
+    study.enqueue_trial({r.name: _typed(r, defaults[r.name]) for r in spec.ranges})
     best: AdaptResult | None = None
     best_trial = 0
     rows: list[dict[str, Any]] = []
@@ -133,6 +137,11 @@ def tune(
     if best is None:
         raise FloatingPointError(f"none of the {trials} tuning trials finished: {[r['state'] for r in rows]}")
     return Tuned(best, best_trial, metric, rows, [r.name for r in spec.ranges])
+
+
+def _typed(r: Range, value: str) -> float | int | str:
+    """A SageMaker string as the Optuna parameter `suggest` draws for range `r`."""
+    return value if r.kind == "categorical" else int(value) if r.kind == "integer" else float(value)
 
 
 def _local(cfg: AdaptConfig) -> dict[str, Any]:
