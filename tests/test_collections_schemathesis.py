@@ -106,7 +106,7 @@ UPSERT, SEARCH, CLASSIFY, BATCH = (
 def test_stateful_chains_reach_the_item_routes_with_real_data() -> None:
     Stateful.run(
         settings=settings(
-            max_examples=200,
+            max_examples=300,
             stateful_step_count=10,
             deadline=None,
             derandomize=True,
