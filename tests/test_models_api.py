@@ -207,6 +207,23 @@ def test_the_drift_monitor_follows_the_default_model(http: TestClient) -> None:
     assert http.get("/drift").json()["model"] == bundled_name
 
 
+def test_a_restart_keeps_the_promoted_models_drift_state(data_dir: Path) -> None:
+    """The monitor starts on the default model, so what it learned from the promoted model survives a restart."""
+    pairs = {"pairs": [["a man plays a guitar", "a man is playing guitar"]] * 4}
+    settings = Settings(data_dir=data_dir, api_key=KEY)
+    with TestClient(create_app(settings, onnx_encoder())) as first:
+        first.post("/models/intents-v1/promote", headers=AUTH)
+        first.post("/similarity", json=pairs)
+        before = first.get("/drift").json()
+    try:
+        with TestClient(create_app(settings, onnx_encoder())) as second:
+            after = second.get("/drift").json()  # before any request: the monitor was built on the default
+    finally:
+        (data_dir / ".o2v" / "models" / "default.json").unlink(missing_ok=True)
+    assert after["model"] == before["model"] != "object2vec-sts-384"
+    assert after["streams"]["similarity"]["n_live"] == before["streams"]["similarity"]["n_live"] == 4
+
+
 def test_registry_names_taken_and_path_characters_are_refused(data_dir: Path) -> None:
     registry = ModelRegistry(data_dir, BUNDLED, DEFAULT_MODEL_DIR)
     for bad in ("../x", "a/b", "a.b", "", "x" * 65):

@@ -115,16 +115,16 @@ class Services:
             if monitor is not None:
                 if watched is not None:
                     watched.sink = None
-                model_dir = self._model_dir(embedder.encoder)
+                model_dir = self._model_dir(embedder)
                 tokenizer = getattr(embedder.encoder, "tokenizer", None)
                 await asyncio.to_thread(monitor.serve_model, embedder.encoder.model.card, model_dir, tokenizer)
                 embedder.sink = monitor
             self._watched = embedder
 
-    def _model_dir(self, encoder: Encoder) -> Path:
-        """Where an encoder's model files are: its directory, or for a SageMaker endpoint the local model dir
-        whose tokenizer it uses."""
-        return encoder.model.path if encoder.backend == "onnx" else self.settings.model_dir
+    def _model_dir(self, embedder: Embedder) -> Path:
+        """Where a model's files are: O2V_MODEL_DIR for the configured model (a SageMaker endpoint's tokenizer is
+        there too), an adapted model's own directory."""
+        return self.settings.model_dir if embedder is self.embedder else embedder.encoder.model.path
 
     def require_collections(self) -> CollectionRegistry:
         """The vector-store registry (set by the collections router while it runs)."""
@@ -151,6 +151,7 @@ class Services:
         """The embedder, the model pool, the adaptation jobs and (with O2V_DRIFT_ENABLED) the drift monitor with its
         checking thread, from start-up to shutdown."""
         settings, encoder = self.settings, self.encoder
+        self._switching = asyncio.Lock()  # of this lifespan's event loop
         embedder = self._embedder = Embedder(encoder, settings, self.metrics.observe_encoder)
         embedder.start()
         self.metrics.track_queues(embedder)
@@ -161,7 +162,7 @@ class Services:
             watched = await self._start_default()
             model = watched.encoder
             self.monitor = DriftMonitor.from_settings(
-                settings, model.model.card, getattr(model, "tokenizer", None), self._model_dir(model)
+                settings, model.model.card, getattr(model, "tokenizer", None), self._model_dir(watched)
             )
             watched.sink, self._watched = self.monitor, watched
         try:
