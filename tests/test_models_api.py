@@ -119,6 +119,111 @@ def test_promotion_is_keyed_switches_the_default_and_rolls_back(http: TestClient
     assert http.delete(f"/models/{BUNDLED}", headers=AUTH).status_code == 409
 
 
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _default_routes(http: TestClient, ids: list[list[int]]) -> dict[str, np.ndarray]:
+    """What each route that names no model answers for TEXTS (unit vectors; SageMaker's raw ones normalised)."""
+    cohere = http.post("/v2/embed", json={"texts": TEXTS, "embedding_types": ["float"]})
+    tei_root = http.post("/", json={"inputs": TEXTS})
+    instances = {"instances": [{"in0": row} for row in ids]}
+    sagemaker = http.post("/invocations", json=instances)
+    runtime = http.post("/endpoints/any-name/invocations", json=instances)
+    for answer in (cohere, tei_root, sagemaker, runtime):
+        assert answer.status_code == 200, answer.text
+    return {
+        "/v2/embed": np.array(cohere.json()["embeddings"]["float"]),
+        "/": np.array(tei_root.json()),
+        "/invocations": _unit(np.array([p["embeddings"] for p in sagemaker.json()["predictions"]])),
+        "/endpoints/{name}/invocations": _unit(np.array([p["embeddings"] for p in runtime.json()["predictions"]])),
+        "/embed": _embed(http),
+    }
+
+
+def test_a_promotion_reaches_every_route_that_names_no_model(http: TestClient) -> None:
+    adapted_dir = ModelDir.load(http.app.state.services.model_registry.get("intents-v1").path)  # type: ignore[attr-defined]
+    adapted = OnnxEncoder(adapted_dir)
+    ids = adapted_dir.tokenizer().encode(TEXTS)
+    expected = {"intents-v1": _unit(adapted.embed_ids(ids)), BUNDLED: _unit(onnx_encoder().embed_ids(ids))}
+    assert np.abs(expected["intents-v1"] - expected[BUNDLED]).max() > 1e-3  # the test can tell them apart
+
+    def served_by(name: str) -> None:
+        for route, vectors in _default_routes(http, ids).items():
+            np.testing.assert_allclose(vectors, expected[name], atol=1e-5, err_msg=route)
+        similarity = {"inputs": {"source_sentence": TEXTS[0], "sentences": [TEXTS[1]]}}
+        cosine = http.post("/", json=similarity).json()[0]
+        assert cosine == pytest.approx(float(expected[name][0] @ expected[name][1]), abs=1e-5)
+        assert http.get("/info").json()["model_id"] == name
+        tokens = http.post("/tokenize", json={"inputs": TEXTS, "add_special_tokens": False}).json()
+        assert [[t["id"] for t in row] for row in tokens] == ids  # the vocabulary of the model that embeds
+        decoded = http.post("/decode", json={"ids": ids}).json()
+        assert [d.lower() for d in decoded] == TEXTS
+
+    served_by(BUNDLED)
+    promoted = http.post("/models/intents-v1/promote", headers=AUTH).json()
+    served_by("intents-v1")
+    named = http.post("/v2/embed", json={"texts": TEXTS, "model": BUNDLED, "embedding_types": ["float"]})
+    np.testing.assert_allclose(named.json()["embeddings"]["float"], expected[BUNDLED], atol=1e-5)  # named wins
+    http.post(f"/models/{promoted['previous']}/promote", headers=AUTH)
+    served_by(BUNDLED)
+
+
+def test_cohere_embed_picks_the_model_it_names(http: TestClient) -> None:
+    body = {"texts": TEXTS, "embedding_types": ["float"]}
+    adapted = http.post("/v2/embed", json={**body, "model": "intents-v1"})
+    assert adapted.status_code == 200
+    np.testing.assert_allclose(adapted.json()["embeddings"]["float"], _embed(http, "intents-v1"), atol=1e-5)
+    unknown = http.post("/v2/embed", json={**body, "model": "embed-english-v3.0"})
+    error = unknown.json()["error"]
+    assert unknown.status_code == 404 and error["type"] == "model_not_found" and error["field"] == "model"
+    assert "intents-v1" in error["message"]
+
+
+def test_the_drift_monitor_follows_the_default_model(http: TestClient) -> None:
+    """A promotion is a model change for the monitor, as at a restart: the learned windows start afresh, the
+    uploaded baselines stay, the report names the model; a baseline's pairs are scored by the default model."""
+    pairs = [["a man plays a guitar", "a man is playing guitar"], ["a dog runs", "the stock market fell"]]
+    bundled_name = http.get("/drift").json()["model"]
+    uploaded = {"scores": [0.1 * i for i in range(10)], "source": "vetted"}
+    assert http.put("/drift/baseline/uploaded", json=uploaded, headers=AUTH).status_code == 200
+    for _ in range(3):
+        http.post("/similarity", json={"pairs": pairs})
+    assert http.get("/drift").json()["streams"]["similarity"]["n_live"] == 6
+
+    http.post("/models/intents-v1/promote", headers=AUTH)
+    http.post("/similarity", json={"pairs": pairs[:1]})  # the first request after the promotion
+    report = http.get("/drift").json()
+    assert report["model"] != bundled_name and report["model"] == ModelDir.load(
+        http.app.state.services.model_registry.get("intents-v1").path  # type: ignore[attr-defined]
+    ).card.get("name")
+    assert report["streams"]["similarity"]["n_live"] == 1  # the old model's scores are gone, the new one's count
+    assert report["streams"]["uploaded"]["baseline"]["source"] == "vetted"  # kept: re-upload if the old model scored it
+    rescored = http.put("/drift/baseline/pairs", json={"pairs": pairs * 5}, headers=AUTH)
+    assert rescored.status_code == 200, rescored.text
+    assert "scored by intents-v1" in rescored.json()["baseline"]["source"]
+    http.post(f"/models/{BUNDLED}/promote", headers=AUTH)
+    http.post("/similarity", json={"pairs": pairs[:1]})
+    assert http.get("/drift").json()["model"] == bundled_name
+
+
+def test_a_restart_keeps_the_promoted_models_drift_state(data_dir: Path) -> None:
+    """The monitor starts on the default model, so what it learned from the promoted model survives a restart."""
+    pairs = {"pairs": [["a man plays a guitar", "a man is playing guitar"]] * 4}
+    settings = Settings(data_dir=data_dir, api_key=KEY)
+    with TestClient(create_app(settings, onnx_encoder())) as first:
+        first.post("/models/intents-v1/promote", headers=AUTH)
+        first.post("/similarity", json=pairs)
+        before = first.get("/drift").json()
+    try:
+        with TestClient(create_app(settings, onnx_encoder())) as second:
+            after = second.get("/drift").json()  # before any request: the monitor was built on the default
+    finally:
+        (data_dir / ".o2v" / "models" / "default.json").unlink(missing_ok=True)
+    assert after["model"] == before["model"] != "object2vec-sts-384"
+    assert after["streams"]["similarity"]["n_live"] == before["streams"]["similarity"]["n_live"] == 4
+
+
 def test_registry_names_taken_and_path_characters_are_refused(data_dir: Path) -> None:
     registry = ModelRegistry(data_dir, BUNDLED, DEFAULT_MODEL_DIR)
     for bad in ("../x", "a/b", "a.b", "", "x" * 65):

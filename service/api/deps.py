@@ -1,8 +1,10 @@
 """FastAPI dependencies and helpers that hand routes the app's shared objects (service/api/services.py).
 
-`get_services(request)` (`ServicesDep`) is the one way in. `get_embedder(request)` returns the served model's Embedder:
-`await embedder.embed(texts)` gives unit-length float32 vectors [n, dim] through the micro-batcher;
-`model_embedder(request, name)` the Embedder of a model a request names. What a route reports to the drift monitor
+`get_services(request)` (`ServicesDep`) is the one way in. `model_embedder(request, name)` returns the Embedder of the
+model a request names, the default model (promoted, else configured) when it names none, and `DefaultEmbedderDep`
+that default for routes without `model`: `await embedder.embed(texts)` gives unit-length float32 vectors [n, dim]
+through the micro-batcher. `get_embedder` (`EmbedderDep`) is the configured model's, which the collections pair with
+`served_fingerprint`. What a route reports to the drift monitor
 goes through `observe_scores`, `observe_label` and `observe_classification` (the app's `DriftSink`: a no-op when
 drift is off), and a route that feeds a caller-named drift stream calls `admit_stream` first.
 """
@@ -37,6 +39,15 @@ async def get_embedder(request: Request) -> Embedder:
 
 
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+
+
+async def default_embedder(request: Request) -> Embedder:
+    """The default model's Embedder (promoted, else configured), held for the whole request: a promotion meanwhile
+    lets the request finish on the model it started with."""
+    return await get_services(request).default_embedder()
+
+
+DefaultEmbedderDep = Annotated[Embedder, Depends(default_embedder)]
 
 
 def get_collections(request: Request) -> CollectionRegistry:
@@ -104,7 +115,7 @@ async def model_embedder(request: Request, name: str | None) -> Embedder:
     services = get_services(request)
     pool, aliases = services.models, services.settings.model_aliases
     if name is None or name in aliases:
-        return await pool.default()
+        return await services.default_embedder()
     try:
         return await pool.get(name)
     except (UnknownModel, ModelNameError) as exc:

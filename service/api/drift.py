@@ -105,11 +105,12 @@ async def set_baseline(
     scores: Sequence[float] | np.ndarray
     if body.pairs is not None:
         pairs = [(p[0], p[1]) for p in body.pairs]
-        texts, scores = await embed_pairs(services.embedder, pairs, services.settings.limits.max_request_texts)
+        embedder = await services.default_embedder()  # the model the monitor watches
+        texts, scores = await embed_pairs(embedder, pairs, services.settings.limits.max_request_texts)
         labels = [p[2] for p in body.pairs if p[2] is not None]
         if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
             label_spearman = round(float(spearmanr(scores, labels).statistic), 6)
-        source = body.source or f"pairs:{len(body.pairs)} scored by {services.encoder.name}"
+        source = body.source or f"pairs:{len(body.pairs)} scored by {embedder.name}"
     else:
         scores, source = body.scores or [], body.source or f"scores:{len(body.scores or [])}"
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Request
 from pydantic import JsonValue
 from starlette.responses import Response
 
-from service.api.deps import EmbedderDep, model_embedder
+from service.api.deps import model_embedder
 from service.api.errors import BODY_ERRORS, ApiError, responses, validated
 from service.api.render import json_response
 from service.api.schemas.embeddings import (
@@ -116,9 +116,11 @@ async def embed(body: EmbedRequest, request: Request) -> Response:
     return json_response(answer, headers={TRUNCATED_HEADER: str(cut)})
 
 
-@router.post("/v2/embed", responses=responses(*BODY_ERRORS, 502, 503))
-async def cohere_embed(body: CohereEmbedRequest, embedder: EmbedderDep) -> Response:
-    """Cohere's v2 embed (`ClientV2(base_url=...).embed`): unit-length embeddings by type, float or base64."""
+@router.post("/v2/embed", responses=responses(*BODY_ERRORS, 404, 502, 503))
+async def cohere_embed(body: CohereEmbedRequest, request: Request) -> Response:
+    """Cohere's v2 embed (`ClientV2(base_url=...).embed`): unit-length embeddings by type, float or base64, of the
+    model `model` names (a model of GET /v1/models or an alias; none: the default model)."""
+    embedder = await model_embedder(request, body.model)
     how = Truncation(
         truncate=body.truncate != "NONE", truncation_direction="left" if body.truncate == "START" else "right"
     )
@@ -138,13 +140,14 @@ async def cohere_embed(body: CohereEmbedRequest, embedder: EmbedderDep) -> Respo
     responses=responses(*BODY_ERRORS, 404, 502, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ROOT_BODY}}}},
 )
-async def root(payload: Annotated[dict[str, JsonValue], Body()], request: Request, embedder: EmbedderDep) -> Response:
+async def root(payload: Annotated[dict[str, JsonValue], Body()], request: Request) -> Response:
     """TEI's root route for an embedding model (huggingface_hub's `InferenceClient(model=URL)`): a body whose
     `inputs` is `{"source_sentence", "sentences"}` gets the cosine of the source with each sentence, TEI's
-    sentence similarity; any other body is an /embed request."""
+    sentence similarity; any other body is an /embed request. Both embed with the default model."""
     if not isinstance(payload.get("inputs"), dict):
         return await embed(validated(EmbedRequest, payload), request)
     body = validated(SimilarityRequest, payload)
+    embedder = await model_embedder(request, None)
     texts = [body.inputs.source_sentence, *body.inputs.sentences]
 
     def named(i: int) -> str:

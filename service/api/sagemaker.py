@@ -2,8 +2,9 @@
 
 /invocations takes `{"instances":[...]}` (application/json) or one instance per line (application/jsonlines);
 an instance with only in0 or only in1 gets `{"embeddings":[...]}` from that encoder, one with both gets
-`{"scores":[...]}`. Ids are token ids of this model's vocabulary, as SageMaker takes them. The answer is JSON
-unless Accept asks for JSON Lines. `infer_max_seqlens=N[,M]` in the Content-Type truncates in0 (and in1).
+`{"scores":[...]}`, from the default model (promoted, else configured). Ids are token ids of its vocabulary, as
+SageMaker takes them. The answer is JSON unless Accept asks for JSON Lines. `infer_max_seqlens=N[,M]` in the
+Content-Type truncates in0 (and in1).
 A request holds at most O2V_MAX_INVOCATION_INSTANCES instances (which bounds the answer: 1000 384-d embeddings are
 about 5 MB of JSON) and O2V_MAX_INVOCATION_TOKENS token ids, counted on the parsed JSON before any validation or
 encoding: unbounded, 6 MiB of tiny instances take 38 s and 2.7 GB to answer. POST /endpoints/{name}/invocations, the
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from service.api.deps import EmbedderDep
+from service.api.deps import DefaultEmbedderDep
 from service.api.errors import BODY_ERRORS, ApiError, from_validation_errors, responses
 from service.api.limits import current
 from service.api.render import dumps, json_response
@@ -141,7 +142,7 @@ async def ping() -> Response:
     openapi_extra=OPENAPI_BODY,
     include_in_schema=False,
 )
-async def invocations(request: Request, embedder: EmbedderDep) -> Response:
+async def invocations(request: Request, embedder: DefaultEmbedderDep) -> Response:
     """Object2Vec inference: embeddings for single-input instances, scores for in0+in1 pairs. Also served at
     the SageMaker runtime's own path, so boto3's `sagemaker-runtime` client with `endpoint_url` works as is
     (any endpoint name; its CustomAttributes header is not read)."""

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from service.api.jobs import HeavyJobs, ReembedJobs
@@ -63,6 +64,8 @@ class Services:
     baseline_jobs: HeavyJobs | None = None
     _embedder: Embedder | None = field(default=None, init=False, repr=False)
     _models: EmbedderPool | None = field(default=None, init=False, repr=False)
+    _watched: Embedder | None = field(default=None, init=False, repr=False)
+    _switching: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
     def of(cls, settings: Settings, encoder: Encoder) -> Services:
@@ -78,7 +81,8 @@ class Services:
 
     @property
     def embedder(self) -> Embedder:
-        """The served model's Embedder (service/encoders/embedder.py)."""
+        """The configured model's Embedder (service/encoders/embedder.py), whose fingerprint `served_fingerprint`
+        is; routes that embed for a caller use `default_embedder` (the promoted model, else this one)."""
         if self._embedder is None:
             raise NotRunning("the embedder exists while the app runs")
         return self._embedder
@@ -89,6 +93,38 @@ class Services:
         if self._models is None:
             raise NotRunning("the model pool exists while the app runs")
         return self._models
+
+    async def default_embedder(self) -> Embedder:
+        """The default model's Embedder (promoted, else configured: the registry's `default.json`, read at each
+        call, so a promotion by another worker or the CLI reaches this one too). The drift monitor watches the
+        default model: when it changed, the monitor's sink moves to it and the monitor is told (`_watch`)."""
+        embedder = await self.models.default()
+        if embedder is not self._watched:
+            await self._watch(embedder)
+        return embedder
+
+    async def _watch(self, embedder: Embedder) -> None:
+        """Make `embedder` the one the drift monitor watches: its tokens and embeddings feed the monitor (the
+        previous default's stop), and a model with another card restarts the monitor's learned state as a restart
+        with another model does (DriftMonitor.serve_model)."""
+        async with self._switching:
+            watched = self._watched
+            if embedder is watched:
+                return
+            monitor = self.monitor
+            if monitor is not None:
+                if watched is not None:
+                    watched.sink = None
+                model_dir = self._model_dir(embedder)
+                tokenizer = getattr(embedder.encoder, "tokenizer", None)
+                await asyncio.to_thread(monitor.serve_model, embedder.encoder.model.card, model_dir, tokenizer)
+                embedder.sink = monitor
+            self._watched = embedder
+
+    def _model_dir(self, embedder: Embedder) -> Path:
+        """Where a model's files are: O2V_MODEL_DIR for the configured model (a SageMaker endpoint's tokenizer is
+        there too), an adapted model's own directory."""
+        return self.settings.model_dir if embedder is self.embedder else embedder.encoder.model.path
 
     def require_collections(self) -> CollectionRegistry:
         """The vector-store registry (set by the collections router while it runs)."""
@@ -115,14 +151,20 @@ class Services:
         """The embedder, the model pool, the adaptation jobs and (with O2V_DRIFT_ENABLED) the drift monitor with its
         checking thread, from start-up to shutdown."""
         settings, encoder = self.settings, self.encoder
-        if settings.drift.enabled:
-            self.monitor = DriftMonitor.from_settings(settings, encoder.model.card, getattr(encoder, "tokenizer", None))
-        embedder = self._embedder = Embedder(encoder, settings, self.metrics.observe_encoder, sink=self.monitor)
+        self._switching = asyncio.Lock()  # of this lifespan's event loop
+        embedder = self._embedder = Embedder(encoder, settings, self.metrics.observe_encoder)
         embedder.start()
         self.metrics.track_queues(embedder)
         self.metrics.track_cache(embedder.cache)
         await asyncio.to_thread(self.adapt_jobs.recover)  # a job left running by a stopped server failed
         self._models = EmbedderPool(self.model_registry, settings, embedder, self.metrics.observe_encoder)
+        if settings.drift.enabled:
+            watched = await self._start_default()
+            model = watched.encoder
+            self.monitor = DriftMonitor.from_settings(
+                settings, model.model.card, getattr(model, "tokenizer", None), self._model_dir(watched)
+            )
+            watched.sink, self._watched = self.monitor, watched
         try:
             await embedder.check()  # warm-up: the first request should not pay for lazy allocations
         except EncoderError as exc:
@@ -134,6 +176,17 @@ class Services:
             self.adapt_jobs.close()
             await self._models.close()
             await embedder.close()
+
+    async def _start_default(self) -> Embedder:
+        """The default model's Embedder at start-up, so the monitor's saved state meets the model that wrote it; the
+        configured one (with a warning) when the promoted model cannot load: requests naming none answer that
+        model's error until it is fixed or another one is promoted."""
+        try:
+            return await self.models.default()
+        except Exception as exc:  # any load failure: the monitor still starts, on the configured model
+            name = self.models.default_name
+            log.warning("the default model %r does not load (%r): drift watches the configured model", name, exc)
+            return self.embedder
 
     @asynccontextmanager
     async def _drift_running(self) -> AsyncIterator[None]:

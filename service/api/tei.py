@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from service import __version__
-from service.api.deps import ServicesDep
+from service.api.deps import DefaultEmbedderDep, ServicesDep
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
 from service.api.schemas.tei import DecodeRequest, Info
@@ -20,7 +20,7 @@ router = APIRouter(tags=["tei"])
 
 
 def info(settings: Settings, encoder: Encoder) -> dict[str, Any]:
-    """TEI's Info of the served model under `settings`."""
+    """TEI's Info of the model `encoder` serves, under `settings`."""
     network = encoder.model.hp.enc0_network
     return {
         "model_id": encoder.name,
@@ -41,13 +41,14 @@ def info(settings: Settings, encoder: Encoder) -> dict[str, Any]:
 
 
 @router.get("/info", response_model=Info)
-async def get_info(services: ServicesDep) -> Response:
-    """TEI's description of the served model and its limits."""
-    return json_response(info(services.settings, services.encoder))
+async def get_info(services: ServicesDep, embedder: DefaultEmbedderDep) -> Response:
+    """TEI's description of the default model (promoted, else configured) and its limits."""
+    return json_response(info(services.settings, embedder.encoder))
 
 
 @router.post("/decode", response_model=list[str], responses=responses(*BODY_ERRORS))
-async def decode(body: DecodeRequest, services: ServicesDep) -> Response:
-    """Token ids of this model's vocabulary back to text (TEI's inverse of /tokenize): one string per id list."""
-    tokenizer = services.encoder.tokenizer.tokenizer
+async def decode(body: DecodeRequest, embedder: DefaultEmbedderDep) -> Response:
+    """Token ids of the default model's vocabulary back to text (TEI's inverse of /tokenize): one string per id
+    list."""
+    tokenizer = embedder.encoder.tokenizer.tokenizer
     return json_response(tokenizer.decode_batch(body.ids, skip_special_tokens=body.skip_special_tokens))

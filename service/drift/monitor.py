@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,18 @@ from service.text import TextTokenizer
 DAMAGED = (ServiceError, ValueError, TypeError, KeyError, AttributeError, IndexError)  # a state of wrong content
 
 
+def model_inputs(
+    model_dir: str | Path | None, tokenizer: TextTokenizer | None
+) -> tuple[tuple[TokenRates, TokenModel] | None, np.ndarray | None]:
+    """What a model directory gives the monitor: with its tokenizer the token streams' rates and model (trained
+    rows, validation rates), and its embedding sample (None without one)."""
+    tokens = None
+    if tokenizer is not None:
+        model = TokenModel.load(model_dir, tokenizer.vocab_size)
+        tokens = (TokenRates(model.trained, tokenizer.unk_id, tokenizer.max_seq_len), model)
+    return tokens, load_sample(model_dir)
+
+
 class DriftMonitor:
     """Records in O(1) on the request path; the checking thread (`run_due_checks`) judges a stream once
     `check_every` new scores arrived. Checks and reads of the verdicts hold one check lock, so a read never shows
@@ -60,8 +73,7 @@ class DriftMonitor:
         self._assemble(tokens, embedding_sample, judge or Judge(config))
         if store is not None:
             try:
-                parts = self.registry, self.labels, self.classify, self.embeddings
-                restore_state(store.load(), self.baselines.card_id(), config, *parts)
+                restore_state(store.load(), self.baselines.card_id(), config, *self._restorable())
             except DAMAGED as exc:
                 store.set_aside(f"{type(exc).__name__}: {exc}")
                 self._assemble(tokens, embedding_sample, self.checks.judge)  # nothing of the state half-restored
@@ -89,20 +101,40 @@ class DriftMonitor:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, card: dict[str, Any], tokenizer: TextTokenizer | None = None
+        cls,
+        settings: Settings,
+        card: dict[str, Any],
+        tokenizer: TextTokenizer | None = None,
+        model_dir: Path | None = None,
     ) -> DriftMonitor:
         """The service's monitor: O2V_DRIFT_* settings, state under data_dir/.o2v/drift, the served model's card,
         and with the model's `TextTokenizer` the token streams (the model dir's trained rows and rates); embedding
-        drift where the model dir has an embedding sample."""
+        drift where the model dir (default: O2V_MODEL_DIR) has an embedding sample."""
         config = DriftConfig.from_settings(settings)
         notifier = StatusNotifier(config.webhook_url, config.webhook_timeout_s, config.webhook_retries)
-        tokens = None
-        if tokenizer is not None:
-            model = TokenModel.load(settings.model_dir, tokenizer.vocab_size)
-            tokens = (TokenRates(model.trained, tokenizer.unk_id, tokenizer.max_seq_len), model)
-        sample = load_sample(getattr(settings, "model_dir", None))
+        tokens, sample = model_inputs(model_dir or getattr(settings, "model_dir", None), tokenizer)
         store = DriftStore.in_data_dir(settings.data_dir)
         return cls(config, card, store, notifier, tokens=tokens, embedding_sample=sample)
+
+    def serve_model(self, card: dict[str, Any], model_dir: Path | None, tokenizer: TextTokenizer | None) -> bool:
+        """The default model changed while serving (a promotion, a rollback): what a restart with that model does,
+        now. Another card (another validation distribution) keeps only the uploaded baselines: windows, statuses,
+        learned baselines, classify and label references start afresh, and the card baseline, token rates and
+        embedding sample become the new model's. Returns whether anything was reset (False: the same card)."""
+        if (card or {}) == self.card:
+            return False
+        tokens, sample = model_inputs(model_dir, tokenizer)
+        with self.checks.lock:
+            saved = self.state()  # the restart path's input: what a shutdown would have written
+            saved["card"] = {"replaced": saved["card"]}  # never the new card's id, even for two cards without one
+            self.card, self.token_rates = card or {}, tokens[0] if tokens is not None else None
+            self._assemble(tokens, sample, self.checks.judge)
+            restore_state(saved, self.baselines.card_id(), self.config, *self._restorable())
+        self.writer.dirty = True  # written by the checking thread's next save, not on the request path
+        return True
+
+    def _restorable(self) -> tuple[StreamRegistry, LabelMonitor, ClassifyMonitor, EmbeddingMonitor | None]:
+        return self.registry, self.labels, self.classify, self.embeddings
 
     # streams
     def has_stream(self, name: str) -> bool:

@@ -103,7 +103,9 @@ class CohereEmbedRequest(BaseModel):
     changes nothing; quantised types are refused rather than made up (Cohere does not publish its scales)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str | None = Field(None, description="accepted and ignored, as Cohere's clients send it")
+    model: str | None = Field(
+        None, description="a model of GET /v1/models or one of O2V_MODEL_ALIASES (default: the default model)"
+    )
     texts: Texts
     input_type: Literal["search_document", "search_query", "classification", "clustering"] | None = None
     embedding_types: list[Annotated[Literal["float", "base64"], BeforeValidator(_not_quantised)]] = Field(
