@@ -183,10 +183,15 @@ def paced_run(monitor: DriftMonitor, vectors: np.ndarray, cosines: np.ndarray, r
     seconds from the first shifted request (number PACED_NORMAL) until each signal is in `drift`."""
     worker = DriftWorker(monitor)
     worker.start()
-    signals = {"similarity score stream": lambda: monitor.stream_report("similarity")["status"]}
-    signals["similarity embedding family"] = lambda: (
-        monitor.report(detail=False)["embeddings"]["families"].get("similarity", {}).get("status")
-    )
+    stream, families = monitor.registry.get("similarity"), monitor.embeddings.families if monitor.embeddings else {}
+    assert stream is not None  # a built-in stream
+
+    def family() -> str | None:
+        f = families.get("similarity")
+        return None if f is None else f.tracker.status
+
+    # the statuses as the worker left them, read without its locks: a read never delays a request
+    signals = {"similarity score stream": lambda: stream.tracker.status, "similarity embedding family": family}
     first: dict[str, float | None] = dict.fromkeys(signals)
     start, token = time.monotonic(), _family.set("similarity")
     try:
@@ -194,10 +199,8 @@ def paced_run(monitor: DriftMonitor, vectors: np.ndarray, cosines: np.ndarray, r
             time.sleep(max(start + i / rate - time.monotonic(), 0.0))
             monitor.record_embeddings(vectors[i])
             monitor.record_many("similarity", [float(score)])
-            if i < PACED_NORMAL:
-                continue
             for name, status in signals.items():
-                if first[name] is None and status() == "drift":
+                if i >= PACED_NORMAL and first[name] is None and status() == "drift":
                     first[name] = round(time.monotonic() - (start + PACED_NORMAL / rate), 2)
             if all(v is not None for v in first.values()):
                 break
