@@ -12,6 +12,7 @@ The cost line reports the training child's wall time and peak RSS, the threads i
 average at the start and the end (the machine is shared: read the wall time against the load).
 
     nice python -m bench.adapt [--threads 2] [--seed 0] [--json bench/results/adapt.json]
+    nice python -m bench.adapt --http [--tune N] [--json ...]   # the held-out check's HTTP flow (bench/adapt_http.py)
 """
 
 from __future__ import annotations
@@ -75,8 +76,14 @@ def main() -> None:
     p.add_argument("--hyperparameters", default="{}", help="JSON map of SageMaker hyperparameters to override")
     p.add_argument("--options", default="{}", help="JSON map of local options (cosine_loss_weight, ...)")
     p.add_argument("--no-peer", action="store_true", help="skip all-MiniLM-L6-v2 and the logistic regressions")
+    p.add_argument("--http", action="store_true", help="the HTTP flow against a real o2v serve (bench/adapt_http.py)")
+    p.add_argument("--tune", type=int, default=0, help="with --http: the adapt request's `tune` (trials)")
+    p.add_argument("--concurrency", type=int, default=2, help="with --http: classify requests in flight")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    if args.http:
+        http_main(args)
+        return
 
     from service.model.adaptation import AdaptRequest, run_in_child  # the job's own path, torch in the child
 
@@ -142,6 +149,40 @@ def main() -> None:
         },
         "rows": rows,
         "note": peers_note,
+    }
+    print(json.dumps(summary))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def http_main(args: argparse.Namespace) -> None:
+    """The held-out check's flow on CLINC150: a table of the parent and the adapted model as classify answers them
+    over HTTP, the phases' wall seconds, and one JSON line."""
+    from bench.adapt_http import run_flow
+
+    load = [round(x, 2) for x in os.getloadavg()]
+    started = time.perf_counter()
+    flow = run_flow(args)
+    load.extend(round(x, 2) for x in os.getloadavg())
+    rows = [
+        {"model": "parent (bundled)", **flow["parent"]},
+        {"model": f"adapted ({flow['collection_model']})", **flow["adapted"]},
+    ]
+    print(f"HTTP flow: {flow['items']} items (CLINC150 train) -> adapt -> reembed -> {flow['queries']} classify (test)")
+    columns = [("model", "model"), ("clinc_acc", "in-scope acc (test, k=10)"), ("oos_recall", "oos recall")]
+    columns += [("min_score", "job's min_score"), ("clinc_acc_at_min_score", "in-scope acc at min_score")]
+    print_table(rows, [*columns, ("oos_recall_at_min_score", "oos recall at min_score")])
+    wall = round(time.perf_counter() - started, 1)
+    print(f"\nphases (s): {flow['seconds']}, total {wall} s, load average {load[:3]} -> {load[3:]}")
+    summary = {
+        "bench": "adapt_http",
+        "seed": args.seed,
+        "threads": args.threads,
+        "tune": args.tune,
+        **flow,
+        "wall_seconds": wall,
+        "load_average": load,
+        "targets": {"in_scope_acc>=0.93": flow["adapted"]["clinc_acc"] >= 0.93},
     }
     print(json.dumps(summary))
     if args.json:

@@ -223,18 +223,25 @@ def row(turn: Turn, data: Catalogue) -> dict[str, object]:
     }
 
 
+COUNTS = {
+    "items": (10_000, "items in the collection"),
+    "requests": (3_080, "classify requests in all"),
+    "concurrency": (4, "requests in flight"),
+    "batch": (256, "items per upsert request"),
+    "rounds": (4, "classify rounds, the stores taking turns in each"),
+    "k": (10, "neighbours voting"),
+    "seed": (0, "seed of the synthetic catalogue"),
+}
+"""The run's whole-number options: default and help."""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stores", type=lambda s: s.split(","), default=["faiss", "milvus-server"], help=str(STORES))
-    p.add_argument("--items", type=int, default=10_000)
-    p.add_argument("--requests", type=int, default=3_080)
-    p.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    p.add_argument("--batch", type=int, default=256, help="items per upsert request")
     p.add_argument("--index", default="flat", help="the collection's index kind (PUT's `index`)")
-    p.add_argument("--rounds", type=int, default=4, help="classify rounds, the stores taking turns in each")
-    p.add_argument("--k", type=int, default=10, help="neighbours voting")
+    for name, (default, help_text) in COUNTS.items():
+        p.add_argument(f"--{name}", type=int, default=default, help=f"{help_text} (default {default})")
     p.add_argument("--synthetic", action="store_true", help="the seeded synthetic catalogue even with CLINC150 here")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic catalogue")
     p.add_argument("--workdir", help="where the stores' temporary folders go (default: the system's)")
     p.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
     args = p.parse_args()

@@ -12,7 +12,7 @@ live scores from the baseline's own values would hide the baseline's sampling er
 rate. A shift δ adds δ to every live score (then clips), from an empty window, after a full window of normal
 traffic, or after `--long` normal scores. Every row runs three times, side by side, on the same draws:
 `windows_only` is the KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `fixed_reference` adds the shift
-test (service/drift/shift.py) with a reference that stays the baseline's (O2V_DRIFT_SHIFT_REFERENCE_MAX=0),
+test (service/drift/shift.py) with a reference that stays the baseline's (SHIFT_REFERENCE_MAX at 0),
 `configured` is the current settings (by default the reference absorbs the scores of `ok` checks). A power bound
 shows what an idealised efficient-score detector reaches at the card's reference size and at the sizes a growing
 reference has when each shift starts (`power_bound`). The embedding case compares the MMD permutation test with a
@@ -29,6 +29,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +332,7 @@ def main() -> int:
 
     configs = {
         "windows_only": config_with(settings, drift_shift_window=0),
-        "fixed_reference": config_with(settings, drift_shift_reference_max=0),
+        "fixed_reference": replace(config, shift=config.shift and replace(config.shift, reference_max=0)),
         "configured": config,
     }
     modes = {"empty": 0, "after_window": config.window, **({"after_long": args.long} if args.long else {})}

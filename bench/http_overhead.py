@@ -4,7 +4,10 @@
     python -m bench.http_overhead --seconds 1 --rounds 1 --concurrency 4 --encoding base64
 
 Both sides run in one go on the same machine with the same settings (O2V_* from the environment), taking turns
-round by round so that load from other processes weighs on both alike; each figure is the median of its rounds.
+round by round, in an order that rotates every round, so that load from other processes weighs on all alike. Rates
+and CPU times are the medians of their rounds; a ratio is the median of the per-round ratios, with their spread
+(quartiles, and lowest–highest) beside it; the load average (1-minute, sampled every round) heads the table and is
+in the JSON line. On a loaded machine single rounds swing by 2× or more: use more rounds (--rounds 9).
 In-process is tokenize + encoder + L2 normalisation, called back to back from one thread (onnxruntime uses every
 core itself); HTTP is `o2v serve` in a child process answering clients that keep `--concurrency` requests in
 flight over keep-alive connections (the clients share the machine's cores with the server: their CPU is
@@ -24,12 +27,14 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 import orjson
@@ -121,19 +126,53 @@ def median(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, f) for r in runs) for f in ("rate", "cpu", "client_cpu", "checking")))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time of one round of one side")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per batch size, sides taking turns")
-    parser.add_argument("--concurrency", type=int, default=8, help="HTTP requests in flight")
-    parser.add_argument("--encoding", choices=("float", "base64"), default="float")
-    args = parser.parse_args()
+def paired(numerators: list[Run], denominators: list[Run]) -> tuple[float, str]:
+    """The median of the per-round throughput ratios (two sides measured seconds apart in the same round, so a burst
+    of load elsewhere weighs on both), and their spread: the quartiles, then the lowest and highest."""
+    ratios = sorted(a.rate / b.rate for a, b in zip(numerators, denominators, strict=True))
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+    return statistics.median(ratios), f"{q1:.2f}–{q3:.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f})"
 
-    texts = sentences()
+
+def rotated(sides: list[Callable[[], Run]], turn: int) -> list[Callable[[], Run]]:
+    """The sides in the order of round `turn`: each goes first, second and last equally often, so a burst of load
+    from other processes does not always fall on the same side."""
+    return sides[turn % len(sides) :] + sides[: turn % len(sides)]
+
+
+@dataclass
+class Batch:
+    """One batch size's medians of the three sides, and the paired ratios (median, spread) against HTTP."""
+
+    local: Run
+    remote: Run
+    unwatched: Run
+    ratio: tuple[float, str]
+    monitor_ratio: tuple[float, str]
+
+    def row(self, size: int) -> dict[str, object]:
+        return {
+            "batch": size,
+            "in_process": round(self.local.rate),
+            "http": round(self.remote.rate),
+            "ratio": round(self.ratio[0], 2),
+            "ratio_spread": self.ratio[1],
+            "http_checks_off": round(self.unwatched.rate),
+            "monitor_ratio": round(self.monitor_ratio[0], 2),
+            "monitor_ratio_spread": self.monitor_ratio[1],
+            "cpu_in_process_ms": round(self.local.cpu),
+            "cpu_server_ms": round(self.remote.cpu),
+            "cpu_server_checks_off_ms": round(self.unwatched.cpu),
+            "monitor_cpu_share": round(1.0 - self.unwatched.cpu / self.remote.cpu, 3),
+            "checking_cpu_share": round(self.remote.checking, 3),
+            "cpu_client_ms": round(self.remote.client_cpu),
+        }
+
+
+def measure(args: argparse.Namespace, texts: list[str], loads: list[float]) -> dict[int, Batch]:
+    """Every batch size, the three sides taking turns in rotating order; the load average noted every round."""
     encoder = OnnxEncoder.from_settings(Settings())
-    local: dict[int, Run] = {}
-    remote: dict[int, Run] = {}
-    unwatched: dict[int, Run] = {}
+    batches: dict[int, Batch] = {}
 
     def http(url: str, size: int) -> Run:
         return asyncio.run(over_http(url, texts, size, args.seconds, args.concurrency, args.encoding))
@@ -145,37 +184,46 @@ def main() -> int:
         ServerProcess({"O2V_DATA_DIR": other_dir, **CHECKS_OFF}) as checks_off,
     ):
         for size in BATCHES:
-            local_runs, remote_runs, off_runs = [], [], []
-            for _ in range(args.rounds):
-                local_runs.append(in_process(encoder, texts, size, args.seconds))
-                remote_runs.append(http(server.url, size))
-                off_runs.append(http(checks_off.url, size))
-            local[size], remote[size], unwatched[size] = median(local_runs), median(remote_runs), median(off_runs)
-    rows = [
-        {
-            "batch": size,
-            "in_process": round(local[size].rate),
-            "http": round(remote[size].rate),
-            "ratio": round(remote[size].rate / local[size].rate, 2),
-            "http_checks_off": round(unwatched[size].rate),
-            "monitor_ratio": round(remote[size].rate / unwatched[size].rate, 2),
-            "cpu_in_process_ms": round(local[size].cpu),
-            "cpu_server_ms": round(remote[size].cpu),
-            "cpu_server_checks_off_ms": round(unwatched[size].cpu),
-            "monitor_cpu_share": round(1.0 - unwatched[size].cpu / remote[size].cpu, 3),
-            "checking_cpu_share": round(remote[size].checking, 3),
-            "cpu_client_ms": round(remote[size].client_cpu),
-        }
-        for size in BATCHES
-    ]
+            sides: list[Callable[[], Run]] = [
+                partial(in_process, encoder, texts, size, args.seconds),
+                partial(http, server.url, size),
+                partial(http, checks_off.url, size),
+            ]
+            runs: dict[Callable[[], Run], list[Run]] = {side: [] for side in sides}
+            for turn in range(args.rounds):
+                for side in rotated(sides, turn):
+                    runs[side].append(side())
+                loads.append(os.getloadavg()[0])
+            local, remote, off = (runs[side] for side in sides)
+            batches[size] = Batch(
+                median(local), median(remote), median(off), paired(remote, local), paired(remote, off)
+            )
+    return batches
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time of one round of one side")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per batch size, sides taking turns")
+    parser.add_argument("--concurrency", type=int, default=8, help="HTTP requests in flight")
+    parser.add_argument("--encoding", choices=("float", "base64"), default="float")
+    args = parser.parse_args()
+
+    texts = sentences()
+    loads: list[float] = []
+    batches = measure(args, texts, loads)
+    rows = [batch.row(size) for size, batch in batches.items()]
     print(
         f"sentences/s (median of {args.rounds} rounds), {len(texts)} STS-B dev sentences, "
-        f"{args.concurrency} concurrent clients, {args.encoding} answers; CPU ms per 1,000 sentences; "
+        f"{args.concurrency} concurrent clients, {args.encoding} answers; load average {min(loads):.1f}–"
+        f"{max(loads):.1f} (median {statistics.median(loads):.1f}); ratios: the median of the per-round ratios, "
+        "spread: their quartiles (lowest–highest); CPU ms per 1,000 sentences; "
         "monitor share: 1 − server CPU without checks / with them; checking: the drift thread's CPU time / "
         "server CPU"
     )
     columns = [("batch", "batch"), ("in_process", "in-process/s"), ("http", "HTTP/s"), ("ratio", "HTTP / in-process")]
-    columns += [("http_checks_off", "HTTP/s checks off"), ("monitor_ratio", "HTTP / checks off")]
+    columns += [("ratio_spread", "spread"), ("http_checks_off", "HTTP/s checks off")]
+    columns += [("monitor_ratio", "HTTP / checks off"), ("monitor_ratio_spread", "spread")]
     columns += [
         ("cpu_in_process_ms", "CPU in-process"),
         ("cpu_server_ms", "CPU server"),
@@ -185,13 +233,13 @@ def main() -> int:
         ("cpu_client_ms", "CPU client"),
     ]
     print_table(rows, columns)
-    ratio64 = remote[64].rate / local[64].rate
-    monitor64 = remote[64].rate / unwatched[64].rate
+    ratio64, monitor64 = batches[64].ratio[0], batches[64].monitor_ratio[0]
     summary = {
         "bench": "http_overhead",
         "encoding": args.encoding,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
+        "load_average": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)},
         "results": rows,
         "target_ratio_batch64": TARGET,
         "target_monitor_ratio_batch64": MONITOR_TARGET,

@@ -39,13 +39,14 @@ name: `Settings(drift_window=500)`); `o2v serve` flags (`--host`, `--port`, `--m
 `--data-dir`, `--workers`) set the same values. In code the settings are grouped: the variables of a section marked
 `settings.drift` are read as `settings.drift.window` (O2V_DRIFT_WINDOW), the others as `settings.model_dir`; the
 names of the environment are flat, never `O2V_DRIFT__WINDOW`. Lists and objects are JSON
-(`O2V_MODEL_ALIASES='["text-embedding-3-small"]'`); a row marked ↳ is one field of the object above it, which has
-a former variable of its own. Secrets are never logged or shown. Paths are relative to the repository root; an
-installed package keeps the bundled model at the same place inside its site-packages. Why the drift monitor's
-defaults are what they are: [drift.md, "Defaults and why"](drift.md#defaults-and-why).
+(`O2V_MODEL_ALIASES='["text-embedding-3-small"]'`); a row marked ↳ is one field of the object above it, set in that
+object's JSON or by the former variable its row names. Secrets are never logged or shown. Paths are relative to the
+repository root; an installed package keeps the bundled model at the same place inside its site-packages. Why the
+drift monitor's defaults are what they are: [drift.md, "Defaults and why"](drift.md#defaults-and-why).
 
 A value that contradicts another (`O2V_DRIFT_MIN_SAMPLES` above `O2V_DRIFT_WINDOW`) stops the start with an error
-that names both; only a default shrinks to fit, as each such row says."""
+that names both; only a default shrinks to fit, as each such row says. An invalid value stops it with an error that
+names its variable (`O2V_DRIFT_BASELINE.warmup` for a field of an object)."""
 FORMER = """## Former names
 
 Still read, from the environment and as `Settings(...)` keywords; a current name set too wins.
@@ -171,7 +172,12 @@ def now(path: tuple[str, ...]) -> str:
 def render() -> str:
     """The whole of docs/settings.md."""
     titles = sections()
-    lines = [HEADER]
+    count = (
+        f"There are {len(settings.CURRENT)} settings: the variables of the tables below (an object is one "
+        "setting, its ↳\nfields are part of it); the former names and the constants at the end are still read, but "
+        "are not settings."
+    )
+    lines = [HEADER, "", count]
     current = None
 
     def table(title: str) -> None:

@@ -4,19 +4,22 @@ codes.
 Each module in DOMAINS has `configure(subparsers)`, which adds its subcommands (the model's, serve, index, drift,
 tune, datasets), and `run(args)`, which does the one asked for; heavy imports wait for `run`, so
 `o2v --help` loads neither torch nor FAISS nor the model. A ServiceError exits with its own code
-(service/errors.py): 2 for a caller's mistake, 69 when a store or backend is unavailable, 76 when a backend
-answered nonsense; a plain ValueError or a missing file is the caller's mistake too (2).
+(service/errors.py): 2 for a caller's mistake, 69 when a store or backend is unavailable, 75 when a database is
+locked by another writer past its wait, 74 when the disk is full, 76 when a backend answered nonsense; a plain
+ValueError or a missing file is the caller's mistake too (2). A full disk or a locked database that surfaces as a
+plain OSError or SQLite error gets the same one-line message and code (storage_failure), not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from service.errors import EX_USAGE, ServiceError
+from service.errors import EX_USAGE, ServiceError, storage_failure
 
 DOMAINS = (
     "service.object2vec.commands",  # train, export, export-embeddings, eval, convert, distill-data
@@ -52,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"o2v {args.command}: error: {exc}", file=sys.stderr)
         return EX_USAGE
+    except (OSError, sqlite3.Error) as exc:
+        mapped = storage_failure(exc)
+        if mapped is None:
+            raise
+        print(f"o2v {args.command}: error: {mapped.message}", file=sys.stderr)
+        return mapped.exit_code
 
 
 if __name__ == "__main__":

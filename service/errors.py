@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from service.uris import masked
+
 STATUS_TYPES = {
     400: "bad_request",
     401: "unauthorized",
@@ -33,11 +35,13 @@ EX_SOFTWARE = 70  # sysexits.h: an internal error
 EX_UNAVAILABLE = 69  # sysexits.h: a service (the vector store, the model backend) is unavailable; try again later
 EX_PROTOCOL = 76  # sysexits.h: the remote end answered, but not in its protocol
 EX_IOERR = 74  # sysexits.h: an input/output error (the disk is full)
+EX_TEMPFAIL = 75  # sysexits.h: a temporary failure (a database another writer holds locked); retry the same command
 EXIT_CODES = {502: EX_PROTOCOL, 503: EX_UNAVAILABLE, 507: EX_IOERR}
 
 
 def exit_code_of(status: int) -> int:
-    """`o2v`'s exit code for an error of this HTTP status: 2 for the caller's mistakes (4xx), 69/76 for a backend."""
+    """`o2v`'s exit code for an error of this HTTP status: 2 for the caller's mistakes (4xx), 69/76 for a backend,
+    74 for a full disk."""
     return EXIT_CODES.get(status, EX_USAGE if status < 500 else EX_SOFTWARE)
 
 
@@ -61,6 +65,7 @@ class ServiceError(Exception):
                 cls.exit_code = exit_code_of(cls.status)
 
     def __init__(self, message: str, field: str | None = None) -> None:
+        message = masked(message)  # a backend's error may quote a URI with its credentials (service/uris.py)
         super().__init__(message)
         self.message = message
         if field is not None:
@@ -117,7 +122,9 @@ class BadGateway(ServiceError):
 
 class Busy(Unavailable):
     """A database another thread or process holds locked for longer than the wait allows (SQLite's "database is
-    locked"); the same request succeeds once it is released (503 with Retry-After)."""
+    locked"); the same request succeeds once it is released (503 with Retry-After; `o2v` exits 75, EX_TEMPFAIL)."""
+
+    exit_code = EX_TEMPFAIL
 
 
 class InsufficientStorage(ServiceError):

@@ -15,12 +15,23 @@ import os
 import re
 import typing
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.index.config import INDEX_PARAM_MAX, Kind
@@ -55,6 +66,19 @@ def default_data_dir() -> Path:
 
 
 GROUP_CONFIG = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class Shorthand(BaseModel):
+    """An object setting that also takes one value alone, as the value of its field `alone`: O2V_INDEX_DEFAULT=hnsw
+    is {"kind": "hnsw"}, O2V_DRIFT_KEEP_TEXTS=true is {"enabled": true}."""
+
+    model_config = GROUP_CONFIG
+    alone: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _value_alone(cls, value: Any) -> Any:
+        return value if isinstance(value, Mapping | BaseModel) else {cls.alone: value}
 
 
 class Group(BaseModel):
@@ -96,15 +120,26 @@ class DriftThresholds(BaseModel):
         Levels(warning=0.05, drift=0.15),
         description="Wasserstein distance in baseline standard deviations; 0.1 σ gave 14 % false drift episodes",
     )
+    accuracy_fall: Levels = Field(
+        Levels(warning=0.02, drift=0.05),
+        description="fall of a classify stream's estimated accuracy below its label mix's (e.g. 0.89 → 0.84 is "
+        "drift); at most 1",
+    )
+
+    @model_validator(mode="after")
+    def _accuracy_bounded(self) -> DriftThresholds:
+        if self.accuracy_fall.drift > 1.0:
+            raise ValueError("accuracy_fall: a fall of accuracy is at most 1")
+        return self
 
 
 IndexKind = Kind
 
 
-class IndexDefaults(BaseModel):
+class IndexDefaults(Shorthand):
     """The index a collection gets unless its PUT names another: a kind alone (`hnsw`) or the PUT's own object."""
 
-    model_config = GROUP_CONFIG
+    alone: ClassVar[str] = "kind"
     kind: IndexKind = Field("flat", description="index kind (docs/collections.md)")
     m: int = Field(16, ge=4, le=INDEX_PARAM_MAX["m"], description="HNSW graph neighbours per node")
     ef_construction: int = Field(40, ge=8, le=INDEX_PARAM_MAX["ef_construction"], description="HNSW build beam")
@@ -116,10 +151,13 @@ class IndexDefaults(BaseModel):
     rerank: int = Field(50, ge=1, le=INDEX_PARAM_MAX["rerank"], description="candidates re-ranked exactly")
     rebuild_deleted_share: float = Field(0.2, gt=0.0, le=1.0, description="HNSW is rebuilt once this share is dead")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_alone(cls, value: Any) -> Any:
-        return {"kind": value} if isinstance(value, str) else value
+
+class HttpTimeouts(BaseModel):
+    """Seconds a slow client has to send a request, by part; past them the connection gets 408 and closes."""
+
+    model_config = GROUP_CONFIG
+    header: float = Field(10.0, gt=0.0, description="the head, from the connection or the last answer")
+    body: float = Field(60.0, gt=0.0, description="the body, from its head")
 
 
 class ServerSettings(Group):
@@ -133,14 +171,8 @@ class ServerSettings(Group):
     )
     access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
     retry_after_s: int = Field(1, ge=0, description="Retry-After on 503 answers (queue full, backend down)")
-    max_header_bytes: int = Field(
-        65_536, ge=1024, description="request line and headers of one request; beyond it a 431, before buffering more"
-    )
-    http_header_timeout_s: float = Field(
-        10.0, gt=0.0, description="a request head must arrive whole within this of the connection or last answer (408)"
-    )
-    http_body_timeout_s: float = Field(
-        60.0, gt=0.0, description="a request body must arrive whole within this of its head (408)"
+    http_timeouts_s: HttpTimeouts = Field(
+        HttpTimeouts(), description="how long a request's head and body may take to arrive (slow clients get 408)"
     )
     max_connections: int = Field(
         1000,
@@ -184,10 +216,11 @@ class LimitSettings(Group):
         20_000_000, ge=1, description="k × items × k-means restarts one cluster request may cost; beyond it a 422"
     )
     max_heavy_jobs: int = Field(
-        1, ge=1, description="cluster requests running at once, on their own threads; beyond it a 503"
+        1,
+        ge=1,
+        description="requests of each heavy kind (cluster; drift baseline upload) running at once, on their own "
+        "threads; beyond it a 503",
     )
-    max_filter_keys: int = Field(32, ge=1, le=256, description="keys in one search filter (SQLite: 500 terms)")
-    max_metadata_depth: int = Field(16, ge=1, le=200, description="nesting of an item's metadata (objects, lists)")
     max_metadata_bytes: int = Field(
         65_536, ge=2, le=65_536, description="an item's metadata as UTF-8 JSON (Milvus' limit on one JSON value)"
     )
@@ -205,7 +238,6 @@ class SageMakerSettings(Group):
     )
     region: str = Field("us-east-1", description="AWS region of the endpoint")
     endpoint_url: str | None = Field(None, description="another sagemaker-runtime URL (a VPC endpoint, a stand-in)")
-    connect_timeout_s: float = Field(2.0, gt=0, description="botocore connect timeout")
     read_timeout_s: float = Field(70.0, gt=0, description="AWS advises 70 s for a 60 s container")
     max_attempts: int = Field(3, ge=1, description="attempts per call, the first included (adaptive)")
     max_body_bytes: int = Field(6_291_456, ge=1024, description="InvokeEndpoint's 6 MiB limit")
@@ -239,6 +271,50 @@ class MilvusSettings(Group):
     timeout_s: float = Field(10.0, gt=0, description="limit of one Milvus call; past it the request gets 503")
 
 
+class DriftBaseline(Shorthand):
+    """Which baseline judges a stream: a kind alone (`learn`) or an object with how streams learn their own."""
+
+    alone: ClassVar[str] = "kind"
+    kind: Literal["card", "learn"] = Field(
+        "card", description="card: the model card's validation scores; learn: each stream's own first live scores"
+    )
+    live_streams: list[str] = Field(
+        ["search_top1", "classify_confidence"],
+        description="streams whose scores are not pair cosines: they learn their own whatever the kind",
+    )
+    warmup: int = Field(
+        100,
+        ge=0,
+        description="first live scores of a stream ignored when learning (≤ window - 10; the default shrinks to it)",
+    )
+    size: int = Field(
+        500,
+        ge=10,
+        description="live scores after the warm-up that become the baseline (≤ window - warmup; the default "
+        "shrinks to it)",
+    )
+
+
+class KeptTexts(Shorthand):
+    """Recent live texts kept for `o2v drift export`: a switch alone (`true`) or an object with its bounds."""
+
+    alone: ClassVar[str] = "enabled"
+    enabled: bool = Field(False, description="keep recent live texts (they may be personal data)")
+    max: int = Field(1000, ge=1, description="kept texts at most (newest kept)")
+    max_age_s: float = Field(86400.0, gt=0.0, description="kept texts are forgotten after this")
+
+
+class EmbeddingTest(BaseModel):
+    """The MMD test of each route family's live embeddings against its reference."""
+
+    model_config = GROUP_CONFIG
+    window: int = Field(500, ge=20, description="live embeddings per route family, and reference size")
+    min_samples: int = Field(
+        100, ge=10, description="live embeddings before the first test (≤ window; the default shrinks to it)"
+    )
+    check_every: int = Field(100, ge=1, description="new embeddings of a family between two tests")
+
+
 class DriftSettings(Group):
     """Drift monitor (service/drift; the defaults and why: docs/drift.md). An explicit value that contradicts
     another (a min_samples above the window) is refused; a default that would, shrinks to fit (noted per field)."""
@@ -250,9 +326,6 @@ class DriftSettings(Group):
         100, ge=10, description="live scores needed before any verdict (≤ window; the default shrinks to it)"
     )
     check_every: int = Field(25, ge=1, description="new scores between two status checks")
-    cpu_budget: float = Field(
-        0.1, gt=0.0, le=1.0, description="share of wall time the checking thread may work; it pauses to stay under"
-    )
     thresholds: DriftThresholds = Field(
         DriftThresholds(), description="warning and drift thresholds of each distance (JSON object)"
     )
@@ -260,72 +333,44 @@ class DriftSettings(Group):
     streams: list[str] = Field(
         [], description="streams that exist from the start besides the built-in ones (unkeyed callers may feed them)"
     )
-    live_baseline_streams: list[str] = Field(
-        ["search_top1", "classify_confidence"], description="streams whose first full window becomes the baseline"
-    )
-    persist_interval_s: float = Field(30.0, gt=0.0, description="seconds between writes of the drift state")
-    max_baseline_jobs: int = Field(
-        1, ge=1, description="baseline uploads simulated at once, on threads of their own; more get 503"
-    )
     webhook_url: str | None = Field(None, description="status changes are POSTed here (redirects not followed)")
     shift_window: int = Field(
         500, ge=0, description="recent scores the shift test looks at (0: off; ≤ window; the default shrinks to it)"
     )
-    shift_false_alarm: float = Field(
-        0.002, gt=0.0, lt=0.05, description="share of normal runs ever in drift (below the warning's 0.05)"
+    baseline: DriftBaseline = Field(
+        DriftBaseline(), description="`card` or `learn`, or a JSON object with the fields below"
     )
-    shift_reference_max: int = Field(
-        20000, ge=0, description="live scores from `ok` checks the shift test's reference may absorb (0: none)"
+    keep_texts: KeptTexts = Field(
+        KeptTexts(), description="`true` keeps recent live texts for `o2v drift export`, or a JSON object"
     )
-    baseline: Literal["card", "learn"] = Field(
-        "card", description="card: the model card's validation scores; learn: each stream's own first live scores"
-    )
-    learn_warmup: int = Field(
-        100,
-        ge=0,
-        description="first live scores of a stream ignored when learning (≤ window - 10; the default shrinks to it)",
-    )
-    learn_size: int = Field(
-        500,
-        ge=10,
-        description="live scores after the warm-up that become the baseline (≤ window - warm-up; the "
-        "default shrinks to it)",
-    )
-    accuracy_fall: Levels = Field(
-        Levels(warning=0.02, drift=0.05),
-        description="fall of a classify stream's estimated accuracy below its label mix's (e.g. 0.89 → 0.84 is "
-        "drift); at most 1",
-    )
-    max_labels: int = Field(50, ge=1, description="classify labels tracked one by one; the rest share a row")
-    keep_texts: bool = Field(False, description="keep recent live texts for `o2v drift export` (personal data?)")
-    max_kept_texts: int = Field(1000, ge=1, description="kept texts at most (newest kept)")
-    max_kept_text_age_s: float = Field(86400.0, gt=0.0, description="kept texts are forgotten after this")
-    embed_window: int = Field(500, ge=20, description="live embeddings per route family, and reference size")
-    embed_min_samples: int = Field(
-        100, ge=10, description="live embeddings before the first MMD test (≤ embed_window; the default shrinks to it)"
-    )
-    embed_check_every: int = Field(100, ge=1, description="new embeddings of a family between two tests")
+    embeddings: EmbeddingTest = Field(EmbeddingTest(), description="the embedding test (JSON object)")
 
     @model_validator(mode="after")
     def _consistent(self) -> DriftSettings:
         """Counts bounded by another: an explicit value past its bound is refused, naming both variables; a default
         past it shrinks to fit, so that O2V_DRIFT_WINDOW=200 alone is a working configuration."""
-        self._fit("min_samples", self.window, "window")
-        self._fit("shift_window", self.window, "window")
-        self._fit("learn_warmup", self.window - 10, "window minus 10")
-        self._fit("learn_size", self.window - self.learn_warmup, "window minus learn_warmup")
-        self._fit("embed_min_samples", self.embed_window, "embed_window")
-        if self.accuracy_fall.drift > 1.0:
-            raise ValueError("O2V_DRIFT_ACCURACY_FALL: a fall of accuracy is at most 1")
+        window = ("window",)
+        self._fit(("min_samples",), self.window, window)
+        self._fit(("shift_window",), self.window, window)
+        self._fit(("baseline", "warmup"), self.window - 10, window, "minus 10")
+        self._fit(("baseline", "size"), self.window - self.baseline.warmup, window, "minus the warm-up")
+        self._fit(("embeddings", "min_samples"), self.embeddings.window, ("embeddings", "window"))
         return self
 
-    def _fit(self, name: str, bound: int, what: str) -> None:
-        value = getattr(self, name)
+    def _fit(self, path: tuple[str, ...], bound: int, by: tuple[str, ...], minus: str = "") -> None:
+        """The field at `path` at most `bound` (the field at `by`, `minus` something). A default is shrunk past
+        pydantic's assignment, so that it stays a default: a copy (`Settings.updated`) derives it again."""
+        owner: BaseModel = self
+        for key in path[:-1]:
+            owner = getattr(owner, key)
+        name = path[-1]
+        value = getattr(owner, name)
         if value <= bound:
             return
-        if name in self.model_fields_set:
-            raise ValueError(f"O2V_DRIFT_{name.upper()}={value} is above the {what} ({bound})")
-        setattr(self, name, bound)
+        if name in owner.model_fields_set:
+            above = " ".join(filter(None, (".".join(variable(("drift", *by))), minus)))
+            raise ValueError(f"{'.'.join(variable(('drift', *path)))}={value} is above {above} ({bound})")
+        owner.__dict__[name] = bound
 
 
 GROUPS: dict[str, type[Group]] = {
@@ -350,8 +395,6 @@ class Settings(BaseSettings):
         "onnx", description="onnx: the model directory in onnxruntime; sagemaker: proxy a SageMaker Object2Vec endpoint"
     )
     onnx_intra_op_threads: int = Field(0, ge=0, description="0 = onnxruntime's choice")
-    onnx_inter_op_threads: int = Field(1, ge=0, description="onnxruntime threads across independent graph nodes")
-    onnx_max_batch_tokens: int = Field(16384, ge=1, description="padded tokens in one onnxruntime run")
     model_aliases: list[str] = Field(
         [], description="other names /v1/embeddings accepts as `model` (JSON list), e.g. an OpenAI model's"
     )
@@ -363,13 +406,16 @@ class Settings(BaseSettings):
     max_loaded_models: int = Field(
         3, ge=1, description="adapted models kept loaded besides the configured one (least recently used unloaded)"
     )
-    adapt_niceness: int = Field(10, ge=0, le=19, description="nice value of the adaptation training process")
     adapt_threads: int = Field(1, ge=1, description="torch threads of the adaptation training process")
     adapt_max_items: int = Field(200_000, ge=1, description="labelled items one adaptation job may train on")
 
     # micro-batching: requests' texts are queued and encoded together
-    max_encode_batch: int = Field(64, ge=1, description="texts in one encoder call")
-    max_batch_wait_ms: float = Field(2.0, ge=0.0, description="how long a batch that is not full waits for more texts")
+    max_batch_wait_ms: float = Field(
+        2.0,
+        ge=0.0,
+        description="how long a batch that is not full waits for more texts (under load the next batch forms while "
+        "the encoder runs anyway)",
+    )
     max_queued_texts: int = Field(1024, ge=1, description="texts waiting; beyond it requests get 503")
     embed_cache_bytes: int = Field(
         0, ge=0, description="LRU of embeddings by token ids, bounded in bytes (384-d: ~2 KB a text); 0 = off"
@@ -433,6 +479,10 @@ class Settings(BaseSettings):
         """The environment is read by flat name (FlatEnvironment), never as one JSON value per group."""
         return init_settings, FlatEnvironment(settings_cls), dotenv_settings, file_secret_settings
 
+    def __init__(self, **values: Any) -> None:
+        with by_variable():
+            super().__init__(**values)
+
     @model_validator(mode="before")
     @classmethod
     def _flat_names(cls, data: Any) -> Any:
@@ -467,13 +517,22 @@ class Settings(BaseSettings):
         return self
 
     def updated(self, **flat: Any) -> Settings:
-        """A validated copy with `flat` (flat names, as in the environment) changed; the environment is not re-read."""
-        return type(self).model_validate({**self.model_dump(), **flat})
+        """A validated copy with `flat` (flat names, as in the environment) changed; the environment is not re-read.
+        Only what was set is copied: a default shrunk to fit (DriftSettings) fits the copy's values again."""
+        token = ENVIRONMENT.set(False)  # validation runs __init__, whose sources include the environment
+        try:
+            return type(self).model_validate({**self.model_dump(exclude_unset=True), **flat})
+        finally:
+            ENVIRONMENT.reset(token)
 
     @classmethod
     def flat_defaults(cls) -> dict[str, Any]:
         """Every flat name a setting is read by (current and former, FLAT) → its default (not the environment's)."""
         return {name: default_at(path) for name, path in FLAT.items()}
+
+
+ENVIRONMENT: ContextVar[bool] = ContextVar("o2v_settings_read_environment", default=True)
+"""False while `Settings.updated` validates a copy: the copy holds the settings' values, not today's environment."""
 
 
 class FlatEnvironment(PydanticBaseSettingsSource):
@@ -484,6 +543,8 @@ class FlatEnvironment(PydanticBaseSettingsSource):
         raise NotImplementedError  # __call__ reads every variable at once
 
     def __call__(self) -> dict[str, Any]:
+        if not ENVIRONMENT.get():
+            return {}
         prefix = str(self.config.get("env_prefix", "")).lower()
         flat: dict[str, Any] = {}
         for key, raw in os.environ.items():
@@ -525,36 +586,57 @@ def threshold_names(flat: str, path: tuple[str, ...]) -> dict[str, tuple[str, ..
 
 RENAMED: dict[str, tuple[str, ...]] = {
     "models_loaded_max": ("max_loaded_models",),
-    "batch_max_size": ("max_encode_batch",),
     "batch_max_wait_ms": ("max_batch_wait_ms",),
     "queue_max_size": ("max_queued_texts",),
+    "http_header_timeout_s": ("server", "http_timeouts_s", "header"),
+    "http_body_timeout_s": ("server", "http_timeouts_s", "body"),
     "max_batch_size": ("limits", "max_request_texts"),
-    "metadata_max_depth": ("limits", "max_metadata_depth"),
     "metadata_max_bytes": ("limits", "max_metadata_bytes"),
-    "drift_keep_texts_max": ("drift", "max_kept_texts"),
-    "drift_keep_texts_max_age_s": ("drift", "max_kept_text_age_s"),
+    "drift_max_baseline_jobs": ("limits", "max_heavy_jobs"),
+    **{f"drift_{name}": ("drift", "keep_texts", "max") for name in ("keep_texts_max", "max_kept_texts")},
+    **{
+        f"drift_{name}": ("drift", "keep_texts", "max_age_s")
+        for name in ("keep_texts_max_age_s", "max_kept_text_age_s")
+    },
+    "drift_live_baseline_streams": ("drift", "baseline", "live_streams"),
+    "drift_learn_warmup": ("drift", "baseline", "warmup"),
+    "drift_learn_size": ("drift", "baseline", "size"),
+    **{f"drift_embed_{name}": ("drift", "embeddings", name) for name in ("window", "min_samples", "check_every")},
     **threshold_names("drift_linf", ("drift", "thresholds", "linf")),
     **threshold_names("drift_psi", ("drift", "thresholds", "psi")),
     **threshold_names("drift_js", ("drift", "thresholds", "js")),
     **threshold_names("drift_wasserstein", ("drift", "thresholds", "wasserstein")),
-    **threshold_names("drift_accuracy_fall", ("drift", "accuracy_fall")),
+    "drift_accuracy_fall": ("drift", "thresholds", "accuracy_fall"),
+    **threshold_names("drift_accuracy_fall", ("drift", "thresholds", "accuracy_fall")),
     **{f"hnsw_{p}": ("index", "default", p) for p in ("m", "ef_construction", "ef_search", "rebuild_deleted_share")},
     **{f"ivf_{p}": ("index", "default", p) for p in ("nlist", "nprobe", "min_train", "pq_m")},
     "index_rerank": ("index", "default", "rerank"),
 }
-"""Former flat names → where they are now; still read, from the environment and as keywords."""
-FLAT: dict[str, tuple[str, ...]] = {**RENAMED, **dict(paths())}
+"""Former flat names → where they are now (a setting renamed, merged into another with the same meaning, or made a
+field of an object setting); still read, from the environment and as keywords."""
+CURRENT: dict[tuple[str, ...], str] = {path: name for name, path in paths()}
+"""The path of every setting → its one current flat name (O2V_<NAME>)."""
+FLAT: dict[str, tuple[str, ...]] = {**RENAMED, **{name: path for path, name in CURRENT.items()}}
 """Every flat name a setting is read by, current and former, → its path in Settings."""
 DRIFT_CONSTANTS = (
     *("CHECK_INTERVAL_S", "CONFIRM_CHECKS", "CLEAR_CHECKS", "HYSTERESIS", "PSI_BINS", "BUCKET_SECONDS"),
     *("HISTORY_BUCKETS", "WEBHOOK_TIMEOUT_S", "WEBHOOK_RETRIES", "SHIFT_HORIZON", "SHIFT_WARNING_FALSE_ALARM"),
     *("SHIFT_SIMULATIONS", "SHIFT_CLIP", "LABEL_MIN_COUNT", "LABEL_ALPHA", "TOKEN_QUEUE", "EMBED_CHECK_INTERVAL_S"),
-    "EMBED_PERMUTATIONS",
+    *("EMBED_PERMUTATIONS", "CPU_BUDGET", "PERSIST_INTERVAL_S", "SHIFT_FALSE_ALARM", "SHIFT_REFERENCE_MAX"),
+    "MAX_LABELS",
 )
 FIXED: dict[str, str] = {
     "models_unload_grace_s": "service.encoders.pool:UNLOAD_GRACE_S",
     "readyz_timeout_s": "service.api.health:READYZ_TIMEOUT_S",
     "max_headers": "service.api.connections:MAX_HEADERS",
+    "onnx_inter_op_threads": "service.encoders.onnx:INTER_OP_THREADS",
+    "onnx_max_batch_tokens": "service.encoders.onnx:MAX_BATCH_TOKENS",
+    **{name: "service.encoders.batching:ENCODE_BATCH" for name in ("max_encode_batch", "batch_max_size")},
+    "adapt_niceness": "service.model.adaptation:ADAPT_NICENESS",
+    "sagemaker_connect_timeout_s": "service.encoders.sagemaker:CONNECT_TIMEOUT_S",
+    **{name: "service.index.metadata:MAX_METADATA_DEPTH" for name in ("max_metadata_depth", "metadata_max_depth")},
+    "max_header_bytes": "service.api.connections:MAX_HEADER_BYTES",
+    "max_filter_keys": "service.index.metadata:MAX_FILTER_KEYS",
     "index_filter_exact_max": "service.index.engines.faiss.mirror:Options.filter_exact_max",
     "index_rebuild_inline_max": "service.index.engines.faiss.mirror:Options.rebuild_inline_max",
     "drift_classify_reference_max": "service.drift.config:CLASSIFY_REFERENCE_MAX",
@@ -566,7 +648,8 @@ FIXED: dict[str, str] = {
     },
 }
 """Former settings that became module constants (research knobs: simulation counts, bins, permutations, p-values of
-internal tests, schedules): flat name → where the constant is. Still accepted, with a warning naming the value."""
+internal tests, schedules, batching and thread tuning; limits fixed by a backend): flat name → where the constant is,
+with its reason in a docstring. Still accepted, with a warning naming the value."""
 
 
 def fixed_value(name: str) -> Any:
@@ -586,6 +669,42 @@ def warn_fixed(name: str) -> None:
         fixed_value(name),
         FIXED[name].replace(":", "."),
     )
+
+
+def variable(path: tuple[str | int, ...]) -> tuple[str, ...]:
+    """The environment variable of a path in Settings and the rest of the path: (O2V_DRIFT_WINDOW,) for drift.window,
+    (O2V_DRIFT_BASELINE, warmup) for a field inside an object setting. A path no variable reads stays as it is."""
+    for cut in range(len(path), 0, -1):
+        name = CURRENT.get(tuple(str(key) for key in path[:cut]))
+        if name is not None:
+            return (f"O2V_{name.upper()}", *map(str, path[cut:]))
+    return tuple(map(str, path))
+
+
+def also(path: tuple[str | int, ...]) -> str:
+    """The former variables that set exactly `path`, as a note (` (or O2V_DRIFT_LEARN_WARMUP)`), or nothing."""
+    former = [f"O2V_{name.upper()}" for name, at in RENAMED.items() if at == path]
+    return f" (or {', '.join(former)})" if former else ""
+
+
+@contextmanager
+def by_variable() -> Iterator[None]:
+    """Validation errors located by environment variable (O2V_DRIFT_WINDOW), not by field path (drift.window): the
+    variable is what a user sets. A group's own check (loc `drift`) names its variables in its message."""
+    try:
+        yield
+    except ValidationError as exc:
+        details: list[Any] = [{**error, "loc": located(error["loc"])} for error in exc.errors()]
+        raise ValidationError.from_exception_data(exc.title, details, hide_input=True) from None
+
+
+def located(loc: tuple[str | int, ...]) -> tuple[str, ...]:
+    """The error's variable (and the field inside it); none for a check of several (Settings', a group's), whose
+    message names them."""
+    if not loc or (len(loc) == 1 and loc[0] in GROUPS):
+        return ()
+    *parts, last = variable(loc)
+    return (*parts, last + also(loc))
 
 
 def annotation_at(path: tuple[str, ...]) -> Any:
@@ -623,7 +742,8 @@ def nest(data: dict[str, Any]) -> dict[str, Any]:
 
 def place(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     """Set `value` at `path`, turning what is on the way into dicts: a group given as a model is dumped, an object
-    not yet given starts from its default (a former name sets one half of a threshold pair)."""
+    not yet given starts from its default (a former name sets one half of a threshold pair). Only what was set is
+    dumped, so that the fields left to their defaults stay defaults (DriftSettings shrinks those to fit)."""
     node: dict[str, Any] = out
     model: Any = Settings
     for key in path[:-1]:
@@ -632,11 +752,11 @@ def place(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         child = node.get(key)
         if child is None:
             default = field.get_default(call_default_factory=False)
-            child = default.model_dump() if isinstance(default, BaseModel) else {}
+            child = default.model_dump(exclude_unset=True) if isinstance(default, BaseModel) else {}
         elif isinstance(child, BaseModel):
-            child = child.model_dump()
+            child = child.model_dump(exclude_unset=True)
         elif not isinstance(child, Mapping):
-            child = model.model_validate(child).model_dump()
+            child = model.model_validate(child).model_dump(exclude_unset=True)
         node[key] = child = dict(child)
         node = child
     node[path[-1]] = value

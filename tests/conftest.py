@@ -1,5 +1,5 @@
-"""Fixtures every test module may use: the collection engine to run a behavioural test on, and a tiny public-data
-tree in place of ../shared/data."""
+"""Fixtures every test module may use: the collection engine to run a behavioural test on, a tiny public-data
+tree in place of ../shared/data, and a small real disk to fill (`small_disk`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.disk_fixtures import small_disk  # noqa: F401 (a fixture, for every module)
 from tests.index_fixtures import STORES, close_opened
 from tests.milvus_server import REQUIRED_ENV, URI_ENV, Server, missing_reason
 from tests.public_data_fixtures import write_public_data

@@ -38,3 +38,23 @@ def test_adapt_and_models_commands(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["models", "promote", "object2vec-sts-384", *common]) == 0
     assert main(["models", "rm", "cli-model", *common]) == 0
     assert main(["models", "promote", "cli-model", *common]) == 2
+
+
+def test_adapt_tune_runs_trials_with_a_progress_bar_and_is_bounded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = FaissCollections(tmp_path)
+    collection = registry.create("intents")[0]
+    items = [Item(f"{label}-{i}", t, {"intent": label}) for label, ts in INTENTS.items() for i, t in enumerate(ts)]
+    collection.upsert(items, onnx_encoder().embed_texts([i.text for i in items]))
+    registry.close()
+    common = ["adapt", "intents", "--label-key", "intent", "--data-dir", str(tmp_path)]
+    assert main([*common, "--name", "too-many", "--tune", "21"]) == 2
+    assert "--tune must be between 0 and 20" in capsys.readouterr().err
+    fast = json.dumps({"epochs": "1", "mini_batch_size": "16"})
+    assert main([*common, "--name", "tuned", "--tune", "2", "--hyperparameters", fast]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["model"] == "tuned"
+    assert "2/2 [" in err and "trial" in err  # the bar counts trials
+    card = json.loads((tmp_path / ".o2v" / "models" / "tuned" / "model_card.json").read_text())
+    assert card["tuning"]["trials"] == 2

@@ -22,6 +22,8 @@ from tests.server_process import ServerProcess
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "clients.md"
 DOCS_URL = "http://localhost:8000"
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+ALIAS = "rerank-english-v3.0"
+"""A Cohere model's name, configured as an alias of the served model (O2V_MODEL_ALIASES)."""
 SNIPPET = re.compile(r"<!-- snippet: (\S+) -->\n```python\n(.*?)```", re.S)
 
 
@@ -31,7 +33,11 @@ def snippets() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"O2V_DATA_DIR": str(tmp_path_factory.mktemp("data")), "O2V_ONNX_INTRA_OP_THREADS": "1"}
+    env = {
+        "O2V_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "O2V_ONNX_INTRA_OP_THREADS": "1",
+        "O2V_MODEL_ALIASES": f'["{ALIAS}"]',
+    }
     with ServerProcess(env) as running:
         yield running
 
@@ -148,12 +154,19 @@ def test_cohere_v2_and_v1_rerank(server: ServerProcess) -> None:
     old = v1.rerank(query="Who plays the guitar?", documents=documents, top_n=2, return_documents=True)
     assert [(r.index, r.relevance_score) for r in old.results] == [(r.index, r.relevance_score) for r in results]
     assert old.results[0].document.text == documents[1]
+    served = onnx_encoder().name
     with pytest.raises(cohere.core.ApiError) as refused:
-        got["co"].rerank(model="m", query="q", documents=documents, max_tokens_per_doc=16)
+        got["co"].rerank(model=served, query="q", documents=documents, max_tokens_per_doc=16)
     assert refused.value.status_code == 422 and "max_tokens_per_doc" in str(refused.value.body)  # named
+    aliased = got["co"].rerank(model=ALIAS, query="Who plays the guitar?", documents=documents, top_n=2)
+    assert [(r.index, r.relevance_score) for r in aliased.results] == [(r.index, r.relevance_score) for r in results]
+    for client, kwargs in ((got["co"], {}), (v1, {"top_n": 2})):  # Cohere's own model names are not served
+        with pytest.raises(cohere.core.ApiError) as unknown:
+            client.rerank(model="rerank-v3.5", query="q", documents=documents, **kwargs)
+        assert unknown.value.status_code == 404 and "model_not_found" in str(unknown.value.body)
     np.testing.assert_allclose(got["vector"], embedded(["A man is playing a guitar."])[0], atol=1e-5)
     with pytest.raises(cohere.core.ApiError) as quantised:  # not made up: Cohere does not publish its scales
-        got["co"].embed(model="m", texts=["a"], input_type="search_query", embedding_types=["int8"])
+        got["co"].embed(model=served, texts=["a"], input_type="search_query", embedding_types=["int8"])
     assert quantised.value.status_code == 422 and "int8" in str(quantised.value.body)
 
 
@@ -163,12 +176,17 @@ def test_litellm_rerank_and_embedding_with_dimensions(server: ServerProcess) -> 
     results = got["ranked"].results
     assert [r["index"] for r in results] == [1, 0] and all(isinstance(r["relevance_score"], float) for r in results)
     documents = ["A woman slices an onion.", "A man is playing a guitar."]
-    for model, base in (("cohere/m", server.url), ("jina_ai/m", server.url), ("hosted_vllm/m", f"{server.url}/v1")):
+    served = onnx_encoder().name
+    providers = (("cohere", server.url), ("jina_ai", server.url), ("hosted_vllm", f"{server.url}/v1"))
+    for (provider, base), name in zip(providers, (served, ALIAS, served), strict=True):
+        model = f"{provider}/{name}"
         other = got["litellm"].rerank(
             model=model, api_base=base, api_key="unused", query="Who plays?", documents=documents
         )
         assert [r["index"] for r in other.results] == [1, 0], model  # Cohere's paths: /v1/rerank
         assert other.results[0]["document"]["text"] == documents[1], model
+    with pytest.raises(Exception, match="model_not_found"):  # litellm wraps the 404 in its own exception types
+        got["litellm"].rerank(model="infinity/rerank-v3.5", api_base=server.url, query="q", documents=documents)
     vector = got["embedded"].data[0]["embedding"]
     assert len(vector) == 64
     expected = unit(onnx_encoder().embed_texts(["A man is playing a guitar."])[:, :64])[0]

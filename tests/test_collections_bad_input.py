@@ -199,7 +199,7 @@ def test_a_running_cluster_leaves_readyz_fast_and_a_second_one_gets_503(tmp_path
     loader.create("big")[0].upsert([Item(f"i{i}", "", {}) for i in range(6000)], unit_vectors(6000, seed=3))
     loader.close()
     with TestClient(create_app(app_settings(tmp_path, max_clusters=1000, max_cluster_work=10**9))) as client:
-        heavy = client.app.state.heavy_jobs
+        heavy = client.app.state.services.heavy_jobs
         first: list[Any] = []
         worker = threading.Thread(target=lambda: first.append(client.post("/collections/big/cluster", json={"k": 600})))
         worker.start()
@@ -240,14 +240,14 @@ def test_a_cluster_whose_caller_went_away_stops_and_frees_its_slot(tmp_path, mon
         head = "POST /collections/big/cluster HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
         with socket.create_connection(("127.0.0.1", port)) as conn:
             conn.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            while app.state.heavy_jobs.running == 0 and time.monotonic() < deadline:
+            while app.state.services.heavy_jobs.running == 0 and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert app.state.heavy_jobs.running == 1
+            assert app.state.services.heavy_jobs.running == 1
             time.sleep(0.3)
         gone = time.monotonic()
-        while app.state.heavy_jobs.running and time.monotonic() - gone < 30:
+        while app.state.services.heavy_jobs.running and time.monotonic() - gone < 30:
             time.sleep(0.02)
-        assert app.state.heavy_jobs.running == 0 and time.monotonic() - gone < 10
+        assert app.state.services.heavy_jobs.running == 0 and time.monotonic() - gone < 10
     finally:
         server.should_exit = True
         thread.join(60)

@@ -34,7 +34,7 @@ def test_health_answers_while_collection_calls_wait_on_the_engine(tmp_path, stor
         threads = [threading.Thread(target=send, args=request) for request in WAITING + LISTING]
         waits = set(WAITING + (LISTING if store == "faiss" else []))
         release = threading.Event()
-        client.app.state.collections.while_locked = lambda operation, name: release.wait(30)
+        client.app.state.services.collections.while_locked = lambda operation, name: release.wait(30)
         try:
             for thread in threads:
                 thread.start()

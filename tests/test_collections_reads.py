@@ -105,7 +105,7 @@ def test_batch_search_answers_each_query(client) -> None:
 def test_a_collection_of_another_model_refuses_texts_and_takes_vectors(client) -> None:
     assert client.get("/collections/reviews").json()["model"] == SERVED
     assert client.put("/collections/old", headers=KEY).status_code == 201
-    registry = client.app.state.collections
+    registry = client.app.state.services.collections
     registry.get("old").upsert([Item("a", "embedded elsewhere", {"label": "x"})], np.eye(384)[:1], model=OTHER)
     assert client.get("/collections/old").json()["model"] == OTHER
     vector = np.eye(384)[1].tolist()

@@ -53,7 +53,7 @@ class Stateful(STATEFUL.as_state_machine()):  # type: ignore[misc]
     scenario starts from no collections, so a replayed scenario meets the state it met the first time."""
 
     def setup(self) -> None:
-        registry = APP.state.collections
+        registry = APP.state.services.collections
         for name in registry.names():
             registry.drop(name)
 
@@ -88,7 +88,7 @@ class Stateful(STATEFUL.as_state_machine()):  # type: ignore[misc]
 
     def after_call(self, response: Any, case: Any) -> None:
         """A re-embedding runs on in the background: wait for it, so the next step meets the same state each time."""
-        jobs = APP.state.reembed_jobs
+        jobs = APP.state.services.reembed_jobs
         while any(job["state"] == "running" for job in jobs.jobs.values()):
             time.sleep(0.01)
 
@@ -106,7 +106,7 @@ UPSERT, SEARCH, CLASSIFY, BATCH = (
 def test_stateful_chains_reach_the_item_routes_with_real_data() -> None:
     Stateful.run(
         settings=settings(
-            max_examples=200,
+            max_examples=300,
             stateful_step_count=10,
             deadline=None,
             derandomize=True,
@@ -121,12 +121,10 @@ def test_stateful_chains_reach_the_item_routes_with_real_data() -> None:
 
 
 def test_schemathesis_runs_every_operation_of_the_schema() -> None:
-    from tests.test_gateway_schemathesis import GATEWAY_TAGS
+    from tests.test_gateway_schemathesis import GATEWAY_TAGS, MODEL_TAGS
 
-    # the model registry and its jobs are not fuzzed yet (POST /models/adapt would start training runs, and
-    # DELETE /models/{name} also matches /models/adapt): tests/test_models_api.py and test_adapt_e2e.py cover them
-    run = {*GATEWAY_TAGS, *TAGS, "models"}
+    run = {*GATEWAY_TAGS, *MODEL_TAGS, *TAGS}
     operations = [(path, method, op) for path, item in APP.openapi()["paths"].items() for method, op in item.items()]
     unrun = [f"{method.upper()} {path}" for path, method, op in operations if not run & {*op.get("tags", [])}]
     collections = [path for path, _, op in operations if "collections" in op.get("tags", [])]
-    assert len(collections) == 15 and len(operations) == 42 and not unrun, unrun
+    assert len(collections) == 15 and len(operations) == 44 and not unrun, unrun

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
+from fastapi.testclient import TestClient
 
+from service.drift.embeddings import SAMPLE_FILE
+from service.settings import Settings
+from tests.disk_fixtures import fill
 from tests.gateway_fixtures import client
 
 API_KEY = "drift-test-key-2Kd"
@@ -133,3 +139,38 @@ def test_metrics_export_drift_gauges(tmp_path: Path) -> None:
         assert 'o2v_drift_threshold{level="drift",test="linf"} 0.1' in text
         assert f'o2v_drift_score_bucket{{le="+Inf",stream="similarity"}} {float(len(PAIRS))}' in text
         assert 'o2v_drift_baseline_cdf{le="1.0",stream="similarity"} 1.0' in text
+
+
+@pytest.mark.skipif(not (Path(Settings().model_dir) / SAMPLE_FILE).is_file(), reason="no embedding sample")
+def test_a_baseline_upload_the_full_disk_refused_changes_nothing(small_disk: Path) -> None:
+    """507, and the old baseline and the old embedding reference both stay, in memory and after a restart; once
+    there is room the same upload takes both. The references are told apart by their size: 24 texts, then 28."""
+    other = [[p[1], p[0]] for p in PAIRS] + [["A bird sings at dawn.", "A cat is asleep on a couch."]] * 2
+    with client(**settings(small_disk / "data"), **SMALL_EMBED) as c:
+        assert c.put("/drift/baseline/similarity", json={"pairs": PAIRS}, headers=KEY).status_code == 200
+        before = uploaded(c)
+        assert before[1] == 2 * len(PAIRS)
+        filler = fill(small_disk)
+        answer = c.put("/drift/baseline/similarity", json={"pairs": other}, headers=KEY)
+        assert answer.status_code == 507 and "disk is full" in answer.json()["error"]["message"], answer.text
+        assert uploaded(c) == before, "a baseline or embedding reference that was not stored is in use"
+        filler.unlink()
+    with client(**settings(small_disk / "data"), **SMALL_EMBED) as c:
+        assert uploaded(c) == before
+        assert c.put("/drift/baseline/similarity", json={"pairs": other}, headers=KEY).status_code == 200
+        changed = uploaded(c)
+    assert changed[0]["n"] == len(other) and changed[1] == 2 * len(other)
+    with client(**settings(small_disk / "data"), **SMALL_EMBED) as c:
+        assert uploaded(c) == changed
+
+
+SMALL_EMBED = {"drift_embed_window": 40, "drift_embed_min_samples": 10, "drift_embed_check_every": 10}
+
+
+def uploaded(c: TestClient) -> tuple[dict[str, Any], int]:
+    """The similarity stream's baseline and the size of its route family's embedding reference, as GET /drift
+    shows them."""
+    doc = c.get("/drift").json()
+    reference = doc["embeddings"]["families"]["similarity"]["reference"]
+    assert (reference["kind"], reference["source"]) == ("uploaded", "uploaded:similarity")
+    return doc["streams"]["similarity"]["baseline"], reference["n"]

@@ -163,17 +163,33 @@ def test_topic_grouped_traffic_of_another_domain_stays_clear_and_a_shift_after_i
         for i in range(0, ordered.shape[0], 100):
             e.record(ordered[i : i + 100])
             e.run_due_checks()
-            family = e.report()["families"]["other"]
-            statuses.append(family["status"])
+            family = e.report().families["other"]
+            statuses.append(family.status)
             live = np.array(e.families["other"].vectors, dtype=np.float32)
             if live.shape[0] >= 100:  # none right after the first window became the reference
                 against_card.append(mmd_test(e.card.vectors, live, e.card.bandwidth, 100, floor=e.card.floor)[1])
         assert "drift" not in statuses and statuses[-1] == "ok", (domain, statuses)
-        assert family["domain"]["status"] == domain and family["reference"]["kind"] == "learned"
+        assert family.domain is not None and family.domain.status == domain
+        assert family.reference is not None and family.reference.kind == "learned"
         if domain == "other_domain":
             assert np.mean(np.array(against_card) <= 0.01) >= 0.8  # the old verdict: drift, on every window
-        assert family["reference"]["seen"] > 300  # normal traffic joined the reference
+        assert family.reference.seen > 300  # normal traffic joined the reference
         for _ in range(5):
             e.record(topics(rng, centres, [20 + t for t in rng.choice(12, 2, replace=False)], 50))
             e.run_due_checks()
-        assert e.report()["families"]["other"]["status"] == "drift", domain
+        assert e.report().families["other"].status == "drift", domain
+        assert e.report().reference.mix_floor > 0.0  # the domain reference: the card's sample, its own floor
+
+
+def test_a_family_still_learning_its_reference_says_how_far_and_has_no_reference() -> None:
+    """Before its first full window a family has no reference of its own: GET /drift writes `reference` as null
+    and `learning` with the count so far; the domain test already ran, and the status waits."""
+    rng = np.random.default_rng(5)
+    e = EmbeddingMonitor(unit_rows(rng.normal(size=(200, 32))), 150, 100, 50, 50, Limit(0.05, 0.01, True), 2, 3)
+    e.record(unit_rows(rng.normal(size=(120, 32))))
+    assert e.run_due_checks() == 1
+    family = e.report().as_json()["families"]["other"]
+    assert family["status"] == "pending" and family["reference"] is None and family["n_live"] == 120
+    assert family["learning"] == "its first 150 embeddings become its reference: 120 so far"
+    assert family["domain"]["status"] == "in_domain" and family["domain"]["n_live"] == 120
+    assert "mmd2" not in family and "pvalue" in family["domain"]

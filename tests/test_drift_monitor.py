@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from service.drift import DriftConfig, DriftMonitor, DriftWorker
@@ -221,3 +223,37 @@ def test_a_second_check_of_the_same_scores_does_not_confirm_a_drift() -> None:
     assert m.check("similarity") == "ok"  # no new score since: the worker and a caller both found it due
     m.record_many("similarity", scores(FAST.check_every, mean=0.2, seed=6))
     assert m.check("similarity") == "drift"
+
+
+def test_a_baseline_upload_a_read_only_disk_refused_keeps_the_old_reference(small_disk: Path) -> None:
+    """The new embedding reference is computed, stored, and only then used: a save that fails (the data
+    directory's file system turned read-only) leaves the old baseline and the old reference in use."""
+    rng = np.random.default_rng(0)
+    settings, sample = config(embed_window=40, embed_min_samples=10), unit(rng.normal(size=(60, 16)))
+    m = DriftMonitor(settings, card(), DriftStore(small_disk / "drift"), embedding_sample=sample)
+    assert m.embeddings is not None
+    m.set_baseline("similarity", scores(50), "first", texts=unit(rng.normal(size=(24, 16))))
+    reference, baseline = m.embeddings.families["similarity"].own, m.baseline("similarity")
+    second = unit(rng.normal(size=(30, 16)) + 1.0)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        with pytest.raises(OSError):
+            m.set_baseline("similarity", scores(50, mean=0.3), "second", texts=second)
+        assert m.embeddings.families["similarity"].own is reference and m.baseline("similarity") is baseline
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    m.set_baseline("similarity", scores(50, mean=0.3), "second", texts=second)
+    assert own_size(m) == 30 and m.baseline("similarity").source == "second"
+    assert own_size(DriftMonitor(settings, card(), DriftStore(small_disk / "drift"), embedding_sample=sample)) == 30
+
+
+def own_size(m: DriftMonitor) -> int:
+    """Rows of the similarity family's own reference."""
+    assert m.embeddings is not None
+    own = m.embeddings.families["similarity"].own
+    assert own is not None
+    return int(own.vectors.shape[0])
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)

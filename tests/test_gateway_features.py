@@ -55,7 +55,7 @@ def test_rerank_orders_by_the_object2vec_score_of_similarity(http) -> None:
 
 
 def test_rerank_takes_coheres_documents_top_n_and_returns_documents(http) -> None:
-    body = {"query": QUERY, "documents": DOCS, "top_n": 2, "return_documents": True, "model": "rerank-v3"}
+    body = {"query": QUERY, "documents": DOCS, "top_n": 2, "return_documents": True, "model": onnx_encoder().name}
     results = http.post("/rerank", json=body).json()["results"]
     assert (results[0]["index"], results[0]["text"]) == (1, DOCS[1]) and len(results) == 2
     assert results[0]["document"] == DOCS[1]  # Infinity's string on /rerank (litellm's infinity/ reads one)

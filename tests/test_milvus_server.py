@@ -16,10 +16,10 @@ import pytest
 
 from service.index.errors import InvalidRequest
 from service.index.metadata import canonical
-from tests.index_fixtures import items, registry, store_env, unit_vectors
+from tests.index_fixtures import SMALL, items, registry, store_env, unit_vectors
 from tests.milvus_server import Server, wait_until
 from tests.server_process import ServerProcess
-from tests.test_index_reembed import OLD, old_collection
+from tests.test_index_reembed import ENCODER, OLD, SERVED, old_collection
 
 API_KEY = "milvus-server-test-key-77c1"
 KEY = {"Authorization": f"Bearer {API_KEY}"}
@@ -112,6 +112,29 @@ def test_one_reembedding_at_a_time_across_gateways(milvus_server, tmp_path) -> N
         assert info["count"] == 601 and info["model"] != OLD
         for client in clients:
             client.close()
+
+
+def test_a_read_right_after_another_replica_reembedded_is_answered(milvus_server, tmp_path) -> None:
+    """Replica b's handle still names the items collection that replica a's re-embedding replaces and drops (a
+    Bounded catalog read a moment old does the same): each read finds the new one within the request, no 503."""
+    a, _ = old_collection(tmp_path, 60, store="milvus-server")
+    b = registry(tmp_path, SMALL, "milvus-server")
+    handles = [b.get("c") for _ in range(5)]
+    wait_until(lambda: handles[0].count({}) == 61, timeout=10)  # b reads a's writes at Bounded: a tick later
+    assert handles[0].info()["model"] == OLD  # and has loaded the old items collection
+    before = handles[0].target
+    a.get("c").reembed(ENCODER.embed_texts, SERVED, batch_size=64)
+    probe = ENCODER.embed_texts(["a probe sentence"])[0]
+    info, hits, count, page, found = (
+        handles[0].info(),
+        handles[1].nearest(probe, 3, {}),
+        handles[2].count({}),
+        handles[3].scroll(None, 5, {}),
+        handles[4].items(["given"]),
+    )
+    assert info["count"] == 61 and info["model"] == SERVED
+    assert len(hits) == 3 and count == 61 and len(page) == 5 and found[0] is not None
+    assert len({h.target for h in handles}) == 1 and handles[0].target != before
 
 
 @pytest.fixture

@@ -4,8 +4,11 @@ into the registry of a data directory."""
 
 from __future__ import annotations
 
+import os
+import signal
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +21,9 @@ from service.api.app import create_app
 from service.encoders.onnx import OnnxEncoder
 from service.model.adaptation import AdaptRequest, run_in_child
 from service.model.model_dir import ModelDir
-from service.model.registry import ModelConflict, ModelNameError, ModelRegistry
+from service.model.registry import RESERVED_NAMES, ModelConflict, ModelNameError, ModelRegistry
 from service.settings import DEFAULT_MODEL_DIR, Settings
-from tests.adapt_fixtures import intents
+from tests.adapt_fixtures import INTENTS, intents
 from tests.gateway_fixtures import onnx_encoder
 
 KEY = "models-test-key-8Hq2"
@@ -87,9 +90,18 @@ def test_model_picks_the_encoder_on_every_embedding_route(http: TestClient) -> N
     assert cosine == pytest.approx(float(expected[0] @ expected[1]), abs=1e-5)
     ranked = http.post("/rerank", json={"query": TEXTS[0], "documents": TEXTS, "model": "intents-v1"}).json()
     assert ranked["model"] == "intents-v1"  # Cohere's answer names the model; TEI's (`texts`) is a bare list
-    for route, body in (("/embed", {"texts": ["hi"]}), ("/similarity", {"pairs": [["a", "b"]]})):
+    unknown = (
+        ("/embed", {"texts": ["hi"]}),
+        ("/v1/embeddings", {"input": "hi"}),
+        ("/similarity", {"pairs": [["a", "b"]]}),
+        ("/rerank", {"query": "q", "texts": ["a", "b"]}),
+        ("/v2/rerank", {"query": "q", "documents": ["a", "b"]}),  # Cohere's clients' path
+    )
+    for route, body in unknown:
         answer = http.post(route, json={**body, "model": "nope"})
-        assert answer.status_code == 404 and answer.json()["error"]["type"] == "model_not_found", route
+        error = answer.json()["error"]  # OpenAI's shape on /v1/embeddings: the kind is its `code`
+        assert answer.status_code == 404 and "model_not_found" in (error["type"], error.get("code")), route
+        assert "intents-v1" in error["message"], route  # it names the models there are
 
 
 def test_promotion_is_keyed_switches_the_default_and_rolls_back(http: TestClient) -> None:
@@ -110,8 +122,10 @@ def test_promotion_is_keyed_switches_the_default_and_rolls_back(http: TestClient
 def test_registry_names_taken_and_path_characters_are_refused(data_dir: Path) -> None:
     registry = ModelRegistry(data_dir, BUNDLED, DEFAULT_MODEL_DIR)
     for bad in ("../x", "a/b", "a.b", "", "x" * 65):
-        with pytest.raises(ModelNameError):
+        with pytest.raises(ModelNameError, match="must match"):
             registry.target(bad)
+    with pytest.raises(ModelNameError, match="reserved"):
+        registry.target("adapt")
     for taken in ("intents-v1", BUNDLED):
         with pytest.raises(ModelConflict, match="taken"):
             registry.target(taken)
@@ -120,3 +134,85 @@ def test_registry_names_taken_and_path_characters_are_refused(data_dir: Path) ->
     (partial / "encoder.onnx").write_bytes(b"half")
     assert [e.name for e in registry.entries()] == [BUNDLED, "intents-v1"]  # a killed export is never a model
     assert not partial.exists()  # and its writer is dead: removed
+
+
+def test_route_segments_are_reserved_names_and_bad_names_are_refused(http: TestClient) -> None:
+    """A model named like a literal segment under /models/ or /v1/models/ would share that route's path (DELETE
+    /models/adapt): the registry's reserved names are exactly those segments, and each is a 422 that says why."""
+    literal = set()
+    for path in http.get("/openapi.json").json()["paths"]:
+        for prefix in ("/models/", "/v1/models/"):
+            segment = path.removeprefix(prefix).split("/")[0] if path.startswith(prefix) else "{"
+            if "{" not in segment:
+                literal.add(segment)
+    assert literal == RESERVED_NAMES
+    for name in sorted(RESERVED_NAMES):  # no other route shares its path: DELETE /models/{name} does not match it
+        assert http.options(f"/models/{name}").headers["allow"] == "POST, OPTIONS"
+        assert http.delete(f"/models/{name}", headers=AUTH).status_code == 405
+    body = {"collection": "anything", "label_key": "intent"}
+    for name in sorted(RESERVED_NAMES):
+        answer = http.post("/models/adapt", json={**body, "name": name}, headers=AUTH)
+        assert answer.status_code == 422 and "reserved" in answer.json()["error"]["message"], answer.text
+        assert answer.json()["error"]["field"] == "name"
+    for name in ("../x", "a/b", "a.b", "x y"):
+        answer = http.post("/models/adapt", json={**body, "name": name}, headers=AUTH)
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == "name", name
+    for name in ("intents-v1", BUNDLED):
+        answer = http.post("/models/adapt", json={**body, "name": name}, headers=AUTH)
+        assert answer.status_code == 409 and "taken" in answer.json()["error"]["message"], name
+    parent = http.post("/models/adapt", json={**body, "name": "fresh", "parent": "nope"}, headers=AUTH)
+    assert parent.status_code == 404 and parent.json()["error"]["field"] == "parent"
+
+
+def _poll(http: TestClient, job: str, until: Callable[[dict], bool], timeout_s: float = 300) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = http.get(f"/jobs/{job}").json()
+        if until(state):
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"job {job}: {state}")
+
+
+def test_a_job_killed_mid_epoch_leaves_no_model_and_cannot_be_promoted(http: TestClient, data_dir: Path) -> None:
+    """A real job on 720 labelled items, SIGKILLed once its second epoch runs: no model (half-written or not) under
+    its name, the job failed, its name refused for promotion (409); a second job while one runs is a 409 too."""
+    items = [
+        {"id": f"{label}-{i}-{j}", "text": f"{text}, request {j}", "metadata": {"intent": label}}
+        for label, texts in INTENTS.items()
+        for i, text in enumerate(texts)
+        for j in range(40)
+    ]
+    assert http.put("/collections/killed", headers=AUTH).status_code in (200, 201)
+    for start in range(0, len(items), 256):
+        batch = {"items": items[start : start + 256]}
+        assert http.post("/collections/killed/items", json=batch, headers=AUTH).status_code == 200
+    hyperparameters = {"epochs": "30", "mini_batch_size": "16", "early_stopping_patience": "5"}
+    body = {"name": "killed-v1", "collection": "killed", "label_key": "intent", "hyperparameters": hyperparameters}
+    started = http.post("/models/adapt", json=body, headers=AUTH)
+    assert started.status_code == 202, started.text
+    job = started.json()["job"]
+    second = http.post("/models/adapt", json={**body, "name": "second"}, headers=AUTH)
+    assert second.status_code == 409 and job in second.json()["error"]["message"]
+    running = _poll(http, job, lambda s: s["status"] != "running" or (s["progress"]["epoch"] or 0) >= 1)
+    assert running["status"] == "running", running  # killed while it trains, not after
+    child = http.app.state.services.adapt_jobs.children[job]  # type: ignore[attr-defined]
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    failed = _poll(http, job, lambda s: s["status"] != "running")
+    assert failed["status"] == "failed" and "-9" in failed["error"], failed
+    models = data_dir / ".o2v" / "models"
+    assert not (models / "killed-v1").exists()
+    assert not any(p.name.startswith(".partial-killed-v1") for p in models.iterdir())
+    assert "killed-v1" not in {m["id"] for m in http.get("/v1/models").json()["data"]}
+    promote = http.post("/models/killed-v1/promote", headers=AUTH)
+    assert promote.status_code == 409 and job in promote.json()["error"]["message"], promote.text
+    assert http.get("/v1/models/killed-v1").status_code == 404
+
+
+def test_the_one_job_rule_is_documented(http: TestClient) -> None:
+    """A second adapt job while one runs is a 409 (not queued): the OpenAPI answer says so, as docs/model.md does."""
+    operation = http.get("/openapi.json").json()["paths"]["/models/adapt"]["post"]
+    assert "job is running" in operation["responses"]["409"]["description"]
+    promote = http.get("/openapi.json").json()["paths"]["/models/{name}/promote"]["post"]
+    assert "did not succeed" in promote["responses"]["409"]["description"]

@@ -4,47 +4,147 @@ service with a warning that names the fixed value. Contradicting values are refu
 
 from __future__ import annotations
 
+import json
 import logging
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from service.drift.config import KS_PVALUE, SHIFT_SIMULATIONS, DriftConfig
-from service.settings import FIXED, FLAT, Settings, fixed_value
+from service.settings import CURRENT, FIXED, FLAT, RENAMED, Settings, annotation_at, default_at, fixed_value, warn_fixed
 
-FORMER_VARIABLES = """
-MODEL_DIR BACKEND ONNX_INTRA_OP_THREADS ONNX_INTER_OP_THREADS ONNX_MAX_BATCH_TOKENS MODEL_ALIASES DEFAULT_MODEL
-MODELS_LOADED_MAX MODELS_UNLOAD_GRACE_S ADAPT_NICENESS ADAPT_THREADS ADAPT_MAX_ITEMS HOST PORT WORKERS API_KEY
-READ_API_KEY READYZ_TIMEOUT_S ACCESS_LOG RETRY_AFTER_S MAX_HEADER_BYTES MAX_HEADERS HTTP_HEADER_TIMEOUT_S
-HTTP_BODY_TIMEOUT_S MAX_CONNECTIONS DOCS_OPEN MAX_BATCH_SIZE MAX_TEXT_CHARS MAX_BODY_BYTES MAX_TOP_K
-MAX_INVOCATION_INSTANCES MAX_TOKENIZE_TOKENS MAX_TOKENIZE_IN_FLIGHT MAX_TOKEN_IDS MAX_INVOCATION_TOKENS
-BATCH_MAX_SIZE BATCH_MAX_WAIT_MS QUEUE_MAX_SIZE EMBED_CACHE_BYTES SAGEMAKER_ENDPOINT SAGEMAKER_REGION
-SAGEMAKER_ENDPOINT_URL SAGEMAKER_CONNECT_TIMEOUT_S SAGEMAKER_READ_TIMEOUT_S SAGEMAKER_MAX_ATTEMPTS
-SAGEMAKER_MAX_BODY_BYTES SAGEMAKER_MODEL_DIR DATA_DIR SHARED_DATA DRIFT_ENABLED DRIFT_WINDOW DRIFT_MIN_SAMPLES
-DRIFT_CHECK_EVERY DRIFT_CHECK_INTERVAL_S DRIFT_CPU_BUDGET DRIFT_CONFIRM_CHECKS DRIFT_CLEAR_CHECKS DRIFT_HYSTERESIS
-DRIFT_KS_PVALUE_WARNING DRIFT_KS_PVALUE_DRIFT DRIFT_LINF_WARNING DRIFT_LINF_DRIFT DRIFT_PSI_WARNING DRIFT_PSI_DRIFT
-DRIFT_JS_WARNING DRIFT_JS_DRIFT DRIFT_WASSERSTEIN_WARNING DRIFT_WASSERSTEIN_DRIFT DRIFT_PSI_BINS
-DRIFT_BUCKET_SECONDS DRIFT_HISTORY_BUCKETS DRIFT_MAX_STREAMS DRIFT_STREAMS DRIFT_LIVE_BASELINE_STREAMS
-DRIFT_PERSIST_INTERVAL_S DRIFT_MAX_BASELINE_JOBS DRIFT_WEBHOOK_URL DRIFT_WEBHOOK_TIMEOUT_S DRIFT_WEBHOOK_RETRIES
-DRIFT_SHIFT_WINDOW DRIFT_SHIFT_HORIZON DRIFT_SHIFT_FALSE_ALARM DRIFT_SHIFT_WARNING_FALSE_ALARM
-DRIFT_SHIFT_SIMULATIONS DRIFT_SHIFT_CLIP DRIFT_SHIFT_REFERENCE_MAX DRIFT_BASELINE DRIFT_LEARN_WARMUP
-DRIFT_LEARN_SIZE DRIFT_CLASSIFY_REFERENCE_MAX DRIFT_ACCURACY_FALL_WARNING DRIFT_ACCURACY_FALL_DRIFT DRIFT_MAX_LABELS
-DRIFT_LABEL_MIN_COUNT DRIFT_LABEL_ALPHA DRIFT_TOKEN_MARGIN_WARNING DRIFT_TOKEN_MARGIN_DRIFT DRIFT_TOKEN_QUEUE
-DRIFT_KEEP_TEXTS DRIFT_KEEP_TEXTS_MAX DRIFT_KEEP_TEXTS_MAX_AGE_S DRIFT_EMBED_WINDOW DRIFT_EMBED_MIN_SAMPLES
-DRIFT_EMBED_CHECK_EVERY DRIFT_EMBED_CHECK_INTERVAL_S DRIFT_EMBED_PERMUTATIONS DRIFT_EMBED_PVALUE_WARNING
-DRIFT_EMBED_PVALUE_DRIFT INDEX_DEFAULT HNSW_M HNSW_EF_CONSTRUCTION HNSW_EF_SEARCH HNSW_REBUILD_DELETED_SHARE
-IVF_NLIST IVF_NPROBE IVF_MIN_TRAIN IVF_PQ_M INDEX_RERANK INDEX_SNAPSHOT_EVERY INDEX_FILTER_EXACT_MAX
-INDEX_REBUILD_INLINE_MAX INDEX_BUSY_TIMEOUT_S CLASSIFY_MIN_SCORE MAX_GET_IDS MAX_SCROLL_LIMIT MAX_SEARCH_BATCH
-MAX_CLUSTERS MAX_CLUSTER_WORK MAX_HEAVY_JOBS MAX_FILTER_KEYS METADATA_MAX_DEPTH METADATA_MAX_BYTES
-MAX_OPEN_COLLECTIONS VECTOR_STORE MILVUS_URI MILVUS_TOKEN MILVUS_DB MILVUS_TIMEOUT_S MPNET CACHE
-""".split()  # noqa: SIM905 (a list of 140 names, one a line, would be long)
-"""Every O2V_* variable of the 0.1 releases (138 settings, and the two the teacher read from os.environ)."""
+MAX_SETTINGS = 70
+"""Issue 24: at most 70 settings, counted as the distinct variables a user sets (CURRENT: each top-level field and
+each field of a group; an object setting such as O2V_INDEX_DEFAULT is one, its ↳ fields are not counted). Former
+names (RENAMED) and former settings that are constants now (FIXED) are accepted but are not settings."""
+
+VARIABLES = """
+ACCESS_LOG ADAPT_MAX_ITEMS ADAPT_NICENESS ADAPT_THREADS API_KEY BACKEND BATCH_MAX_SIZE BATCH_MAX_WAIT_MS CACHE
+CLASSIFY_MIN_SCORE DATA_DIR DEFAULT_MODEL DOCS_OPEN DRIFT_ACCURACY_FALL DRIFT_ACCURACY_FALL_DRIFT
+DRIFT_ACCURACY_FALL_WARNING DRIFT_BASELINE DRIFT_BUCKET_SECONDS DRIFT_CHECK_EVERY DRIFT_CHECK_INTERVAL_S
+DRIFT_CLASSIFY_REFERENCE_MAX DRIFT_CLEAR_CHECKS DRIFT_CONFIRM_CHECKS DRIFT_CPU_BUDGET DRIFT_EMBED_CHECK_EVERY
+DRIFT_EMBED_CHECK_INTERVAL_S DRIFT_EMBED_MIN_SAMPLES DRIFT_EMBED_PERMUTATIONS DRIFT_EMBED_PVALUE_DRIFT
+DRIFT_EMBED_PVALUE_WARNING DRIFT_EMBED_WINDOW DRIFT_ENABLED DRIFT_HISTORY_BUCKETS DRIFT_HYSTERESIS DRIFT_JS_DRIFT
+DRIFT_JS_WARNING DRIFT_KEEP_TEXTS DRIFT_KEEP_TEXTS_MAX DRIFT_KEEP_TEXTS_MAX_AGE_S DRIFT_KS_PVALUE_DRIFT
+DRIFT_KS_PVALUE_WARNING DRIFT_LABEL_ALPHA DRIFT_LABEL_MIN_COUNT DRIFT_LEARN_SIZE DRIFT_LEARN_WARMUP DRIFT_LINF_DRIFT
+DRIFT_LINF_WARNING DRIFT_LIVE_BASELINE_STREAMS DRIFT_MAX_BASELINE_JOBS DRIFT_MAX_KEPT_TEXT_AGE_S
+DRIFT_MAX_KEPT_TEXTS DRIFT_MAX_LABELS DRIFT_MAX_STREAMS DRIFT_MIN_SAMPLES DRIFT_PERSIST_INTERVAL_S DRIFT_PSI_BINS
+DRIFT_PSI_DRIFT DRIFT_PSI_WARNING DRIFT_SHIFT_CLIP DRIFT_SHIFT_FALSE_ALARM DRIFT_SHIFT_HORIZON
+DRIFT_SHIFT_REFERENCE_MAX DRIFT_SHIFT_SIMULATIONS DRIFT_SHIFT_WARNING_FALSE_ALARM DRIFT_SHIFT_WINDOW DRIFT_STREAMS
+DRIFT_THRESHOLDS DRIFT_TOKEN_MARGIN_DRIFT DRIFT_TOKEN_MARGIN_WARNING DRIFT_TOKEN_QUEUE DRIFT_WASSERSTEIN_DRIFT
+DRIFT_WASSERSTEIN_WARNING DRIFT_WEBHOOK_RETRIES DRIFT_WEBHOOK_TIMEOUT_S DRIFT_WEBHOOK_URL DRIFT_WINDOW
+EMBED_CACHE_BYTES HNSW_EF_CONSTRUCTION HNSW_EF_SEARCH HNSW_M HNSW_REBUILD_DELETED_SHARE HOST HTTP_BODY_TIMEOUT_S
+HTTP_HEADER_TIMEOUT_S INDEX_BUSY_TIMEOUT_S INDEX_DEFAULT INDEX_FILTER_EXACT_MAX INDEX_REBUILD_INLINE_MAX
+INDEX_RERANK INDEX_SNAPSHOT_EVERY IVF_MIN_TRAIN IVF_NLIST IVF_NPROBE IVF_PQ_M MAX_BATCH_SIZE MAX_BATCH_WAIT_MS
+MAX_BODY_BYTES MAX_CLUSTER_WORK MAX_CLUSTERS MAX_CONNECTIONS MAX_ENCODE_BATCH MAX_FILTER_KEYS MAX_GET_IDS
+MAX_HEADER_BYTES MAX_HEADERS MAX_HEAVY_JOBS MAX_INVOCATION_INSTANCES MAX_INVOCATION_TOKENS MAX_LOADED_MODELS
+MAX_METADATA_BYTES MAX_METADATA_DEPTH MAX_OPEN_COLLECTIONS MAX_QUEUED_TEXTS MAX_REQUEST_TEXTS MAX_SCROLL_LIMIT
+MAX_SEARCH_BATCH MAX_TEXT_CHARS MAX_TOKEN_IDS MAX_TOKENIZE_IN_FLIGHT MAX_TOKENIZE_TOKENS MAX_TOP_K
+METADATA_MAX_BYTES METADATA_MAX_DEPTH MILVUS_DB MILVUS_TIMEOUT_S MILVUS_TOKEN MILVUS_URI MODEL_ALIASES MODEL_DIR
+MODELS_LOADED_MAX MODELS_UNLOAD_GRACE_S MPNET ONNX_INTER_OP_THREADS ONNX_INTRA_OP_THREADS ONNX_MAX_BATCH_TOKENS PORT
+QUEUE_MAX_SIZE READ_API_KEY READYZ_TIMEOUT_S RETRY_AFTER_S SAGEMAKER_CONNECT_TIMEOUT_S SAGEMAKER_ENDPOINT
+SAGEMAKER_ENDPOINT_URL SAGEMAKER_MAX_ATTEMPTS SAGEMAKER_MAX_BODY_BYTES SAGEMAKER_MODEL_DIR SAGEMAKER_READ_TIMEOUT_S
+SAGEMAKER_REGION SHARED_DATA VECTOR_STORE WORKERS
+""".split()  # noqa: SIM905 (a list of 151 names, one a line, would be long)
+"""Every O2V_* variable the service read before the settings were cut to 70 (the 0.1 releases' 138 settings, the two
+the teacher read from os.environ, and the names the grouped settings introduced): frozen, each stays accepted."""
+KEY = "Zq8-settings-test-key-41vX"
+SHORTHANDS: dict[str, tuple[str, Callable[[Settings], bool]]] = {
+    "INDEX_DEFAULT": ("hnsw", lambda s: s.index.default.kind == "hnsw"),
+    "DRIFT_BASELINE": ("learn", lambda s: s.drift.baseline.kind == "learn"),
+    "DRIFT_KEEP_TEXTS": ("true", lambda s: s.drift.keep_texts.enabled),
+    "DRIFT_THRESHOLDS": ('{"psi": {"warning": 0.1, "drift": 0.3}}', lambda s: s.drift.thresholds.psi.drift == 0.3),
+    "DRIFT_ACCURACY_FALL": (
+        '{"warning": 0.03, "drift": 0.08}',
+        lambda s: s.drift.thresholds.accuracy_fall.drift == 0.08,
+    ),
+}
+"""Variables whose value is an object, in the form they were set before (a kind or a switch alone, a JSON object)."""
 
 
-def test_every_former_variable_is_still_read() -> None:
-    assert len(FORMER_VARIABLES) == 140
-    unknown = [name for name in FORMER_VARIABLES if name.lower() not in FLAT and name.lower() not in FIXED]
+def test_there_are_at_most_70_settings() -> None:
+    current = sorted(FLAT.keys() - RENAMED.keys())
+    assert len(current) == len(CURRENT) <= MAX_SETTINGS, current
+
+
+def test_every_variable_in_use_before_the_cut_is_still_read() -> None:
+    assert len(VARIABLES) == 151
+    unknown = [name for name in VARIABLES if name.lower() not in FLAT and name.lower() not in FIXED]
     assert unknown == []
+
+
+def examples(name: str) -> list[tuple[str, Any]]:
+    """Values of variable `name` other than its default, each as the environment holds it and as Settings does."""
+    path = FLAT[name.lower()]
+    default, annotation = default_at(path), annotation_at(path)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        (annotation,) = (a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        other = next(a for a in typing.get_args(annotation) if a != default)
+        return [(other, other)]
+    if annotation is bool:
+        return [(json.dumps(not default), not default)]
+    if annotation is int:
+        return [(str(default + 1), default + 1), (str(default - 1), default - 1)]
+    if annotation is float:
+        return [(str(default + 0.01), default + 0.01), (str(default - 0.01), default - 0.01)]
+    if annotation is Path:
+        return [("/tmp/o2v-elsewhere", Path("/tmp/o2v-elsewhere"))]
+    if annotation is str:
+        return [("elsewhere-1", "elsewhere-1")]
+    if typing.get_origin(annotation) is list:
+        return [('["extra"]', ["extra"])]
+    raise AssertionError(f"no example for O2V_{name}: {annotation}")
+
+
+def value_at(settings: Settings, path: tuple[str, ...]) -> Any:
+    value: Any = settings
+    for key in path:
+        value = getattr(value, key)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+@pytest.mark.parametrize("name", VARIABLES)
+def test_each_variable_in_use_before_the_cut_is_accepted(
+    name: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A variable of a setting still sets it (a former name the field it became); one whose setting became a constant
+    still starts the service, with a warning that says where the value is fixed now."""
+    warn_fixed.cache_clear()
+    variable = f"O2V_{name}"
+    if name.lower() in FIXED:
+        monkeypatch.setenv(variable, str(fixed_value(name.lower())))
+        with caplog.at_level(logging.WARNING, logger="service.settings"):
+            Settings()
+        where = FIXED[name.lower()].replace(":", ".")
+        assert f"{variable} is no longer a setting: it is fixed at" in caplog.text and where in caplog.text
+        return
+    if name in ("API_KEY", "READ_API_KEY", "MILVUS_TOKEN"):
+        monkeypatch.setenv("O2V_API_KEY", KEY + "-write")
+        candidates: list[tuple[str, Any]] = [(KEY, KEY)]
+    else:
+        candidates = [] if name in SHORTHANDS else examples(name)
+    with caplog.at_level(logging.WARNING, logger="service.settings"):
+        if name in SHORTHANDS:
+            raw, holds = SHORTHANDS[name]
+            monkeypatch.setenv(variable, raw)
+            assert holds(Settings())
+        else:
+            refused = []
+            for raw, expected in candidates:
+                monkeypatch.setenv(variable, raw)
+                try:
+                    assert value_at(Settings(), FLAT[name.lower()]) == expected
+                    break
+                except ValidationError as exc:  # past a bound (default + 1 above a maximum): the other side
+                    refused.append(exc)
+            assert len(refused) < len(candidates), refused
+    assert "no longer a setting" not in caplog.text
 
 
 def test_groups_read_flat_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,13 +169,15 @@ def test_keywords_take_flat_names_and_beat_the_environment(monkeypatch: pytest.M
 
 
 def test_former_names_set_the_renamed_field_and_a_current_name_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("O2V_BATCH_MAX_SIZE", "7")
-    monkeypatch.setenv("O2V_METADATA_MAX_DEPTH", "5")
+    monkeypatch.setenv("O2V_QUEUE_MAX_SIZE", "7")
+    monkeypatch.setenv("O2V_METADATA_MAX_BYTES", "5000")
     monkeypatch.setenv("O2V_DRIFT_KEEP_TEXTS_MAX", "9")
+    monkeypatch.setenv("O2V_HTTP_BODY_TIMEOUT_S", "5")
     s = Settings()
-    assert (s.max_encode_batch, s.limits.max_metadata_depth, s.drift.max_kept_texts) == (7, 5, 9)
-    monkeypatch.setenv("O2V_MAX_ENCODE_BATCH", "8")
-    assert Settings().max_encode_batch == 8
+    assert (s.max_queued_texts, s.limits.max_metadata_bytes, s.drift.keep_texts.max) == (7, 5000, 9)
+    assert (s.server.http_timeouts_s.body, s.server.http_timeouts_s.header) == (5.0, 10.0)
+    monkeypatch.setenv("O2V_MAX_QUEUED_TEXTS", "8")
+    assert Settings().max_queued_texts == 8
 
 
 def test_the_index_default_is_a_kind_or_an_object_and_former_names_set_one_field(
@@ -129,15 +231,25 @@ def test_every_constant_resolves() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"drift_window": 200, "drift_min_samples": 300}, "O2V_DRIFT_MIN_SAMPLES=300 is above the window"),
-        ({"drift_window": 200, "drift_shift_window": 500}, "O2V_DRIFT_SHIFT_WINDOW=500 is above the window"),
-        ({"drift_window": 100, "drift_learn_warmup": 95}, "O2V_DRIFT_LEARN_WARMUP=95 is above the window minus 10"),
         (
-            {"drift_window": 400, "drift_learn_warmup": 100, "drift_learn_size": 301},
-            "O2V_DRIFT_LEARN_SIZE=301 is above the window minus learn_warmup",
+            {"drift_window": 200, "drift_min_samples": 300},
+            r"O2V_DRIFT_MIN_SAMPLES=300 is above O2V_DRIFT_WINDOW \(200\)",
         ),
-        ({"drift_embed_window": 50, "drift_embed_min_samples": 60}, "O2V_DRIFT_EMBED_MIN_SAMPLES=60"),
-        ({"drift_shift_false_alarm": 0.1}, "shift_false_alarm"),
+        ({"drift_window": 200, "drift_shift_window": 500}, "O2V_DRIFT_SHIFT_WINDOW=500 is above O2V_DRIFT_WINDOW"),
+        (
+            {"drift_window": 100, "drift_learn_warmup": 95},
+            r"O2V_DRIFT_BASELINE.warmup=95 is above O2V_DRIFT_WINDOW minus 10 \(90\)",
+        ),
+        (
+            {"drift_window": 400, "drift_baseline": {"warmup": 100, "size": 301}},
+            "O2V_DRIFT_BASELINE.size=301 is above O2V_DRIFT_WINDOW minus the warm-up",
+        ),
+        (
+            {"drift_embed_window": 50, "drift_embed_min_samples": 60},
+            "O2V_DRIFT_EMBEDDINGS.min_samples=60 is above O2V_DRIFT_EMBEDDINGS.window",
+        ),
+        ({"drift_accuracy_fall_drift": 1.5}, "a fall of accuracy is at most 1"),
+        ({"drift_linf_warning": 0.2}, "below the warning threshold"),
     ],
 )
 def test_contradicting_values_are_refused(values: dict[str, object], message: str) -> None:
@@ -148,9 +260,48 @@ def test_contradicting_values_are_refused(values: dict[str, object], message: st
 
 def test_a_default_shrinks_to_fit_a_smaller_window() -> None:
     drift = Settings(drift_window=200).drift
-    assert (drift.min_samples, drift.shift_window, drift.learn_warmup, drift.learn_size) == (100, 200, 100, 100)
+    assert (drift.min_samples, drift.shift_window, drift.baseline.warmup, drift.baseline.size) == (100, 200, 100, 100)
     config = DriftConfig.from_settings(Settings(drift_window=200, drift_embed_window=50))
     assert config.shift is not None and config.shift.window == 200 and config.embed_min_samples == 50
+    learn = Settings(drift_window=400, drift_learn_warmup=20).drift.baseline  # one field set: the other still fits
+    assert (learn.warmup, learn.size) == (20, 380)
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"drift_window": 5}, "O2V_DRIFT_WINDOW"),
+        ({"max_batch_size": 0}, "O2V_MAX_REQUEST_TEXTS (or O2V_MAX_BATCH_SIZE)"),
+        ({"hnsw_m": 3}, "O2V_INDEX_DEFAULT.m (or O2V_HNSW_M)"),
+        ({"drift_baseline": "sometimes"}, "O2V_DRIFT_BASELINE.kind"),
+        ({"port": 70000}, "O2V_PORT"),
+    ],
+)
+def test_a_validation_error_names_the_environment_variable(values: dict[str, object], variable: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(**values)
+    (error,) = refused.value.errors()
+    assert ".".join(map(str, error["loc"])) == variable
+    assert str(refused.value).splitlines()[1] == variable
+
+
+def test_a_check_of_several_settings_names_them_in_its_message() -> None:
+    with pytest.raises(ValidationError, match="O2V_READ_API_KEY is set but O2V_API_KEY is not") as refused:
+        Settings(read_api_key=KEY)
+    assert refused.value.errors()[0]["loc"] == ()
+    with pytest.raises(ValidationError, match=r"O2V_DRIFT_MIN_SAMPLES=300 is above O2V_DRIFT_WINDOW \(200\)") as group:
+        Settings(drift_window=200, drift_min_samples=300)
+    assert group.value.errors()[0]["loc"] == ()
+
+
+def test_the_environment_s_errors_name_its_variables_and_hide_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("O2V_DRIFT_MIN_SAMPLES", "3")
+    monkeypatch.setenv("O2V_SAGEMAKER_MAX_ATTEMPTS", "zero-secret-ish")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    text = str(refused.value)
+    assert "\nO2V_DRIFT_MIN_SAMPLES\n" in text and "\nO2V_SAGEMAKER_MAX_ATTEMPTS\n" in text
+    assert "drift.min_samples" not in text and "zero-secret-ish" not in text
 
 
 def test_drift_config_is_the_group_with_its_constants() -> None:
@@ -168,6 +319,8 @@ def test_updated_copies_with_flat_names_without_rereading_the_environment(monkey
     copy = s.updated(drift_shift_window=0, max_batch_size=9)
     assert (copy.drift.window, copy.drift.shift_window, copy.drift.check_every) == (300, 0, 25)
     assert copy.limits.max_request_texts == 9 and s.drift.shift_window == 300
+    smaller = Settings().updated(drift_window=200).drift  # the defaults shrunk to 1000 fit 200 again
+    assert (smaller.shift_window, smaller.baseline.size) == (200, 100)
 
 
 def test_teacher_paths_go_through_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:

@@ -1,26 +1,28 @@
 """Collections on a bad day (issue 23, findings 6, 9, 10): a re-embedding and readers of an evicted collection never
 wait for each other's locks, a database locked past its timeout is a 503, one damaged collection never takes the
 listing down, a restore is checked before it goes into place, and a full disk (a real, small tmpfs) answers 507
-with every write applied whole or not at all."""
+with every write applied whole or not at all. `o2v` meets both with one line and its exit code (75 and 74)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from service.cli import main
 from service.index.backup import backup, restore
 from service.index.engines.faiss.collection import DB_FILE, Options
 from service.index.engines.faiss.registry import FaissCollections
 from service.index.errors import InvalidRequest
+from tests.disk_fixtures import fill
 from tests.index_fixtures import DIM, SMALL, items, unit_vectors
-from tests.test_collections_api import KEY
+from tests.server_process import ServerProcess
+from tests.test_collections_api import API_KEY, KEY
 from tests.test_collections_bad_input import reviews
 
 
@@ -189,33 +191,6 @@ def test_restore_checks_vector_lengths_before_anything_goes_into_place(tmp_path:
 # -- finding 10: a full disk
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 8 MB tmpfs (root only; skipped where mounting is not allowed)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Fill the disk to its last byte; deleting the returned file frees it."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as fh:
-        for size in (1 << 16, 1):
-            try:
-                while fh.write(b"\0" * size):
-                    pass
-            except OSError:
-                pass
-    return filler
-
-
 def test_a_full_disk_answers_507_and_applies_each_write_whole_or_not_at_all(small_disk: Path) -> None:
     data = small_disk / "data"
     scores = [0.5 + 0.001 * i for i in range(200)]
@@ -265,3 +240,82 @@ def test_shutdown_closes_every_collection_when_a_snapshot_fails(small_disk: Path
     reopened = FaissCollections(small_disk / "data", SMALL)
     assert [reopened.get(n).info()["count"] for n in ("a", "b", "c")] == [200, 200, 200]
     reopened.close()
+
+
+# -- the command line on a locked store and a full disk
+
+
+def review_rows(folder: Path, n: int) -> Path:
+    rows = folder / f"rows-{n}.jsonl"
+    rows.write_text("".join(json.dumps({"id": f"r{i}", "text": f"review number {i}"}) + "\n" for i in range(n)))
+    return rows
+
+
+def one_error_line(err: str, command: str) -> None:
+    """What `o2v` printed for a storage fault: its one `o2v COMMAND: error:` line, no traceback."""
+    assert err.startswith(f"o2v {command}: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_cli_write_to_a_locked_store_exits_75_and_keeps_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("O2V_INDEX_BUSY_TIMEOUT_S", "0.3")
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["index", "load", "reviews", str(review_rows(tmp_path, 3)), "--quiet", *data]) == 0
+    capsys.readouterr()
+    holder = sqlite3.connect(tmp_path / "data" / "reviews" / DB_FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a server's (or a re-embedding's) long write
+    try:
+        code = main(["index", "load", "reviews", str(review_rows(tmp_path, 5)), "--quiet", *data])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 75, err
+    one_error_line(err, "index")
+    assert "locked" in err
+    assert main(["index", "list", *data]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 3
+    assert main(["index", "load", "reviews", str(review_rows(tmp_path, 5)), "--quiet", *data]) == 0
+
+
+def test_cli_writes_on_a_full_disk_exit_74_and_keep_nothing(
+    small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--data-dir", str(small_disk / "data")]
+    assert main(["index", "load", "reviews", str(review_rows(tmp_path, 3)), "--quiet", *data]) == 0
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps({"scores": [0.5 + 0.001 * i for i in range(200)]}))
+    capsys.readouterr()
+    filler = fill(small_disk)
+    writes = {
+        "index": ["index", "load", "newcomer", str(review_rows(tmp_path, 3)), "--quiet", *data],
+        "drift": ["drift", "baseline", "similarity", str(scores), *data],
+    }
+    for command, argv in writes.items():
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 74, (command, err)
+        one_error_line(err, command)
+        assert "disk is full" in err
+    assert not (small_disk / "data" / "newcomer" / DB_FILE).exists()
+    filler.unlink()
+    for argv in writes.values():
+        assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_a_baseline_sent_to_a_service_on_a_full_disk_exits_74(
+    small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps({"scores": [0.5 + 0.001 * i for i in range(200)]}))
+    with ServerProcess({"O2V_DATA_DIR": str(small_disk / "data"), "O2V_API_KEY": API_KEY}) as server:
+        argv = ["drift", "baseline", "fresh", str(scores), "--url", server.url, "--api-key", API_KEY]
+        filler = fill(small_disk)
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 74, err
+        one_error_line(err, "drift")
+        assert "507 the disk is full" in err
+        filler.unlink()
+        assert main(argv) == 0, capsys.readouterr().err

@@ -37,6 +37,9 @@ from service.settings import Settings
 
 MAX_HEADERS = 100
 """Headers in one request; beyond it a 431. Clients send 10 to 20; 100 is Apache's LimitRequestFields default."""
+MAX_HEADER_BYTES = 65_536
+"""Request line and headers of one request; beyond it a 431, before buffering more. 64 KiB is eight times nginx's
+default (4 buffers of 8 KiB) and Node's 16 KiB four times over: no real client's head comes near it."""
 
 log = logging.getLogger("o2v.connections")
 FD_RESERVE = 64
@@ -57,10 +60,10 @@ class ConnectionLimits:
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
         reserve = FD_RESERVE + 3 * settings.limits.max_open_collections  # an open collection holds 3 files
         return cls(
-            settings.server.max_header_bytes,
+            MAX_HEADER_BYTES,
             MAX_HEADERS,
-            settings.server.http_header_timeout_s,
-            settings.server.http_body_timeout_s,
+            settings.server.http_timeouts_s.header,
+            settings.server.http_timeouts_s.body,
             usable_connections(settings.server.max_connections, reserve),
         )
 

@@ -48,21 +48,18 @@ CollectionsDep = Annotated[CollectionRegistry, Depends(get_collections)]
 
 def get_heavy_jobs(request: Request) -> HeavyJobs:
     """The slots of the collections router's heavy requests (service/api/collections/__init__.py's lifespan)."""
-    jobs: HeavyJobs = request.app.state.heavy_jobs
-    return jobs
+    return get_services(request).require_heavy_jobs()
 
 
 def get_reembed_jobs(request: Request) -> ReembedJobs:
     """The collections router's re-embedding runs (service/api/collections/__init__.py's lifespan)."""
-    jobs: ReembedJobs = request.app.state.reembed_jobs
-    return jobs
+    return get_services(request).require_reembed_jobs()
 
 
 def served_fingerprint(request: Request) -> str:
     """The fingerprint of the served model (service/index/fingerprint.py), taken when the collections router
     starts."""
-    fingerprint: str = request.app.state.served_fingerprint
-    return fingerprint
+    return get_services(request).served_fingerprint()
 
 
 async def fingerprint_embedder(request: Request, fingerprint: str) -> Embedder | None:
@@ -101,15 +98,12 @@ def admit_stream(request: Request, stream: str) -> None:
     monitor.create_stream(stream)
 
 
-async def model_embedder(request: Request, name: str | None, strict: bool = True) -> Embedder:
+async def model_embedder(request: Request, name: str | None) -> Embedder:
     """The Embedder of the model a request names (None, or one of O2V_MODEL_ALIASES: the default model); an unknown
-    name is a 404 model_not_found naming the models there are, or with `strict` false the default model (Cohere's
-    rerank clients must send a model name of their own)."""
+    name is a 404 model_not_found naming the models there are."""
     services = get_services(request)
     pool, aliases = services.models, services.settings.model_aliases
     if name is None or name in aliases:
-        return await pool.default()
-    if not strict and name not in {e.name for e in services.model_registry.entries()}:
         return await pool.default()
     try:
         return await pool.get(name)

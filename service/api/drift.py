@@ -53,11 +53,11 @@ async def embed_pairs(embedder: Embedder, pairs: list[tuple[str, str]], chunk: i
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The baseline uploads' own threads (O2V_DRIFT_MAX_BASELINE_JOBS; 503 when all are busy)."""
+    """The baseline uploads' own threads (O2V_MAX_HEAVY_JOBS of them; 503 when all are busy)."""
     services: Services = app.state.services
     settings = services.settings
-    jobs = HeavyJobs(settings.drift.max_baseline_jobs, "O2V_DRIFT_MAX_BASELINE_JOBS", "baseline upload(s)")
-    app.state.baseline_jobs = jobs
+    jobs = HeavyJobs(settings.limits.max_heavy_jobs, "O2V_MAX_HEAVY_JOBS", "baseline upload(s)")
+    services.baseline_jobs = jobs
     try:
         yield
     finally:
@@ -95,7 +95,7 @@ async def set_baseline(
     request: Request, stream: StreamName, body: BaselineIn, monitor: MonitorDep, services: ServicesDep
 ) -> Response:
     """Replace the stream's baseline (its status starts again from no verdict); stored before the answer. The
-    shift test's simulation runs on threads of its own (O2V_DRIFT_MAX_BASELINE_JOBS; 503 when all are busy),
+    shift test's simulation runs on threads of its own (O2V_MAX_HEAVY_JOBS; 503 when all are busy),
     never in the pool that collection routes share."""
     if (body.scores is None) == (body.pairs is None):
         raise ApiError(422, "give exactly one of scores and pairs", "scores")
@@ -116,7 +116,7 @@ async def set_baseline(
     def store(cancelled: Callable[[], bool]) -> dict[str, Any]:
         return monitor.set_baseline(stream, scores, source, texts, made_for=created)
 
-    described = await request.app.state.baseline_jobs.run(request, store)
+    described = await services.require_baseline_jobs().run(request, store)
     return json_response({"stream": stream, "baseline": described, "label_spearman": label_spearman})
 
 

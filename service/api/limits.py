@@ -48,6 +48,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import ApiError, error_response
+from service.index.metadata import MAX_FILTER_KEYS
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class Limits:
             max_batch_size=settings.limits.max_request_texts,
             max_token_ids=settings.limits.max_token_ids,
             max_top_k=settings.limits.max_top_k,
-            max_filter_keys=settings.limits.max_filter_keys,
+            max_filter_keys=MAX_FILTER_KEYS,
             max_clusters=settings.limits.max_clusters,
             max_get_ids=settings.limits.max_get_ids,
             max_scroll_limit=settings.limits.max_scroll_limit,
@@ -310,7 +311,7 @@ Text = Annotated[
 """A string of 1 to O2V_MAX_TEXT_CHARS characters, at least one of them visible (`visible`)."""
 
 Texts = Annotated[list[Text], Field(min_length=1), Limit("maxItems", "max_batch_size")]
-"""1 to O2V_MAX_BATCH_SIZE texts."""
+"""1 to O2V_MAX_REQUEST_TEXTS texts."""
 
 
 def _listed(value: Any) -> Any:

@@ -9,6 +9,8 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import HTMLResponse
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from service.api.auth import require_api_key
 from service.api.deps import ServicesDep
@@ -16,10 +18,11 @@ from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.render import json_response
 from service.api.schemas.models import AdaptBody
 from service.api.services import Services
-from service.model.adaptation import AdaptRequest, TrainingUnavailable, check_train_extra
+from service.model.adaptation import REPORT, AdaptRequest, TrainingUnavailable, check_train_extra
 from service.model.jobs import JobConflict, UnknownJob
 from service.model.labelled import LabelError, Labelled, check_labelled, labelled_items, pair_rows
 from service.model.registry import (
+    RESERVED_NAMES,
     ModelConflict,
     ModelEntry,
     ModelNameError,
@@ -55,6 +58,19 @@ def describe(services: Services, entry: ModelEntry, default: str) -> dict[str, A
     return out
 
 
+def conflict(why: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """responses(*statuses) with the 409 saying which conflicts the route answers."""
+    return {**responses(*statuses), 409: {**responses(409)[409], "description": why}}
+
+
+class ModelSegment(StringConvertor):
+    """A path segment other than a reserved name: `DELETE /models/{name:model}` does not match /models/adapt, whose
+    OPTIONS then lists POST alone and whose DELETE is a 405."""
+
+    regex = f"(?!(?:{'|'.join(sorted(RESERVED_NAMES))})$)[^/]+"
+
+
+register_url_convertor("model", ModelSegment())
 router = APIRouter(tags=["models"])
 
 
@@ -80,7 +96,11 @@ async def get_model(model_id: str, services: ServicesDep) -> Response:
     return json_response({**describe(services, entry, registry.default()), **({"id": model_id} if alias else {})})
 
 
-@router.post("/models/{name}/promote", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
+@router.post(
+    "/models/{name}/promote",
+    dependencies=[Depends(require_api_key)],
+    responses=conflict("the model's adaptation job did not succeed (failed or cancelled)", 401, 404),
+)
 async def promote(name: str, services: ServicesDep) -> Response:
     """Make `name` the default model: it is loaded first, then the switch is one atomic file replace."""
     registry = services.model_registry
@@ -95,7 +115,7 @@ async def promote(name: str, services: ServicesDep) -> Response:
     return json_response(state)
 
 
-@router.delete("/models/{name}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
+@router.delete("/models/{name:model}", dependencies=[Depends(require_api_key)], responses=responses(401, 404, 409))
 async def remove(name: str, services: ServicesDep) -> Response:
     """Remove an adapted model that is not the default."""
     try:
@@ -110,7 +130,9 @@ async def remove(name: str, services: ServicesDep) -> Response:
     "/models/adapt",
     status_code=202,
     dependencies=[Depends(require_api_key)],
-    responses=responses(*BODY_ERRORS, 401, 404, 409, 503),
+    responses=conflict(
+        "an adaptation job is running (one at a time, not queued), or the name is taken", *BODY_ERRORS, 401, 404, 503
+    ),
 )
 async def adapt(body: AdaptBody, services: ServicesDep) -> Response:
     """Train a new model from the parent on the collection's labelled items, in a niced child process; 202 with the
@@ -153,6 +175,7 @@ async def adapt(body: AdaptBody, services: ServicesDep) -> Response:
         options={"seed": body.seed, "threads": settings.adapt_threads},
         source=source,
         sts_dev=sts if sts.is_file() else None,
+        tune=body.tune,
     )
     try:
         job_id = await asyncio.to_thread(services.adapt_jobs.submit, adapt_request, out)
@@ -177,3 +200,35 @@ async def cancel_job(job_id: str, services: ServicesDep) -> Response:
         return json_response(await asyncio.to_thread(services.adapt_jobs.cancel, job_id))
     except UnknownJob as exc:
         raise ApiError(404, str(exc), field="job", type="not_found") from None
+
+
+REPORT_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the adaptation's HTML report"},
+    **responses(404),
+}
+
+
+@router.get("/jobs/{job_id}/report", response_class=Response, responses=REPORT_DOC)
+async def job_report(job_id: str, services: ServicesDep) -> Response:
+    """The report of a job that succeeded: parent against adapted on the held-out split, per-epoch metrics, the
+    tuning trials, lineage (404 while it runs, or when it failed or was cancelled)."""
+    try:
+        page = await asyncio.to_thread(services.adapt_jobs.report, job_id)
+    except UnknownJob as exc:
+        raise ApiError(404, str(exc), field="job", type="not_found") from None
+    if page is None:
+        raise ApiError(404, f"job {job_id} has no report: only a job that succeeded has one", "job", "not_found")
+    return HTMLResponse(page)
+
+
+@router.get("/models/{name}/report", response_class=Response, responses=REPORT_DOC)
+async def model_report(name: str, services: ServicesDep) -> Response:
+    """The report an adapted model was written with (report.html in its directory); other models have none."""
+    try:
+        entry = await asyncio.to_thread(services.model_registry.get, name)
+    except UnknownModel as exc:
+        raise model_error(exc, "name") from None
+    path = None if entry.path is None else entry.path / REPORT
+    if path is None or not path.is_file():
+        raise ApiError(404, f"model {name!r} has no report: only adapted models have one", "name", "not_found")
+    return HTMLResponse(await asyncio.to_thread(path.read_text, encoding="utf-8"))

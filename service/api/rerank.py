@@ -25,7 +25,7 @@ from service.api.render import json_response
 from service.api.schemas.rerank import RerankRequest, RerankResponse, RerankResult
 
 router = APIRouter(tags=["rerank"])
-errors = responses(*BODY_ERRORS, 502, 503)
+errors = responses(*BODY_ERRORS, 404, 502, 503)
 
 
 @router.post("/rerank", response_model=list[RerankResult] | RerankResponse, responses=errors)
@@ -35,7 +35,7 @@ async def rerank(body: RerankRequest, request: Request) -> Response:
     """The texts ordered by relevance to the query, best first (ties keep request order); `texts` gets TEI's
     list, `documents` Cohere's object. /v1/rerank and /v2/rerank are the paths Cohere's clients call."""
     cohere_path = request.url.path != "/rerank"
-    embedder = await model_embedder(request, body.model, strict=False)
+    embedder = await model_embedder(request, body.model)
     if (body.texts is None) == (body.documents is None):
         raise ApiError(422, "send the texts to rank as exactly one of `texts` and `documents`", field="texts")
     key = "texts" if body.texts is not None else "documents"

@@ -4,7 +4,8 @@ starts what needs the event loop, and routes reach it through `service.api.deps.
 `drift` is where the serving path reports what the drift monitor watches (scores, labels, classifications, token
 rows, pairs, embeddings): the `DriftMonitor` while an app with O2V_DRIFT_ENABLED runs, else a `NullDriftSink`, so
 no caller asks whether drift is on. `monitor` is the monitor itself, for the drift routes. `collections` is the
-vector-store registry while the collections router runs.
+vector-store registry, `fingerprint` the served model's fingerprint and `heavy_jobs`, `reembed_jobs` the job runners
+while the collections router runs; `baseline_jobs` the baseline uploads' threads while the drift router runs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from service.api.jobs import HeavyJobs, ReembedJobs
 from service.api.limits import Limits
 from service.api.metrics import Metrics
 from service.drift import DriftMonitor, DriftWorker
@@ -29,10 +32,18 @@ from service.model.registry import ModelRegistry
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class NotRunning(RuntimeError):
     """An object that exists only while the app runs was asked for before its lifespan started."""
+
+
+def running(value: T | None, what: str, owner: str) -> T:
+    """`value`, set by `owner`'s lifespan; NotRunning where it is not set (yet)."""
+    if value is None:
+        raise NotRunning(f"{what} exists while {owner} runs")
+    return value
 
 
 @dataclass
@@ -46,6 +57,10 @@ class Services:
     drift: DriftSink = field(default_factory=NullDriftSink)
     monitor: DriftMonitor | None = None
     collections: CollectionRegistry | None = None
+    fingerprint: str | None = None
+    heavy_jobs: HeavyJobs | None = None
+    reembed_jobs: ReembedJobs | None = None
+    baseline_jobs: HeavyJobs | None = None
     _embedder: Embedder | None = field(default=None, init=False, repr=False)
     _models: EmbedderPool | None = field(default=None, init=False, repr=False)
 
@@ -58,7 +73,7 @@ class Services:
             limits=Limits.of(settings, encoder),
             metrics=Metrics(),
             model_registry=ModelRegistry(settings.data_dir, encoder.name, model_path, settings.default_model),
-            adapt_jobs=AdaptJobs(settings.data_dir, settings.adapt_niceness),
+            adapt_jobs=AdaptJobs(settings.data_dir),
         )
 
     @property
@@ -77,9 +92,23 @@ class Services:
 
     def require_collections(self) -> CollectionRegistry:
         """The vector-store registry (set by the collections router while it runs)."""
-        if self.collections is None:
-            raise NotRunning("the collections registry exists while the collections router runs")
-        return self.collections
+        return running(self.collections, "the collections registry", "the collections router")
+
+    def served_fingerprint(self) -> str:
+        """The served model's fingerprint (service/index/fingerprint.py), taken when the collections router starts."""
+        return running(self.fingerprint, "the served model's fingerprint", "the collections router")
+
+    def require_heavy_jobs(self) -> HeavyJobs:
+        """The slots of the collections router's heavy requests (clustering)."""
+        return running(self.heavy_jobs, "the heavy-job slots", "the collections router")
+
+    def require_reembed_jobs(self) -> ReembedJobs:
+        """The collections router's re-embedding runs."""
+        return running(self.reembed_jobs, "the re-embedding runs", "the collections router")
+
+    def require_baseline_jobs(self) -> HeavyJobs:
+        """The drift router's baseline-upload threads."""
+        return running(self.baseline_jobs, "the baseline-upload threads", "the drift router")
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

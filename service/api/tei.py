@@ -12,6 +12,8 @@ from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
 from service.api.schemas.tei import DecodeRequest, Info
 from service.encoders.base import Encoder
+from service.encoders.batching import ENCODE_BATCH
+from service.encoders.onnx import MAX_BATCH_TOKENS
 from service.settings import Settings
 
 router = APIRouter(tags=["tei"])
@@ -27,8 +29,8 @@ def info(settings: Settings, encoder: Encoder) -> dict[str, Any]:
         "model_type": {"embedding": {"pooling": "mean" if network == "pooled_embedding" else network}},
         "max_concurrent_requests": settings.max_queued_texts,
         "max_input_length": encoder.model.max_seq_len("in0"),
-        "max_batch_tokens": settings.onnx_max_batch_tokens,
-        "max_batch_requests": settings.max_encode_batch,
+        "max_batch_tokens": MAX_BATCH_TOKENS,
+        "max_batch_requests": ENCODE_BATCH,
         "max_client_batch_size": settings.limits.max_request_texts,
         "auto_truncate": True,
         "tokenization_workers": 1,

@@ -34,7 +34,7 @@ import math
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from scipy.optimize import isotonic_regression
 from scipy.stats import chi2_contingency
 
 from service.drift.config import LEVELS, Limit
+from service.drift.models import ClassifyReference, ClassifyReport, ClassifyResult, LabelMix, LabelShare
 from service.drift.ordering import inflation, intrablock_correlation
 from service.drift.status import PENDING, StatusTracker
 
@@ -114,17 +115,49 @@ class Reference:
         """The accuracy the reference gives this label mix (labels it never answered count at its overall one)."""
         return float(sum(s * self.label_accuracy.get(label, self.accuracy) for label, s in shares.items()))
 
+    def state(self) -> dict[str, Any]:
+        """The calibration and the per-label shares and accuracies, not the answers: a few bins and one row per
+        label, where the answers are up to `reference_max` rows. Labels are a list, since one may be None."""
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            **{key: getattr(self, key).tolist() for key in ARRAYS},
+            "labels": [[label, share, self.label_accuracy[label]] for label, share in self.shares.items()],
+        }
+
+    @classmethod
+    def restore(cls, state: Mapping[str, Any]) -> Reference:
+        arrays = {key: np.array(state[key], dtype=np.float64) for key in ARRAYS}
+        labels = [(_label(label), float(share), float(accuracy)) for label, share, accuracy in state["labels"]]
+        return cls(
+            int(state["n"]),
+            float(state["accuracy"]),
+            shares={label: share for label, share, _ in labels},
+            label_accuracy={label: accuracy for label, _, accuracy in labels},
+            **arrays,
+        )
+
+
+ARRAYS = ("centres", "calibrated", "edges", "steps")
+
+
+def _label(value: Any) -> Hashable | None:
+    """A label as the state file gives it back: a JSON scalar (the route's canonical labels are strings)."""
+    if value is not None and not isinstance(value, str | int | float):
+        raise ValueError(f"a classify label must be a JSON scalar, not {type(value).__name__}")
+    return value
+
 
 @dataclass
 class _Scope:
-    source: ReferenceSource
+    source: ReferenceSource | None  # None: restored, until the collection's next answer brings one
     window: deque[tuple[Hashable | None, float]]
     tracker: StatusTracker
     reference: Reference | None = None
     insufficient: str | None = None  # why there is no reference
     added: int = 0
     checked: int = 0
-    result: dict[str, Any] = field(default_factory=dict)
+    result: ClassifyResult | None = None
 
 
 class ClassifyMonitor:
@@ -153,33 +186,31 @@ class ClassifyMonitor:
                     return
                 scope = _Scope(source, deque(maxlen=self.window), StatusTracker(self.confirm, self.clear))
                 self.scopes[name] = scope
+            scope.source = scope.source or source
             scope.window.append((label, float(confidence)))
             scope.added += 1
 
     def forget(self, collection: str) -> None:
         """A deleted collection's scopes go (a new collection of the same name is another reference)."""
         with self.lock:
-            for name in [n for n in self.scopes if n.rsplit("/", 1)[0] == collection]:
+            for name in [n for n in self.scopes if n.split("/", 1)[0] == collection]:
                 del self.scopes[name]
+
+    @staticmethod
+    def _due(s: _Scope, every: int) -> bool:
+        return s.added - s.checked >= every or (s.reference is None and not s.insufficient and s.source is not None)
 
     def due(self, every: int) -> bool:
         with self.lock:
-            return any(
-                s.added - s.checked >= every or (s.reference is None and not s.insufficient)
-                for s in self.scopes.values()
-            )
+            return any(self._due(s, every) for s in self.scopes.values())
 
     def run_due_checks(self, every: int) -> int:
         with self.lock:
-            due = [
-                (n, s)
-                for n, s in self.scopes.items()
-                if s.added - s.checked >= every or (s.reference is None and not s.insufficient)
-            ]
+            due = [(n, s) for n, s in self.scopes.items() if self._due(s, every)]
         done = 0
         for name, scope in due:
-            if scope.reference is None and scope.insufficient is None:
-                self._build(name, scope)
+            if scope.reference is None and scope.insufficient is None and scope.source is not None:
+                self._build(name, scope.source, scope)
             if scope.reference is None:
                 continue
             with self.lock:
@@ -194,9 +225,9 @@ class ClassifyMonitor:
             done += 1
         return done
 
-    def _build(self, name: str, scope: _Scope) -> None:
+    def _build(self, name: str, source: ReferenceSource, scope: _Scope) -> None:
         try:
-            answers = scope.source()
+            answers = source()
         except Exception as exc:  # a collection deleted or closed meanwhile: no reference, not a crash
             log.warning("drift classify reference of %s failed: %s", name, exc)
             scope.insufficient = f"the collection could not be read: {type(exc).__name__}"
@@ -208,7 +239,7 @@ class ClassifyMonitor:
         else:
             scope.reference = Reference.of(answers)
 
-    def _judge(self, ref: Reference, live: list[tuple[Hashable | None, float]]) -> tuple[dict[str, Any], int, int]:
+    def _judge(self, ref: Reference, live: list[tuple[Hashable | None, float]]) -> tuple[ClassifyResult, int, int]:
         labels = [label for label, _ in live]
         conf = np.array([c for _, c in live], dtype=np.float64)
         p = ref.binned(conf)
@@ -229,42 +260,77 @@ class ClassifyMonitor:
                 enter = lvl
             if fall >= 0.8 * self.limit.threshold(lvl) and z >= 0.8 * SIGMAS:
                 hold = lvl
-        result = {
-            "estimated_accuracy": round(estimate, 4),
-            "reference_accuracy": round(ref.accuracy, 4),
-            "expected_accuracy": round(expected, 4),
-            "fall": round(fall, 4),
-            "fall_z": round(z, 3),
-            "ordering": round(rho, 6),
-            "thresholds": self.limit.as_dict(),
-            "raw_status": LEVELS[enter],
-            "label_mix": label_mix(ref, counts, len(labels)),
-        }
+        result = ClassifyResult(
+            estimated_accuracy=round(estimate, 4),
+            reference_accuracy=round(ref.accuracy, 4),
+            expected_accuracy=round(expected, 4),
+            fall=round(fall, 4),
+            fall_z=round(z, 3),
+            ordering=round(rho, 6),
+            thresholds=self.limit.as_dict(),
+            raw_status=LEVELS[enter],
+            label_mix=label_mix(ref, counts, len(labels)),
+        )
         return result, enter, hold
 
-    def report(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
+        """Every scope's window, counters, status, latest verdict and reference: after a restart a scope judges on
+        as before, without reading its collection again."""
+        with self.lock:
+            return {
+                name: {
+                    "window": [[label, confidence] for label, confidence in s.window],
+                    "added": s.added,
+                    "checked": s.checked,
+                    "tracker": s.tracker.state(),
+                    "reference": s.reference.state() if s.reference is not None else None,
+                    "insufficient": s.insufficient,
+                    "result": s.result.as_json() if s.result is not None else None,
+                }
+                for name, s in self.scopes.items()
+            }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """The scopes `state` saved, at most `max_scopes`; content of the wrong shape raises (a damaged state)."""
+        for name, saved in list(state.items())[: self.max_scopes]:
+            tracker = saved["tracker"]
+            scope = _Scope(
+                None,
+                deque(((_label(label), float(c)) for label, c in saved["window"]), maxlen=self.window),
+                StatusTracker(self.confirm, self.clear, tracker["status"], tracker["recent"]),
+                Reference.restore(saved["reference"]) if saved["reference"] is not None else None,
+                None if saved["insufficient"] is None else str(saved["insufficient"]),
+                int(saved["added"]),
+                int(saved["checked"]),
+                ClassifyResult.model_validate(saved["result"]) if saved["result"] is not None else None,
+            )
+            with self.lock:
+                self.scopes[str(name)] = scope
+
+    def report(self) -> dict[str, ClassifyReport]:
         with self.lock:
             return {name: self._describe(scope) for name, scope in sorted(self.scopes.items())}
 
-    def _describe(self, scope: _Scope) -> dict[str, Any]:
+    def _describe(self, scope: _Scope) -> ClassifyReport:
         ref = scope.reference
-        status = scope.tracker.status if scope.result else PENDING
-        out: dict[str, Any] = {
-            "status": status,
-            "n_live": len(scope.window),
-            "n_total": scope.added,
-            "reference": INSUFFICIENT
-            if scope.insufficient
-            else (None if ref is None else {"n": ref.n, "accuracy": round(ref.accuracy, 4), "kind": "collection"}),
-            **scope.result,
-        }
+        status = scope.tracker.status if scope.result is not None else PENDING
+        reference: ClassifyReference | str | None = None
         if scope.insufficient:
-            out["reason"] = scope.insufficient
-        out["advice"] = classify_advice(status, scope.result)
-        return out
+            reference = INSUFFICIENT
+        elif ref is not None:
+            reference = ClassifyReference(n=ref.n, accuracy=round(ref.accuracy, 4), kind="collection")
+        report = ClassifyReport(
+            status=status, n_live=len(scope.window), n_total=scope.added, reference=reference, advice=""
+        )
+        if scope.result is not None:
+            report.result = scope.result
+        if scope.insufficient:
+            report.reason = scope.insufficient
+        report.advice = classify_advice(status, scope.result)
+        return report
 
 
-def label_mix(ref: Reference, counts: Counter[Hashable | None], n: int) -> dict[str, Any]:
+def label_mix(ref: Reference, counts: Counter[Hashable | None], n: int) -> LabelMix:
     """The live label mix against the reference's: total variation, a chi-square p-value, and the labels that moved
     most (the others and labels the reference never answered are named as they are)."""
     labels = sorted(set(ref.shares) | set(counts), key=str)
@@ -274,26 +340,26 @@ def label_mix(ref: Reference, counts: Counter[Hashable | None], n: int) -> dict[
     table = np.stack([live, expected * ref.n]) + 0.5  # both rows as counts; 0.5 keeps empty cells defined
     pvalue = float(chi2_contingency(table)[1])
     moved = sorted(labels, key=lambda lab: -abs(counts.get(lab, 0) / n - ref.shares.get(lab, 0.0)))
-    return {
-        "status": "changed" if pvalue < MIX_ALPHA and distance > MIX_DISTANCE else "same",
-        "total_variation": round(distance, 4),
-        "pvalue": pvalue,
-        "labels": [
-            {
-                "label": label,
-                "reference_share": round(ref.shares.get(label, 0.0), 4),
-                "live_share": round(counts.get(label, 0) / n, 4),
-            }
+    return LabelMix(
+        status="changed" if pvalue < MIX_ALPHA and distance > MIX_DISTANCE else "same",
+        total_variation=round(distance, 4),
+        pvalue=pvalue,
+        labels=[
+            LabelShare(
+                label=label,
+                reference_share=round(ref.shares.get(label, 0.0), 4),
+                live_share=round(counts.get(label, 0) / n, 4),
+            )
             for label in moved[:SHOWN_LABELS]
         ],
-    }
+    )
 
 
-def classify_advice(status: str, result: Mapping[str, Any]) -> str:
-    if not result:
+def classify_advice(status: str, result: ClassifyResult | None) -> str:
+    if result is None:
         return "no verdict yet: waiting for the reference or for enough answers"
-    est, ref, expected = result["estimated_accuracy"], result["reference_accuracy"], result["expected_accuracy"]
-    mix = result["label_mix"]
+    est, ref, expected = result.estimated_accuracy, result.reference_accuracy, result.expected_accuracy
+    mix = result.label_mix
     parts = []
     if status in ("warning", "drift"):
         parts.append(
@@ -304,12 +370,10 @@ def classify_advice(status: str, result: Mapping[str, Any]) -> str:
         )
     else:
         parts.append(f"Estimated accuracy {est:.2f}, as the collection predicts for this label mix ({expected:.2f}).")
-    if mix["status"] == "changed":
-        top = ", ".join(
-            f"{row['label']} {row['reference_share']:.0%} → {row['live_share']:.0%}" for row in mix["labels"][:3]
-        )
+    if mix.status == "changed":
+        top = ", ".join(f"{row.label} {row.reference_share:.0%} → {row.live_share:.0%}" for row in mix.labels[:3])
         parts.append(
-            f"The label mix changed (total variation {mix['total_variation']:.2f}: {top}); that is what users ask, "
+            f"The label mix changed (total variation {mix.total_variation:.2f}: {top}); that is what users ask, "
             "not a model failure."
         )
     return " ".join(parts)

@@ -13,7 +13,11 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from service.errors import NotFound
+from service.errors import EX_IOERR, EX_TEMPFAIL, NotFound
+
+HTTP_EXIT_CODES = {503: EX_TEMPFAIL, 507: EX_IOERR}
+"""`--url` answers a script can act on: 503 (busy or overloaded, with Retry-After) means run it again later, 507 means
+free the service's disk; any other HTTP error exits 1."""
 
 
 def configure(subparsers: argparse._SubParsersAction) -> None:
@@ -56,11 +60,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         return commands[args.drift_command](args)
     except urllib.error.HTTPError as exc:
-        print(f"o2v drift: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
+        print(f"o2v drift: error: {exc.code} {_error_message(exc.read())}", file=sys.stderr)
+        return HTTP_EXIT_CODES.get(exc.code, 1)
     except urllib.error.URLError as exc:
         print(f"o2v drift: cannot reach {args.url}: {exc.reason}", file=sys.stderr)
         return 1
+
+
+def _error_message(body: bytes) -> str:
+    """The `error.message` of the service's error answer, or the body as it came (a proxy's page), on one line."""
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return " ".join(body.decode(errors="replace").split())[:500]
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -93,6 +93,32 @@ EMBED_PERMUTATIONS = 200
 """Permutations behind the MMD p-value: 200 resolve p down to 0.005, below EMBED_PVALUE's drift level."""
 EMBED_PVALUE = Limit(warning=0.05, drift=0.01, smaller_is_worse=True)
 """MMD p-values below which an embedding test warns or drifts (above 1 / (EMBED_PERMUTATIONS + 1))."""
+CPU_BUDGET = 0.1
+"""Share of wall time the checking thread may work: it rests t·(1/0.1 − 1) after a round of t CPU seconds, so the
+monitor costs at most a tenth of one core whatever the traffic (docs/drift.md, "Cost bounded in time")."""
+PERSIST_INTERVAL_S = 30.0
+"""Seconds between writes of the drift state (and one on shutdown): a crash loses at most 30 s of scores, which the
+next 30 s of traffic replace; uploaded baselines are written before their PUT answers."""
+SHIFT_FALSE_ALARM = 0.002
+"""Share of normal runs of SHIFT_HORIZON scores the shift test ever raises to drift: the design's ≤ 1 % of long normal
+runs, split with the window tests (below SHIFT_WARNING_FALSE_ALARM, 0.05)."""
+SHIFT_REFERENCE_MAX = 20_000
+"""Live scores from `ok` checks the shift test's reference absorbs: past 20,000 the reference's own error is below a
+tenth of a window's, so more only costs memory (docs/drift.md, "The shift test")."""
+MAX_LABELS = 50
+"""Classify labels tracked one by one; the rest share the row `(other)`: bounded memory and /metrics cardinality."""
+
+
+SHIFT_CONSTANTS: dict[str, Any] = {
+    "horizon": SHIFT_HORIZON,
+    "false_alarm": SHIFT_FALSE_ALARM,
+    "warning_false_alarm": SHIFT_WARNING_FALSE_ALARM,
+    "simulations": SHIFT_SIMULATIONS,
+    "clip": SHIFT_CLIP,
+    "confirm": CONFIRM_CHECKS,
+    "reference_max": SHIFT_REFERENCE_MAX,
+}
+"""The shift test's parameters that are constants (ShiftParams' other three come from the settings)."""
 
 
 def limit(levels: Levels) -> Limit:
@@ -108,7 +134,7 @@ class DriftConfig:
     min_samples: int
     check_every: int
     check_interval_s: float = CHECK_INTERVAL_S  # the worker checks a stream at most this often, whatever the traffic
-    cpu_budget: float  # share of wall time the checking thread may work
+    cpu_budget: float = CPU_BUDGET  # share of wall time the checking thread may work
     confirm_checks: int = CONFIRM_CHECKS
     clear_checks: int = CLEAR_CHECKS
     hysteresis: float = HYSTERESIS
@@ -119,7 +145,7 @@ class DriftConfig:
     max_streams: int
     streams: tuple[str, ...]  # configured: they exist from the start, like the built-in ones
     live_baseline_streams: tuple[str, ...]
-    persist_interval_s: float
+    persist_interval_s: float = PERSIST_INTERVAL_S
     webhook_url: str | None
     webhook_timeout_s: float = WEBHOOK_TIMEOUT_S
     webhook_retries: int = WEBHOOK_RETRIES
@@ -128,7 +154,7 @@ class DriftConfig:
     learn_warmup: int
     learn_size: int  # warm-up + size fit in the window, which is where the learned scores wait
     accuracy_fall: Limit  # a classify scope's estimated accuracy below what its label mix should get
-    max_labels: int
+    max_labels: int = MAX_LABELS
     label_min_count: int = LABEL_MIN_COUNT
     label_alpha: float = LABEL_ALPHA
     token_queue: int = TOKEN_QUEUE
@@ -150,23 +176,14 @@ class DriftConfig:
     def from_group(cls, g: DriftSettings) -> DriftConfig:
         """The group's fields of the same name as they are (their validator already refused contradictions); the
         rest derived from it."""
-        derived = {"streams", "live_baseline_streams", "keep_texts", "accuracy_fall"}
+        derived = {"streams", "keep_texts"}
         names = DriftSettings.model_fields.keys() - derived
         same = {f.name: getattr(g, f.name) for f in fields(cls) if f.name in names}
-        t = g.thresholds
+        t, b, e = g.thresholds, g.baseline, g.embeddings
         shift = None
         if g.shift_window:
             shift = ShiftParams(
-                window=g.shift_window,
-                horizon=SHIFT_HORIZON,
-                false_alarm=g.shift_false_alarm,
-                warning_false_alarm=SHIFT_WARNING_FALSE_ALARM,
-                simulations=SHIFT_SIMULATIONS,
-                clip=SHIFT_CLIP,
-                min_samples=g.min_samples,
-                check_every=g.check_every,
-                confirm=CONFIRM_CHECKS,
-                reference_max=g.shift_reference_max,
+                window=g.shift_window, min_samples=g.min_samples, check_every=g.check_every, **SHIFT_CONSTANTS
             )
         return cls(
             **same,
@@ -178,12 +195,17 @@ class DriftConfig:
                 "wasserstein_norm": limit(t.wasserstein),
             },
             streams=tuple(g.streams),
-            live_baseline_streams=tuple(g.live_baseline_streams),
+            live_baseline_streams=tuple(b.live_streams),
             shift=shift,
-            learn=g.baseline == "learn",
-            accuracy_fall=limit(g.accuracy_fall),
-            keep_texts=g.max_kept_texts if g.keep_texts else 0,
-            keep_texts_max_age_s=g.max_kept_text_age_s,
+            learn=b.kind == "learn",
+            learn_warmup=b.warmup,
+            learn_size=b.size,
+            accuracy_fall=limit(t.accuracy_fall),
+            keep_texts=g.keep_texts.max if g.keep_texts.enabled else 0,
+            keep_texts_max_age_s=g.keep_texts.max_age_s,
+            embed_window=e.window,
+            embed_min_samples=e.min_samples,
+            embed_check_every=e.check_every,
         )
 
     def public(self) -> dict[str, Any]:

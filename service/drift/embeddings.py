@@ -34,6 +34,7 @@ from service.datasets import file_sha256
 from service.drift.config import LEVELS, DriftConfig, Limit
 from service.drift.embedding_reference import CARD, LEARNED, UPLOADED, EmbeddingReference
 from service.drift.mmd import mmd_test, unit_rows
+from service.drift.models import EmbeddingReport, FamilyReport
 from service.drift.status import PENDING, StatusTracker
 
 SAMPLE_FILE = "embedding_sample.npy"  # int8 rows of unit vectors × 127
@@ -173,13 +174,16 @@ class EmbeddingMonitor:
             self.families[name] = family
         return family
 
-    def set_reference(self, family: str, vectors: np.ndarray, source: str) -> None:
-        """Make `vectors` (a team's baseline texts) the family's reference; the card's sample stays its `domain`
-        reference. The family's status starts again. Vectors of another dimension (a SageMaker endpoint of another
-        model) or too few to test against are passed over."""
+    def uploaded_reference(self, vectors: np.ndarray, source: str) -> EmbeddingReference | None:
+        """A reference of a team's baseline texts (slow: its mix floor), nothing changed yet; None for vectors of
+        another dimension (a SageMaker endpoint of another model) or too few to test against."""
         if vectors.ndim != 2 or vectors.shape[1] != self.reference.shape[1] or vectors.shape[0] < self.min_samples:
-            return
-        ref = EmbeddingReference.of(vectors, self.window, source, UPLOADED)
+            return None
+        return EmbeddingReference.of(vectors, self.window, source, UPLOADED)
+
+    def set_reference(self, family: str, ref: EmbeddingReference) -> None:
+        """Make `ref` (`uploaded_reference`) the family's own reference; the card's sample stays its `domain`
+        reference. The family's status starts again."""
         with self.lock:
             f = self._family(family)
             f.own, f.tracker, f.result = ref, StatusTracker(self.confirm, self.clear), None
@@ -291,9 +295,10 @@ class EmbeddingMonitor:
         hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= HOLD), default=0)
         return {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}, enter, hold
 
-    def state(self) -> dict[str, Any]:
+    def state(self, pending: dict[str, EmbeddingReference] | None = None) -> dict[str, Any]:
         """Every family's window and own reference (int8 rows), counters, status and last results, tied to the
-        card's sample: windows of another (another model's sample) are not restored."""
+        card's sample: windows of another (another model's sample) are not restored. `pending`: uploaded
+        references written before they are set (an upload is stored first, then used)."""
         with self.lock:
             families = {
                 name: {
@@ -308,10 +313,10 @@ class EmbeddingMonitor:
                 }
                 for name, f in self.families.items()
             }
+            owns = {name: f.own for name, f in self.families.items() if f.own is not None}
             references = {
-                name: {"vectors": pack_rows(f.own.vectors), **f.own.described()}
-                for name, f in self.families.items()
-                if f.own is not None
+                name: {"vectors": pack_rows(ref.vectors), **ref.described()}
+                for name, ref in {**owns, **(pending or {})}.items()
             }
         return {
             "reference": self.reference_id,
@@ -347,28 +352,30 @@ class EmbeddingMonitor:
                         saved, unpack_rows(saved["vectors"], dim), self.window
                     )
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> EmbeddingReport:
         with self.lock:
             families = {name: self._described(f) for name, f in sorted(self.families.items())}
-        return {
-            "reference": self.card.described(),  # the domain reference; each family judged by its own
-            "test": f"MMD² beyond the reference's mix floor, Gaussian kernel, permutation p-value "
+        return EmbeddingReport(
+            reference=self.card.described(),  # the domain reference; each family judged by its own
+            test=f"MMD² beyond the reference's mix floor, Gaussian kernel, permutation p-value "
             f"({self.permutations} permutations); status against the family's own reference (uploaded, or learned "
             f"from its first {self.window} embeddings), `domain` against the model's validation sample",
-            "thresholds": self.limit.as_dict(),
-            "families": families,
-        }
+            thresholds=self.limit.as_dict(),
+            families=families,
+        )
 
-    def _described(self, f: _Family) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "status": f.tracker.status if f.result is not None else PENDING,
-            "reference": f.own.described() if f.own is not None else None,
-            "n_live": len(f.vectors),
-            "n_total": f.added,
-            **(f.result or {}),
-        }
+    def _described(self, f: _Family) -> FamilyReport:
+        """Under the lock. `reference` is null while the family learns its own (`learning` says how far);
+        `domain` once it was tested against the card's sample."""
+        extra: dict[str, Any] = {**(f.result or {})}
         if f.own is None:
-            out["learning"] = f"its first {self.window} embeddings become its reference: {len(f.vectors)} so far"
+            extra["learning"] = f"its first {self.window} embeddings become its reference: {len(f.vectors)} so far"
         if f.domain is not None:
-            out["domain"] = f.domain
-        return out
+            extra["domain"] = f.domain
+        return FamilyReport(
+            status=f.tracker.status if f.result is not None else PENDING,
+            reference=f.own.described() if f.own is not None else None,
+            n_live=len(f.vectors),
+            n_total=f.added,
+            **extra,
+        )

@@ -3,11 +3,16 @@
 Besides the replica's own verdict (status, statistics), `o2v_drift_score` is a histogram of the live scores over
 fixed buckets and `o2v_drift_baseline_cdf` the baseline's CDF at the same edges: Prometheus sums the buckets of all
 replicas, so the fleet's distribution, and its L∞ distance from the baseline, can be read there (README).
+
+Classify streams (`o2v_drift_classify_*`) are labelled by their stream name, collection/label key, never by the
+labels they answer: the classify monitor keeps at most O2V_DRIFT_MAX_STREAMS of them, the bound the score streams'
+series have too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -35,7 +40,7 @@ class DriftCollector(Collector):
         self.monitor = monitor
 
     def describe(self) -> Iterator[Metric]:
-        return iter(self._families())
+        return iter((*self._families(), *self._classify({})))
 
     def collect(self) -> Iterator[Metric]:
         status, live, base, stat, limit, scores, cdf, shift, domain, label_p, label_share, emb, emb_p = families = (
@@ -58,7 +63,7 @@ class DriftCollector(Collector):
             if s.get("domain"):
                 domain.add_metric([name], STATUS_VALUE[s["domain"]["status"]])
             # labels are metadata values (an email, an id): never a metric label. Each row is named by its rank,
-            # most moved first, as GET /drift lists them (keyed); at most O2V_DRIFT_MAX_LABELS + 2 rows
+            # most moved first, as GET /drift lists them (keyed); at most MAX_LABELS + 2 rows
             for rank, row in enumerate((s.get("labels") or {}).get("labels", [])):
                 label_p.add_metric([str(rank)], row["pvalue"])
                 label_share.add_metric([str(rank), "reference"], row["share_reference"])
@@ -72,7 +77,33 @@ class DriftCollector(Collector):
             if b["baseline_cdf"] is not None:
                 for le, value in zip(LE, [*b["baseline_cdf"].tolist(), 1.0], strict=True):
                     cdf.add_metric([name, le], value)
-        return iter(families)
+        return iter((*families, *self._classify(doc["classify"])))
+
+    @staticmethod
+    def _classify(streams: dict[str, Any]) -> tuple[_G, ...]:
+        """Each classify stream's status and its accuracies: CBPE's estimate over the live window, the collection's
+        leave-one-out accuracy, and what that gives the live label mix (the estimate is judged against it)."""
+        labels = ["stream"]
+        status = GaugeMetricFamily(
+            "o2v_drift_classify_status", "classify stream: -1 pending, 0 ok, 1 warning, 2 drift", labels=labels
+        )
+        accuracies = {
+            "estimated_accuracy": GaugeMetricFamily(
+                "o2v_drift_classify_estimated_accuracy", "CBPE estimate over the live window", labels=labels
+            ),
+            "reference_accuracy": GaugeMetricFamily(
+                "o2v_drift_classify_reference_accuracy", "the collection's leave-one-out accuracy", labels=labels
+            ),
+            "expected_accuracy": GaugeMetricFamily(
+                "o2v_drift_classify_expected_accuracy", "reference accuracy for the live label mix", labels=labels
+            ),
+        }
+        for name, s in streams.items():
+            status.add_metric([name], STATUS_VALUE[s["status"]])
+            for key, family in accuracies.items():
+                if key in s:
+                    family.add_metric([name], s[key])
+        return (status, *accuracies.values())
 
     @staticmethod
     def _families() -> Families:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ class DriftMonitor:
         self._assemble(tokens, embedding_sample, judge or Judge(config))
         if store is not None:
             try:
-                parts = self.registry, self.labels, self.embeddings
+                parts = self.registry, self.labels, self.classify, self.embeddings
                 restore_state(store.load(), self.baselines.card_id(), config, *parts)
             except DAMAGED as exc:
                 store.set_aside(f"{type(exc).__name__}: {exc}")
@@ -145,6 +146,11 @@ class DriftMonitor:
         stream; `reference` computes the collection's leave-one-out answers, on the checking thread, once."""
         self.recorder.record_classification(collection, label_key, reference, label, confidence)
 
+    def forget_collection(self, collection: str) -> None:
+        """A deleted collection's classify streams go, so they neither hold a slot nor come back after a restart."""
+        self.classify.forget(collection)
+        self.writer.dirty = True
+
     def record_tokens(self, rows: list[list[int]], lengths: list[int], texts: Sequence[str] | None = None) -> None:
         """One request's token rows (cut) and lengths (before the cut), queued for the checking thread; `texts`
         are kept only with O2V_DRIFT_KEEP_TEXTS."""
@@ -176,13 +182,20 @@ class DriftMonitor:
         """Replace a stream's baseline, reset its status to no verdict, and persist before returning; when the save
         fails nothing changed (`StreamChecks.replace_baseline`). `texts`: the embeddings of an uploaded baseline's
         pairs, which become the `similarity` route family's embedding reference (the card's sample stays its
-        domain reference)."""
+        domain reference): computed first, stored with the baseline, and used only once stored, so a failed save
+        (a full disk) leaves the family's reference as it was."""
+        embeddings, reference = self.embeddings, None
+        if texts is not None and embeddings is not None:
+            reference = embeddings.uploaded_reference(texts, f"uploaded:{name}")
+        pending = {SIMILARITY_FAMILY: reference} if reference is not None else {}
+
+        def use() -> None:
+            if embeddings is not None and reference is not None:
+                embeddings.set_reference(SIMILARITY_FAMILY, reference)
+                self.writer.dirty = True  # the family's restarted status
 
         def persist() -> None:
-            if texts is not None and self.embeddings is not None:
-                self.embeddings.set_reference(SIMILARITY_FAMILY, texts, f"uploaded:{name}")
-            self.writer.dirty = True
-            self.save()
+            self.writer.commit(partial(self.state, pending), use)
 
         return self.checks.replace_baseline(name, scores, source, persist, made_for).described
 
@@ -230,9 +243,11 @@ class DriftMonitor:
         return self.reports.score_buckets()
 
     # persistence
-    def state(self) -> dict[str, Any]:
+    def state(self, pending: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The saved state; `pending`: uploaded embedding references to store before they are used."""
+        parts = self.labels, self.classify, self.registry, self.embeddings
         with self.checks.lock:
-            return monitor_state(self.baselines.card_id(), self.labels, self.registry, self.embeddings)
+            return monitor_state(self.baselines.card_id(), *parts, pending)
 
     def save(self) -> bool:
         """Write the state if anything changed since the last write; returns whether it wrote."""

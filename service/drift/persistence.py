@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.drift.baseline import LEARNED, Baseline
+from service.drift.classify import ClassifyMonitor
 from service.drift.config import DriftConfig
 from service.drift.embeddings import EmbeddingMonitor
 from service.drift.labels import LabelMonitor
@@ -34,13 +35,27 @@ class StateWriter:
         if self.store is None or not self.dirty:
             return False
         with self._lock:
-            self.dirty = False
-            try:
-                self.store.save(state())
-            except OSError:
-                self.dirty = True
-                raise
+            self._write(self.store, state)
         return True
+
+    def commit(self, state: Callable[[], dict[str, Any]], then: Callable[[], None]) -> None:
+        """Write `state()` now, then run `then()`, which makes in memory the change that state already holds (a
+        baseline upload's embedding reference): one step under the write lock, so no other save writes between
+        the two, and each later save holds the change too. A failed write (OSError) raises before `then` runs;
+        without a store `then` just runs."""
+        with self._lock:
+            if self.store is not None:
+                self._write(self.store, state)
+            then()
+
+    def _write(self, store: DriftStore, state: Callable[[], dict[str, Any]]) -> None:
+        """Under the write lock. Clean before `state()` is taken: a change recorded meanwhile makes it dirty again."""
+        self.dirty = False
+        try:
+            store.save(state())
+        except OSError:
+            self.dirty = True
+            raise
 
     def close(self, state: Callable[[], dict[str, Any]]) -> None:
         """The last save; a failed one (a full disk) is logged, not raised, so the rest of a shutdown runs: the
@@ -55,14 +70,18 @@ class StateWriter:
 def monitor_state(
     card_id: str | None,
     labels: LabelMonitor,
+    classify: ClassifyMonitor,
     registry: StreamRegistry,
     embeddings: EmbeddingMonitor | None,
+    pending: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`pending`: uploaded embedding references per route family, stored before they are used."""
     return {
         "card": card_id,
         "labels": labels.state(),
+        "classify": classify.state(),
         "streams": {name: _stream_state(t) for name, t in registry.items()},
-        "embeddings": embeddings.state() if embeddings is not None else None,
+        "embeddings": embeddings.state(pending) if embeddings is not None else None,
     }
 
 
@@ -84,14 +103,17 @@ def restore_state(
     config: DriftConfig,
     registry: StreamRegistry,
     labels: LabelMonitor,
+    classify: ClassifyMonitor,
     embeddings: EmbeddingMonitor | None,
 ) -> None:
     """Load the saved streams. A state saved with another model card brings back only the uploaded baselines:
     windows, statuses and baselines learned from live traffic hold another model's scores, and comparing those
-    with this model's misleads."""
+    with this model's misleads; so do the classify streams' confidences and their collections' leave-one-out
+    references. A state written before classify streams were saved has none, and loads."""
     model_changed = bool(state) and state.get("card") != card_id
     if not model_changed:
         labels.restore(state.get("labels") or {})
+        classify.restore(state.get("classify") or {})
         if embeddings is not None:
             embeddings.restore(state.get("embeddings") or {})
     for name, saved in (state.get("streams") or {}).items():

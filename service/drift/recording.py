@@ -70,6 +70,7 @@ class Recorder:
         except (TypeError, ValueError):
             self.dropped += 1
             return
+        self.writer.dirty = True
         if self.classify.due(self.check_every):
             self.wake.set()
 

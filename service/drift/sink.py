@@ -31,6 +31,10 @@ class DriftSink(Protocol):
         """One classify answer of `collection`; `reference` computes its leave-one-out answers when asked."""
         return None
 
+    def forget_collection(self, collection: str) -> None:
+        """`collection` was deleted: its classify streams go (a new one of the same name is another reference)."""
+        return None
+
     def record_tokens(self, rows: list[list[int]], lengths: list[int], texts: Sequence[str] | None = None) -> None:
         """One request's token rows (cut), their lengths before the cut, and the texts."""
         return None

@@ -40,6 +40,10 @@ class Job:
 
 
 SHUTTING_DOWN = "the server is shutting down"
+ENCODE_BATCH = 64
+"""Rows in one encoder call: the ONNX encoder cuts a batch into runs of MAX_BATCH_TOKENS padded tokens anyway, so a
+larger batch adds no throughput, only the wait of the rows at its end; for SageMaker, 64 texts stay far below
+InvokeEndpoint's 6 MiB (the body is split by O2V_SAGEMAKER_MAX_BODY_BYTES besides)."""
 
 
 def _fail(jobs: Iterable[Job], exc: BaseException) -> None:
@@ -104,7 +108,7 @@ class MicroBatcher:
         if self.depth + min(rows, self.max_batch) > self.max_queue:
             raise Overloaded(
                 f"{self.depth} texts are waiting for the encoder; the queue holds {self.max_queue} "
-                "(O2V_QUEUE_MAX_SIZE): retry later"
+                "(O2V_MAX_QUEUED_TEXTS): retry later"
             )
 
     async def _submit(self, rows: Sequence[Any], on_times: OnTimes | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Literal, Protocol, TypeVar, cast
 import numpy as np
 
 from service.encoders.base import BackendUnavailable, Channel, Encoder, Rows
-from service.encoders.batching import Job, MicroBatcher
+from service.encoders.batching import ENCODE_BATCH, Job, MicroBatcher
 from service.encoders.cache import EmbeddingCache, cache_key
 from service.settings import Settings
 from service.text import Direction, Encoded, Token
@@ -49,7 +49,7 @@ class Embedder:
         self.batchers = {
             channel: MicroBatcher(
                 partial(encoder.embed_ids, channel=channel),
-                settings.max_encode_batch,
+                ENCODE_BATCH,
                 settings.max_batch_wait_ms,
                 settings.max_queued_texts,
                 on_batch=partial(observe, "embed") if observe else None,

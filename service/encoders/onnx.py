@@ -13,6 +13,13 @@ from service.model.model_dir import ModelDir
 from service.settings import Settings
 from service.text import TextTokenizer
 
+INTER_OP_THREADS = 1
+"""onnxruntime threads across independent graph nodes: the sessions run ORT_SEQUENTIAL (an encoder is one chain of
+layers), so a second thread would only wait; intra-op threads (O2V_ONNX_INTRA_OP_THREADS) are what parallelise."""
+MAX_BATCH_TOKENS = 16384
+"""Padded tokens in one onnxruntime run: 64 texts of 256 tokens, one full micro-batch of typical sentences; a larger
+chunk only pads more (rows are sorted by length first) and holds more activations for no gain in throughput."""
+
 
 def _session(path: Path, intra_op_threads: int, inter_op_threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
@@ -36,7 +43,11 @@ class OnnxEncoder(Encoder):
     backend = "onnx"
 
     def __init__(
-        self, model: ModelDir, intra_op_threads: int = 0, inter_op_threads: int = 1, max_batch_tokens: int = 16384
+        self,
+        model: ModelDir,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = INTER_OP_THREADS,
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
     ) -> None:
         super().__init__(model)
         self.max_batch_tokens = max_batch_tokens
@@ -68,12 +79,7 @@ class OnnxEncoder(Encoder):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnnxEncoder:
-        return cls(
-            ModelDir.load(settings.model_dir),
-            settings.onnx_intra_op_threads,
-            settings.onnx_inter_op_threads,
-            settings.onnx_max_batch_tokens,
-        )
+        return cls(ModelDir.load(settings.model_dir), settings.onnx_intra_op_threads)
 
     @property
     def has_scorer(self) -> bool:

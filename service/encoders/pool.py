@@ -55,9 +55,7 @@ class EmbedderPool:
                 return self.loaded[name]
             model = await asyncio.to_thread(self.registry.model_dir, name)
             s = self.settings
-            encoder = await asyncio.to_thread(
-                OnnxEncoder, model, s.onnx_intra_op_threads, s.onnx_inter_op_threads, s.onnx_max_batch_tokens
-            )
+            encoder = await asyncio.to_thread(OnnxEncoder, model, s.onnx_intra_op_threads)
             embedder = Embedder(encoder, s, observe=self.observe)
             embedder.start()
             self.loaded[name] = embedder

@@ -37,6 +37,9 @@ _FLOAT_JSON_BYTES = 25  # "-1.2345678901234567e-05, ": the longest a float of th
 # support), AccessDenied and other credential errors. An unknown code falls back to its HTTP status (429/5xx: later).
 RETRY_LATER = frozenset({"ThrottlingException", "ModelNotReadyException", "ServiceUnavailable", "InternalFailure"})
 NOT_RETRYABLE = frozenset({"ModelError", "ValidationError", "InternalDependencyException"})
+CONNECT_TIMEOUT_S = 2.0
+"""botocore's connect timeout: a TCP and TLS handshake with a regional endpoint takes milliseconds, so 2 s means the
+network is down, and the adaptive retries (O2V_SAGEMAKER_MAX_ATTEMPTS) try again rather than wait."""
 
 
 class SageMakerEncoder(Encoder):
@@ -63,7 +66,7 @@ class SageMakerEncoder(Encoder):
             raise ValueError("the sagemaker backend needs an endpoint name: set O2V_SAGEMAKER_ENDPOINT")
         config = Config(
             retries={"mode": "adaptive", "total_max_attempts": settings.sagemaker.max_attempts},
-            connect_timeout=settings.sagemaker.connect_timeout_s,
+            connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=settings.sagemaker.read_timeout_s,
         )
         client = boto3.session.Session().client(

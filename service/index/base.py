@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,22 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reembedding:
+    """What one re-embedding works with, whichever engine runs it: the served model (`embed`, fingerprint `model`),
+    how many texts go to it at once, and the caller's progress and cancel hooks."""
+
+    embed: Callable[[list[str]], np.ndarray]
+    model: str
+    batch_size: int = 256
+    progress: Callable[[int, int], None] | None = None
+    cancelled: Callable[[], bool] = lambda: False
+
+    def report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
 
 
 class VectorCollection(ABC):
@@ -125,13 +142,32 @@ class VectorCollection(ABC):
         progress: Callable[[int, int], None] | None = None,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
-        """Embed every stored text again with the served model and switch to the new vectors at once."""
-        raise InvalidRequest(f"the {type(self).__name__} engine cannot re-embed its collections", "store")
+        """Embed every stored text again with the served model and switch to the new vectors at once (the engine's
+        `reembedding`); {collection, reembedded, model, seconds}."""
+        if not self.reembeds:
+            raise InvalidRequest(f"the {type(self).__name__} engine cannot re-embed its collections", "store")
+        started = time.perf_counter()
+        count = self.reembedding(Reembedding(embed, model, batch_size, progress, cancelled))
+        return {"collection": self.name, "reembedded": count, "model": model, "seconds": time.perf_counter() - started}
+
+    def reembedding(self, job: Reembedding) -> int:
+        """The engine's re-embedding (where `reembeds`); how many items the model embedded."""
+        raise NotImplementedError
 
     def check_model(self, served: str) -> None:
         """Conflict unless the texts of this collection were embedded by `served` (or none were yet): texts of two
         embedding spaces must never be compared."""
         refuse_other_model(self.name, self.model(), served)
+
+    def adopts(self, stored: str | None, model: str) -> bool:
+        """Whether a write of texts embedded by `model` makes the collection adopt it (`stored`, its model, is None
+        yet); Conflict when it has another. Engines call it in the same step as the write."""
+        refuse_other_model(self.name, stored, model)
+        return stored is None
+
+    def checked(self, items: Sequence[Item], vectors: np.ndarray) -> tuple[list[Item], np.ndarray]:
+        """`check_items` under this collection's metadata limits."""
+        return check_items(items, vectors, self.limits)
 
     def search(self, vector: Any, top_k: int, flt: Mapping[str, Any] | None = None) -> list[Hit]:
         """Nearest items by cosine, best first, among those whose metadata matches `flt` exactly."""

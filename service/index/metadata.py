@@ -16,6 +16,12 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 """Metadata integers are signed 64-bit: what SQLite, Milvus' JSON and orjson (the answers) all hold. Larger ones
 would be stored and then fail every answer that includes them; JSON-safe 2^53 would refuse real 64-bit ids."""
 DEFAULTS = Settings.flat_defaults()
+MAX_FILTER_KEYS = 32
+"""Keys in one search filter: each is a SQLite term (at most 500 in one statement) and a clause of Milvus'
+expression; 32 exact-match keys is past any real filter on item metadata, and past it the request is a 422."""
+MAX_METADATA_DEPTH = 16
+"""Nesting of an item's metadata (objects and lists): checked before recursing deeper, so a value nested thousands
+deep is a 422, not a RecursionError; 16 holds any document-like record, and filters only match top-level keys."""
 
 ANY = None
 """A condition value meaning "the key is present with a scalar value" (classify's label key)."""
@@ -41,15 +47,16 @@ def canonical(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Limits:
-    """What a caller may store or ask, the same on every engine (O2V_METADATA_MAX_*, O2V_MAX_FILTER_KEYS)."""
+    """What a caller may store or ask, the same on every engine (MAX_METADATA_DEPTH, O2V_MAX_METADATA_BYTES,
+    MAX_FILTER_KEYS)."""
 
-    metadata_max_depth: int = DEFAULTS["metadata_max_depth"]
+    metadata_max_depth: int = MAX_METADATA_DEPTH
     metadata_max_bytes: int = DEFAULTS["metadata_max_bytes"]
-    max_filter_keys: int = DEFAULTS["max_filter_keys"]
+    max_filter_keys: int = MAX_FILTER_KEYS
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
-        return cls(s.limits.max_metadata_depth, s.limits.max_metadata_bytes, s.limits.max_filter_keys)
+        return cls(MAX_METADATA_DEPTH, s.limits.max_metadata_bytes, MAX_FILTER_KEYS)
 
 
 DEFAULT_LIMITS = Limits()
@@ -79,7 +86,7 @@ def check_metadata(metadata: Any, field: str, limits: Limits = DEFAULT_LIMITS) -
         raise InvalidRequest(str(exc), field) from exc
     size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
     if size > limits.metadata_max_bytes:
-        message = f"metadata is {size} bytes of JSON; at most {limits.metadata_max_bytes} (O2V_METADATA_MAX_BYTES)"
+        message = f"metadata is {size} bytes of JSON; at most {limits.metadata_max_bytes} (O2V_MAX_METADATA_BYTES)"
         raise InvalidRequest(message, field)
     return dict(metadata)
 
@@ -88,7 +95,7 @@ def _check_json(value: Any, where: str, depth: int, max_depth: int) -> None:
     """Walk a metadata value, raising ValueError at the first fault (and before recursing past `max_depth`)."""
     if isinstance(value, (Mapping, list)):
         if depth > max_depth:
-            raise ValueError(f"{where}: nested more than {max_depth} deep (O2V_METADATA_MAX_DEPTH)")
+            raise ValueError(f"{where}: nested more than {max_depth} deep")
         if isinstance(value, list):
             for i, element in enumerate(value):
                 _check_json(element, f"{where}[{i}]", depth + 1, max_depth)
@@ -115,7 +122,7 @@ def check_filter(flt: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS)
     if not isinstance(flt, Mapping):
         raise InvalidRequest("filter must be a JSON object", "filter")
     if len(flt) > limits.max_filter_keys:
-        message = f"a filter has at most {limits.max_filter_keys} keys (O2V_MAX_FILTER_KEYS), got {len(flt)}"
+        message = f"a filter has at most {limits.max_filter_keys} keys, got {len(flt)}"
         raise InvalidRequest(message, "filter")
     conditions: Conditions = {}
     for key, value in flt.items():

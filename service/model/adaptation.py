@@ -23,6 +23,14 @@ from service.model.labelled import Labelled
 
 INSTALL_HINT = "pip install 'object2vec-service[train]'  (or: pip install -e '.[train]' in a checkout)"
 REQUEST, PROGRESS, RESULT, ERROR, CANCEL = "request.json", "progress.jsonl", "result.json", "error.json", "cancel"
+ADAPT_NICENESS = 10
+"""The nice value of the training child: it yields the CPU to the server it shares a machine with (requests keep
+their latency while a model trains) and still gets every idle cycle; its thread count is O2V_ADAPT_THREADS."""
+REPORT = "report.html"
+"""The job's HTML report, written beside result.json and into the model directory."""
+MAX_TUNE_TRIALS = 20
+"""Most tuning trials one job may run (`"tune": N`): each is a whole fine-tune (about 2 minutes for CLINC150's
+15,000 utterances on one core), so 20 is the better part of an hour; a research knob, not a setting."""
 
 
 class TrainingUnavailable(RuntimeError):
@@ -55,6 +63,8 @@ class AdaptRequest:
     """STS-B dev (sts-dev.csv) for the generic guard; None: the guard is skipped with a note."""
     pairs: list[tuple[str, str, float]] | None = None
     """Object2Vec pairs as text (text0, text1, label in [0, 1]) instead of labelled utterances (`train` empty)."""
+    tune: int = 0
+    """Tuning trials (service/object2vec/adapt_tuning.py); 0: one fine-tune with the hyperparameters as given."""
 
     def to_json(self) -> dict[str, Any]:
         def data(d: Labelled | None) -> dict[str, Any] | None:
@@ -71,6 +81,7 @@ class AdaptRequest:
             "source": self.source,
             "sts_dev": None if self.sts_dev is None else str(self.sts_dev),
             "pairs": self.pairs,
+            "tune": self.tune,
         }
 
     @classmethod
@@ -91,6 +102,7 @@ class AdaptRequest:
             source=str(raw.get("source", "")),
             sts_dev=Path(raw["sts_dev"]) if raw.get("sts_dev") else None,
             pairs=[(str(a), str(b), float(y)) for a, b, y in raw["pairs"]] if raw.get("pairs") else None,
+            tune=int(raw.get("tune", 0)),
         )
 
 
@@ -100,7 +112,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def spawn(job_dir: Path, out_dir: Path, niceness: int = 10) -> subprocess.Popen[bytes]:
+def spawn(job_dir: Path, out_dir: Path, niceness: int = ADAPT_NICENESS) -> subprocess.Popen[bytes]:
     """Start the training child, niced, its output in job_dir/log.txt; it runs in its own session so that a
     signal meant for the server's process group does not reach it halfway through writing."""
     log = open(job_dir / "log.txt", "ab")  # noqa: SIM115 (the child owns it)
@@ -134,7 +146,7 @@ def log_tail(job_dir: Path, chars: int = 2000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.is_file() else ""
 
 
-def run_in_child(request: AdaptRequest, out_dir: Path, job_dir: Path, niceness: int = 10) -> dict[str, Any]:
+def run_in_child(request: AdaptRequest, out_dir: Path, job_dir: Path, niceness: int = ADAPT_NICENESS) -> dict[str, Any]:
     """Train in a child process and wait: the bench's path. Returns the child's wall seconds and peak RSS."""
     check_train_extra()
     job_dir.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ def configure(subparsers: argparse._SubParsersAction) -> None:
     adapt.add_argument("--hyperparameters", default="{}", help="JSON map of SageMaker hyperparameters")
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--held-out", type=float, default=0.2, help="share of each label held out (default 0.2)")
+    adapt.add_argument("--tune", type=int, default=0, help="tuning trials, 0 to 20 (default 0: one fine-tune)")
     models = subparsers.add_parser("models", help="the models of the data directory's registry")
     sub = models.add_subparsers(dest="models_command", required=True)
     sub.add_parser("list", parents=[common], help="one JSON object a line, the default marked")
@@ -79,6 +80,7 @@ def _adapt(args: argparse.Namespace, settings: Any, registry: Any) -> int:
     from service.index.registry import open_collections
     from service.model.adaptation import (
         ERROR,
+        MAX_TUNE_TRIALS,
         REQUEST,
         RESULT,
         AdaptRequest,
@@ -90,6 +92,8 @@ def _adapt(args: argparse.Namespace, settings: Any, registry: Any) -> int:
     from service.model.labelled import check_labelled, labelled_items
 
     check_train_extra()
+    if not 0 <= args.tune <= MAX_TUNE_TRIALS:
+        raise ValueError(f"--tune must be between 0 and {MAX_TUNE_TRIALS} trials, not {args.tune}")
     out = registry.target(args.name)
     parent = registry.model_dir(args.parent or registry.default())
     collections = open_collections(settings)
@@ -110,17 +114,19 @@ def _adapt(args: argparse.Namespace, settings: Any, registry: Any) -> int:
         options={"seed": args.seed, "threads": settings.adapt_threads},
         source=f"collection {args.collection!r}, label_key {args.label_key!r} (o2v adapt)",
         sts_dev=sts if sts.is_file() else None,
+        tune=args.tune,
     )
     job_dir = settings.data_dir / ".o2v" / "jobs" / f"cli-{args.name}-{int(time.time())}"
     job_dir.mkdir(parents=True)
     write_json_atomic(job_dir / REQUEST, request.to_json())
-    child = spawn(job_dir, out, settings.adapt_niceness)
+    child = spawn(job_dir, out)
     epochs = int(hyperparameters.get("epochs", 10))
-    with tqdm(total=epochs, desc=f"adapt {args.name}", unit="epoch") as bar:
+    total, unit = (args.tune, "trial") if args.tune else (epochs, "epoch")
+    with tqdm(total=total, desc=f"adapt {args.name}", unit=unit) as bar:
         while child.poll() is None:
             time.sleep(0.5)
-            _advance(bar, read_progress(job_dir))
-        _advance(bar, read_progress(job_dir))
+            _advance(bar, read_progress(job_dir), args.tune)
+        _advance(bar, read_progress(job_dir), args.tune, done=child.returncode == 0)
     if not (job_dir / RESULT).is_file():
         error = json.loads((job_dir / ERROR).read_text()) if (job_dir / ERROR).is_file() else {}
         raise ValueError(f"adaptation failed: {error.get('message') or Path(job_dir / 'log.txt').read_text()[-800:]}")
@@ -129,9 +135,17 @@ def _adapt(args: argparse.Namespace, settings: Any, registry: Any) -> int:
     return 0
 
 
-def _advance(bar: Any, history: list[dict[str, Any]]) -> None:
-    done = max((row["epoch"] for row in history), default=0)
-    if done > bar.n:
-        bar.update(done - bar.n)
-        last = history[-1].get("validation", {})
-        bar.set_postfix(knn_accuracy=last.get("knn_accuracy"))
+def _advance(bar: Any, history: list[dict[str, Any]], trials: int = 0, done: bool = False) -> None:
+    """Epochs done, or with tuning the trials done (a trial is done once a later one reports, or the job ends)."""
+    if not history:
+        return
+    last = history[-1]
+    postfix = {"knn_accuracy": last.get("validation", {}).get("knn_accuracy")}
+    if trials:
+        count = trials if done else int(last.get("trial", 1)) - 1
+        postfix = {"trial": f"{last.get('trial')}/{trials}", "epoch": last["epoch"], **postfix}
+    else:
+        count = max(row["epoch"] for row in history)
+    if count > bar.n:
+        bar.update(count - bar.n)
+    bar.set_postfix(postfix)

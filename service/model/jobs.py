@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from service.model.adaptation import (
+    ADAPT_NICENESS,
     ERROR,
+    REPORT,
     REQUEST,
     RESULT,
     AdaptRequest,
@@ -48,7 +50,7 @@ def _now() -> str:
 
 
 class AdaptJobs:
-    def __init__(self, data_dir: Path, niceness: int = 10) -> None:
+    def __init__(self, data_dir: Path, niceness: int = ADAPT_NICENESS) -> None:
         self.root = Path(data_dir) / ".o2v" / "jobs"
         self.niceness = niceness
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -126,12 +128,23 @@ class AdaptJobs:
         history = read_progress(job_dir)
         request = json.loads((job_dir / REQUEST).read_text())
         epochs = int(request.get("hyperparameters", {}).get("epochs", 0)) or None
+        last = history[-1] if history else {}
+        progress = {"epoch": last.get("epoch"), "epochs": epochs, "history": history}
+        if request.get("tune"):  # tuning: which trial of how many the epochs belong to
+            progress.update(trial=last.get("trial"), trials=int(request["tune"]))
         out: dict[str, Any] = {
             **{k: v for k, v in state.items() if k not in ("pid", "out")},
-            "progress": {"epoch": history[-1]["epoch"] if history else None, "epochs": epochs, "history": history},
+            "progress": progress,
             "result": json.loads((job_dir / RESULT).read_text()) if state["status"] == "succeeded" else None,
         }
         return out
+
+    def report(self, job_id: str) -> str | None:
+        """The HTML report of a job that succeeded (None while it runs, or when it failed or was cancelled)."""
+        if self.status(job_id)["status"] != "succeeded":
+            return None
+        path = self._dir(job_id) / REPORT
+        return path.read_text(encoding="utf-8") if path.is_file() else None
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         state = self.status(job_id)

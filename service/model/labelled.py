@@ -62,7 +62,7 @@ def check_labelled(data: Labelled, min_per_label: int = 2, max_labels: int = 10_
     if len(counts) < 2:
         raise LabelError(f"adaptation needs at least 2 labels with items; found {len(counts)} ({_named(counts)})")
     if len(counts) > max_labels:
-        raise LabelError(f"at most {max_labels} labels (O2V_ADAPT_MAX_LABELS); found {len(counts)}")
+        raise LabelError(f"at most {max_labels} labels; found {len(counts)}")
     few = {label: n for label, n in counts.items() if n < min_per_label}
     if few:
         raise LabelError(

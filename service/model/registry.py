@@ -1,11 +1,11 @@
 """The models a server can serve side by side: the configured one (bundled, or a SageMaker endpoint) and the adapted
 model directories under the data directory (`.o2v/models/NAME`, out of reach of any collection name).
 
-A model's name is its folder's name (`[A-Za-z0-9_-]{1,64}`: no dots or slashes, so no path tricks). The default
-model is `default_model` in `.o2v/models/default.json` (written atomically by `promote`, which also records the
-previous default, so rollback is promoting that one), else the configured model. An export writes `.partial-*`
-folders and renames them into place, so a folder without a leading dot is always complete; a partial left by a
-killed job is removed when its writer is dead.
+A model's name is its folder's name (`[A-Za-z0-9_-]{1,64}`: no dots or slashes, so no path tricks; not a route's
+segment such as `adapt`). The default model is `default_model` in `.o2v/models/default.json` (written atomically by
+`promote`, which also records the previous default, so rollback is promoting that one), else the configured model.
+An export writes `.partial-*` folders and renames them into place, so a folder without a leading dot is always
+complete; a partial left by a killed job is removed when its writer is dead.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from service.model.model_dir import ModelDir
 from service.processes import pid_alive
 
 MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+RESERVED_NAMES = frozenset({"adapt"})
+"""Literal path segments right under /models/ and /v1/models/ (POST /models/adapt): a model so named would share
+its path with that route (DELETE /models/adapt), so no new model may take one. tests/test_models_api.py checks this
+set against the app's routes."""
 STATE = Path(".o2v") / "models"
 DEFAULT_FILE = "default.json"
 
@@ -43,6 +47,9 @@ class ModelConflict(RuntimeError):
 def check_model_name(name: str) -> str:
     if not isinstance(name, str) or not MODEL_NAME_RE.fullmatch(name):
         raise ModelNameError(f"model name must match {MODEL_NAME_RE.pattern} (no dots, slashes, spaces): {name!r}")
+    if name in RESERVED_NAMES:
+        routes = ", ".join(f"/models/{n}" for n in sorted(RESERVED_NAMES))
+        raise ModelNameError(f"the model name {name!r} is reserved: it is a route's path segment ({routes})")
     return name
 
 

@@ -470,9 +470,12 @@ def export_adapted(
     lineage: dict[str, Any],
     rotation_rows: list[list[int]],
     evaluation: dict[str, Any],
+    card_extra: dict[str, Any] | None = None,
+    documents: dict[str, str] | None = None,
 ) -> Path:
     """Write the model directory into a temporary sibling of `out`, then rename it into place: a kill leaves a
-    `.partial-*` folder (which the registry ignores and removes), never a half-written model under `name`."""
+    `.partial-*` folder (which the registry ignores and removes), never a half-written model under `name`.
+    `card_extra` adds card entries (the tuning trials); `documents` are text files to ship with it (report.html)."""
     out = Path(out)
     tmp = out.parent / f".partial-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -505,7 +508,10 @@ def export_adapted(
                 "history": result.history,
             },
             "evaluation": evaluation,
+            **(card_extra or {}),
         }
+        for file_name, text in (documents or {}).items():
+            (tmp / file_name).write_text(text, encoding="utf-8")
         card["files"] = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.suffix in (".onnx", ".json")}
         card["encoder"]["rotation"] = None
         (tmp / "model_card.json").write_text(json.dumps(card, indent=1))

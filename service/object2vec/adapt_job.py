@@ -1,8 +1,9 @@
 """The adaptation child: `python -m service.object2vec.adapt_job JOB_DIR OUT_DIR` (see service/model/adaptation.py).
 
 Reads JOB_DIR/request.json, holds out a stratified split when the request has none, fine-tunes (one progress line
-per epoch; a `cancel` file stops it at the next epoch), exports OUT_DIR atomically and writes result.json: the
-adapted model against its parent on the held-out split, and STS-B dev Spearman of both as a generic guard.
+per epoch; a `cancel` file stops it at the next epoch) or, with `tune` N, runs N fine-tunes and keeps the best,
+exports OUT_DIR atomically with report.html and writes result.json: the adapted model against its parent on the
+held-out split, STS-B dev Spearman of both as a generic guard, the per-epoch history and the tuning trials.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from typing import Any
 import numpy as np
 
 from service.evaluation import pair_spearman
-from service.model.adaptation import CANCEL, ERROR, PROGRESS, REQUEST, RESULT, AdaptRequest, write_json_atomic
-from service.model.labelled import LabelError, check_labelled, pair_rows, rows_pairs, stratified_split
+from service.model.adaptation import (
+    CANCEL,
+    ERROR,
+    PROGRESS,
+    REPORT,
+    REQUEST,
+    RESULT,
+    AdaptRequest,
+    write_json_atomic,
+)
+from service.model.labelled import LabelError, Labelled, check_labelled, pair_rows, rows_pairs, stratified_split
 from service.model.model_dir import ModelDir
 from service.object2vec.adapt import (
     AdaptConfig,
@@ -31,6 +41,7 @@ from service.object2vec.adapt import (
     lineage_of,
     recover,
 )
+from service.object2vec.adapt_report import render_adapt_report
 
 
 def sts_guard(path: Path | None, parent: Any, adapted: Any, tokenizer: Any) -> dict[str, Any]:
@@ -48,30 +59,34 @@ def sts_guard(path: Path | None, parent: Any, adapted: Any, tokenizer: Any) -> d
     return {"parent": round(before, 4), "adapted": round(after, 4), "change": round(after - before, 4)}
 
 
-def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
-    request = AdaptRequest.from_json(json.loads((job_dir / REQUEST).read_text()))
-    parent = ModelDir.load(request.parent)
-    cfg = AdaptConfig.from_options(request.hyperparameters, request.options)
+def _task(request: AdaptRequest, cfg: AdaptConfig) -> tuple[Labelled, Labelled, Any, list[str]]:
+    """(the data, its held-out split, the task builder fine_tune takes, the texts the export's rotation reads)."""
     if request.pairs:
         data = pair_rows(request.pairs)
         train, held = stratified_split(data, request.held_out_fraction, cfg.seed)
 
-        def task_of(tokenizer: Any) -> PairTask | LabelTask:
+        def pair_task(tokenizer: Any) -> PairTask:
             return PairTask(rows_pairs(train), rows_pairs(held), tokenizer)
 
-        texts = [t for a, b, _ in rows_pairs(train) for t in (a, b)]
+        return data, held, pair_task, [t for a, b, _ in rows_pairs(train) for t in (a, b)]
+    data = request.train
+    if request.held_out is None:
+        check_labelled(data)
+        train, held = stratified_split(data, request.held_out_fraction, cfg.seed)
     else:
-        data = request.train
-        if request.held_out is None:
-            check_labelled(data)
-            train, held = stratified_split(data, request.held_out_fraction, cfg.seed)
-        else:
-            train, held = data, request.held_out
+        train, held = data, request.held_out
 
-        def task_of(tokenizer: Any) -> PairTask | LabelTask:
-            return LabelTask(train, held, tokenizer, cfg.k)
+    def label_task(tokenizer: Any) -> LabelTask:
+        return LabelTask(train, held, tokenizer, cfg.k)
 
-        texts = train.texts
+    return data, held, label_task, train.texts
+
+
+def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
+    request = AdaptRequest.from_json(json.loads((job_dir / REQUEST).read_text()))
+    parent = ModelDir.load(request.parent)
+    cfg = AdaptConfig.from_options(request.hyperparameters, request.options)
+    data, held, task_of, texts = _task(request, cfg)
     progress_file = job_dir / PROGRESS
 
     def progress(row: dict[str, Any]) -> None:
@@ -80,7 +95,15 @@ def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
         if (job_dir / CANCEL).exists():
             raise Cancelled("cancelled")
 
-    result = fine_tune(parent, task_of, cfg, progress)
+    tuning = None
+    if request.tune:
+        from service.object2vec.adapt_tuning import tune
+
+        metric = "spearman_cosine" if request.pairs else "knn_accuracy"
+        tuned = tune(parent, task_of, cfg, request.tune, metric, progress)
+        result, tuning = tuned.best, tuned.summary()
+    else:
+        result = fine_tune(parent, task_of, cfg, progress)
     tokenizer = parent.tokenizer()
     guard = sts_guard(request.sts_dev, recover(parent), result.model, tokenizer)
     lineage = lineage_of(parent, data, held, cfg, request.source)
@@ -90,11 +113,7 @@ def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
         "adapted": result.evaluation,
         "sts_dev_spearman": guard,
     }
-    rows = tokenizer.encode(texts)
-    rng = np.random.default_rng(cfg.seed)
-    sample = [rows[i] for i in sorted(rng.permutation(len(rows))[:20_000].tolist())]
-    export_adapted(result, parent, out_dir, request.name, lineage, sample, evaluation)
-    return {
+    out = {
         "model": request.name,
         "path": str(out_dir),
         "evaluation": evaluation,
@@ -104,7 +123,17 @@ def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
         "train_seconds": result.seconds,
         "hyperparameters": result.hp.to_sagemaker(),
         "lineage": lineage,
+        "history": result.history,
+        "tuning": tuning,
     }
+    report = render_adapt_report(out)
+    rows = tokenizer.encode(texts)
+    rng = np.random.default_rng(cfg.seed)
+    sample = [rows[i] for i in sorted(rng.permutation(len(rows))[:20_000].tolist())]
+    extra = {"tuning": tuning} if tuning else {}
+    export_adapted(result, parent, out_dir, request.name, lineage, sample, evaluation, extra, {REPORT: report})
+    (job_dir / REPORT).write_text(report, encoding="utf-8")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,16 +27,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The registry (in the app's Services), the job runners and the served model's fingerprint, for the app's
     lifetime."""
     services: Services = app.state.services
-    app.state.served_fingerprint = await asyncio.to_thread(model_fingerprint, services.encoder)
-    registry = await asyncio.to_thread(open_collections, services.settings)
-    app.state.collections = services.collections = registry
-    app.state.heavy_jobs = HeavyJobs(services.settings.limits.max_heavy_jobs)
-    app.state.reembed_jobs = ReembedJobs()
+    services.fingerprint = await asyncio.to_thread(model_fingerprint, services.encoder)
+    registry = services.collections = await asyncio.to_thread(open_collections, services.settings)
+    heavy = services.heavy_jobs = HeavyJobs(services.settings.limits.max_heavy_jobs)
+    reembed = services.reembed_jobs = ReembedJobs()
     try:
         yield
     finally:
-        app.state.reembed_jobs.close()
-        app.state.heavy_jobs.close()
+        reembed.close()
+        heavy.close()
         await asyncio.to_thread(registry.close)
 
 

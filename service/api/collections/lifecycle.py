@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from starlette.responses import Response
 
-from service.api.collections.routing import BY_NAME, WRITE, Name, call, links
-from service.api.deps import CollectionsDep, EmbedderDep, get_reembed_jobs, model_embedder, served_fingerprint
+from service.api.collections.routing import WRITE, CollectionRouter, Name, answer, call, links
+from service.api.deps import (
+    CollectionsDep,
+    EmbedderDep,
+    ServicesDep,
+    get_reembed_jobs,
+    model_embedder,
+    served_fingerprint,
+)
 from service.api.errors import BODY_ERRORS, ApiError, responses
 from service.api.jobs import ReembedJobs
-from service.api.render import json_response
 from service.api.schemas.collections import CollectionInfo, CollectionList, CreateRequest, ReembedRequest, ReembedStatus
 from service.index.base import CollectionRegistry
 from service.index.classify import set_min_score
@@ -20,20 +26,22 @@ from service.index.errors import CollectionError
 from service.index.fingerprint import model_fingerprint
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = CollectionRouter()
 ReembedJobsDep = Annotated[ReembedJobs, Depends(get_reembed_jobs)]
+REEMBED_ERRORS = (*BODY_ERRORS, 401, 404, 409)
+REEMBED_LINKS = links(("202",), "collection_info")
 CREATED_LINKS = links(
     ("200", "201"),
-    upsert_items=BY_NAME,
-    collection_info=BY_NAME,
-    drop_collection=BY_NAME,
-    reembed_collection=BY_NAME,
-    get_items=BY_NAME,
-    scroll_items=BY_NAME,
-    count_items=BY_NAME,
-    search_batch=BY_NAME,
-    search=BY_NAME,
-    classify_text=BY_NAME,
+    "upsert_items",
+    "collection_info",
+    "drop_collection",
+    "reembed_collection",
+    "get_items",
+    "scroll_items",
+    "count_items",
+    "search_batch",
+    "search",
+    "classify_text",
 )
 
 
@@ -51,7 +59,7 @@ async def create_collection(name: Name, collections: CollectionsDep, body: Creat
     collection, created = await call(collections.create, name, asked.index, params)
     if asked.min_score is not None:
         await call(set_min_score, collection, asked.min_score)
-    return json_response(await call(collection.info), status=201 if created else 200)
+    return answer(CollectionInfo.model_validate(await call(collection.info)), status=201 if created else 200)
 
 
 def infos(collections: CollectionRegistry) -> dict[str, list[dict[str, Any]]]:
@@ -72,31 +80,26 @@ def infos(collections: CollectionRegistry) -> dict[str, list[dict[str, Any]]]:
 
 @router.get("/collections", response_model=CollectionList)
 async def list_collections(collections: CollectionsDep) -> Response:
-    return json_response(await call(infos, collections))
+    return answer(CollectionList.model_validate(await call(infos, collections)))
 
 
-@router.get(
-    "/collections/{name}",
-    response_model=CollectionInfo,
-    responses=responses(404, 422),
-    operation_id="collection_info",
-)
+@router.operation("GET", "/collections/{name}", CollectionInfo, 404, 422)
 async def collection_info(name: Name, collections: CollectionsDep, jobs: ReembedJobsDep) -> Response:
     """Count, dimension, index, the model fingerprint, and the progress of a re-embedding started here."""
     collection = await call(collections.get, name)
     info = await call(collection.info)
     job = jobs.status(name)
-    return json_response({**info, "reembed": job} if job is not None else info)
+    return answer(CollectionInfo.model_validate({**info, "reembed": job} if job is not None else info))
 
 
-@router.post(
+@router.operation(
+    "POST",
     "/collections/{name}/reembed",
+    ReembedStatus,
+    *REEMBED_ERRORS,
+    write=True,
     status_code=202,
-    response_model=ReembedStatus,
-    dependencies=WRITE,
-    responses=responses(*BODY_ERRORS, 401, 404, 409),
-    operation_id="reembed_collection",
-    openapi_extra=links(("202",), collection_info=BY_NAME),
+    openapi_extra=REEMBED_LINKS,
 )
 async def reembed_collection(
     name: Name,
@@ -117,17 +120,14 @@ async def reembed_collection(
     if body is not None and body.model is not None:
         chosen = (await model_embedder(request, body.model)).encoder
         fingerprint = model_fingerprint(chosen)
-    return json_response(jobs.start(collection, chosen.embed_texts, fingerprint), status=202)
+    return answer(ReembedStatus.model_validate(jobs.start(collection, chosen.embed_texts, fingerprint)), status=202)
 
 
-@router.delete(
-    "/collections/{name}",
-    status_code=204,
-    dependencies=WRITE,
-    responses=responses(401, 404, 422),
-    operation_id="drop_collection",
-)
-async def drop_collection(name: Name, collections: CollectionsDep, jobs: ReembedJobsDep) -> Response:
+@router.deletion("/collections/{name}")
+async def drop_collection(
+    name: Name, collections: CollectionsDep, jobs: ReembedJobsDep, services: ServicesDep
+) -> Response:
     await call(collections.drop, name)
     jobs.forget(name)
+    services.drift.forget_collection(name)
     return Response(status_code=204)

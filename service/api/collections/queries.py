@@ -11,12 +11,12 @@ from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from starlette.responses import Response
 
 from service.api import limits
 from service.api.collections.embedding import follow, one_of, query_vector
-from service.api.collections.routing import Name, call, hit_out
+from service.api.collections.routing import CollectionRouter, Name, answer, call
 from service.api.deps import (
     CollectionsDep,
     EmbedderDep,
@@ -26,9 +26,8 @@ from service.api.deps import (
     observe_label,
     observe_scores,
 )
-from service.api.errors import ApiError, responses
+from service.api.errors import ApiError
 from service.api.jobs import HeavyJobs
-from service.api.render import json_response
 from service.api.schemas.collections import (
     BatchSearchRequest,
     BatchSearchResponse,
@@ -47,9 +46,9 @@ from service.index.cluster import cluster
 from service.index.errors import CollectionError
 from service.index.metadata import canonical
 
-router = APIRouter()
+router = CollectionRouter()
 HeavyJobsDep = Annotated[HeavyJobs, Depends(get_heavy_jobs)]
-QUERY_ERRORS = responses(400, 404, 409, 422, 503)
+QUERY_ERRORS = (400, 404, 409, 422, 503)
 
 
 def search_all(collection: VectorCollection, queries: Sequence[tuple[np.ndarray, int, Any]]) -> list[list[Hit]]:
@@ -64,7 +63,7 @@ def search_all(collection: VectorCollection, queries: Sequence[tuple[np.ndarray,
     return answers
 
 
-@router.post("/collections/{name}/search", response_model=SearchResponse, responses=QUERY_ERRORS, operation_id="search")
+@router.operation("POST", "/collections/{name}/search", SearchResponse, *QUERY_ERRORS)
 async def search(
     name: Name, body: SearchRequest, request: Request, collections: CollectionsDep, embedder: EmbedderDep
 ) -> Response:
@@ -76,7 +75,7 @@ async def search(
     hits = await call(collection.search, query, body.top_k, body.filter)
     if body.query is not None and hits:
         observe_scores(request, SEARCH_TOP1, [hits[0].score])
-    return json_response({"hits": [hit_out(h) for h in hits]})
+    return answer(SearchResponse(hits=hits))
 
 
 def check_batch(queries: Sequence[SearchRequest]) -> None:
@@ -88,12 +87,7 @@ def check_batch(queries: Sequence[SearchRequest]) -> None:
         raise ApiError(422, f"the queries ask for {asked} hits in all; at most {most} (O2V_MAX_TOP_K)", "queries")
 
 
-@router.post(
-    "/collections/{name}/search/batch",
-    response_model=BatchSearchResponse,
-    responses=QUERY_ERRORS,
-    operation_id="search_batch",
-)
+@router.operation("POST", "/collections/{name}/search/batch", BatchSearchResponse, *QUERY_ERRORS)
 async def search_batch(
     name: Name, body: BatchSearchRequest, request: Request, collections: CollectionsDep, embedder: EmbedderDep
 ) -> Response:
@@ -112,15 +106,10 @@ async def search_batch(
     tops = [hits[0].score for q, hits in zip(body.queries, answers, strict=True) if q.query is not None and hits]
     if tops:
         observe_scores(request, SEARCH_TOP1, tops)
-    return json_response({"results": [{"hits": [hit_out(h) for h in hits]} for hits in answers]})
+    return answer(BatchSearchResponse(results=[SearchResponse(hits=hits) for hits in answers]))
 
 
-@router.post(
-    "/collections/{name}/classify",
-    response_model=ClassifyResponse,
-    responses=QUERY_ERRORS,
-    operation_id="classify_text",
-)
+@router.operation("POST", "/collections/{name}/classify", ClassifyResponse, *QUERY_ERRORS)
 async def classify_text(
     name: Name,
     body: ClassifyRequest,
@@ -143,16 +132,10 @@ async def classify_text(
         label = None if result.label is None else canonical(result.label)
         reference = partial(leave_one_out, collection, *vote, CLASSIFY_REFERENCE_MAX)
         observe_classification(request, name, body.label_key, reference, label, result.confidence)
-    neighbors = [hit_out(h) for h in result.neighbors]
-    return json_response({"label": result.label, "confidence": result.confidence, "neighbors": neighbors})
+    return answer(ClassifyResponse.model_validate(result))
 
 
-@router.post(
-    "/collections/{name}/cluster",
-    response_model=ClusterResponse,
-    responses=responses(400, 404, 422, 503),
-    operation_id="cluster_items",
-)
+@router.operation("POST", "/collections/{name}/cluster", ClusterResponse, 400, 404, 422, 503)
 async def cluster_items(
     name: Name,
     body: ClusterRequest,
@@ -165,13 +148,4 @@ async def cluster_items(
     At most O2V_MAX_HEAVY_JOBS run at once (503 beyond), each within O2V_MAX_CLUSTER_WORK (422 naming k)."""
     collection = await call(collections.get, name)
     work = (collection, body.k, body.seed, body.representatives, services.settings.limits.max_cluster_work)
-    result = await heavy_jobs.run(request, cluster, *work)
-    clusters = [
-        {
-            "cluster": c.cluster,
-            "size": c.size,
-            "representatives": [{"id": r.id, "text": r.text} for r in c.representatives],
-        }
-        for c in result.clusters
-    ]
-    return json_response({"clusters": clusters, "assignments": result.assignments})
+    return answer(ClusterResponse.model_validate(await heavy_jobs.run(request, cluster, *work)))

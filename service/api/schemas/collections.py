@@ -1,19 +1,19 @@
 """Request and response models of the collection routes (service/api/collections/).
 
 Request models are strict: no unknown fields, no "5" for 5 or true for 1, no NaN or Infinity (Python's json parses
-those tokens, and 1e400, into floats). Response models describe the answers for the OpenAPI schema; handlers answer
-with the dicts of service.index in that shape.
+those tokens, and 1e400, into floats). Response models are what the handlers answer: they build them from the
+results of service.index (`routing.answer` renders them), so the OpenAPI schema is the shape on the wire.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from service.api import limits
 from service.api.limits import Limit, stated
-from service.index.base import MAX_ID_CHARS
+from service.index.base import MAX_ID_CHARS, Item
 from service.index.cluster import SEED_MAX, SEED_MIN
 from service.index.config import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Kind
 from service.strings import Utf8Str, check_utf8
@@ -34,14 +34,29 @@ Filter = Annotated[
         json_schema_extra=stated(description="exact match on metadata: {{key: scalar}}, at most {max_filter_keys} keys")
     ),
 ]
-"""service.index checks the keys and values (at most O2V_MAX_FILTER_KEYS keys, scalar values)."""
+"""service.index checks the keys and values (at most MAX_FILTER_KEYS keys, scalar values)."""
 
 
-def text_or_vector(text_field: str, combine: str = "oneOf") -> dict[str, Any]:
-    """JSON schema: the object has a (non-null) text field or `vector`; with oneOf, not both. Routes check it too."""
-    text = {"required": [text_field], "properties": {text_field: {"type": "string"}}}
+class StrictModel(BaseModel):
+    """A request model: unknown fields, coerced values and non-finite numbers refused (STRICT)."""
+
+    model_config = STRICT
+
+
+def text_or_vector(schema: dict[str, Any], model: type[TextOrVector]) -> None:
+    """JSON schema: the object has a (non-null) `text_field` or `vector`; with oneOf, not both."""
+    text = {"required": [model.text_field], "properties": {model.text_field: {"type": "string"}}}
     vector = {"required": ["vector"], "properties": {"vector": {"type": "array"}}}
-    return {combine: [text, vector]}
+    schema[model.combine] = [text, vector]
+
+
+class TextOrVector(StrictModel):
+    """A request given as a text (embedded here) or as a vector; its JSON schema says so, and the routes check it."""
+
+    model_config = ConfigDict(json_schema_extra=text_or_vector)
+    text_field: ClassVar[str] = "text"
+    combine: ClassVar[str] = "oneOf"
+    """anyOf where both may come (an item's vector then stands for its text)."""
 
 
 def _index_param(name: str, description: str) -> Any:
@@ -49,10 +64,9 @@ def _index_param(name: str, description: str) -> Any:
     return Field(None, description=description, ge=INDEX_PARAM_MIN[name], le=INDEX_PARAM_MAX[name])
 
 
-class CreateRequest(BaseModel):
+class CreateRequest(StrictModel):
     """Index kind and parameters; those left out take the server's defaults (O2V_HNSW_*, O2V_IVF_*, O2V_INDEX_*)."""
 
-    model_config = STRICT
     index: IndexKind | None = None
     m: int | None = _index_param("m", "hnsw, hnsw_sq8: graph neighbours per node")
     ef_construction: int | None = _index_param("ef_construction", "hnsw, hnsw_sq8: build-time beam")
@@ -67,34 +81,31 @@ class CreateRequest(BaseModel):
     )
 
 
-class ItemIn(BaseModel):
-    model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("text", "anyOf"))
+class ItemIn(TextOrVector):
+    combine = "anyOf"
     id: ItemId
     text: Text | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     vector: Numbers | None = Field(None, description="a precomputed embedding; the text is then not embedded")
 
 
-class UpsertRequest(BaseModel):
-    model_config = STRICT
+class UpsertRequest(StrictModel):
     items: Annotated[list[ItemIn], Field(min_length=1), Limit("maxItems", "max_batch_size")]
 
 
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("query"))
+class SearchRequest(TextOrVector):
+    text_field = "query"
     query: Text | None = None
     vector: Numbers | None = None
     top_k: TopK = 10
     filter: Filter | None = None
 
 
-class BatchSearchRequest(BaseModel):
-    model_config = STRICT
+class BatchSearchRequest(StrictModel):
     queries: Annotated[list[SearchRequest], Field(min_length=1), Limit("maxItems", "max_search_batch")]
 
 
-class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(**STRICT, json_schema_extra=text_or_vector("text"))
+class ClassifyRequest(TextOrVector):
     text: Text | None = None
     vector: Numbers | None = None
     label_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] = "label"
@@ -108,8 +119,7 @@ class ClassifyRequest(BaseModel):
     )
 
 
-class ClusterRequest(BaseModel):
-    model_config = STRICT
+class ClusterRequest(StrictModel):
     k: Annotated[
         int,
         Field(ge=1, description="also: k × items × 5 ≤ O2V_MAX_CLUSTER_WORK"),
@@ -119,14 +129,12 @@ class ClusterRequest(BaseModel):
     representatives: Annotated[int, Field(ge=0, le=100)] = 3
 
 
-class GetItemsRequest(BaseModel):
-    model_config = STRICT
+class GetItemsRequest(StrictModel):
     ids: Annotated[list[ItemId], Field(min_length=1), Limit("maxItems", "max_get_ids")]
     with_vector: bool = False
 
 
-class ScrollRequest(BaseModel):
-    model_config = STRICT
+class ScrollRequest(StrictModel):
     limit: Annotated[int, Field(ge=1), Limit("maximum", "max_scroll_limit")] = 100
     cursor: Annotated[str, StringConstraints(min_length=2, max_length=8 * MAX_ID_CHARS)] | None = Field(
         None, description="next_cursor of the previous page; absent for the first"
@@ -135,14 +143,19 @@ class ScrollRequest(BaseModel):
     with_vector: bool = False
 
 
-class CountRequest(BaseModel):
-    model_config = STRICT
+class CountRequest(StrictModel):
     filter: Filter | None = None
 
 
 class ReembedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = Field(None, description="a model of GET /v1/models (default: the served model)")
+
+
+class FromIndex(BaseModel):
+    """An answer read from service.index's result (a dataclass: Hit, Classification, Clustering) by attribute."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class CollectionInfo(BaseModel):
@@ -184,6 +197,13 @@ class ItemOut(BaseModel):
     )
     vector: list[float] | None = Field(None, description="the stored unit vector, when asked for")
 
+    @classmethod
+    def of(cls, item: Item) -> ItemOut:
+        """The item as stored; its vector only when the read asked for it (left unset otherwise)."""
+        vector = {"vector": item.vector.tolist()} if item.vector is not None else {}
+        source = "caller" if item.given else "model"
+        return cls(id=item.id, text=item.text, metadata=item.metadata, vector_source=source, **vector)
+
 
 class ItemsResponse(BaseModel):
     items: list[ItemOut] = Field(description="the items found, in the order asked")
@@ -199,7 +219,7 @@ class CountResponse(BaseModel):
     count: int
 
 
-class HitOut(BaseModel):
+class HitOut(FromIndex):
     id: str
     score: float = Field(description="cosine similarity to the query")
     text: str
@@ -214,23 +234,23 @@ class BatchSearchResponse(BaseModel):
     results: list[SearchResponse] = Field(description="one answer per query, in order")
 
 
-class ClassifyResponse(BaseModel):
+class ClassifyResponse(FromIndex):
     label: Any = Field(description="the winning label value, or null: out of scope (confidence below min_score)")
     confidence: float = Field(description="Σ cosine of the winner's voters / number of neighbours")
     neighbors: list[HitOut]
 
 
-class Representative(BaseModel):
+class Representative(FromIndex):
     id: str
     text: str
 
 
-class ClusterOut(BaseModel):
+class ClusterOut(FromIndex):
     cluster: int
     size: int
     representatives: list[Representative]
 
 
-class ClusterResponse(BaseModel):
+class ClusterResponse(FromIndex):
     clusters: list[ClusterOut]
     assignments: dict[str, int]

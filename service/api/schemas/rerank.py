@@ -79,7 +79,7 @@ class RerankRequest(Truncation):
     )
     model: str | None = Field(
         None,
-        description="a model of GET /v1/models; any other name (Cohere's clients must send one) means the "
-        "default model",
+        description="a model of GET /v1/models or a name of O2V_MODEL_ALIASES (default: the default model); any "
+        "other name is a 404 model_not_found",
     )
     priority: Priority | None = Field(None, description="Cohere's scheduling hint; accepted, requests run in order")

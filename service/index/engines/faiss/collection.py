@@ -13,17 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from service.index.base import (
-    Hit,
-    Item,
-    VectorCollection,
-    check_dim,
-    check_items,
-    check_query,
-    merged,
-    refuse_other_model,
-    valid_id,
-)
+from service.index.base import Hit, Item, Reembedding, VectorCollection, check_dim, check_query, merged, valid_id
 from service.index.config import IndexConfig
 from service.index.engines.faiss import snapshot
 from service.index.engines.faiss.mirror import DB_FILE, SNAPSHOT_FILE, IndexMirror, Options, open_mirror
@@ -203,7 +193,7 @@ class FaissCollection(VectorCollection):
     def upsert(self, items: Sequence[Item], vectors: np.ndarray, model: str | None = None) -> int:
         """Insert or replace items by id (the last of repeated ids wins); durable once this returns. The model is
         checked and adopted inside the write transaction, so two servers of different models cannot both win."""
-        items, vectors = check_items(items, vectors, self.limits)
+        items, vectors = self.checked(items, vectors)
         with self._writing, self.current() as mirror:
             with mirror.store.transaction():
                 mirror.catch_up()
@@ -211,8 +201,7 @@ class FaissCollection(VectorCollection):
                 check_dim(vectors, dim)
                 if mirror.dim is None:
                     mirror.store.set_meta("dim", dim)
-                if model is not None:
-                    refuse_other_model(self.name, mirror.store.get_meta("model"), model)
+                if model is not None and self.adopts(mirror.store.get_meta("model"), model):
                     mirror.store.set_meta("model", model)
                 written = mirror.store.upsert(items, vectors)
             mirror.dim = dim
@@ -234,20 +223,13 @@ class FaissCollection(VectorCollection):
         self._saved_often_enough()
         return True
 
-    def reembed(
-        self,
-        embed: Callable[[list[str]], np.ndarray],
-        model: str,
-        batch_size: int = 256,
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] = lambda: False,
-    ) -> dict[str, Any]:
+    def reembedding(self, job: Reembedding) -> int:
         """Every stored text embedded again, then one SQLite transaction switches to the new vectors (reembed.py)."""
         from service.index.engines.faiss.reembed import reembed
 
-        result = reembed(self, embed, model, batch_size, progress, cancelled)
+        count = reembed(self, job)
         self._saved_often_enough()
-        return result
+        return count
 
     @contextmanager
     def switching(self) -> Iterator[None]:

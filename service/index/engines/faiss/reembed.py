@@ -9,13 +9,12 @@ the commit and the swap. A kill before the commit leaves the collection as it wa
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.index.base import unit_rows
+from service.index.base import Reembedding, unit_rows
 from service.index.engines.faiss.mirror import DB_FILE
 from service.index.engines.faiss.store import Store
 from service.index.engines.faiss.vector_index import build
@@ -36,47 +35,32 @@ def stale(texts: Iterable[tuple[str, str]], ready: Mapping[str, tuple[str, Any]]
     return [(i, t) for i, t in texts if i not in ready or ready[i][0] != t]
 
 
-def reembed(
-    collection: FaissCollection,
-    embed: Embed,
-    model: str,
-    batch_size: int,
-    progress: Callable[[int, int], None] | None,
-    cancelled: Callable[[], bool],
-) -> dict[str, Any]:
-    """Re-embed `collection` (`embed` is the served model, fingerprint `model`); see the module docstring."""
-    started = time.perf_counter()
+def reembed(collection: FaissCollection, job: Reembedding) -> int:
+    """Re-embed `collection` as `job` says; how many items were embedded. See the module docstring."""
     texts, given = _texts(collection)
     if given and collection.dim is not None:
-        probe = np.asarray(embed(["dimension probe"]))
+        probe = np.asarray(job.embed(["dimension probe"]))
         if probe.shape[1] != collection.dim:
-            raise Conflict.caller_vectors_width(collection.dim, model, probe.shape[1], given)
+            raise Conflict.caller_vectors_width(collection.dim, job.model, probe.shape[1], given)
     vectors: dict[str, tuple[str, np.ndarray]] = {}
     total = len(texts)
     for _ in range(PASSES):
         todo = stale(texts.items(), vectors)
-        if len(todo) <= batch_size:
+        if len(todo) <= job.batch_size:
             break
-        for start in range(0, len(todo), batch_size):
-            if cancelled():
+        for start in range(0, len(todo), job.batch_size):
+            if job.cancelled():
                 raise Conflict.reembed_cancelled()
-            chunk = todo[start : start + batch_size]
-            for (item_id, text), vector in zip(chunk, np.asarray(embed([t for _, t in chunk])), strict=True):
+            chunk = todo[start : start + job.batch_size]
+            for (item_id, text), vector in zip(chunk, np.asarray(job.embed([t for _, t in chunk])), strict=True):
                 vectors[item_id] = (text, vector)
-            if progress is not None:
-                progress(min(len(vectors), total), total)
+            job.report(min(len(vectors), total), total)
         texts, _ = _texts(collection)
         total = len(texts)
     with collection.switching():
-        count = _switch(collection, embed, model, vectors)
-    if progress is not None:
-        progress(count, count)
-    return {
-        "collection": collection.name,
-        "reembedded": count,
-        "model": model,
-        "seconds": time.perf_counter() - started,
-    }
+        count = _switch(collection, job.embed, job.model, vectors)
+    job.report(count, count)
+    return count
 
 
 def _texts(collection: FaissCollection) -> tuple[dict[str, str], int]:

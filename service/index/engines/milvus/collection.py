@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.index.base import (
-    Hit,
-    Item,
-    VectorCollection,
-    check_dim,
-    check_items,
-    check_query,
-    merged,
-    refuse_other_model,
-    valid_id,
-)
+from service.index.base import Hit, Item, Reembedding, VectorCollection, check_dim, check_query, merged, valid_id
 from service.index.config import IndexConfig
 from service.index.engines.milvus.catalog import EXTRAS
 from service.index.engines.milvus.expressions import pk_after, pk_filter, tags_filter, tags_text
 from service.index.engines.milvus.locks import WRITE_CLOCK
+from service.index.engines.milvus.moves import read_once_more_if_moved
 from service.index.engines.milvus.store import (
     MAX_BATCH_BYTES,
     MAX_TOP_K,
@@ -126,16 +117,13 @@ class MilvusCollection(VectorCollection):
         written, and sending the same batch again is safe. The model is checked and adopted before the items are
         written (Milvus has no transaction to do it in: two replicas of different models adopting at the same
         moment is the one race left, and the catalog keeps the later)."""
-        checked, vectors = check_items(items, vectors, self.limits)
+        checked, vectors = self.checked(items, vectors)
         by_id = {item.id: to_row(item, f"items[{i}]", self.dim) for i, item in enumerate(items)}  # the last id wins
         with self.owner.writing(self.name), self.owner.errors(self.name):
             target = self._ensure_items(vectors.shape[1])
             check_dim(vectors, self.dim or 0)
-            if model is not None:
-                stored = self.extras().get("model")
-                refuse_other_model(self.name, stored, model)
-                if stored is None:
-                    self.rewrite(model=model)
+            if model is not None and self.adopts(self.extras().get("model"), model):
+                self.rewrite(model=model)
             batch: list[dict[str, Any]] = []
             size, seq = 0, WRITE_CLOCK.take(len(checked))
             for i, (item, vector) in enumerate(zip(checked, vectors, strict=True)):
@@ -171,6 +159,7 @@ class MilvusCollection(VectorCollection):
 
     # -- reads
 
+    @read_once_more_if_moved
     def info(self) -> dict[str, Any]:
         with self.owner.errors(self.name):
             target = self.items_target()
@@ -179,12 +168,14 @@ class MilvusCollection(VectorCollection):
         info = {"name": self.name, "count": count, "dim": self.dim, **self.config.public()}
         return {**info, "model": extras.get("model"), **(extras.get("attributes") or {})}
 
+    @read_once_more_if_moved
     def count(self, conditions: Conditions) -> int:
         """Counted by the tags alone: a 64-bit hash collision could add one, which a count can bear."""
         with self.owner.errors(self.name):
             target = self.items_target()
             return self._count(target, conditions) if target is not None else 0
 
+    @read_once_more_if_moved
     def scroll(self, after: str | None, limit: int, conditions: Conditions, with_vectors: bool = False) -> list[Item]:
         """pk is the hex of the id's UTF-8, so pk order is the embedded engine's id order. Milvus answers a query
         with a limit in pk order; the page is sorted again all the same, and checked against the metadata."""
@@ -201,6 +192,7 @@ class MilvusCollection(VectorCollection):
         rows.sort(key=lambda r: r["pk"])
         return [to_item(r, with_vectors) for r in rows if matches(r["metadata"], conditions)]
 
+    @read_once_more_if_moved
     def nearest(self, vector: Any, k: int, conditions: Conditions) -> list[Hit]:
         """The k nearest items meeting `conditions`; hits are checked against their metadata all the same.
 
@@ -243,19 +235,13 @@ class MilvusCollection(VectorCollection):
     def _count(self, target: str, conditions: Conditions) -> int:
         return int(self.connection.query(target, self._filter(conditions), ["count(*)"])[0]["count(*)"])
 
-    def reembed(
-        self,
-        embed: Callable[[list[str]], np.ndarray],
-        model: str,
-        batch_size: int = 256,
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] = lambda: False,
-    ) -> dict[str, Any]:
+    def reembedding(self, job: Reembedding) -> int:
         """Into a new items collection, then one catalog write switches to it (reembed.py)."""
         from service.index.engines.milvus.reembed import reembed
 
-        return reembed(self, embed, model, batch_size, progress, cancelled)
+        return reembed(self, job)
 
+    @read_once_more_if_moved
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """Every item read back in pages (query_iterator), in the order of their last write."""
         ids: list[str] = []
@@ -272,6 +258,7 @@ class MilvusCollection(VectorCollection):
         vectors = np.concatenate(pages) if pages else np.empty((0, self.dim or 0), np.float32)
         return [ids[i] for i in order], vectors[order]
 
+    @read_once_more_if_moved
     def items(self, ids: Sequence[str], with_vectors: bool = False) -> list[Item | None]:
         wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
         found: dict[str, Item] = {}

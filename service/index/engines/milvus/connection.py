@@ -18,6 +18,7 @@ from typing import Any
 
 from service.index.engines.milvus import lite
 from service.index.errors import InvalidRequest, StoreUnavailable
+from service.uris import masked
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,10 @@ class Connection:
         except self.pymilvus.MilvusException as exc:
             if exc.code == COLLECTION_NOT_FOUND and missing is not None:
                 missing(exc)
-            log.warning("Milvus call failed: %s", exc)
+            log.warning("Milvus call failed: %s", masked(str(exc)))
             raise StoreUnavailable(f"the vector store did not answer: {exc.message}") from exc
         except grpc.RpcError as exc:  # pymilvus lets some through as they are (a deadline, a server gone)
-            log.warning("Milvus call failed: %s", exc)
+            log.warning("Milvus call failed: %s", masked(str(exc)))
             raise StoreUnavailable(f"the vector store did not answer: {exc.code().name}") from exc
 
     def level(self, collection: str) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.index.base import unit_vectors
+from service.index.base import Reembedding, unit_vectors
 from service.index.engines.milvus.connection import STRONG
 from service.index.engines.milvus.expressions import GIVEN, pk_filter, tags_text
 from service.index.engines.milvus.store import create_items, items_collection
@@ -46,29 +46,21 @@ SETTLE_S = 0.5
 FIELDS = ["pk", "id", "text", "metadata", "tags", "seq"]
 
 
-def reembed(
-    collection: MilvusCollection,
-    embed: Callable[[list[str]], np.ndarray],
-    model: str,
-    batch_size: int,
-    progress: Callable[[int, int], None] | None,
-    cancelled: Callable[[], bool],
-) -> dict[str, Any]:
-    """Re-embed `collection` and switch to the new vectors at once; see the module docstring."""
-    started = time.perf_counter()
-    owner, name = collection.owner, collection.name
-    with owner.errors(name):
+def reembed(collection: MilvusCollection, job: Reembedding) -> int:
+    """Re-embed `collection` as `job` says and switch to the new vectors at once; how many items were embedded. See
+    the module docstring."""
+    with collection.owner.errors(collection.name):
         source = collection.items_target()
         if source is None:  # nothing stored: the model is all there is to adopt
-            collection.rewrite(model=model)
-            return {"collection": name, "reembedded": 0, "model": model, "seconds": time.perf_counter() - started}
-        dim = int(np.asarray(embed(["dimension probe"])).shape[1])
+            collection.rewrite(model=job.model)
+            return 0
+        dim = int(np.asarray(job.embed(["dimension probe"])).shape[1])
         if dim != collection.dim and _given(collection, source):
-            raise Conflict.caller_vectors_width(collection.dim, model, dim)
-    count = switch(collection, source, dim, Copier(collection, embed, batch_size, progress, cancelled), model=model)
-    if progress is not None:
-        progress(count, count)
-    return {"collection": name, "reembedded": count, "model": model, "seconds": time.perf_counter() - started}
+            raise Conflict.caller_vectors_width(collection.dim, job.model, dim)
+    copier = Copier(collection, job.embed, job.batch_size, job.report, job.cancelled)
+    count = switch(collection, source, dim, copier, model=job.model)
+    job.report(count, count)
+    return count
 
 
 def _given(collection: MilvusCollection, source: str) -> int:

@@ -22,6 +22,7 @@ from service.index.engines.milvus.catalog import EXTRAS, Catalog
 from service.index.engines.milvus.collection import MilvusCollection
 from service.index.engines.milvus.connection import STRONG, Connection
 from service.index.engines.milvus.locks import SharedLock
+from service.index.engines.milvus.moves import Moved
 from service.index.engines.milvus.store import (
     INDEXES,
     NOT_ON_LITE,
@@ -30,7 +31,7 @@ from service.index.engines.milvus.store import (
     lacks_text_tags,
     refuse_layout,
 )
-from service.index.errors import InvalidRequest, NotFound, StoreUnavailable
+from service.index.errors import InvalidRequest, NotFound
 from service.index.metadata import DEFAULT_LIMITS, Limits
 from service.settings import Settings
 
@@ -102,7 +103,19 @@ class MilvusCollections(CollectionRegistry):
         if row is None:
             raise NotFound.collection(name) from exc
         self._ready.clear()
-        raise StoreUnavailable(f"collection {name!r} changed through another replica meanwhile; try again") from exc
+        raise Moved(f"collection {name!r} changed through another replica meanwhile; try again") from exc
+
+    def follow(self, collection: MilvusCollection) -> None:
+        """Point `collection` at what its catalog row names now (read Strong): after Moved, the items collection
+        another replica's re-embedding switched to. NotFound when the collection was dropped meanwhile."""
+        with self.errors(collection.name):
+            row = self.catalog.row(collection.name, STRONG)
+        if row is None:
+            raise NotFound.dropped(collection.name)
+        current = self.handle(collection.name, row)
+        collection.target, collection.dim, collection.config = current.target, current.dim, current.config
+        if collection.name in self.moved and current.dim is not None:  # an earlier re-embedding through this process
+            self.moved[collection.name] = (current.target, current.dim)
 
     @contextmanager
     def writing(self, name: str, exclusive: bool = False) -> Iterator[None]:
