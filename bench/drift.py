@@ -270,7 +270,8 @@ def embedding_case(settings: Settings, runs: int, size: int = 200, alpha: float 
     dev sentences in random order (the null: must stay near alpha), 5 % and 10 % log lines mixed into them, and
     STS-B test sentences."""
     from service.datasets import read_sts
-    from service.drift.embeddings import centroid_test, load_sample, median_distance, mmd_test, unit_rows
+    from service.drift.embeddings import load_sample
+    from service.drift.mmd import centroid_test, median_distance, mmd_test, unit_rows
     from service.encoders import load_encoder
 
     reference = load_sample(settings.model_dir)

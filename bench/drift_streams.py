@@ -3,6 +3,7 @@ time to detection with the served model, the monitor's settings and its checks a
 
     python -m bench.drift_streams              # every stream below
     python -m bench.drift_streams --limit 1500 # at most this many requests per stream (a quick check)
+    python -m bench.drift_streams --paced      # seconds to drift at 10 requests/s, paced checks vs every due count
 
 Streams, each into a fresh monitor, one request at a time in the file's own order:
 - `sts-test`: STS-B test pairs through the similarity stream, against the model card (STS-B dev cosines);
@@ -18,6 +19,14 @@ Per stream: the streams ever in `drift` (the target is none on the clean ones), 
 stream was in `drift` (the typo'd one: within 1,000), and for the classify streams the estimated accuracy against
 the true accuracy of the same answers (over the whole stream and per window at every check; target within 3 points).
 Prints a table, then one JSON line (also written to bench/results/drift_streams.json).
+
+`--paced`: the cost bound's price in wall time. The monitor runs with its own checking thread (`DriftWorker`, the
+real clock) while /similarity-like requests arrive at `--rate` per second: STS-B test pairs in file order (the
+similarity family learns its embedding reference from them), then machine log lines, each sent as a pair with
+itself (another domain, and cosines of 1: a client bug). Seconds from
+the first log pair until the similarity score stream and the similarity embedding family reach `drift`, with the
+pacing defaults (CHECK_INTERVAL_S, EMBED_CHECK_INTERVAL_S, the CPU budget) and with checks whenever their count
+is due (intervals 0, no rest): the state before the pacing. Writes bench/results/drift_paced.json.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +49,7 @@ from service.drift import DriftConfig, DriftMonitor
 from service.drift.classify import Reference
 from service.drift.embeddings import _family, load_sample
 from service.drift.tokens import TokenModel, TokenRates
+from service.drift.worker import DriftWorker
 from service.encoders.onnx import OnnxEncoder
 from service.evaluation import OOS, with_typos
 from service.index.base import Item
@@ -48,6 +59,9 @@ from service.index.metadata import canonical
 from service.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "drift_streams.json"
+PACED_RESULTS = Path(__file__).parent / "results" / "drift_paced.json"
+PACED_NORMAL = 300  # requests of STS-B test pairs before the shift: the similarity family's reference is 500 vectors
+PACED_SHIFTED = 900  # log-line requests at most after it (90 s at 10 per second)
 K = 10
 TYPO_SEED = 0
 
@@ -66,6 +80,7 @@ class Watch:
         self.first_drift: int | None = None
         self.ever: set[str] = set()
         self.accuracy: list[tuple[float, float]] = []  # (estimated, true) at each check of a classify scope
+        self.domains: dict[str, str] = {}  # per embedding family, its last verdict against the card's sample
 
     def request(self, truth: list[bool] | None = None) -> None:
         self.requests += 1
@@ -76,6 +91,7 @@ class Watch:
         statuses = {name: s["status"] for name, s in report["streams"].items()}
         families = (report["embeddings"] or {}).get("families") or {}
         statuses |= {f"embeddings:{name}": family["status"] for name, family in families.items()}
+        self.domains |= {name: family["domain"]["status"] for name, family in families.items() if "domain" in family}
         for name, scope in report["classify"].items():
             statuses[f"classify:{name}"] = scope["status"]
             if truth is not None and "estimated_accuracy" in scope:
@@ -93,6 +109,7 @@ def row(name: str, watch: Watch, extra: dict[str, Any] | None = None) -> dict[st
         "requests": watch.requests,
         "ever_in_drift": sorted(watch.ever),
         "first_drift_at": watch.first_drift,
+        "domain": ", ".join(f"{name}: {status}" for name, status in sorted(watch.domains.items())) or "-",
     }
     if watch.accuracy:
         gaps = [abs(e - t) for e, t in watch.accuracy]
@@ -161,14 +178,80 @@ def reviews_stream(monitor: DriftMonitor, encoder: OnnxEncoder, limit: int | Non
     return watch
 
 
+def paced_run(monitor: DriftMonitor, vectors: np.ndarray, cosines: np.ndarray, rate: float) -> dict[str, Any]:
+    """Requests of one pair each (`vectors`: a, b per request) at `rate` per second while the worker checks; the
+    seconds from the first shifted request (number PACED_NORMAL) until each signal is in `drift`."""
+    worker = DriftWorker(monitor)
+    worker.start()
+    stream, families = monitor.registry.get("similarity"), monitor.embeddings.families if monitor.embeddings else {}
+    assert stream is not None  # a built-in stream
+
+    def family() -> str | None:
+        f = families.get("similarity")
+        return None if f is None else f.tracker.status
+
+    # the statuses as the worker left them, read without its locks: a read never delays a request
+    signals = {"similarity score stream": lambda: stream.tracker.status, "similarity embedding family": family}
+    first: dict[str, float | None] = dict.fromkeys(signals)
+    start, token = time.monotonic(), _family.set("similarity")
+    try:
+        for i, score in enumerate(cosines):
+            time.sleep(max(start + i / rate - time.monotonic(), 0.0))
+            monitor.record_embeddings(vectors[i])
+            monitor.record_many("similarity", [float(score)])
+            for name, status in signals.items():
+                if i >= PACED_NORMAL and first[name] is None and status() == "drift":
+                    first[name] = round(time.monotonic() - (start + PACED_NORMAL / rate), 2)
+            if all(v is not None for v in first.values()):
+                break
+    finally:
+        _family.reset(token)
+        worker.stop()
+    return {"seconds_to_drift": first, "checking": monitor.report(detail=False)["checking"]}
+
+
+def paced(settings: Settings, config: DriftConfig, encoder: OnnxEncoder, rate: float, repeats: int, path: Path) -> int:
+    """`--paced`: seconds to drift at `rate` requests/s with the pacing defaults and with checks at every due count."""
+    from bench.drift import log_pairs
+
+    logs = [(a, a) for a, _ in log_pairs(PACED_SHIFTED, seed=2)]  # a client that sends each line twice: cosine 1
+    pairs = [(p.a, p.b) for p in read_sts("test")[:PACED_NORMAL]] + logs
+    a, b = embed(encoder, [p[0] for p in pairs]), embed(encoder, [p[1] for p in pairs])
+    vectors, cosines = np.stack([a, b], axis=1), (a * b).sum(axis=1)
+    card, sample = encoder.model.card, load_sample(settings.model_dir)
+    configs = {
+        "paced (defaults)": config,
+        "every due count (intervals 0, no rest)": replace(
+            config, check_interval_s=0.0, embed_check_interval_s=0.0, cpu_budget=1.0
+        ),
+    }
+    rows = []
+    for run in range(repeats):  # alternated, so both see the machine's load alike
+        for label, c in configs.items():
+            result = paced_run(DriftMonitor(c, card, embedding_sample=sample), vectors, cosines, rate)
+            rows.append({"config": label, "run": run, **result["seconds_to_drift"]})
+            rows[-1]["check rounds"] = result["checking"]["rounds"]
+    print_table(rows, [(k, k) for k in rows[0]])
+    out = {"bench": "drift_paced", "rate": rate, "normal": PACED_NORMAL, "rows": rows}
+    print(json.dumps(out))
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="at most this many requests per stream")
-    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--json", type=Path, help=f"where the JSON goes (default {RESULTS.name}, {PACED_RESULTS.name})")
+    parser.add_argument("--paced", action="store_true", help="only the wall-time detection at --rate requests/s")
+    parser.add_argument("--rate", type=float, default=10.0, help="requests per second in --paced")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each configuration in --paced")
     args = parser.parse_args()
     settings = Settings()
     config = DriftConfig.from_settings(settings)
     encoder = OnnxEncoder.from_settings(settings)
+    if args.paced:
+        return paced(settings, config, encoder, args.rate, args.repeats, args.json or PACED_RESULTS)
+    args.json = args.json or RESULTS
     card = encoder.model.card
     sample = load_sample(settings.model_dir)
     model = TokenModel.load(settings.model_dir, encoder.tokenizer.vocab_size)
@@ -206,7 +289,8 @@ def main() -> int:
     rows.append(row("reviews (grouped by source)", reviews_stream(fresh(), encoder, args.limit)))
 
     columns = [("stream", "stream"), ("requests", "requests"), ("ever_in_drift", "ever in drift")]
-    columns += [("first_drift_at", "first drift at"), ("true_accuracy", "true acc"), ("estimated_accuracy", "est. acc")]
+    columns += [("first_drift_at", "first drift at"), ("domain", "embeddings vs card (domain)")]
+    columns += [("true_accuracy", "true acc"), ("estimated_accuracy", "est. acc")]
     columns += [("accuracy_gap", "gap"), ("window_accuracy_gap_median", "window gap median")]
     columns += [("window_accuracy_gap_max", "window gap max")]
     print_table([{**r, "ever_in_drift": ", ".join(r["ever_in_drift"]) or "none"} for r in rows], columns)

@@ -233,19 +233,26 @@ def test_a_baseline_upload_a_read_only_disk_refused_keeps_the_old_reference(smal
     m = DriftMonitor(settings, card(), DriftStore(small_disk / "drift"), embedding_sample=sample)
     assert m.embeddings is not None
     m.set_baseline("similarity", scores(50), "first", texts=unit(rng.normal(size=(24, 16))))
-    reference, baseline = m.embeddings.uploaded["similarity"], m.baseline("similarity")
+    reference, baseline = m.embeddings.families["similarity"].own, m.baseline("similarity")
     second = unit(rng.normal(size=(30, 16)) + 1.0)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     try:
         with pytest.raises(OSError):
             m.set_baseline("similarity", scores(50, mean=0.3), "second", texts=second)
-        assert m.embeddings.uploaded["similarity"] is reference and m.baseline("similarity") is baseline
+        assert m.embeddings.families["similarity"].own is reference and m.baseline("similarity") is baseline
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     m.set_baseline("similarity", scores(50, mean=0.3), "second", texts=second)
-    assert m.embeddings.uploaded["similarity"].vectors.shape[0] == 30 and m.baseline("similarity").source == "second"
-    again = DriftMonitor(settings, card(), DriftStore(small_disk / "drift"), embedding_sample=sample)
-    assert again.embeddings is not None and again.embeddings.uploaded["similarity"].vectors.shape[0] == 30
+    assert own_size(m) == 30 and m.baseline("similarity").source == "second"
+    assert own_size(DriftMonitor(settings, card(), DriftStore(small_disk / "drift"), embedding_sample=sample)) == 30
+
+
+def own_size(m: DriftMonitor) -> int:
+    """Rows of the similarity family's own reference."""
+    assert m.embeddings is not None
+    own = m.embeddings.families["similarity"].own
+    assert own is not None
+    return int(own.vectors.shape[0])
 
 
 def unit(v: np.ndarray) -> np.ndarray:

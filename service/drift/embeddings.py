@@ -1,14 +1,14 @@
-"""Embedding drift: live embeddings per route family against a sample of the validation texts' embeddings.
+"""Embedding drift: live embeddings per route family against the family's own reference, and the model card's.
 
 Scores can stay level while the inputs wander (a new topic whose pairs happen to score like the old ones); the
-embeddings themselves show it. The test is the kernel two-sample test of Gretton et al., "A Kernel Two-Sample Test"
-(JMLR 13, 2012): the unbiased MMD² with a Gaussian kernel whose bandwidth is the reference's median pairwise
-distance (alibi-detect's `MMDDrift` default, `configure_kernel_from_x_ref`), and its p-value by permutation: the
-share of random relabellings of the pooled vectors with an MMD² at least as large. One kernel matrix per check, the
-permutations reuse it. The request path only appends vectors to a bounded window; the checking thread tests.
-The windows go into the drift state as int8 rows (like the sample): at most one window of `window` × dim bytes per
-route family, and the families are a fixed set of names, so the state stays bounded (≈ 1.5 MB at 500 × 384 for
-all seven).
+embeddings themselves show it. Each family's window is tested with the kernel two-sample test (`mmd.py`) against its
+reference (`embedding_reference.py`): the team's uploaded baseline texts, else the family's own first window of
+traffic, grown with the traffic judged normal. Only that test moves the family's status. The model dir's validation
+sample is the `domain` reference: tested once per window's worth of new embeddings and shown as `domain`
+(`in_domain`, `borderline`, `other_domain`), never `drift`. The request path only appends vectors to a bounded window;
+the checking thread tests. Windows and references go into the drift state as int8 rows: at most two of `window` ×
+dim bytes per route family, and the families are a fixed set of names, so the state stays bounded (≈ 3 MB at
+500 × 384 for all seven).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ import numpy as np
 
 from service.datasets import file_sha256
 from service.drift.config import LEVELS, DriftConfig, Limit
-from service.drift.models import EmbeddingReference, EmbeddingReport, FamilyReport
+from service.drift.embedding_reference import CARD, LEARNED, UPLOADED, EmbeddingReference
+from service.drift.mmd import mmd_test, unit_rows
+from service.drift.models import EmbeddingReport, FamilyReport
 from service.drift.status import PENDING, StatusTracker
 
 SAMPLE_FILE = "embedding_sample.npy"  # int8 rows of unit vectors × 127
@@ -40,10 +42,10 @@ SAMPLE_META = "embedding_sample.json"  # the encoder.onnx it came from: a sample
 ENCODER_FILE = "encoder.onnx"
 SIMILARITY_FAMILY = "similarity"  # the family every /similarity stream's requests embed in
 INGEST = "ingest"  # item upserts: the operator's corpus, written in bulk, not traffic the model answers
-SEED = 20261130
-FLOOR_DIRECTIONS = 3  # principal directions the reference is sorted along for its mix floor
-FLOOR_PARTS = 10  # contiguous parts per direction (a window of one topic: a tenth of the reference)
-FLOOR_PART_MIN = 50  # ... each of at least this many vectors where the reference allows (fewer parts, at least 2)
+DOMAIN_STATUS = ("in_domain", "borderline", "other_domain")
+"""The card comparison's level (ok, warning, drift at the embedding p-value limits) in its own words: another domain
+than the validation texts is a fact about the team's traffic, not a change of it."""
+HOLD = 0.8  # a raised status holds while its p-value stays within 1/0.8 of the threshold (hysteresis)
 
 log = logging.getLogger("service.drift")
 _family: ContextVar[str] = ContextVar("o2v_route_family", default="other")
@@ -62,11 +64,6 @@ def in_family(name: str) -> Iterator[None]:
 
 def current_family() -> str:
     return _family.get()
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float32)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
 def to_int8(units: np.ndarray) -> np.ndarray:
@@ -113,99 +110,6 @@ def _encoder_sha(folder: Path) -> str | None:
     return file_sha256(folder / ENCODER_FILE) if (folder / ENCODER_FILE).is_file() else None
 
 
-def mmd_test(
-    x: np.ndarray, y: np.ndarray, bandwidth: float, permutations: int, seed: int = SEED, floor: float = 0.0
-) -> tuple[float, float]:
-    """(unbiased MMD² of x vs y, permutation p-value) with k(a, b) = exp(−‖a − b‖² / (2·bandwidth²)). `floor`: the
-    MMD² that counts as no drift (the reference's own mix variation, `mix_floor`): the p-value is that of MMD² −
-    floor, the share of relabellings whose MMD² reaches it."""
-    n, m = x.shape[0], y.shape[0]
-    rng = np.random.default_rng(seed)
-    labels = np.zeros((permutations + 1, n + m))
-    labels[0, :n] = 1.0  # row 0: the observed split; the others: random relabellings
-    for row in labels[1:]:
-        row[rng.permutation(n + m)[:n]] = 1.0
-    mmd2 = _split_mmd(_kernel(np.concatenate([x, y]), bandwidth), labels)
-    return float(mmd2[0]), float((1 + np.sum(mmd2[1:] >= mmd2[0] - floor)) / (1 + permutations))
-
-
-def _kernel(z: np.ndarray, bandwidth: float) -> np.ndarray:
-    """The Gaussian kernel matrix of the rows of z, its diagonal zeroed (the unbiased estimator leaves i = j out)."""
-    z = z.astype(np.float64)
-    sq = np.maximum((z * z).sum(1)[:, None] + (z * z).sum(1)[None, :] - 2.0 * z @ z.T, 0.0)
-    k = np.exp(-sq / (2.0 * bandwidth**2))
-    np.fill_diagonal(k, 0.0)
-    return k
-
-
-def _split_mmd(k: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Unbiased MMD² of every split of the kernel's rows: each row of `labels` marks one side with 1.0."""
-    kx = labels @ k  # one matrix product serves every split
-    n = labels.sum(1)
-    m = k.shape[0] - n
-    within_x = (kx * labels).sum(1)
-    across = (kx * (1.0 - labels)).sum(1)
-    within_y = k.sum() - within_x - 2.0 * across
-    return within_x / (n * (n - 1)) + within_y / (m * (m - 1)) - 2.0 * across / (n * m)
-
-
-def mix_floor(units: np.ndarray, bandwidth: float) -> float:
-    """How far a window of one topic of the reference's own domain can be from the reference: the largest MMD² of a
-    part of it against the rest, the parts contiguous along each of its `FLOOR_DIRECTIONS` principal directions.
-
-    Real traffic is ordered (a relatedness set in sections of one source, intents in runs, reviews by site); a window
-    of it holds a few topics, and its MMD² against a reference of all of them is large however in-domain it is: the
-    permutation test assumes a shuffled window. NannyML sets its limits from the reference's chunk-to-chunk variation
-    in its natural order; a sample has no order to keep, so its topics are made contiguous by sorting it along its
-    main directions of variation. A window counts as drift only by going significantly beyond that (`mmd_test`'s
-    `floor`): another domain or language goes far beyond it, a change of mix within the domain does not."""
-    n = units.shape[0]
-    parts = max(2, min(FLOOR_PARTS, n // FLOOR_PART_MIN))
-    centred = units.astype(np.float64) - units.mean(axis=0)
-    directions = np.linalg.svd(centred, full_matrices=False)[2][:FLOOR_DIRECTIONS]
-    labels = []
-    for direction in directions:
-        for part in np.array_split(np.argsort(centred @ direction), parts):
-            row = np.zeros(n)
-            row[part] = 1.0
-            labels.append(row)
-    return max(float(_split_mmd(_kernel(units, bandwidth), np.array(labels)).max()), 0.0)
-
-
-def centroid_test(x: np.ndarray, y: np.ndarray, permutations: int, seed: int = SEED) -> tuple[float, float]:
-    """(distance between the mean vectors, permutation p-value): Evidently's `distance` method made a test; the
-    cheaper alternative bench.drift compares the MMD test with."""
-    z = np.concatenate([x, y]).astype(np.float64)
-    n, rng = x.shape[0], np.random.default_rng(seed)
-    splits = [np.arange(z.shape[0])] + [rng.permutation(z.shape[0]) for _ in range(permutations)]
-    d = np.array([np.linalg.norm(z[s[:n]].mean(0) - z[s[n:]].mean(0)) for s in splits])
-    return float(d[0]), float((1 + np.sum(d[1:] >= d[0])) / (1 + permutations))
-
-
-def median_distance(x: np.ndarray) -> float:
-    sq = np.maximum((x * x).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2.0 * x @ x.T, 0.0)
-    return float(np.sqrt(np.median(sq[np.triu_indices(x.shape[0], 1)]))) or 1.0
-
-
-@dataclass(frozen=True)
-class _Reference:
-    """What a family's windows are tested against: unit rows, the kernel's bandwidth, and where they came from."""
-
-    vectors: np.ndarray
-    bandwidth: float
-    source: str
-    kind: str  # `card` (the model's validation sample) or `uploaded` (a team's baseline texts)
-    floor: float  # MMD² of a window of one of its own topics: a change of mix, not drift (`mix_floor`)
-
-    @classmethod
-    def of(cls, vectors: np.ndarray, size: int, source: str, kind: str) -> _Reference:
-        rng = np.random.default_rng(SEED)
-        keep = np.sort(rng.choice(vectors.shape[0], min(size, vectors.shape[0]), replace=False))
-        units = unit_rows(vectors[keep])
-        bandwidth = median_distance(units)
-        return cls(units, bandwidth, source, kind, mix_floor(units, bandwidth))
-
-
 @dataclass
 class _Family:
     vectors: deque[np.ndarray]
@@ -213,11 +117,16 @@ class _Family:
     added: int = 0
     checked: int = 0
     checked_at: float = -math.inf  # time.monotonic() of the last test
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # the last test against `own`
+    own: EmbeddingReference | None = None  # uploaded or learned: what judges the status (None: still learning)
+    settled: int = 0  # embeddings numbered below this never join a learned reference (in it, or near a change)
+    domain: dict[str, Any] | None = None  # the last test against the card's sample
+    domain_at: int = -(10**18)  # `added` at that test
 
 
 class EmbeddingMonitor:
-    """Per route family, the last `window` unit embeddings (float16) and a status from the MMD test."""
+    """Per route family, the last `window` unit embeddings (float16), its own reference and a status from the MMD
+    test; the card's sample as every family's `domain` reference."""
 
     def __init__(
         self,
@@ -231,9 +140,8 @@ class EmbeddingMonitor:
         clear: int,
         interval_s: float = 0.0,
     ) -> None:
-        self.card = _Reference.of(reference, window, SAMPLE_FILE, "card")
-        self.reference, self.bandwidth = self.card.vectors, self.card.bandwidth
-        self.uploaded: dict[str, _Reference] = {}  # per family: a team's own texts (an uploaded baseline's pairs)
+        self.card = EmbeddingReference.of(reference, window, SAMPLE_FILE, CARD)
+        self.reference = self.card.vectors  # its dimension is the one recorded embeddings must have
         self.window, self.min_samples, self.check_every = window, min_samples, check_every
         self.permutations, self.limit, self.confirm, self.clear = permutations, limit, confirm, clear
         self.interval_s = interval_s  # a family is tested at most this often: the test's cost is bounded in time
@@ -266,20 +174,20 @@ class EmbeddingMonitor:
             self.families[name] = family
         return family
 
-    def uploaded_reference(self, vectors: np.ndarray, source: str) -> _Reference | None:
+    def uploaded_reference(self, vectors: np.ndarray, source: str) -> EmbeddingReference | None:
         """A reference of a team's baseline texts (slow: its mix floor), nothing changed yet; None for vectors of
         another dimension (a SageMaker endpoint of another model) or too few to test against."""
         if vectors.ndim != 2 or vectors.shape[1] != self.reference.shape[1] or vectors.shape[0] < self.min_samples:
             return None
-        return _Reference.of(vectors, self.window, source, "uploaded")
+        return EmbeddingReference.of(vectors, self.window, source, UPLOADED)
 
-    def set_reference(self, family: str, ref: _Reference) -> None:
-        """Make `ref` (`uploaded_reference`) the family's reference; the card's sample stays its `domain`
+    def set_reference(self, family: str, ref: EmbeddingReference) -> None:
+        """Make `ref` (`uploaded_reference`) the family's own reference; the card's sample stays its `domain`
         reference. The family's status starts again."""
         with self.lock:
-            self.uploaded[family] = ref
             f = self._family(family)
-            f.tracker, f.result, f.checked = StatusTracker(self.confirm, self.clear), None, f.added - self.check_every
+            f.own, f.tracker, f.result = ref, StatusTracker(self.confirm, self.clear), None
+            f.checked = f.added - self.check_every
 
     def record(self, vectors: np.ndarray) -> None:
         """The request's embeddings, counted in its route family: a copy into the window, no statistics."""
@@ -320,102 +228,154 @@ class EmbeddingMonitor:
         now = time.monotonic()
         with self.lock:
             due = [
-                (name, f, np.array(f.vectors, dtype=np.float32))
-                for name, f in self.families.items()
+                (f, np.array(f.vectors, dtype=np.float32), f.added)
+                for f in self.families.values()
                 if self._due(f, now if paced else None)
             ]
-            for _, f, _ in due:
+            for f, _, _ in due:
                 f.checked, f.checked_at = f.added, now
-        for name, f, live in due:
-            ref = self.uploaded.get(name, self.card)
-            result, enter, hold = self._test(ref, live)  # off the lock: slow
-            if ref is not self.card:  # the card's sample as the domain reference: shown, not judged
-                domain, _, _ = self._test(self.card, live)
-                result["domain"] = {**domain, "status": domain.pop("raw_status"), "reference": SAMPLE_FILE}
-            with self.lock:  # status and result change together: a report never shows one without the other
-                f.tracker.step(enter, hold)
-                f.result = result
+        for f, live, added in due:
+            self._check(f, live, added)  # off the lock: slow
         return len(due)
 
-    def _test(self, ref: _Reference, live: np.ndarray) -> tuple[dict[str, Any], int, int]:
+    def _check(self, f: _Family, live: np.ndarray, added: int) -> None:
+        """The domain test (once per window's worth of new embeddings), then the family's own: learn its reference
+        from a full first window, or test against it, step the status and let normal traffic join a learned one."""
+        if added - f.domain_at >= self.window:
+            domain, _, _ = self._test(self.card, live)
+            domain = {**domain, "status": DOMAIN_STATUS[LEVELS.index(domain.pop("raw_status"))]}
+            with self.lock:
+                f.domain, f.domain_at = {**domain, "reference": SAMPLE_FILE, "n_live": int(live.shape[0])}, added
+        ref = f.own
+        if ref is None:
+            if live.shape[0] >= self.window:
+                self._learn(f, live, added)
+            return
+        result, enter, hold = self._test(ref, live)
+        with self.lock:  # status and result change together: a report never shows one without the other
+            f.tracker.step(enter, hold)
+            f.result = result
+            rows = self._settle(f, live, added, enter)
+        if rows.shape[0] and ref.kind == LEARNED:
+            grown = ref.absorbed(rows)  # off the lock: a new bandwidth and floor
+            with self.lock:
+                if f.own is ref:
+                    f.own = grown
+
+    def _learn(self, f: _Family, live: np.ndarray, added: int) -> None:
+        """The family's first full window becomes its reference (NannyML's reference period); the window keeps
+        only what arrived since, so no live window is tested against itself."""
+        ref = EmbeddingReference.of(live, self.window, f"first {live.shape[0]} embeddings of this family", LEARNED)
+        with self.lock:
+            since = min(f.added - added, len(f.vectors))
+            newer = list(f.vectors)[len(f.vectors) - since :] if since else []
+            f.vectors.clear()
+            f.vectors.extend(newer)
+            f.own, f.settled, f.result = ref, added, None
+        log.info(json.dumps({"event": "drift_embedding_reference_learned", "n": int(live.shape[0])}))
+
+    def _settle(self, f: _Family, live: np.ndarray, added: int, enter: int) -> np.ndarray:
+        """The embeddings that may join a learned reference now: those about to leave the window (in it through
+        `window − check_every` newer ones) with no check since they arrived at `warning` or above. A check that
+        warns, or a raised status, keeps everything so far out, so the embeddings around a change never join."""
+        if enter or f.tracker.status in LEVELS[1:]:
+            f.settled = added
+            return live[:0]
+        first = added - live.shape[0]  # the number of live[0]
+        upto = added - self.window + self.check_every
+        lo = max(f.settled, first)
+        if upto <= lo:
+            return live[:0]
+        f.settled = upto
+        return live[lo - first : upto - first]
+
+    def _test(self, ref: EmbeddingReference, live: np.ndarray) -> tuple[dict[str, Any], int, int]:
         mmd2, p = mmd_test(ref.vectors, live, ref.bandwidth, self.permutations, floor=ref.floor)
         enter = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 1.0), default=0)
-        hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= 0.8), default=0)
+        hold = max((lvl for lvl in (1, 2) if self.limit.severity(p, lvl) >= HOLD), default=0)
         return {"mmd2": round(mmd2, 6), "pvalue": round(p, 6), "raw_status": LEVELS[enter]}, enter, hold
 
-    def state(self, pending: dict[str, _Reference] | None = None) -> dict[str, Any]:
-        """Every family's window (int8 rows), counters, status and last result, tied to the reference: windows
-        of another reference (another model's sample) are not restored. `pending`: uploaded references written
-        before they are set (an upload is stored first, then used)."""
+    def state(self, pending: dict[str, EmbeddingReference] | None = None) -> dict[str, Any]:
+        """Every family's window and own reference (int8 rows), counters, status and last results, tied to the
+        card's sample: windows of another (another model's sample) are not restored. `pending`: uploaded
+        references written before they are set (an upload is stored first, then used)."""
         with self.lock:
             families = {
                 name: {
                     "vectors": pack_rows(np.array(f.vectors, dtype=np.float32)) if f.vectors else "",
                     "added": f.added,
                     "checked": f.checked,
+                    "settled": f.settled,
                     "tracker": f.tracker.state(),
                     "result": f.result,
+                    "domain": f.domain,
+                    "domain_at": f.domain_at,
                 }
                 for name, f in self.families.items()
             }
-            uploaded = {
-                name: {"vectors": pack_rows(ref.vectors), "source": ref.source}
-                for name, ref in {**self.uploaded, **(pending or {})}.items()
+            owns = {name: f.own for name, f in self.families.items() if f.own is not None}
+            references = {
+                name: {"vectors": pack_rows(ref.vectors), **ref.described()}
+                for name, ref in {**owns, **(pending or {})}.items()
             }
         return {
             "reference": self.reference_id,
             "dim": int(self.reference.shape[1]),
             "families": families,
-            "uploaded": uploaded,
+            "references": references,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Load `state` when it belongs to this reference (else nothing: the saved vectors are another space)."""
+        """Load `state` when it belongs to this card sample (else nothing: the saved vectors are another space).
+        A state written before families learned references has `uploaded` ones only."""
         if state.get("reference") != self.reference_id or state.get("dim") != self.reference.shape[1]:
             return
         dim = self.reference.shape[1]
-        for name, saved in (state.get("uploaded") or {}).items():
-            if saved.get("vectors"):
-                vectors = unpack_rows(saved["vectors"], dim)
-                self.uploaded[str(name)] = _Reference.of(vectors, self.window, str(saved.get("source")), "uploaded")
+        saved_refs = {name: {**saved, "kind": UPLOADED} for name, saved in (state.get("uploaded") or {}).items()}
+        saved_refs |= state.get("references") or {}
         with self.lock:
             for name, saved in (state.get("families") or {}).items():
                 family = self._family(str(name))
                 if saved.get("vectors"):
-                    family.vectors.extend(unpack_rows(saved["vectors"], self.reference.shape[1]).astype(np.float16))
+                    family.vectors.extend(unpack_rows(saved["vectors"], dim).astype(np.float16))
                 family.added, family.checked = int(saved.get("added", 0)), int(saved.get("checked", 0))
+                family.settled = int(saved.get("settled", family.added))
                 tracker = saved.get("tracker") or {}
                 family.tracker = StatusTracker(
                     self.confirm, self.clear, tracker.get("status", PENDING), tracker.get("recent")
                 )
-                family.result = saved.get("result")
+                family.result, family.domain = saved.get("result"), saved.get("domain")
+                family.domain_at = int(saved.get("domain_at", family.domain_at))
+            for name, saved in saved_refs.items():
+                if saved.get("vectors") and saved.get("kind") in (UPLOADED, LEARNED):
+                    self._family(str(name)).own = EmbeddingReference.restored(
+                        saved, unpack_rows(saved["vectors"], dim), self.window
+                    )
 
     def report(self) -> EmbeddingReport:
         with self.lock:
-            families = {
-                name: FamilyReport(
-                    status=f.tracker.status if f.result is not None else PENDING,
-                    reference=self._described(self.uploaded.get(name, self.card)),
-                    n_live=len(f.vectors),
-                    n_total=f.added,
-                    **(f.result or {}),
-                )
-                for name, f in sorted(self.families.items())
-            }
+            families = {name: self._described(f) for name, f in sorted(self.families.items())}
         return EmbeddingReport(
-            reference=self._described(self.card),  # the domain reference; a family may have its own
+            reference=self.card.described(),  # the domain reference; each family judged by its own
             test=f"MMD² beyond the reference's mix floor, Gaussian kernel, permutation p-value "
-            f"({self.permutations} permutations)",
+            f"({self.permutations} permutations); status against the family's own reference (uploaded, or learned "
+            f"from its first {self.window} embeddings), `domain` against the model's validation sample",
             thresholds=self.limit.as_dict(),
             families=families,
         )
 
-    @staticmethod
-    def _described(ref: _Reference) -> EmbeddingReference:
-        return EmbeddingReference(
-            n=int(ref.vectors.shape[0]),
-            source=ref.source,
-            kind=ref.kind,
-            bandwidth=ref.bandwidth,
-            mix_floor=round(ref.floor, 6),
+    def _described(self, f: _Family) -> FamilyReport:
+        """Under the lock. `reference` is null while the family learns its own (`learning` says how far);
+        `domain` once it was tested against the card's sample."""
+        extra: dict[str, Any] = {**(f.result or {})}
+        if f.own is None:
+            extra["learning"] = f"its first {self.window} embeddings become its reference: {len(f.vectors)} so far"
+        if f.domain is not None:
+            extra["domain"] = f.domain
+        return FamilyReport(
+            status=f.tracker.status if f.result is not None else PENDING,
+            reference=f.own.described() if f.own is not None else None,
+            n_live=len(f.vectors),
+            n_total=f.added,
+            **extra,
         )

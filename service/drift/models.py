@@ -117,18 +117,22 @@ class ClassifyReport(Document):
         return out
 
 
-class EmbeddingReference(Document):
-    """What an embedding family is tested against: the card's sample (`card`) or a team's texts (`uploaded`)."""
+class EmbeddingReferenceReport(Document):
+    """What an embedding is tested against (`EmbeddingReference.described()`): the card's sample (`card`, every
+    family's domain reference), a team's texts (`uploaded`) or the family's own first window (`learned`); `seen`
+    counts the vectors ever offered to it (a learned one grows by reservoir sampling)."""
 
     n: int
     source: str
     kind: str
+    seen: int
     bandwidth: float
     mix_floor: float
 
 
 class EmbeddingDomain(Document):
-    """A family with an uploaded reference, tested against the card's sample too: shown, not judged."""
+    """A family's window tested against the card's sample: shown as `in_domain`, `borderline` or `other_domain`,
+    never judged."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -137,22 +141,25 @@ class EmbeddingDomain(Document):
     raw_status: str | None = None
     status: str
     reference: str
+    n_live: int | None = None
 
 
 class FamilyReport(Document):
-    """One route family's MMD test; the test's fields (`mmd2`, `pvalue`, `raw_status`, and `domain` where the
-    family has an uploaded reference) once it ran. Fields the test adds later pass through (`extra`): the test
+    """One route family's MMD test against its own reference; `reference` is null while the family learns it
+    (`learning` says how far). The test's fields (`mmd2`, `pvalue`, `raw_status`) once it ran, and `domain` once
+    the family was tested against the card's sample. Fields the test adds later pass through (`extra`): the test
     lives in embeddings.py, and its report follows it."""
 
     model_config = ConfigDict(extra="allow")
 
     status: str
-    reference: EmbeddingReference
+    reference: EmbeddingReferenceReport | None
     n_live: int
     n_total: int
     mmd2: float | None = None
     pvalue: float | None = None
     raw_status: str | None = None
+    learning: str | None = None
     domain: EmbeddingDomain | None = None
 
 
@@ -160,7 +167,7 @@ class EmbeddingReport(Document):
     """The embedding drift section of GET /drift: the domain reference (the card's sample), the test and its
     thresholds, and each route family."""
 
-    reference: EmbeddingReference
+    reference: EmbeddingReferenceReport
     test: str
     thresholds: dict[str, float]
     families: dict[str, FamilyReport]

@@ -152,20 +152,24 @@ def _stream_section(name: str, s: dict[str, Any]) -> str:
 
 
 def _embeddings_section(doc: dict[str, Any] | None) -> str:
-    """One row per route family: live embeddings vs the model dir's validation sample (MMD permutation test)."""
+    """One row per route family: live embeddings vs its own reference (MMD permutation test), and its domain
+    verdict against the model dir's validation sample."""
     if not doc:
         return ""
     rows = "".join(
         f"<tr><td>{escape(name)}</td><td><span class='badge' style='background:"
         f"{STATUS_COLOR.get(f['status'], '#868e96')}'>{escape(f['status'])}</span></td><td>{f['n_live']}</td>"
-        f"<td>{_fmt(f.get('mmd2'))}</td><td>{_fmt(f.get('pvalue'))}</td></tr>"
+        f"<td>{_fmt(f.get('mmd2'))}</td><td>{_fmt(f.get('pvalue'))}</td>"
+        f"<td>{_fmt((f.get('reference') or {}).get('kind', 'learning'))}</td>"
+        f"<td>{_fmt((f.get('domain') or {}).get('status'))}</td></tr>"
         for name, f in doc["families"].items()
     )
     ref = doc["reference"]
     return f"""<section id="embeddings" class="panel embeddings"><div class="head"><h2>embeddings</h2>
-<span class="meta">{escape(doc["test"])} · reference {ref["n"]} validation embeddings ({escape(ref["source"])}) ·
-p warning {_fmt(doc["thresholds"]["warning"])}, drift {_fmt(doc["thresholds"]["drift"])}</span></div>
-<table><tr><th>route family</th><th>status</th><th>live</th><th>MMD²</th><th>p</th></tr>{rows}</table></section>"""
+<span class="meta">{escape(doc["test"])} · domain reference {ref["n"]} validation embeddings
+({escape(ref["source"])}) · p warning {_fmt(doc["thresholds"]["warning"])}, drift {_fmt(doc["thresholds"]["drift"])}
+</span></div><table><tr><th>route family</th><th>status</th><th>live</th><th>MMD²</th><th>p</th><th>reference</th>
+<th>vs validation domain</th></tr>{rows}</table></section>"""
 
 
 def render_html(doc: dict[str, Any]) -> str:
