@@ -136,6 +136,7 @@ def test_uploaded_pairs_become_the_similarity_familys_reference(tmp_path: Path) 
         assert family["reference"]["kind"] == "uploaded" and family["reference"]["source"] == "uploaded:similarity"
         assert family["reference"]["n"] == 20  # a subsample of the 24 texts, EMBED_WINDOW of them
         assert family["domain"]["reference"] == SAMPLE_FILE and "pvalue" in family["domain"]
+        assert "raw_status" not in family["domain"]  # a domain verdict, never a drift level
         assert embeddings["reference"]["kind"] == "card"
 
 

@@ -243,7 +243,8 @@ class EmbeddingMonitor:
         from a full first window, or test against it, step the status and let normal traffic join a learned one."""
         if added - f.domain_at >= self.window:
             domain, _, _ = self._test(self.card, live)
-            domain = {**domain, "status": DOMAIN_STATUS[LEVELS.index(domain.pop("raw_status"))]}
+            raw = domain.pop("raw_status")  # the domain test says in/other domain, never a drift level
+            domain = {**domain, "status": DOMAIN_STATUS[LEVELS.index(raw)]}
             with self.lock:
                 f.domain, f.domain_at = {**domain, "reference": SAMPLE_FILE, "n_live": int(live.shape[0])}, added
         ref = f.own
