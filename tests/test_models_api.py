@@ -205,6 +205,10 @@ def test_the_drift_monitor_follows_the_default_model(http: TestClient) -> None:
     http.post(f"/models/{BUNDLED}/promote", headers=AUTH)
     http.post("/similarity", json={"pairs": pairs[:1]})
     assert http.get("/drift").json()["model"] == bundled_name
+    before = http.get("/drift").json()["streams"]["similarity"]["n_live"]
+    named = http.post("/similarity", json={"pairs": pairs, "model": "intents-v1"})
+    assert named.status_code == 200 and len(named.json()["results"]) == 2
+    assert http.get("/drift").json()["streams"]["similarity"]["n_live"] == before  # not the default's scores
 
 
 def test_a_restart_keeps_the_promoted_models_drift_state(data_dir: Path) -> None:

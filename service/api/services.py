@@ -103,6 +103,11 @@ class Services:
             await self._watch(embedder)
         return embedder
 
+    def watches(self, embedder: Embedder) -> bool:
+        """Whether the drift monitor judges `embedder`'s output: the default model's only, so a request naming
+        another model does not mix that model's scores into the default's streams."""
+        return embedder is self._watched
+
     async def _watch(self, embedder: Embedder) -> None:
         """Make `embedder` the one the drift monitor watches: its tokens and embeddings feed the monitor (the
         previous default's stop), and a model with another card restarts the monitor's learned state as a restart
