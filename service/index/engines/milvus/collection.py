@@ -10,6 +10,7 @@ import numpy as np
 from service.index.base import Hit, Item, Reembedding, VectorCollection, check_dim, check_query, merged, valid_id
 from service.index.config import IndexConfig
 from service.index.engines.milvus.catalog import EXTRAS
+from service.index.engines.milvus.connection import STRONG
 from service.index.engines.milvus.expressions import pk_after, pk_filter, tags_filter, tags_text
 from service.index.engines.milvus.locks import WRITE_CLOCK
 from service.index.engines.milvus.moves import read_once_more_if_moved
@@ -81,15 +82,15 @@ class MilvusCollection(VectorCollection):
         self.rewrite(self.dim)
         return self.owner.ready(self.name, self.target)
 
-    def catalog_row(self) -> dict[str, Any]:
-        row = self.owner.catalog.row(self.name)
+    def catalog_row(self, level: str | None = None) -> dict[str, Any]:
+        row = self.owner.catalog.row(self.name, level)
         if row is None:
             raise NotFound.dropped(self.name)
         return row
 
-    def extras(self) -> dict[str, Any]:
+    def extras(self, level: str | None = None) -> dict[str, Any]:
         """The model fingerprint and attributes in the catalog row; NotFound once the collection was dropped."""
-        config = self.catalog_row()["config"]
+        config = self.catalog_row(level)["config"]
         return {key: config[key] for key in EXTRAS if key in config}
 
     def rewrite(self, dim: int | None = None, **extras: Any) -> None:
@@ -99,8 +100,11 @@ class MilvusCollection(VectorCollection):
         self.owner.catalog.write(self.name, row["config"], int(row["dim"]) if dim is None else dim, extras)
 
     def model(self) -> str | None:
+        """The model that embedded the texts. A Bounded read of the catalog may predate another replica's first
+        text write, which pins it: an unpinned answer is read again Strong, since the pin is what keeps a second
+        model's vectors out of the collection (and it is rare: only until the first text is stored)."""
         with self.owner.errors(self.name):
-            return self.extras().get("model")
+            return self.extras().get("model") or self.extras(STRONG).get("model")
 
     def attributes(self) -> dict[str, Any]:
         with self.owner.errors(self.name):
