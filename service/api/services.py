@@ -83,16 +83,12 @@ class Services:
     def embedder(self) -> Embedder:
         """The configured model's Embedder (service/encoders/embedder.py), whose fingerprint `served_fingerprint`
         is; routes that embed for a caller use `default_embedder` (the promoted model, else this one)."""
-        if self._embedder is None:
-            raise NotRunning("the embedder exists while the app runs")
-        return self._embedder
+        return running(self._embedder, "the embedder", "the app")
 
     @property
     def models(self) -> EmbedderPool:
         """The Embedders of the registry's models, loaded on first use."""
-        if self._models is None:
-            raise NotRunning("the model pool exists while the app runs")
-        return self._models
+        return running(self._models, "the model pool", "the app")
 
     async def default_embedder(self) -> Embedder:
         """The default model's Embedder (promoted, else configured: the registry's `default.json`, read at each
