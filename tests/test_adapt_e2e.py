@@ -90,7 +90,9 @@ def test_adapt_flow_over_http(tmp_path: Path) -> None:
         assert http.post("/collections/intents/items", json={"items": new}).status_code == 200  # intents-v1 too
         hits = http.post("/collections/intents/search", json={"query": "what's my balance", "top_k": 1}).json()["hits"]
         assert hits[0]["id"] == "new" and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+        assert http.get("/readyz").json()["model"] == "object2vec-sts-384"
         assert http.post("/models/intents-v1/promote").json()["default_model"] == "intents-v1"
+        assert http.get("/readyz").json() == {"status": "ready", "model": "intents-v1", "backend": "onnx"}
 
         cancelled = http.post("/models/adapt", json={**body, "name": "gone", "hyperparameters": {"epochs": "50"}})
         gone = cancelled.json()["job"]

@@ -155,6 +155,7 @@ def test_a_promotion_reaches_every_route_that_names_no_model(http: TestClient) -
         cosine = http.post("/", json=similarity).json()[0]
         assert cosine == pytest.approx(float(expected[name][0] @ expected[name][1]), abs=1e-5)
         assert http.get("/info").json()["model_id"] == name
+        assert http.get("/readyz").json() == {"status": "ready", "model": name, "backend": "onnx"}
         tokens = http.post("/tokenize", json={"inputs": TEXTS, "add_special_tokens": False}).json()
         assert [[t["id"] for t in row] for row in tokens] == ids  # the vocabulary of the model that embeds
         decoded = http.post("/decode", json={"ids": ids}).json()
