@@ -167,6 +167,7 @@ def http_main(args: argparse.Namespace) -> None:
     rows = [
         {"model": "parent (bundled)", **flow["parent"]},
         {"model": f"adapted ({flow['collection_model']})", **flow["adapted"]},
+        {"model": "adapted, as served (adopt_min_score)", **flow["served"]},
     ]
     print(f"HTTP flow: {flow['items']} items (CLINC150 train) -> adapt -> reembed -> {flow['queries']} classify (test)")
     columns = [("model", "model"), ("clinc_acc", "in-scope acc (test, k=10)"), ("oos_recall", "oos recall")]

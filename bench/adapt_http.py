@@ -9,7 +9,10 @@ early stopping and the calibrated min_score; the test split is only ever a query
 answers equal to the gold intent (an out-of-scope answer, null or `oos`, is wrong); out-of-scope recall counts
 the `oos` test utterances answered null or `oos`, as the collection answers by default (min_score 0: its items'
 `oos` label is the only out-of-scope answer); both are also given at the job's calibrated min_score, from the same
-answers' confidences. The parent is measured first, by the same classify requests before the re-embed.
+answers' confidences. The parent is measured first, by the same classify requests before the re-embed. The re-embed
+asks `adopt_min_score`, so the adapted model's answers are taken twice: with `min_score` 0 in each request (the
+collection's default before), and as the collection answers without one (`served`: the adopted threshold applied
+by the route itself).
 """
 
 from __future__ import annotations
@@ -50,9 +53,13 @@ def _poll(fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], 
     raise TimeoutError(f"not done after {timeout_s:.0f} s: {state}")
 
 
-def _classify(url: str, queries: list[tuple[str, str]], concurrency: int) -> tuple[list[tuple[Any, float]], float]:
-    """Every query classified with k=10 as a client sends it: (label, confidence) each, and the seconds it took."""
-    bodies = [orjson.dumps({"text": text, "label_key": "intent", "k": 10}) for text, _ in queries]
+def _classify(
+    url: str, queries: list[tuple[str, str]], concurrency: int, min_score: float | None = None
+) -> tuple[list[tuple[Any, float]], float]:
+    """Every query classified with k=10 as a client sends it (with `min_score` when given, else the collection's):
+    (label, confidence) each, and the seconds it took."""
+    asked = {"label_key": "intent", "k": 10} | ({} if min_score is None else {"min_score": min_score})
+    bodies = [orjson.dumps({"text": text, **asked}) for text, _ in queries]
     turn = Turn("adapt")
     started = time.perf_counter()
     answers, _ = asyncio.run(run_requests(url, bodies, f"/collections/{COLLECTION}/classify", concurrency, turn))
@@ -124,7 +131,9 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
             if job["status"] != "succeeded":
                 raise RuntimeError(f"adapt job {job['status']}: {job.get('error')}")
             started = time.perf_counter()
-            http.post(f"/collections/{COLLECTION}/reembed", json={"model": MODEL}).raise_for_status()
+            http.post(
+                f"/collections/{COLLECTION}/reembed", json={"model": MODEL, "adopt_min_score": True}
+            ).raise_for_status()
             info = _poll(
                 lambda: http.get(f"/collections/{COLLECTION}").json(),
                 lambda s: s.get("reembed", {}).get("state") != "running",
@@ -133,13 +142,15 @@ def run_flow(args: argparse.Namespace) -> dict[str, Any]:
             seconds["reembed"] = time.perf_counter() - started
             if info["reembed"]["state"] != "done":
                 raise RuntimeError(f"reembed ended {info['reembed']}")
-            adapted_answers, seconds["classify"] = _classify(server.url, test, args.concurrency)
+            adapted_answers, seconds["classify"] = _classify(server.url, test, args.concurrency, min_score=0.0)
+            served_answers, _ = _classify(server.url, test, args.concurrency)
     evaluation = job["result"]["evaluation"]
     return {
         "items": len(train),
         "queries": len(test),
         "parent": score(parent_answers, test, evaluation["parent"].get("min_score")),
         "adapted": score(adapted_answers, test, evaluation["adapted"].get("min_score")),
+        "served": {"min_score": info.get("min_score"), **score(served_answers, test, None)},
         "collection_model": info.get("model"),
         "job": {k: job["result"][k] for k in ("evaluation", "best_epoch", "epochs_run", "train_seconds")},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},

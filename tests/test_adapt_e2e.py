@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 
 from service.model.jobs import AdaptJobs
-from tests.adapt_fixtures import INTENTS
+from tests.adapt_fixtures import INTENTS, OUT_OF_SCOPE
 from tests.server_process import ServerProcess
 
 KEY = {"Authorization": "Bearer adapt-e2e-key-7Zp4w"}
@@ -40,7 +40,7 @@ def test_adapt_flow_over_http(tmp_path: Path) -> None:
         assert http.put("/collections/intents").status_code in (200, 201)
         items = [
             {"id": f"{label}-{i}", "text": text, "metadata": {"intent": label}}
-            for label, texts in INTENTS.items()
+            for label, texts in {**INTENTS, "oos": OUT_OF_SCOPE}.items()  # oos: the job calibrates a min_score
             for i, text in enumerate(texts)
         ]
         assert http.post("/collections/intents/items", json={"items": items}).status_code == 200
@@ -77,20 +77,32 @@ def test_adapt_flow_over_http(tmp_path: Path) -> None:
         assert http.post("/models/adapt", json=body).status_code == 409  # the name is taken now
 
         assert http.post("/collections/intents/reembed", json={"model": "nope"}).status_code == 404
-        assert http.post("/collections/intents/reembed", json={"model": "intents-v1"}).status_code == 202
+        uncalibrated = http.post("/collections/intents/reembed", json={"adopt_min_score": True})  # the bundled model
+        assert uncalibrated.status_code == 422 and uncalibrated.json()["error"]["field"] == "adopt_min_score"
+        adopt = {"model": "intents-v1", "adopt_min_score": True}
+        assert http.post("/collections/intents/reembed", json={**adopt, "adopt_min_score": "yes"}).status_code == 422
+        calibrated = evaluation["adapted"]["min_score"]
+        started = http.post("/collections/intents/reembed", json=adopt)
+        assert started.status_code == 202 and started.json()["min_score"] == calibrated, started.text
         deadline = time.monotonic() + 120
         while (info := http.get("/collections/intents").json())["reembed"]["state"] == "running":
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert info["reembed"]["state"] == "done" and info["model"].startswith("intents-v1@"), info
-        query = {"text": "is it raining", "label_key": "intent", "k": 3}
+        assert info["min_score"] == calibrated  # classify's default for the collection from now on
+        for text in ("is it raining", "what is the capital of peru", "how many legs does a spider have"):
+            answer = http.post("/collections/intents/classify", json={"text": text, "label_key": "intent"}).json()
+            assert (answer["label"] is None) == (answer["confidence"] < calibrated), answer
+        query = {"text": "is it raining", "label_key": "intent", "k": 3, "min_score": 0}
         answer = http.post("/collections/intents/classify", json=query)
         assert answer.status_code == 200 and answer.json()["label"] == "weather", answer.text  # embedded by intents-v1
         new = [{"id": "new", "text": "what's my balance", "metadata": {"intent": "balance"}}]
         assert http.post("/collections/intents/items", json={"items": new}).status_code == 200  # intents-v1 too
         hits = http.post("/collections/intents/search", json={"query": "what's my balance", "top_k": 1}).json()["hits"]
         assert hits[0]["id"] == "new" and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+        assert http.get("/readyz").json()["model"] == "object2vec-sts-384"
         assert http.post("/models/intents-v1/promote").json()["default_model"] == "intents-v1"
+        assert http.get("/readyz").json() == {"status": "ready", "model": "intents-v1", "backend": "onnx"}
 
         cancelled = http.post("/models/adapt", json={**body, "name": "gone", "hyperparameters": {"epochs": "50"}})
         gone = cancelled.json()["job"]

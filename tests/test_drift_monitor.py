@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from service.drift.judge import Judge, Verdict
 from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
 from service.errors import NotFound
+from service.uris import MASK
 from tests.drift_fixtures import FAST, card, config, feed, monitor, scores
 
 
@@ -114,9 +118,11 @@ def test_state_file_is_written_atomically(tmp_path: Path) -> None:
 class _Hook(BaseHTTPRequestHandler):
     received: list[dict[str, Any]]
     fail_first: list[bool]
+    authorizations: list[str | None]
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.authorizations.append(self.headers.get("Authorization"))
         if self.fail_first and self.fail_first.pop():
             self.send_response(503)
         else:
@@ -129,16 +135,25 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A real HTTP server on 127.0.0.1 that answers 503 once, then records every POSTed JSON body."""
-    handler = type("Hook", (_Hook,), {"received": [], "fail_first": [True]})
+@contextmanager
+def hook_server() -> Iterator[tuple[str, type[_Hook]]]:
+    """A real HTTP server on 127.0.0.1 that answers 503 once, then records every POSTed JSON body; its URL and
+    handler class (what it received, the Authorization headers it was sent)."""
+    handler = type("Hook", (_Hook,), {"received": [], "fail_first": [True], "authorizations": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler.received
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    with hook_server() as (url, handler):
+        yield url, handler.received
 
 
 def test_webhook_receives_the_status_change_after_a_retry(webhook: tuple[str, list[dict[str, Any]]]) -> None:
@@ -162,6 +177,31 @@ def test_unreachable_webhook_never_blocks_recording() -> None:
     assert time.perf_counter() - started < 1.0
     notifier.close()
     assert notifier.failed == 1
+
+
+def test_a_webhooks_secrets_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """The password, the query token and the secret path of a webhook URL appear in no log line, whatever fails
+    (a retried 503, an unreachable host, a URL urllib refuses and quotes); `user:password@` is sent as Basic
+    authorization, so such a webhook is reached."""
+    event = {"event": "drift_status_change", "stream": "similarity", "to": "drift"}
+    caplog.set_level(logging.INFO, logger="service.drift")
+    with hook_server() as (url, hook):
+        secret = url.replace("http://", "http://ops:pa%40ss-7Qx@") + "?token=t0ken-9Wz"
+        notifier = StatusNotifier(secret, timeout_s=2.0, retries=2, backoff_s=0.01)
+        notifier.notify(event)
+        notifier.close()
+    assert notifier.delivered == 1 and hook.received == [event]
+    assert hook.authorizations[-1] == "Basic " + base64.b64encode(b"ops:pa@ss-7Qx").decode()
+    for failing in ("http://127.0.0.1:9/T0/B0/s3cretpath?sig=s1g-4Kd", "http://127.0.0.1:9/T0/s3cretpath?key=a b"):
+        notifier = StatusNotifier(failing, timeout_s=0.5, retries=1, backoff_s=0.01)
+        notifier.notify(event)
+        notifier.close()
+        assert notifier.failed == 1, failing  # the quoting error too: the webhook thread lives on
+    failures = [json.loads(r.getMessage()) for r in caplog.records if "drift_webhook_failed" in r.getMessage()]
+    assert [f["webhook"] for f in failures] == ["http://127.0.0.1:9"] * 2
+    assert "control characters" in failures[1]["error"] and f"/{MASK}" in failures[1]["error"]
+    for leaked in ("pa%40ss", "pa@ss", "t0ken-9Wz", "s3cretpath", "s1g-4Kd", "ops:"):
+        assert leaked not in caplog.text, leaked
 
 
 def test_worker_checks_in_the_background_and_saves_on_stop(tmp_path: Path) -> None:

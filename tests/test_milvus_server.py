@@ -74,7 +74,7 @@ def test_two_gateways_share_one_server(milvus_server, tmp_path) -> None:
 
 def test_one_reembedding_at_a_time_across_gateways(milvus_server, tmp_path) -> None:
     """Both replicas are asked to re-embed one collection at once: one does it, the other is refused (409's
-    message), and the collection ends re-embedded with every item."""
+    message), the collection ends re-embedded with every item, and no read of either answers 503 meanwhile."""
     reg, _ = old_collection(tmp_path, 600, store="milvus-server")
     reg.close()
     store = store_env("milvus-server", tmp_path)
@@ -97,8 +97,7 @@ def test_one_reembedding_at_a_time_across_gateways(milvus_server, tmp_path) -> N
 
         def finished() -> list[dict[str, Any]] | None:
             answers = [client.get("/collections/c") for client in clients]
-            if any(a.status_code == 503 for a in answers):  # read while the other replica switched: try again
-                return None
+            # no 503 even right after the other replica's switch: a read that meets it reads again (moves.py)
             assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
             jobs = [a.json()["reembed"] for a in answers]
             return jobs if all(job["state"] != "running" for job in jobs) else None

@@ -155,6 +155,7 @@ def test_a_promotion_reaches_every_route_that_names_no_model(http: TestClient) -
         cosine = http.post("/", json=similarity).json()[0]
         assert cosine == pytest.approx(float(expected[name][0] @ expected[name][1]), abs=1e-5)
         assert http.get("/info").json()["model_id"] == name
+        assert http.get("/readyz").json() == {"status": "ready", "model": name, "backend": "onnx"}
         tokens = http.post("/tokenize", json={"inputs": TEXTS, "add_special_tokens": False}).json()
         assert [[t["id"] for t in row] for row in tokens] == ids  # the vocabulary of the model that embeds
         decoded = http.post("/decode", json={"ids": ids}).json()
@@ -209,6 +210,61 @@ def test_the_drift_monitor_follows_the_default_model(http: TestClient) -> None:
     named = http.post("/similarity", json={"pairs": pairs, "model": "intents-v1"})
     assert named.status_code == 200 and len(named.json()["results"]) == 2
     assert http.get("/drift").json()["streams"]["similarity"]["n_live"] == before  # not the default's scores
+
+
+def _reembedded(http: TestClient, collection: str, model: str) -> None:
+    started = http.post(f"/collections/{collection}/reembed", json={"model": model}, headers=AUTH)
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 60
+    while (info := http.get(f"/collections/{collection}").json())["reembed"]["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert info["reembed"]["state"] == "done", info
+
+
+def test_collection_scores_feed_only_the_drift_of_the_model_that_made_them(http: TestClient) -> None:
+    """A collection re-embedded with another model answers with that model's vectors: its search, batch search and
+    classify scores stay out of the default model's `search_top1` and `classify_confidence`, while its own classify
+    stream (its reference is the collection itself) counts them. A promotion swaps the roles at once."""
+    items = [
+        {"id": f"{label}-{i}", "text": text, "metadata": {"intent": label}}
+        for label, texts in INTENTS.items()
+        for i, text in enumerate(texts)
+    ]
+    for name in ("kept", "moved"):
+        assert http.put(f"/collections/{name}", headers=AUTH).status_code == 201
+        assert http.post(f"/collections/{name}/items", json={"items": items}, headers=AUTH).status_code == 200
+    _reembedded(http, "moved", "intents-v1")
+
+    def counted(collection: str) -> tuple[int, int, int]:
+        """What one search, one batch of two and one classify of `collection` add to search_top1,
+        classify_confidence and the collection's own classify stream."""
+
+        def totals() -> tuple[int, int, int]:
+            report = http.get("/drift").json()
+            own = report["classify"].get(f"{collection}/intent", {}).get("n_total", 0)
+            streams = report["streams"]
+            return streams["search_top1"]["n_total"], streams["classify_confidence"]["n_total"], own
+
+        before = totals()
+        query = {"query": "is it raining", "top_k": 1}
+        assert http.post(f"/collections/{collection}/search", json=query).status_code == 200
+        batch = {"queries": [query, {"query": "what's my balance", "top_k": 1}]}
+        assert http.post(f"/collections/{collection}/search/batch", json=batch).status_code == 200
+        asked = {"text": "is it raining", "label_key": "intent", "k": 3}
+        assert http.post(f"/collections/{collection}/classify", json=asked).status_code == 200
+        return tuple(after - was for after, was in zip(totals(), before, strict=True))  # type: ignore[return-value]
+
+    assert counted("kept") == (3, 1, 1)  # embedded by the default (bundled) model
+    assert counted("moved") == (0, 0, 1)  # by intents-v1: only the collection's own stream
+    watched = http.get("/drift").json()["model"]
+    promoted = http.post("/models/intents-v1/promote", headers=AUTH).json()
+    assert http.get("/drift").json()["model"] != watched  # the monitor follows at once, before any other request
+    assert counted("moved") == (3, 1, 1)
+    assert counted("kept") == (0, 0, 1)
+    http.post(f"/models/{promoted['previous']}/promote", headers=AUTH)
+    for name in ("kept", "moved"):
+        assert http.delete(f"/collections/{name}", headers=AUTH).status_code == 204
 
 
 def test_a_restart_keeps_the_promoted_models_drift_state(data_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""Operations routes: GET /healthz (alive), /readyz (model loaded, backend and vector store answering), /metrics."""
+"""Operations routes: GET /healthz (alive), /readyz (model loaded, backend and vector store answering; it names the
+default model), /metrics."""
 
 import asyncio
 import contextlib
@@ -15,6 +16,7 @@ from service.api.errors import ApiError, responses
 from service.api.render import json_response
 from service.encoders.base import Encoder
 from service.errors import ServiceError
+from service.model.registry import ModelRegistry
 from service.settings import Settings
 
 READYZ_TIMEOUT_S = 0.8
@@ -81,6 +83,14 @@ class ReadinessCheck:
         return future
 
 
+def served_model(registry: ModelRegistry, configured: Encoder) -> dict[str, str]:
+    """The default model's name and backend (the promoted model, read from the registry at each call as every route
+    does, else the configured one): what requests that name no model are served by. Adapted models are ONNX
+    directories (service/encoders/pool.py)."""
+    name = registry.default()
+    return {"model": name, "backend": configured.backend if name == configured.name else "onnx"}
+
+
 def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -106,7 +116,7 @@ def build_router(settings: Settings, encoder: Encoder) -> APIRouter:
                     collections.check, "the vector store", READYZ_TIMEOUT_S
                 )
             await store()
-        return json_response({"status": "ready", "model": encoder.name, "backend": encoder.backend})
+        return json_response({"status": "ready", **served_model(get_services(request).model_registry, encoder)})
 
     @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics(request: Request) -> Response:

@@ -25,6 +25,7 @@ from starlette.requests import Request
 
 from service.api.errors import ApiError
 from service.index.base import VectorCollection
+from service.index.classify import set_min_score
 from service.index.errors import CollectionError, raise_if_out_of_files
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,20 @@ class ReembedJobs:
         self._stop = threading.Event()
 
     def start(
-        self, collection: VectorCollection, embed: Callable[[list[str]], np.ndarray], model: str
+        self,
+        collection: VectorCollection,
+        embed: Callable[[list[str]], np.ndarray],
+        model: str,
+        min_score: float | None = None,
     ) -> dict[str, Any]:
+        """Start re-embedding `collection` with `embed` (the model of fingerprint `model`); with `min_score`, the
+        collection adopts it as classify's default once its new vectors are in place."""
         with self._lock:
             if self.jobs.get(collection.name, {}).get("state") == "running":
                 raise ApiError(409, f"collection {collection.name!r} is being re-embedded already", "name")
             job = self.jobs[collection.name] = {"state": "running", "model": model, "done": 0, "total": None}
+            if min_score is not None:
+                job["min_score"] = min_score
         thread = threading.Thread(target=self._run, args=(collection, embed, model, job), daemon=True)
         thread.start()
         return dict(job)
@@ -123,6 +132,8 @@ class ReembedJobs:
 
         try:
             collection.reembed(embed, model, progress=progress, cancelled=self._stop.is_set)
+            if job.get("min_score") is not None:  # a threshold of the new vectors: set once they answer
+                set_min_score(collection, job["min_score"])
             job["state"] = "done"
         except Exception as exc:  # the job's answer is its state; the server goes on
             if not isinstance(exc, CollectionError):

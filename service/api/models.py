@@ -112,6 +112,7 @@ async def promote(name: str, services: ServicesDep) -> Response:
         state = await asyncio.to_thread(registry.promote, name)
     except (UnknownModel, ModelNameError, ModelConflict) as exc:
         raise model_error(exc) from None
+    await services.default_embedder()  # the drift monitor follows now, not at the next request naming no model
     return json_response(state)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,18 @@ class ModelDir:
     @property
     def name(self) -> str:
         return str(self.card.get("name") or self.path.name)
+
+    @property
+    def calibrated_min_score(self) -> float | None:
+        """The classify min_score its adaptation job calibrated for out-of-scope answers on the held-out split
+        (`evaluation.adapted.min_score` of the card); None for a model not adapted, or adapted on data without
+        out-of-scope items."""
+        evaluation = self.card.get("evaluation")
+        adapted = evaluation.get("adapted") if isinstance(evaluation, dict) else None
+        value = adapted.get("min_score") if isinstance(adapted, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value)
 
     def max_seq_len(self, channel: str) -> int:
         return int(self.hp.encoder(1 if channel == "in1" else 0)["max_seq_len"])

@@ -111,16 +111,24 @@ async def reembed_collection(
 ) -> Response:
     """Embed every stored text again with the served model, or with `model` of GET /v1/models, in the
     background; the collection switches to the new vectors in one step at the end and answers from the old ones
-    until then; from then on its searches and classifications embed their texts with that model. Progress: GET
-    the collection."""
+    until then; from then on its searches and classifications embed their texts with that model. With
+    `adopt_min_score`, it then takes the model's calibrated min_score as classify's default. Progress: GET the
+    collection."""
+    asked = body or ReembedRequest()
     collection = await call(collections.get, name)
     if not collection.reembeds:
         raise ApiError(422, f"the {type(collection).__name__} engine cannot re-embed its collections", "store")
     chosen, fingerprint = embedder.encoder, served_fingerprint(request)
-    if body is not None and body.model is not None:
-        chosen = (await model_embedder(request, body.model)).encoder
+    if asked.model is not None:
+        chosen = (await model_embedder(request, asked.model)).encoder
         fingerprint = model_fingerprint(chosen)
-    return answer(ReembedStatus.model_validate(jobs.start(collection, chosen.embed_texts, fingerprint)), status=202)
+    min_score = chosen.model.calibrated_min_score if asked.adopt_min_score else None
+    if asked.adopt_min_score and min_score is None:
+        model = asked.model or chosen.name
+        why = "only an adaptation on data with out-of-scope items calibrates one"
+        raise ApiError(422, f"model {model!r} has no calibrated min_score: {why}", "adopt_min_score")
+    started = jobs.start(collection, chosen.embed_texts, fingerprint, min_score)
+    return answer(ReembedStatus.model_validate(started), status=202)
 
 
 @router.deletion("/collections/{name}")

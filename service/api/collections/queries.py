@@ -1,7 +1,11 @@
 """Query routes: search (one or a batch), classify and cluster.
 
-Scores of text queries go to the drift streams `search_top1` and `classify_confidence`; queries given as vectors
-say nothing about the traffic's texts and are left out.
+Scores of text queries go to the drift streams `search_top1` and `classify_confidence` (and classify's labels to the
+label ranking) when the drift monitor watches the model that embedded them (`Services.watches`): those streams judge
+the default model, and a collection re-embedded with another model, or kept on the configured one after a
+promotion, answers with other vectors. Classify answers always go to the collection's own classify stream, whose
+reference is the collection itself, in its model's space. Queries given as vectors say nothing about the traffic's
+texts and are left out.
 """
 
 from __future__ import annotations
@@ -65,7 +69,12 @@ def search_all(collection: VectorCollection, queries: Sequence[tuple[np.ndarray,
 
 @router.operation("POST", "/collections/{name}/search", SearchResponse, *QUERY_ERRORS)
 async def search(
-    name: Name, body: SearchRequest, request: Request, collections: CollectionsDep, embedder: EmbedderDep
+    name: Name,
+    body: SearchRequest,
+    request: Request,
+    collections: CollectionsDep,
+    embedder: EmbedderDep,
+    services: ServicesDep,
 ) -> Response:
     """Nearest items by cosine to a text (embedded here) or a vector, optionally among exact metadata matches."""
     one_of(body.query, body.vector, "query")
@@ -73,7 +82,7 @@ async def search(
     embedder, _ = await follow(request, collection, embedder, body.query)
     query = await query_vector(embedder, body.query, body.vector)
     hits = await call(collection.search, query, body.top_k, body.filter)
-    if body.query is not None and hits:
+    if body.query is not None and hits and services.watches(embedder):
         observe_scores(request, SEARCH_TOP1, [hits[0].score])
     return answer(SearchResponse(hits=hits))
 
@@ -89,7 +98,12 @@ def check_batch(queries: Sequence[SearchRequest]) -> None:
 
 @router.operation("POST", "/collections/{name}/search/batch", BatchSearchResponse, *QUERY_ERRORS)
 async def search_batch(
-    name: Name, body: BatchSearchRequest, request: Request, collections: CollectionsDep, embedder: EmbedderDep
+    name: Name,
+    body: BatchSearchRequest,
+    request: Request,
+    collections: CollectionsDep,
+    embedder: EmbedderDep,
+    services: ServicesDep,
 ) -> Response:
     """Several searches in one request (at most O2V_MAX_SEARCH_BATCH queries, O2V_MAX_TOP_K hits in all); the
     texts are embedded together."""
@@ -104,7 +118,7 @@ async def search_batch(
     queries = [(v, q.top_k, q.filter) for v, q in zip(vectors, body.queries, strict=True)]
     answers = await call(search_all, collection, queries)
     tops = [hits[0].score for q, hits in zip(body.queries, answers, strict=True) if q.query is not None and hits]
-    if tops:
+    if tops and services.watches(embedder):
         observe_scores(request, SEARCH_TOP1, tops)
     return answer(BatchSearchResponse(results=[SearchResponse(hits=hits) for hits in answers]))
 
@@ -127,8 +141,9 @@ async def classify_text(
     vote = (body.label_key, body.k, body.min_score, settings.classify_min_score)
     result = await call(classify, collection, query, *vote)
     if body.text is not None:
-        observe_scores(request, CLASSIFY_CONFIDENCE, [result.confidence])
-        observe_label(request, result.label, result.confidence)
+        if services.watches(embedder):
+            observe_scores(request, CLASSIFY_CONFIDENCE, [result.confidence])
+            observe_label(request, result.label, result.confidence)
         label = None if result.label is None else canonical(result.label)
         reference = partial(leave_one_out, collection, *vote, CLASSIFY_REFERENCE_MAX)
         observe_classification(request, name, body.label_key, reference, label, result.confidence)

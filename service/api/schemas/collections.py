@@ -147,9 +147,14 @@ class CountRequest(StrictModel):
     filter: Filter | None = None
 
 
-class ReembedRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReembedRequest(StrictModel):
     model: str | None = Field(None, description="a model of GET /v1/models (default: the served model)")
+    adopt_min_score: bool = Field(
+        False,
+        description="when the re-embedding finishes, make the model's calibrated min_score (its adaptation job's, "
+        "on its held-out split: GET /v1/models/{model} evaluation.adapted.min_score) the collection's classify "
+        "default; 422 for a model without one",
+    )
 
 
 class FromIndex(BaseModel):
@@ -172,6 +177,7 @@ class ReembedStatus(BaseModel):
     done: int
     total: int | None
     error: str | None = None
+    min_score: float | None = Field(None, description="the min_score the collection adopts when done (adopt_min_score)")
 
 
 class BrokenCollection(BaseModel):
