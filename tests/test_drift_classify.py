@@ -4,6 +4,7 @@ true accuracy, a label-mix change reported as such, collections kept apart, and 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -204,6 +205,21 @@ def test_a_state_without_classify_streams_loads_and_a_damaged_one_is_set_aside(i
     assert len(list(folder.glob("state.json.damaged-*"))) == 1  # kept for a look, never read again
 
 
+INTENT_TEXTS = {
+    "travel": ["book a flight to Oslo", "a train ticket to Rome", "hotel rooms in Paris", "rent a car in Lisbon"],
+    "music": ["play some jazz", "put on a rock song", "the next track please", "turn the music up"],
+    "weather": ["will it rain today", "how cold is it outside", "is it sunny tomorrow", "the forecast for Monday"],
+}
+
+
+def intent_items() -> list[dict[str, Any]]:
+    return [
+        {"id": f"{label}{i}", "text": text, "metadata": {"intent": label}}
+        for label, rows in INTENT_TEXTS.items()
+        for i, text in enumerate(rows * 3)
+    ]
+
+
 def test_classify_streams_restart_with_the_app_and_are_on_metrics(tmp_path: Path) -> None:
     """A real app, restarted over its data directory: the classify stream comes back on GET /drift, and /metrics
     exports its status and accuracies labelled by the stream, never by the labels it answers."""
@@ -212,16 +228,7 @@ def test_classify_streams_restart_with_the_app_and_are_on_metrics(tmp_path: Path
     from tests.test_drift_api import API_KEY, KEY
 
     limits = {"drift_min_samples": 20, "drift_check_every": 10, "api_key": API_KEY}
-    texts = {
-        "travel": ["book a flight to Oslo", "a train ticket to Rome", "hotel rooms in Paris", "rent a car in Lisbon"],
-        "music": ["play some jazz", "put on a rock song", "the next track please", "turn the music up"],
-        "weather": ["will it rain today", "how cold is it outside", "is it sunny tomorrow", "the forecast for Monday"],
-    }
-    items = [
-        {"id": f"{label}{i}", "text": text, "metadata": {"intent": label}}
-        for label, rows in texts.items()
-        for i, text in enumerate(rows * 3)
-    ]
+    texts, items = INTENT_TEXTS, intent_items()
     with client(data_dir=tmp_path, **limits) as c:
         assert c.put("/collections/intents", headers=KEY).status_code == 201
         assert c.post("/collections/intents/items", json={"items": items}, headers=KEY).status_code == 200
@@ -244,3 +251,27 @@ def test_classify_streams_restart_with_the_app_and_are_on_metrics(tmp_path: Path
     ]:
         assert [(s.labels, s.value) for s in families[name].samples] == [({"stream": "intents/intent"}, value)]
     assert not any(label in line for line in metrics.splitlines() if "classify" in line for label in texts)
+
+
+def test_a_reembedded_collection_starts_its_classify_stream_over(tmp_path: Path) -> None:
+    """Re-embedding puts a collection in another space: the stream's reference (its leave-one-out answers in the
+    old vectors) would judge new answers against old ones, so the stream goes once the new vectors answer, and the
+    next classify starts it again from the new vectors."""
+    from tests.test_drift_api import API_KEY, KEY
+
+    with client(data_dir=tmp_path, drift_min_samples=20, drift_check_every=10, api_key=API_KEY) as c:
+        assert c.put("/collections/intents", headers=KEY).status_code == 201
+        assert c.post("/collections/intents/items", json={"items": intent_items()}, headers=KEY).status_code == 200
+        body = {"text": "play some jazz", "label_key": "intent", "k": 5}
+        for _ in range(3):
+            assert c.post("/collections/intents/classify", json=body).status_code == 200
+        assert c.get("/drift").json()["classify"]["intents/intent"]["n_total"] == 3
+        assert c.post("/collections/intents/reembed", headers=KEY).status_code == 202
+        deadline = time.monotonic() + 60
+        while c.get("/collections/intents").json()["reembed"]["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert c.get("/collections/intents").json()["reembed"]["state"] == "done"
+        assert "intents/intent" not in c.get("/drift").json()["classify"]
+        assert c.post("/collections/intents/classify", json=body).status_code == 200
+        assert c.get("/drift").json()["classify"]["intents/intent"]["n_total"] == 1

@@ -96,10 +96,11 @@ class ReembedJobs:
     progress is part of the collection's info. Kept in this process only: after a restart the collection is either
     switched or untouched, and a new request starts over."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_switch: Callable[[str], None] = lambda _: None) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.on_switch = on_switch  # told a collection's name once it answers from its new vectors
 
     def start(
         self,
@@ -134,6 +135,7 @@ class ReembedJobs:
             collection.reembed(embed, model, progress=progress, cancelled=self._stop.is_set)
             if job.get("min_score") is not None:  # a threshold of the new vectors: set once they answer
                 set_min_score(collection, job["min_score"])
+            self.on_switch(collection.name)
             job["state"] = "done"
         except Exception as exc:  # the job's answer is its state; the server goes on
             if not isinstance(exc, CollectionError):

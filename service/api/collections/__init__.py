@@ -30,7 +30,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services.fingerprint = await asyncio.to_thread(model_fingerprint, services.encoder)
     registry = services.collections = await asyncio.to_thread(open_collections, services.settings)
     heavy = services.heavy_jobs = HeavyJobs(services.settings.limits.max_heavy_jobs)
-    reembed = services.reembed_jobs = ReembedJobs()
+    # a re-embedded collection answers in another space: its classify streams' reference (its own leave-one-out
+    # answers) is stale, so they start over, as for a new collection of that name
+    reembed = services.reembed_jobs = ReembedJobs(on_switch=lambda name: services.drift.forget_collection(name))
     try:
         yield
     finally:
