@@ -114,7 +114,7 @@ class ClassifyRequest(TextOrVector):
         None,
         json_schema_extra=stated(
             description="default: the collection's (PUT or o2v index calibrate), else {classify_min_score} "
-            "(O2V_CLASSIFY_MIN_SCORE)"
+            "(no threshold)"
         ),
     )
 
