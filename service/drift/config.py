@@ -124,7 +124,8 @@ EMBED_WINDOW = 500
 """Live embeddings per route family, and the reference's size: the model directory's embedding sample holds 500, and
 one test is then a 1000×1000 kernel matrix (≈ 0.15 s, 8 MB)."""
 EMBED_MIN_SAMPLES = 100
-"""Live embeddings of a family before its first MMD test: fewer give a p-value too coarse to act on."""
+"""Live embeddings of a family before its first MMD test (a fifth of EMBED_WINDOW): fewer give the test too little
+power for a verdict worth showing."""
 
 
 SHIFT_CONSTANTS: dict[str, Any] = {

@@ -96,7 +96,7 @@ class Embedder:
         longer ones on a worker thread, so that one large request cannot stall every other."""
         if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
             return fn()
-        async with self._tokenizing:  # O2V_MAX_TOKENIZE_IN_FLIGHT: what a burst of long texts may hold at once
+        async with self._tokenizing:  # MAX_TOKENIZE_IN_FLIGHT: what a burst of long texts may hold at once
             return await asyncio.to_thread(fn)
 
     async def tokens(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[Token]]:
