@@ -11,7 +11,7 @@ independently: in production the validation set and live traffic are two samples
 live scores from the baseline's own values would hide the baseline's sampling error and flatter the false-alarm
 rate. A shift δ adds δ to every live score (then clips), from an empty window, after a full window of normal
 traffic, or after `--long` normal scores. Every row runs three times, side by side, on the same draws:
-`windows_only` is the KS/PSI/JS/Wasserstein window alone (O2V_DRIFT_SHIFT_WINDOW=0), `fixed_reference` adds the shift
+`windows_only` is the KS/PSI/JS/Wasserstein window alone (the config's `shift=None`), `fixed_reference` adds the shift
 test (service/drift/shift.py) with a reference that stays the baseline's (SHIFT_REFERENCE_MAX at 0),
 `configured` is the current settings (by default the reference absorbs the scores of `ok` checks). A power bound
 shows what an idealised efficient-score detector reaches at the card's reference size and at the sizes a growing
@@ -331,7 +331,7 @@ def main() -> int:
     started = time.perf_counter()
 
     configs = {
-        "windows_only": config_with(settings, drift_shift_window=0),
+        "windows_only": replace(config, shift=None),
         "fixed_reference": replace(config, shift=config.shift and replace(config.shift, reference_max=0)),
         "configured": config,
     }

@@ -46,18 +46,26 @@ drift monitor's defaults are what they are: [drift.md, "Defaults and why"](drift
 
 A value that contradicts another (`O2V_DRIFT_MIN_SAMPLES` above `O2V_DRIFT_WINDOW`) stops the start with an error
 that names both; only a default shrinks to fit, as each such row says. An invalid value stops it with an error that
-names its variable (`O2V_DRIFT_BASELINE.warmup` for a field of an object)."""
+names its variable (`O2V_DRIFT_KEEP_TEXTS.max` for a field of an object)."""
 FORMER = """## Former names
 
 Still read, from the environment and as `Settings(...)` keywords; a current name set too wins.
 
 | former variable | now |
 |---|---|"""
+SPLIT = """## Former object variables
+
+Their JSON object is still read: each field goes where the table says (a constant's field warns, as below); a
+value alone (`O2V_INDEX_DEFAULT=hnsw`, `O2V_DRIFT_BASELINE=learn`) is the kind, as it always was.
+
+| former variable and field | now |
+|---|---|"""
 FIXED = """## Former settings that are now constants
 
 Research results rather than deployment choices (simulation counts, bins, permutations, p-values of internal tests,
-schedules): each is a constant with its reason in the module that uses it. Setting one still starts the service,
-with a warning that the variable is ignored and the value it is fixed at.
+schedules), contracts fixed outside this service (InvokeEndpoint's 6 MiB, SageMaker's 60 s), and index parameters a
+PUT sets per collection anyway: each is a constant with its reason in the module that uses it. Setting one still
+starts the service, with a warning that the variable is ignored and the value it is fixed at.
 
 | variable | fixed at | constant |
 |---|---|---|"""
@@ -173,9 +181,9 @@ def render() -> str:
     """The whole of docs/settings.md."""
     titles = sections()
     count = (
-        f"There are {len(settings.CURRENT)} settings: the variables of the tables below (an object is one "
-        "setting, its ↳\nfields are part of it); the former names and the constants at the end are still read, but "
-        "are not settings."
+        f"There are {len(settings.setting_fields())} settings, counted per field: each variable of the tables below "
+        f"that holds one value,\nand each ↳ field of an object variable ({len(settings.CURRENT)} variables in all); "
+        "the former names and the constants at the end\nare still read, but are not settings."
     )
     lines = [HEADER, "", count]
     current = None
@@ -203,6 +211,12 @@ def render() -> str:
     lines += ["", FORMER]
     for former, path in settings.RENAMED.items():
         lines.append(f"| `O2V_{former.upper()}` | {now(path)} (`settings.{'.'.join(path)}`) |")
+    lines += ["", SPLIT]
+    for variable, fields in settings.SPLIT.items():
+        for field, flat in fields.items():
+            constant = settings.FIXED.get(flat)
+            where = f"`O2V_{flat.upper()}`" if constant is None else f"constant `{constant.replace(':', '.')}`"
+            lines.append(f"| `O2V_{variable.upper()}` field `{field}` | {where} |")
     lines += ["", FIXED]
     for fixed, where in settings.FIXED.items():
         value = settings.fixed_value(fixed)

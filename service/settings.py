@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from service.index.config import INDEX_PARAM_MAX, Kind
+from service.index.config import Kind
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ GROUP_CONFIG = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class Shorthand(BaseModel):
-    """An object setting that also takes one value alone, as the value of its field `alone`: O2V_INDEX_DEFAULT=hnsw
-    is {"kind": "hnsw"}, O2V_DRIFT_KEEP_TEXTS=true is {"enabled": true}."""
+    """An object setting that also takes one value alone, as the value of its field `alone`: O2V_DRIFT_KEEP_TEXTS=true
+    is {"enabled": true}."""
 
     model_config = GROUP_CONFIG
     alone: ClassVar[str]
@@ -133,25 +133,6 @@ class DriftThresholds(BaseModel):
         return self
 
 
-IndexKind = Kind
-
-
-class IndexDefaults(Shorthand):
-    """The index a collection gets unless its PUT names another: a kind alone (`hnsw`) or the PUT's own object."""
-
-    alone: ClassVar[str] = "kind"
-    kind: IndexKind = Field("flat", description="index kind (docs/collections.md)")
-    m: int = Field(16, ge=4, le=INDEX_PARAM_MAX["m"], description="HNSW graph neighbours per node")
-    ef_construction: int = Field(40, ge=8, le=INDEX_PARAM_MAX["ef_construction"], description="HNSW build beam")
-    ef_search: int = Field(512, ge=8, le=INDEX_PARAM_MAX["ef_search"], description="HNSW query beam (≥ top_k)")
-    nlist: int = Field(1024, ge=1, le=INDEX_PARAM_MAX["nlist"], description="IVF lists (≤ trained vectors / 39)")
-    nprobe: int = Field(128, ge=1, le=INDEX_PARAM_MAX["nprobe"], description="IVF lists scanned per query")
-    min_train: int = Field(20_000, ge=1, le=INDEX_PARAM_MAX["min_train"], description="vectors before IVF trains")
-    pq_m: int = Field(48, ge=1, le=INDEX_PARAM_MAX["pq_m"], description="ivf_pq bytes per vector (at most)")
-    rerank: int = Field(50, ge=1, le=INDEX_PARAM_MAX["rerank"], description="candidates re-ranked exactly")
-    rebuild_deleted_share: float = Field(0.2, gt=0.0, le=1.0, description="HNSW is rebuilt once this share is dead")
-
-
 class HttpTimeouts(BaseModel):
     """Seconds a slow client has to send a request, by part; past them the connection gets 408 and closes."""
 
@@ -170,7 +151,6 @@ class ServerSettings(Group):
         1, ge=1, description="uvicorn worker processes (each loads the model); > 1 needs the drift monitor off"
     )
     access_log: bool = Field(False, description="uvicorn's per-request log line; /metrics counts requests")
-    retry_after_s: int = Field(1, ge=0, description="Retry-After on 503 answers (queue full, backend down)")
     http_timeouts_s: HttpTimeouts = Field(
         HttpTimeouts(), description="how long a request's head and body may take to arrive (slow clients get 408)"
     )
@@ -199,9 +179,6 @@ class LimitSettings(Group):
     )
     max_tokenize_tokens: int = Field(
         65_536, ge=1, description="tokens one /tokenize answer lists (~70 bytes each in JSON); beyond it a 422"
-    )
-    max_tokenize_in_flight: int = Field(
-        4, ge=1, description="long-text tokenizations (over 512 characters) running at once, any route; others wait"
     )
     max_token_ids: int = Field(
         65_536,
@@ -238,24 +215,24 @@ class SageMakerSettings(Group):
     )
     region: str = Field("us-east-1", description="AWS region of the endpoint")
     endpoint_url: str | None = Field(None, description="another sagemaker-runtime URL (a VPC endpoint, a stand-in)")
-    read_timeout_s: float = Field(70.0, gt=0, description="AWS advises 70 s for a 60 s container")
     max_attempts: int = Field(3, ge=1, description="attempts per call, the first included (adaptive)")
-    max_body_bytes: int = Field(6_291_456, ge=1024, description="InvokeEndpoint's 6 MiB limit")
     model_dir: Path = Field(
-        Path("/opt/ml/model"), description="where SageMaker unpacks the model for `o2v serve --sagemaker`"
+        Path("/opt/ml/model"),
+        description="where SageMaker unpacks the model for `o2v serve --sagemaker` (another folder runs the "
+        "container's scripts outside SageMaker)",
     )
 
 
 class IndexSettings(Group):
-    """Index defaults (service/index): what a collection gets unless its PUT names others, and FAISS upkeep."""
+    """Index defaults (service/index): the kind a collection gets unless its PUT names another, and SQLite upkeep."""
 
     prefix: ClassVar[str] = "index_"
-    default: IndexDefaults = Field(
-        IndexDefaults(),
-        description="index of a collection whose PUT names none: a kind (`hnsw`) or a JSON object with the PUT's "
-        "parameters; ef_search 512 and nprobe 128 of 1024 give recall@10 0.96 at 1M (docs/benchmarks.md)",
+    default: Kind = Field(
+        "flat",
+        description="index kind of a collection whose PUT names none (docs/collections.md); its parameters are the "
+        "PUT's, else constants (service/index/config.py: ef_search 512 and nprobe 128 of 1024 give recall@10 0.96 "
+        "at 1M)",
     )
-    snapshot_every: int = Field(10_000, ge=1, description="changes between FAISS snapshots")
     busy_timeout_s: float = Field(
         60.0, gt=0.0, description="a write waits this long for another's SQLite write lock, then 503 + Retry-After"
     )
@@ -271,30 +248,6 @@ class MilvusSettings(Group):
     timeout_s: float = Field(10.0, gt=0, description="limit of one Milvus call; past it the request gets 503")
 
 
-class DriftBaseline(Shorthand):
-    """Which baseline judges a stream: a kind alone (`learn`) or an object with how streams learn their own."""
-
-    alone: ClassVar[str] = "kind"
-    kind: Literal["card", "learn"] = Field(
-        "card", description="card: the model card's validation scores; learn: each stream's own first live scores"
-    )
-    live_streams: list[str] = Field(
-        ["search_top1", "classify_confidence"],
-        description="streams whose scores are not pair cosines: they learn their own whatever the kind",
-    )
-    warmup: int = Field(
-        100,
-        ge=0,
-        description="first live scores of a stream ignored when learning (≤ window - 10; the default shrinks to it)",
-    )
-    size: int = Field(
-        500,
-        ge=10,
-        description="live scores after the warm-up that become the baseline (≤ window - warmup; the default "
-        "shrinks to it)",
-    )
-
-
 class KeptTexts(Shorthand):
     """Recent live texts kept for `o2v drift export`: a switch alone (`true`) or an object with its bounds."""
 
@@ -302,17 +255,6 @@ class KeptTexts(Shorthand):
     enabled: bool = Field(False, description="keep recent live texts (they may be personal data)")
     max: int = Field(1000, ge=1, description="kept texts at most (newest kept)")
     max_age_s: float = Field(86400.0, gt=0.0, description="kept texts are forgotten after this")
-
-
-class EmbeddingTest(BaseModel):
-    """The MMD test of each route family's live embeddings against its reference."""
-
-    model_config = GROUP_CONFIG
-    window: int = Field(500, ge=20, description="live embeddings per route family, and reference size")
-    min_samples: int = Field(
-        100, ge=10, description="live embeddings before the first test (≤ window; the default shrinks to it)"
-    )
-    check_every: int = Field(100, ge=1, description="new embeddings of a family between two tests")
 
 
 class DriftSettings(Group):
@@ -334,43 +276,29 @@ class DriftSettings(Group):
         [], description="streams that exist from the start besides the built-in ones (unkeyed callers may feed them)"
     )
     webhook_url: str | None = Field(None, description="status changes are POSTed here (redirects not followed)")
-    shift_window: int = Field(
-        500, ge=0, description="recent scores the shift test looks at (0: off; ≤ window; the default shrinks to it)"
-    )
-    baseline: DriftBaseline = Field(
-        DriftBaseline(), description="`card` or `learn`, or a JSON object with the fields below"
+    baseline: Literal["card", "learn"] = Field(
+        "card",
+        description="card: the model card's validation scores; learn: each stream's own first live scores (scores "
+        "that are not pair cosines, search_top1 and classify_confidence, learn their own either way)",
     )
     keep_texts: KeptTexts = Field(
         KeptTexts(), description="`true` keeps recent live texts for `o2v drift export`, or a JSON object"
     )
-    embeddings: EmbeddingTest = Field(EmbeddingTest(), description="the embedding test (JSON object)")
+    embed_check_every: int = Field(
+        100, ge=1, description="new embeddings of a route family between two tests of the embedding drift"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DriftSettings:
-        """Counts bounded by another: an explicit value past its bound is refused, naming both variables; a default
-        past it shrinks to fit, so that O2V_DRIFT_WINDOW=200 alone is a working configuration."""
-        window = ("window",)
-        self._fit(("min_samples",), self.window, window)
-        self._fit(("shift_window",), self.window, window)
-        self._fit(("baseline", "warmup"), self.window - 10, window, "minus 10")
-        self._fit(("baseline", "size"), self.window - self.baseline.warmup, window, "minus the warm-up")
-        self._fit(("embeddings", "min_samples"), self.embeddings.window, ("embeddings", "window"))
-        return self
-
-    def _fit(self, path: tuple[str, ...], bound: int, by: tuple[str, ...], minus: str = "") -> None:
-        """The field at `path` at most `bound` (the field at `by`, `minus` something). A default is shrunk past
+        """min_samples at most the window: an explicit value past it is refused, naming both variables; the default
+        shrinks to fit, so that O2V_DRIFT_WINDOW=50 alone is a working configuration. The default is shrunk past
         pydantic's assignment, so that it stays a default: a copy (`Settings.updated`) derives it again."""
-        owner: BaseModel = self
-        for key in path[:-1]:
-            owner = getattr(owner, key)
-        name = path[-1]
-        value = getattr(owner, name)
-        if value <= bound:
-            return
-        if name in owner.model_fields_set:
-            above = " ".join(filter(None, (".".join(variable(("drift", *by))), minus)))
-            raise ValueError(f"{'.'.join(variable(('drift', *path)))}={value} is above {above} ({bound})")
-        owner.__dict__[name] = bound
+        if self.min_samples <= self.window:
+            return self
+        if "min_samples" in self.model_fields_set:
+            raise ValueError(f"O2V_DRIFT_MIN_SAMPLES={self.min_samples} is above O2V_DRIFT_WINDOW ({self.window})")
+        self.__dict__["min_samples"] = self.window
+        return self
 
 
 GROUPS: dict[str, type[Group]] = {
@@ -458,7 +386,6 @@ class Settings(BaseSettings):
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss", description="faiss: embedded SQLite + FAISS under data_dir; milvus: a Milvus server or Milvus Lite"
     )
-    classify_min_score: float = Field(0.0, description="support below which classify answers null (out of scope)")
 
     server: ServerSettings = Field(default_factory=ServerSettings, description="")
     limits: LimitSettings = Field(default_factory=LimitSettings, description="")
@@ -537,7 +464,7 @@ ENVIRONMENT: ContextVar[bool] = ContextVar("o2v_settings_read_environment", defa
 
 class FlatEnvironment(PydanticBaseSettingsSource):
     """O2V_<flat name> variables (case-insensitive, as pydantic-settings reads them), placed into their groups;
-    lists and objects are JSON (an object that is not JSON is passed on as text: O2V_INDEX_DEFAULT=hnsw)."""
+    lists and objects are JSON (an object that is not JSON is passed on as text: O2V_DRIFT_KEEP_TEXTS=true)."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         raise NotImplementedError  # __call__ reads every variable at once
@@ -549,11 +476,14 @@ class FlatEnvironment(PydanticBaseSettingsSource):
         flat: dict[str, Any] = {}
         for key, raw in os.environ.items():
             name = key.lower().removeprefix(prefix) if key.lower().startswith(prefix) else None
-            if name in FLAT:
+            if name in SPLIT:
+                flat[name] = decoded(raw, dict[str, Any])
+            elif name in FLAT:
                 flat[name] = decoded(raw, annotation_at(FLAT[name]))
             elif name in FIXED:
                 flat[name] = raw
-        return nest(flat)
+        split = {name: flat.pop(name) for name in SPLIT.keys() & flat.keys()}
+        return {**nest(flat), **split}  # unpacked by _flat_names, where a bad field is a validation error
 
 
 def decoded(raw: str, annotation: Any) -> Any:
@@ -598,24 +528,32 @@ RENAMED: dict[str, tuple[str, ...]] = {
         f"drift_{name}": ("drift", "keep_texts", "max_age_s")
         for name in ("keep_texts_max_age_s", "max_kept_text_age_s")
     },
-    "drift_live_baseline_streams": ("drift", "baseline", "live_streams"),
-    "drift_learn_warmup": ("drift", "baseline", "warmup"),
-    "drift_learn_size": ("drift", "baseline", "size"),
-    **{f"drift_embed_{name}": ("drift", "embeddings", name) for name in ("window", "min_samples", "check_every")},
     **threshold_names("drift_linf", ("drift", "thresholds", "linf")),
     **threshold_names("drift_psi", ("drift", "thresholds", "psi")),
     **threshold_names("drift_js", ("drift", "thresholds", "js")),
     **threshold_names("drift_wasserstein", ("drift", "thresholds", "wasserstein")),
     "drift_accuracy_fall": ("drift", "thresholds", "accuracy_fall"),
     **threshold_names("drift_accuracy_fall", ("drift", "thresholds", "accuracy_fall")),
-    **{f"hnsw_{p}": ("index", "default", p) for p in ("m", "ef_construction", "ef_search", "rebuild_deleted_share")},
-    **{f"ivf_{p}": ("index", "default", p) for p in ("nlist", "nprobe", "min_train", "pq_m")},
-    "index_rerank": ("index", "default", "rerank"),
 }
 """Former flat names → where they are now (a setting renamed, merged into another with the same meaning, or made a
 field of an object setting); still read, from the environment and as keywords."""
 CURRENT: dict[tuple[str, ...], str] = {path: name for name, path in paths()}
 """The path of every setting → its one current flat name (O2V_<NAME>)."""
+
+
+def setting_fields() -> list[str]:
+    """What a user sets, counted per field: each variable, or each field of an object variable (O2V_DRIFT_KEEP_TEXTS
+    is three: enabled, max, max_age_s; a threshold pair is one field). Issue 24's count, at most 70."""
+    counted = []
+    for path, name in CURRENT.items():
+        annotation = annotation_at(path)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            counted += [f"O2V_{name.upper()}.{field}" for field in annotation.model_fields]
+        else:
+            counted.append(f"O2V_{name.upper()}")
+    return counted
+
+
 FLAT: dict[str, tuple[str, ...]] = {**RENAMED, **{name: path for path, name in CURRENT.items()}}
 """Every flat name a setting is read by, current and former, → its path in Settings."""
 DRIFT_CONSTANTS = (
@@ -623,8 +561,14 @@ DRIFT_CONSTANTS = (
     *("HISTORY_BUCKETS", "WEBHOOK_TIMEOUT_S", "WEBHOOK_RETRIES", "SHIFT_HORIZON", "SHIFT_WARNING_FALSE_ALARM"),
     *("SHIFT_SIMULATIONS", "SHIFT_CLIP", "LABEL_MIN_COUNT", "LABEL_ALPHA", "TOKEN_QUEUE", "EMBED_CHECK_INTERVAL_S"),
     *("EMBED_PERMUTATIONS", "CPU_BUDGET", "PERSIST_INTERVAL_S", "SHIFT_FALSE_ALARM", "SHIFT_REFERENCE_MAX"),
-    "MAX_LABELS",
+    *("MAX_LABELS", "SHIFT_WINDOW", "LEARN_WARMUP", "LEARN_SIZE"),
 )
+INDEX_CONSTANTS = {
+    **{f"hnsw_{name}": f"HNSW_{name.upper()}" for name in ("m", "ef_construction", "ef_search")},
+    **{f"ivf_{name}": f"IVF_{name.upper()}" for name in ("nlist", "nprobe", "min_train", "pq_m")},
+    "index_rerank": "RERANK",
+    "hnsw_rebuild_deleted_share": "REBUILD_DELETED_SHARE",
+}
 FIXED: dict[str, str] = {
     "models_unload_grace_s": "service.encoders.pool:UNLOAD_GRACE_S",
     "readyz_timeout_s": "service.api.health:READYZ_TIMEOUT_S",
@@ -639,7 +583,17 @@ FIXED: dict[str, str] = {
     "max_filter_keys": "service.index.metadata:MAX_FILTER_KEYS",
     "index_filter_exact_max": "service.index.engines.faiss.mirror:Options.filter_exact_max",
     "index_rebuild_inline_max": "service.index.engines.faiss.mirror:Options.rebuild_inline_max",
+    "index_snapshot_every": "service.index.engines.faiss.mirror:SNAPSHOT_EVERY",
+    **{name: f"service.index.config:{constant}" for name, constant in INDEX_CONSTANTS.items()},
+    "classify_min_score": "service.index.classify:DEFAULT_MIN_SCORE",
+    "retry_after_s": "service.api.errors:RETRY_AFTER_S",
+    "max_tokenize_in_flight": "service.encoders.embedder:MAX_TOKENIZE_IN_FLIGHT",
+    "sagemaker_max_body_bytes": "service.encoders.base:INVOKE_ENDPOINT_MAX_BYTES",
+    "sagemaker_read_timeout_s": "service.encoders.sagemaker:READ_TIMEOUT_S",
     "drift_classify_reference_max": "service.drift.config:CLASSIFY_REFERENCE_MAX",
+    "drift_live_baseline_streams": "service.drift.config:LIVE_BASELINE_STREAMS",
+    "drift_embed_window": "service.drift.config:EMBED_WINDOW",
+    "drift_embed_min_samples": "service.drift.config:EMBED_MIN_SAMPLES",
     **{f"drift_{name.lower()}": f"service.drift.config:{name}" for name in DRIFT_CONSTANTS},
     **{
         f"drift_{pair.lower()}_{level}": f"service.drift.config:{pair}.{level}"
@@ -648,8 +602,27 @@ FIXED: dict[str, str] = {
     },
 }
 """Former settings that became module constants (research knobs: simulation counts, bins, permutations, p-values of
-internal tests, schedules, batching and thread tuning; limits fixed by a backend): flat name → where the constant is,
-with its reason in a docstring. Still accepted, with a warning naming the value."""
+internal tests, schedules, batching and thread tuning; limits fixed by a backend; index parameters a PUT sets per
+collection): flat name → where the constant is, with its reason in a docstring. Still accepted, with a warning naming
+the value."""
+SPLIT: dict[str, dict[str, str]] = {
+    "index_default": {
+        "kind": "index_default",
+        **{p: f"hnsw_{p}" for p in ("m", "ef_construction", "ef_search", "rebuild_deleted_share")},
+        **{p: f"ivf_{p}" for p in ("nlist", "nprobe", "min_train", "pq_m")},
+        "rerank": "index_rerank",
+    },
+    "drift_baseline": {
+        "kind": "drift_baseline",
+        "live_streams": "drift_live_baseline_streams",
+        "warmup": "drift_learn_warmup",
+        "size": "drift_learn_size",
+    },
+    "drift_embeddings": {f: f"drift_embed_{f}" for f in ("window", "min_samples", "check_every")},
+}
+"""Former object settings (a JSON object of fields), each field → the flat name it is read as now: the kind is a
+variable alone, O2V_DRIFT_EMBEDDINGS' check_every is O2V_DRIFT_EMBED_CHECK_EVERY, the others are constants (FIXED:
+accepted with a warning). A kind alone (O2V_INDEX_DEFAULT=hnsw) is read as it always was."""
 
 
 def fixed_value(name: str) -> Any:
@@ -662,18 +635,58 @@ def fixed_value(name: str) -> Any:
 
 
 @cache
-def warn_fixed(name: str) -> None:
+def warn_fixed(name: str, field_of: str = "") -> None:
+    """The warning for former setting `name`, set as O2V_<NAME> or as a field of object variable `field_of`."""
+    where = f"O2V_{field_of.upper()} field `{SPLIT_FIELD[field_of, name]}`" if field_of else f"O2V_{name.upper()}"
     log.warning(
-        "O2V_%s is no longer a setting: it is fixed at %s (%s); unset it",
-        name.upper(),
+        "%s is no longer a setting: it is fixed at %s (%s); %s",
+        where,
         fixed_value(name),
         FIXED[name].replace(":", "."),
+        "leave it out" if field_of else "unset it",
     )
+
+
+SPLIT_FIELD = {(variable, flat): field for variable, fields in SPLIT.items() for field, flat in fields.items()}
+"""(former object variable, flat name) → the field of the object that the flat name stands for."""
+
+
+def unpacked(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`data` with the fields of former object settings (SPLIT) given as JSON objects moved to their flat names (a
+    flat name given as well wins), and which object each moved name came from. A field that names nothing, or a
+    value other than an object for a variable that is gone, is refused."""
+    out, came_from = dict(data), {}
+    for variable, fields in SPLIT.items():
+        value = out.get(variable)
+        if variable in out and variable not in FLAT and not isinstance(value, Mapping):
+            raise ValueError(f"O2V_{variable.upper()} must be a JSON object of {', '.join(fields)}")
+        if not isinstance(value, Mapping):
+            continue
+        del out[variable]
+        unknown = sorted(value.keys() - fields.keys())
+        if unknown:
+            raise ValueError(f"O2V_{variable.upper()} has no field {', '.join(unknown)}: it takes {', '.join(fields)}")
+        for field, item in value.items():
+            if not given(out, fields[field]):
+                out[fields[field]], came_from[fields[field]] = item, variable
+    return out, came_from
+
+
+def given(data: Mapping[str, Any], name: str) -> bool:
+    """Whether `data` sets flat name `name`, by that name or (a source's output, already nested) at its path."""
+    if name in data:
+        return True
+    node: Any = data
+    for key in FLAT.get(name, ()):
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+    return name in FLAT
 
 
 def variable(path: tuple[str | int, ...]) -> tuple[str, ...]:
     """The environment variable of a path in Settings and the rest of the path: (O2V_DRIFT_WINDOW,) for drift.window,
-    (O2V_DRIFT_BASELINE, warmup) for a field inside an object setting. A path no variable reads stays as it is."""
+    (O2V_DRIFT_KEEP_TEXTS, max) for a field inside an object setting. A path no variable reads stays as it is."""
     for cut in range(len(path), 0, -1):
         name = CURRENT.get(tuple(str(key) for key in path[:cut]))
         if name is not None:
@@ -729,11 +742,13 @@ def default_at(path: tuple[str, ...]) -> Any:
 
 def nest(data: dict[str, Any]) -> dict[str, Any]:
     """`data` with its flat names (FLAT) moved to their paths: shallower paths first and former names before current
-    ones, so that O2V_INDEX_DEFAULT=hnsw with O2V_HNSW_M=32 is an HNSW of M=32. FIXED names are dropped, with a
-    warning. Keys that name no setting stay (extra="ignore" drops them)."""
-    out = {key: value for key, value in data.items() if key not in FLAT and key not in FIXED}
+    ones, so that O2V_DRIFT_KEEP_TEXTS=true with O2V_DRIFT_KEEP_TEXTS_MAX=5 keeps 5 texts. FIXED names (also as
+    fields of a former object setting, SPLIT) are dropped, with a warning. Keys that name no setting stay
+    (extra="ignore" drops them)."""
+    data, came_from = unpacked(data)
     for name in sorted(FIXED.keys() & data.keys()):
-        warn_fixed(name)
+        warn_fixed(name, came_from.get(name, ""))
+    out = {key: value for key, value in data.items() if key not in FLAT and key not in FIXED}
     flat = [name for name in data if name in FLAT]
     for name in sorted(flat, key=lambda n: (len(FLAT[n]), n not in RENAMED)):
         place(out, FLAT[name], data[name])

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from service.drift import DriftConfig, DriftMonitor
+from service.drift import config as drift_config
 from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
 from service.settings import Settings
@@ -24,13 +26,23 @@ def config(**overrides: Any) -> DriftConfig:
     )
     fixed = {k: v for k, v in overrides.items() if f"drift_{k}" not in flat}
     shift = {k.removeprefix("shift_"): fixed.pop(k) for k in list(fixed) if k.startswith("shift_")}
-    if shift and built.shift is not None:
+    if shift.get("window") == 0:  # the shift test off, as bench.drift's windows_only
+        fixed["shift"] = None
+    elif shift and built.shift is not None:
         fixed["shift"] = replace(built.shift, **shift)
     for name, limit in built.limits.items():
         levels = {level: fixed.pop(f"{name}_{level}") for level in ("warning", "drift") if f"{name}_{level}" in fixed}
         if levels:
             fixed["limits"] = {**fixed.get("limits", built.limits), name: replace(limit, **levels)}
     return replace(built, **fixed)
+
+
+def set_constants(monkeypatch: pytest.MonkeyPatch, **constants: Any) -> None:
+    """Drift constants (service/drift/config.py: EMBED_WINDOW=…) changed for one test: an app built meanwhile reads
+    them into its DriftConfig, as it reads the O2V_DRIFT_* settings."""
+    for name, value in constants.items():
+        assert hasattr(drift_config, name), name
+        monkeypatch.setattr(drift_config, name, value)
 
 
 FAST = config(window=200, min_samples=50, check_every=10, confirm_checks=2, clear_checks=3)

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.index.base import check_items, check_query
 from service.index.cluster import Cancelled, cluster
+from service.index.engines.faiss import mirror
 from service.index.engines.faiss.collection import Options
 from service.index.engines.faiss.registry import FaissCollections
 from service.index.engines.faiss.store import Item
@@ -507,7 +508,8 @@ def test_drop_and_recreate_race_with_writes_and_listing(tmp_path, store, monkeyp
     rounds = 40 if store == "faiss" else 12
     seen: dict[str, Counter] = {"put": Counter(), "drop": Counter(), "upsert": Counter(), "list": Counter()}
     done = threading.Event()
-    with reviews(tmp_path, index_snapshot_every=1) as client:
+    monkeypatch.setattr(mirror, "SNAPSHOT_EVERY", 1)  # a snapshot after every change, racing the drops
+    with reviews(tmp_path) as client:
 
         def dropper() -> None:
             try:

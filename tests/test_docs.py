@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 from pydantic import BaseModel
 
-from service.settings import GROUPS, REPO, DriftThresholds, IndexDefaults, Settings
+from service.settings import GROUPS, REPO, DriftThresholds, HttpTimeouts, KeptTexts, Settings
 
 PAGES = sorted([REPO / "README.md", REPO / "indexes" / "README.md", *(REPO / "docs").glob("*.md")])
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
@@ -60,9 +60,9 @@ def test_settings_reference_is_current() -> None:
 
 
 def test_every_setting_is_described() -> None:
-    """Every field a variable sets: top-level, in a group, and inside an object setting (the index default, the
-    drift thresholds)."""
-    models: list[type[BaseModel]] = [*GROUPS.values(), IndexDefaults, DriftThresholds]
+    """Every field a variable sets: top-level, in a group, and inside an object setting (the drift thresholds, the
+    kept texts, the HTTP timeouts)."""
+    models: list[type[BaseModel]] = [*GROUPS.values(), DriftThresholds, KeptTexts, HttpTimeouts]
     named = [(name, f) for name, f in Settings.model_fields.items() if name not in GROUPS]
     named += [(f"{m.__name__}.{name}", f) for m in models for name, f in m.model_fields.items()]
     undescribed = [name for name, field in named if not (field.description or "").strip()]

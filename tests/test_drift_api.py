@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from service.drift.embeddings import SAMPLE_FILE
 from service.settings import Settings
 from tests.disk_fixtures import fill
+from tests.drift_fixtures import set_constants
 from tests.gateway_fixtures import client
 
 API_KEY = "drift-test-key-2Kd"
@@ -142,10 +143,13 @@ def test_metrics_export_drift_gauges(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (Path(Settings().model_dir) / SAMPLE_FILE).is_file(), reason="no embedding sample")
-def test_a_baseline_upload_the_full_disk_refused_changes_nothing(small_disk: Path) -> None:
+def test_a_baseline_upload_the_full_disk_refused_changes_nothing(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """507, and the old baseline and the old embedding reference both stay, in memory and after a restart; once
     there is room the same upload takes both. The references are told apart by their size: 24 texts, then 28."""
     other = [[p[1], p[0]] for p in PAIRS] + [["A bird sings at dawn.", "A cat is asleep on a couch."]] * 2
+    set_constants(monkeypatch, **SMALL_EMBED_CONSTANTS)
     with client(**settings(small_disk / "data"), **SMALL_EMBED) as c:
         assert c.put("/drift/baseline/similarity", json={"pairs": PAIRS}, headers=KEY).status_code == 200
         before = uploaded(c)
@@ -164,7 +168,8 @@ def test_a_baseline_upload_the_full_disk_refused_changes_nothing(small_disk: Pat
         assert uploaded(c) == changed
 
 
-SMALL_EMBED = {"drift_embed_window": 40, "drift_embed_min_samples": 10, "drift_embed_check_every": 10}
+SMALL_EMBED = {"drift_embed_check_every": 10}
+SMALL_EMBED_CONSTANTS = {"EMBED_WINDOW": 40, "EMBED_MIN_SAMPLES": 10}
 
 
 def uploaded(c: TestClient) -> tuple[dict[str, Any], int]:

@@ -17,9 +17,11 @@ from service.drift.config import Limit
 from service.drift.embeddings import SAMPLE_FILE, SAMPLE_META, EmbeddingMonitor, load_sample, write_sample
 from service.drift.mmd import median_distance, mmd_test, unit_rows
 from service.settings import Settings
+from tests.drift_fixtures import set_constants
 from tests.gateway_fixtures import client, model_copy
 
-EMBED = {"drift_embed_window": 200, "drift_embed_min_samples": 100, "drift_embed_check_every": 50}
+EMBED = {"drift_embed_check_every": 50}
+EMBED_CONSTANTS = {"EMBED_WINDOW": 200, "EMBED_MIN_SAMPLES": 100}
 
 
 def test_mmd_pvalue_is_uniformish_under_the_null_and_small_under_a_shift() -> None:
@@ -45,7 +47,9 @@ def test_route_families_are_bounded_names() -> None:
     ]
 
 
-def test_log_lines_are_another_domain_and_drift_after_in_domain_traffic(tmp_path: Path, public_data: Path) -> None:
+def test_log_lines_are_another_domain_and_drift_after_in_domain_traffic(
+    tmp_path: Path, public_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The validation sample as `o2v drift sample` writes it, from the (stand-in) STS-B dev sentences. Sentences of
     the same kind, none of them in dev, are `in_domain` and stay ok; a family whose traffic is machine log lines
     from its first request says `other_domain` and is not in drift (its own traffic has not changed); the same log
@@ -56,6 +60,7 @@ def test_log_lines_are_another_domain_and_drift_after_in_domain_traffic(tmp_path
     unseen = sorted({t for p in read_sts("test") for t in (p.a, p.b)} - dev)
     sts = [str(t) for t in np.random.default_rng(1).choice(unseen, 300, replace=False)]  # test is ordered by genre
     logs = [t for pair in log_pairs(150, seed=1) for t in pair]
+    set_constants(monkeypatch, **EMBED_CONSTANTS)
     with client(data_dir=tmp_path, model_dir=model, **EMBED) as c:
         monitor = c.app.state.services.monitor
         for i in range(0, 300, 50):
@@ -121,12 +126,14 @@ def test_embedding_windows_survive_a_restart(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (Path(Settings().model_dir) / SAMPLE_FILE).is_file(), reason="no embedding sample")
-def test_uploaded_pairs_become_the_similarity_familys_reference(tmp_path: Path) -> None:
+def test_uploaded_pairs_become_the_similarity_familys_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The team's baseline texts are the similarity family's reference; the card's sample stays the domain one."""
     from tests.test_drift_api import API_KEY, KEY, PAIRS
 
-    small = {"drift_embed_window": 20, "drift_embed_min_samples": 10, "drift_embed_check_every": 10}
-    with client(data_dir=tmp_path, api_key=API_KEY, **small) as c:
+    set_constants(monkeypatch, EMBED_WINDOW=20, EMBED_MIN_SAMPLES=10)
+    with client(data_dir=tmp_path, api_key=API_KEY, drift_embed_check_every=10) as c:
         pairs = [p[:2] for p in PAIRS]
         assert c.put("/drift/baseline/similarity", json={"pairs": pairs}, headers=KEY).status_code == 200
         assert c.post("/similarity", json={"pairs": pairs}).status_code == 200

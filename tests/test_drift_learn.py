@@ -6,7 +6,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from tests.drift_fixtures import config, feed, monitor, scores
+import pytest
+
+from tests.drift_fixtures import config, feed, monitor, scores, set_constants
 from tests.gateway_fixtures import client
 
 LEARN = config(
@@ -36,8 +38,11 @@ def review_pairs(n: int, seed: int = 0) -> list[list[str]]:
     return pairs
 
 
-def test_review_traffic_differs_from_the_card_but_is_no_generalization_failure(tmp_path: Path) -> None:
-    learn = {"drift_baseline": "learn", "drift_learn_warmup": 20, "drift_learn_size": 150, "drift_min_samples": 50}
+def test_review_traffic_differs_from_the_card_but_is_no_generalization_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_constants(monkeypatch, LEARN_WARMUP=20, LEARN_SIZE=150)
+    learn = {"drift_baseline": "learn", "drift_min_samples": 50}
     with client(data_dir=tmp_path, drift_check_every=10, drift_window=400, **learn) as c:
         monitor_ = c.app.state.services.monitor
         statuses = []

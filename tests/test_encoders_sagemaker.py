@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from service.encoders import sagemaker as sagemaker_module
 from service.encoders.base import BackendUnavailable, BadBackendResponse
 from service.encoders.embedder import Embedder
 from service.encoders.sagemaker import SageMakerEncoder
@@ -40,7 +41,6 @@ def sagemaker_settings(stub: StubSageMaker, **overrides) -> Settings:
         "sagemaker_endpoint": "o2v-test",
         "sagemaker_endpoint_url": stub.url,
         "sagemaker_max_attempts": 2,
-        "sagemaker_read_timeout_s": 5.0,
         **overrides,
     }
     return Settings(**values)
@@ -88,7 +88,9 @@ def test_pair_scores_use_both_inputs(stub):
 def test_batches_are_cut_below_the_body_limit(stub):
     limit = 24_000  # room for two answers of 384 floats
     rows = ROWS * 3
-    vectors = encoder_for(stub, sagemaker_max_body_bytes=limit).embed_ids(rows)
+    encoder = encoder_for(stub)
+    encoder.max_body_bytes = limit  # INVOKE_ENDPOINT_MAX_BYTES is 6 MiB: a small limit cuts these few rows
+    vectors = encoder.embed_ids(rows)
     np.testing.assert_allclose(vectors, onnx_encoder().embed_ids(rows), rtol=1e-6, atol=1e-7)
     assert len(stub.seen) == 8
     assert all(len(seen.body) <= limit for seen in stub.seen)
@@ -141,11 +143,12 @@ def test_errors_a_retry_does_not_cure_are_bad_gateway_with_the_endpoints_message
     assert all(part in caught.value.message for part in says), caught.value.message
 
 
-def test_slow_answers_time_out(stub):
+def test_slow_answers_time_out(stub, monkeypatch):
     stub.always = "slow"
     stub.delay_s = 1.5
+    monkeypatch.setattr(sagemaker_module, "READ_TIMEOUT_S", 0.3)  # SageMaker's 70 s, scaled down
     with pytest.raises(BackendUnavailable, match="timeout"):
-        encoder_for(stub, sagemaker_read_timeout_s=0.3, sagemaker_max_attempts=1).embed_ids(ROWS[:1])
+        encoder_for(stub, sagemaker_max_attempts=1).embed_ids(ROWS[:1])
 
 
 def test_unreachable_endpoint(stub):

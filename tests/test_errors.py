@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service import errors
-from service.api.errors import ApiError, install
+from service.api.errors import RETRY_AFTER_S, ApiError, install
 from service.drift.errors import FixedStream, InvalidBaseline, InvalidStream
 from service.encoders.base import BackendUnavailable, BadBackendResponse, NoScorer, Overloaded
 from service.index.cluster import Cancelled
@@ -92,7 +92,7 @@ def test_drift_errors_name_their_field() -> None:
 
 def _app(raised: Exception) -> TestClient:
     app = FastAPI()
-    app.state.settings = Settings(retry_after_s=7)
+    app.state.settings = Settings()
     install(app)
 
     @app.get("/fail")
@@ -109,9 +109,9 @@ def _app(raised: Exception) -> TestClient:
             StoreUnavailable("the vector store did not answer"),
             503,
             ("unavailable", "the vector store did not answer", None),
-            "7",
+            str(RETRY_AFTER_S),
         ),
-        (BackendUnavailable("down"), 503, ("backend_unavailable", "down", None), "7"),
+        (BackendUnavailable("down"), 503, ("backend_unavailable", "down", None), str(RETRY_AFTER_S)),
         (BadBackendResponse("nonsense"), 502, ("bad_gateway", "nonsense", None), None),
         (NotFound.collection("c"), 404, ("not_found", "no collection 'c'", "name"), None),
         (

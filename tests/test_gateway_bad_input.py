@@ -24,6 +24,7 @@ from service.api.auth import OPEN_PATHS
 from service.drift.files import read_baseline_file
 from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
+from service.encoders.base import INVOKE_ENDPOINT_MAX_BYTES
 from service.settings import Settings
 from tests.drift_fixtures import monitor, scores
 from tests.gateway_fixtures import client, metric
@@ -51,7 +52,7 @@ def test_the_6mb_flood_of_tiny_instances_is_refused_at_once() -> None:
     flood = [{"in0": [1037]}] * 413_333
     json_body = json.dumps({"instances": flood}, separators=(",", ":")).encode()
     lines_body = b"\n".join(json.dumps(x, separators=(",", ":")).encode() for x in flood)
-    assert len(json_body) < Settings().sagemaker.max_body_bytes
+    assert len(json_body) < INVOKE_ENDPOINT_MAX_BYTES
     with client() as c:
         encoded = metric(c, "o2v_batch_size_count")
         for body, media in ((json_body, "application/json"), (lines_body, "application/jsonlines")):

@@ -10,11 +10,12 @@ from fastapi.testclient import TestClient
 
 from service.api import errors
 from service.api.auth import require_api_key
+from service.encoders.base import INVOKE_ENDPOINT_MAX_BYTES
 from service.settings import Settings
 from tests.gateway_fixtures import client
 
 LIMITS = {
-    "max_batch_size": 4, "max_text_chars": 50, "max_body_bytes": 4096, "sagemaker_max_body_bytes": 8192,
+    "max_batch_size": 4, "max_text_chars": 50, "max_body_bytes": 4096,
     "max_token_ids": 8,
 }  # fmt: skip
 
@@ -169,11 +170,14 @@ def test_a_chunked_body_over_the_limit_is_413_too(http):
 
 
 def test_invocations_take_bodies_up_to_the_sagemaker_limit(http):
+    """InvokeEndpoint's own 6 MiB (INVOKE_ENDPOINT_MAX_BYTES), not O2V_MAX_BODY_BYTES (4096 here)."""
     instances = [{"in0": [1000 + i % 50]} for i in range(400)]
-    assert 4096 < len(json.dumps({"instances": instances})) < 8192
+    assert 4096 < len(json.dumps({"instances": instances})) < INVOKE_ENDPOINT_MAX_BYTES
     assert http.post("/invocations", json={"instances": instances}).status_code == 200
-    error = error_of(http.post("/invocations", json={"instances": instances * 2}), 413)
-    assert "8192 bytes" in error["message"]
+    flood = json.dumps({"instances": [{"in0": [1000]}] * 400_000}).encode()
+    assert len(flood) > INVOKE_ENDPOINT_MAX_BYTES
+    error = error_of(http.post("/invocations", content=flood, headers={"content-type": "application/json"}), 413)
+    assert f"{INVOKE_ENDPOINT_MAX_BYTES} bytes" in error["message"]
 
 
 def test_unknown_routes_and_methods(http):

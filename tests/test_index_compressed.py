@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from service.index.base import Item
-from service.index.config import IndexConfig, pq_parts
+from service.index.config import RERANK, IndexConfig, pq_parts
 from service.index.engines.faiss.vector_index import build_streamed
 from service.index.errors import InvalidRequest
 from tests.index_fixtures import close_opened, registry
@@ -239,11 +239,12 @@ def test_put_creates_the_compressed_kinds_over_http(tmp_path) -> None:
     from service.settings import Settings
 
     key = {"Authorization": "Bearer compressed-test-key-91c2"}
-    app = create_app(Settings(data_dir=tmp_path, api_key="compressed-test-key-91c2", index_rerank=30))
+    app = create_app(Settings(data_dir=tmp_path, api_key="compressed-test-key-91c2"))
     with TestClient(app) as client:
         created = client.put("/collections/s", json={"index": "hnsw_sq8", "m": 12}, headers=key)
         assert created.status_code == 201
-        assert {k: created.json()[k] for k in ("index", "m", "rerank")} == {"index": "hnsw_sq8", "m": 12, "rerank": 30}
+        expected = {"index": "hnsw_sq8", "m": 12, "rerank": RERANK}  # the parameter the PUT left out: the default
+        assert {k: created.json()[k] for k in ("index", "m", "rerank")} == expected
         pq = client.put("/collections/p", json={"index": "ivf_pq", "pq_m": 24, "rerank": 200}, headers=key)
         assert pq.status_code == 201 and (pq.json()["pq_m"], pq.json()["rerank"]) == (24, 200)
         items = [{"id": f"i{n}", "text": t} for n, t in enumerate(["a red apple", "a green pear", "fast cars"])]

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from service.drift.metrics import DriftCollector
+from service.encoders import embedder as embedder_module
 from service.encoders.onnx import OnnxEncoder
 from service.model.model_dir import ModelDir
 from service.settings import DEFAULT_MODEL_DIR, MIN_KEY_CHARS, Settings
@@ -55,9 +56,10 @@ def test_the_probe_s_tokenize_body_is_refused_fast_and_an_answer_at_the_limit_is
         assert len(at_limit.content) < 80 * limit, len(at_limit.content)  # ~62 bytes a token
 
 
-def test_long_tokenizations_in_flight_are_bounded() -> None:
-    """Eight concurrent long /tokenize requests with O2V_MAX_TOKENIZE_IN_FLIGHT=2: at most two tokenize at once."""
-    with client(max_tokenize_in_flight=2) as c:
+def test_long_tokenizations_in_flight_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight concurrent long /tokenize requests with MAX_TOKENIZE_IN_FLIGHT=2: at most two tokenize at once."""
+    monkeypatch.setattr(embedder_module, "MAX_TOKENIZE_IN_FLIGHT", 2)
+    with client() as c:
         tokenizer = c.app.state.services.encoder.tokenizer  # type: ignore[attr-defined]
         running, most, lock = 0, 0, threading.Lock()
         original = tokenizer.tokens

@@ -39,7 +39,7 @@ from service.api.render import json_response
 from service.api.route_family import RouteFamilyMiddleware
 from service.api.services import Services
 from service.encoders import load_encoder
-from service.encoders.base import Encoder
+from service.encoders.base import INVOKE_ENDPOINT_MAX_BYTES, Encoder
 from service.settings import Settings
 from service.tracing import Tracing, TracingMiddleware, from_environment
 
@@ -89,7 +89,7 @@ def create_app(
     def body_limit(path: str) -> int:
         """SageMaker's own 6 MiB on /invocations (and the runtime API's /endpoints/{name}/invocations)."""
         sagemaker_path = path == "/invocations" or (path.startswith("/endpoints/") and path.endswith("/invocations"))
-        return settings.sagemaker.max_body_bytes if sagemaker_path else settings.limits.max_body_bytes
+        return INVOKE_ENDPOINT_MAX_BYTES if sagemaker_path else settings.limits.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -59,6 +59,10 @@ class ApiError(ServiceError):
 
 
 BODY_ERRORS = (400, 413, 415, 422)  # what any route reading a JSON body can answer
+RETRY_AFTER_S = 1
+"""Retry-After of a 503 that does not set its own: the causes (a full encode queue, a store write lock, a backend
+retrying) clear in milliseconds to seconds, and a client that honours the header should come back soon, once a second
+rather than in a tight loop; a longer outage answers 503 again, with the same advice."""
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -108,7 +112,7 @@ async def _service_error(request: Request, exc: Exception) -> Response:
     """Any ServiceError as it says; every 503 says when to come back."""
     assert isinstance(exc, ServiceError)
     if exc.status == 503 and "Retry-After" not in exc.headers:
-        exc.headers = {**exc.headers, "Retry-After": str(request.app.state.settings.server.retry_after_s)}
+        exc.headers = {**exc.headers, "Retry-After": str(RETRY_AFTER_S)}
     return error_response(exc)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from service.api.connections import uvicorn_http
+from service.encoders.base import INVOKE_ENDPOINT_MAX_BYTES
 from service.settings import Settings
 
 MODEL_FILES = ("encoder.onnx", "hyperparameters.json", "tokenizer.json")  # what `o2v export` writes and serving reads
@@ -47,7 +48,7 @@ def serve(overrides: Mapping[str, Any], sagemaker: bool = False) -> int:
         defaults: dict[str, Any] = {
             "host": "0.0.0.0",
             "port": 8080,
-            "max_body_bytes": settings.sagemaker.max_body_bytes,
+            "max_body_bytes": INVOKE_ENDPOINT_MAX_BYTES,
         }
         if "model_dir" not in overrides:
             unpacked = sagemaker_model(settings.sagemaker.model_dir)

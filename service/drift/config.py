@@ -107,6 +107,25 @@ SHIFT_REFERENCE_MAX = 20_000
 tenth of a window's, so more only costs memory (docs/drift.md, "The shift test")."""
 MAX_LABELS = 50
 """Classify labels tracked one by one; the rest share the row `(other)`: bounded memory and /metrics cardinality."""
+SHIFT_WINDOW = 500
+"""Recent scores the shift test looks at (a smaller O2V_DRIFT_WINDOW caps it): the detection target is "within 500
+scores", so a window of that length is fully shifted when the target is due; 250 had more noise for the same
+false-alarm rate. bench.drift's `windows_only` turns the test off through the config (`shift=None`)."""
+LIVE_BASELINE_STREAMS = ("search_top1", "classify_confidence")
+"""Streams that learn their own baseline whatever O2V_DRIFT_BASELINE says: their scores are not pair cosines, so the
+model card's validation distribution is not theirs."""
+LEARN_WARMUP = 100
+"""First live scores of a stream ignored when it learns its baseline (often smoke tests); at most the window minus
+10, so a smaller O2V_DRIFT_WINDOW shrinks it."""
+LEARN_SIZE = 500
+"""Live scores after the warm-up that become a learned baseline: 500 hold its sampling error to about a third of a
+1500-score card's; warm-up and size fit in the window, where the learned scores wait (a smaller window shrinks it)."""
+EMBED_WINDOW = 500
+"""Live embeddings per route family, and the reference's size: the model directory's embedding sample holds 500, and
+one test is then a 1000×1000 kernel matrix (≈ 0.15 s, 8 MB)."""
+EMBED_MIN_SAMPLES = 100
+"""Live embeddings of a family before its first MMD test (a fifth of EMBED_WINDOW): fewer give the test too little
+power for a verdict worth showing."""
 
 
 SHIFT_CONSTANTS: dict[str, Any] = {
@@ -149,7 +168,7 @@ class DriftConfig:
     webhook_url: str | None
     webhook_timeout_s: float = WEBHOOK_TIMEOUT_S
     webhook_retries: int = WEBHOOK_RETRIES
-    shift: ShiftParams | None  # None: the shift test is off (O2V_DRIFT_SHIFT_WINDOW=0)
+    shift: ShiftParams | None  # None: the shift test is off (bench.drift's windows_only)
     learn: bool  # O2V_DRIFT_BASELINE=learn: every stream without an uploaded baseline learns its own
     learn_warmup: int
     learn_size: int  # warm-up + size fit in the window, which is where the learned scores wait
@@ -179,12 +198,11 @@ class DriftConfig:
         derived = {"streams", "keep_texts"}
         names = DriftSettings.model_fields.keys() - derived
         same = {f.name: getattr(g, f.name) for f in fields(cls) if f.name in names}
-        t, b, e = g.thresholds, g.baseline, g.embeddings
-        shift = None
-        if g.shift_window:
-            shift = ShiftParams(
-                window=g.shift_window, min_samples=g.min_samples, check_every=g.check_every, **SHIFT_CONSTANTS
-            )
+        t = g.thresholds
+        shift = ShiftParams(
+            window=min(SHIFT_WINDOW, g.window), min_samples=g.min_samples, check_every=g.check_every, **SHIFT_CONSTANTS
+        )
+        warmup = min(LEARN_WARMUP, g.window - 10)
         return cls(
             **same,
             limits={
@@ -195,17 +213,16 @@ class DriftConfig:
                 "wasserstein_norm": limit(t.wasserstein),
             },
             streams=tuple(g.streams),
-            live_baseline_streams=tuple(b.live_streams),
+            live_baseline_streams=LIVE_BASELINE_STREAMS,
             shift=shift,
-            learn=b.kind == "learn",
-            learn_warmup=b.warmup,
-            learn_size=b.size,
+            learn=g.baseline == "learn",
+            learn_warmup=warmup,
+            learn_size=min(LEARN_SIZE, g.window - warmup),
             accuracy_fall=limit(t.accuracy_fall),
             keep_texts=g.keep_texts.max if g.keep_texts.enabled else 0,
             keep_texts_max_age_s=g.keep_texts.max_age_s,
-            embed_window=e.window,
-            embed_min_samples=e.min_samples,
-            embed_check_every=e.check_every,
+            embed_window=EMBED_WINDOW,
+            embed_min_samples=EMBED_MIN_SAMPLES,
         )
 
     def public(self) -> dict[str, Any]:

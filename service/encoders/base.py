@@ -15,6 +15,9 @@ from service.vectors import l2_normalize as l2_normalize  # what an encoder's ca
 Channel = Literal["in0", "in1"]
 Rows = Sequence[Sequence[int]]
 MAX_SEQ_LEN = 5000  # Object2Vec's bound on enc*_max_seq_len and infer_max_seqlens
+INVOKE_ENDPOINT_MAX_BYTES = 6 * 2**20
+"""SageMaker InvokeEndpoint's fixed payload limit (6 MiB, request and answer alike): the SageMaker encoder cuts its
+batches under it, and `o2v serve --sagemaker` takes /invocations bodies up to it, as a real endpoint would."""
 
 
 class EncoderError(ServiceError):

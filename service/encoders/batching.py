@@ -43,7 +43,7 @@ SHUTTING_DOWN = "the server is shutting down"
 ENCODE_BATCH = 64
 """Rows in one encoder call: the ONNX encoder cuts a batch into runs of MAX_BATCH_TOKENS padded tokens anyway, so a
 larger batch adds no throughput, only the wait of the rows at its end; for SageMaker, 64 texts stay far below
-InvokeEndpoint's 6 MiB (the body is split by O2V_SAGEMAKER_MAX_BODY_BYTES besides)."""
+InvokeEndpoint's 6 MiB (the body is split under INVOKE_ENDPOINT_MAX_BYTES besides)."""
 
 
 def _fail(jobs: Iterable[Job], exc: BaseException) -> None:

@@ -23,6 +23,10 @@ from service.tracing import current, span
 from service.vectors import l2_normalize, pair_cosines
 
 INLINE_TOKENIZE_CHARS = 512
+MAX_TOKENIZE_IN_FLIGHT = 4
+"""Long-text tokenizations (over INLINE_TOKENIZE_CHARS) running at once on worker threads, any route; others wait.
+Each is CPU-bound on a thread of the pool: a few at once keep the cores busy while the event loop stays free for
+short texts; more would only crowd the pool that the encoder's batches run on too."""
 Scorer = Literal["object2vec", "cosine"]
 CHECK_TIMEOUT_S = 5.0
 T = TypeVar("T")
@@ -59,7 +63,7 @@ class Embedder:
         }
         self.cache = EmbeddingCache(settings.embed_cache_bytes) if settings.embed_cache_bytes else None
         self.max_tokenize_tokens = settings.limits.max_tokenize_tokens
-        self._tokenizing = asyncio.Semaphore(settings.limits.max_tokenize_in_flight)
+        self._tokenizing = asyncio.Semaphore(MAX_TOKENIZE_IN_FLIGHT)
         self.sink = sink
 
     @property
@@ -92,7 +96,7 @@ class Embedder:
         longer ones on a worker thread, so that one large request cannot stall every other."""
         if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
             return fn()
-        async with self._tokenizing:  # O2V_MAX_TOKENIZE_IN_FLIGHT: what a burst of long texts may hold at once
+        async with self._tokenizing:  # MAX_TOKENIZE_IN_FLIGHT: what a burst of long texts may hold at once
             return await asyncio.to_thread(fn)
 
     async def tokens(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[Token]]:

@@ -23,7 +23,15 @@ import numpy as np
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.encoders.base import MAX_SEQ_LEN, BackendUnavailable, BadBackendResponse, Channel, Encoder, Rows
+from service.encoders.base import (
+    INVOKE_ENDPOINT_MAX_BYTES,
+    MAX_SEQ_LEN,
+    BackendUnavailable,
+    BadBackendResponse,
+    Channel,
+    Encoder,
+    Rows,
+)
 from service.model.model_dir import ModelDir
 from service.settings import Settings
 
@@ -37,6 +45,9 @@ _FLOAT_JSON_BYTES = 25  # "-1.2345678901234567e-05, ": the longest a float of th
 # support), AccessDenied and other credential errors. An unknown code falls back to its HTTP status (429/5xx: later).
 RETRY_LATER = frozenset({"ThrottlingException", "ModelNotReadyException", "ServiceUnavailable", "InternalFailure"})
 NOT_RETRYABLE = frozenset({"ModelError", "ValidationError", "InternalDependencyException"})
+READ_TIMEOUT_S = 70.0
+"""botocore's read timeout: SageMaker gives a container 60 s to answer an invocation, and AWS advises a client read
+timeout above it (70 s), so the endpoint's own timeout error arrives rather than ours."""
 CONNECT_TIMEOUT_S = 2.0
 """botocore's connect timeout: a TCP and TLS handshake with a regional endpoint takes milliseconds, so 2 s means the
 network is down, and the adaptive retries (O2V_SAGEMAKER_MAX_ATTEMPTS) try again rather than wait."""
@@ -52,7 +63,9 @@ class SageMakerEncoder(Encoder):
 
     backend = "sagemaker"
 
-    def __init__(self, model: ModelDir, endpoint: str, client: Any, max_body_bytes: int = 6_291_456) -> None:
+    def __init__(
+        self, model: ModelDir, endpoint: str, client: Any, max_body_bytes: int = INVOKE_ENDPOINT_MAX_BYTES
+    ) -> None:
         super().__init__(model)
         self.endpoint = endpoint
         self.max_body_bytes = max_body_bytes
@@ -67,7 +80,7 @@ class SageMakerEncoder(Encoder):
         config = Config(
             retries={"mode": "adaptive", "total_max_attempts": settings.sagemaker.max_attempts},
             connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=settings.sagemaker.read_timeout_s,
+            read_timeout=READ_TIMEOUT_S,
         )
         client = boto3.session.Session().client(
             "sagemaker-runtime",
@@ -76,7 +89,7 @@ class SageMakerEncoder(Encoder):
             config=config,
         )
         model = ModelDir.load(settings.model_dir)
-        return cls(model, settings.sagemaker.endpoint, client, settings.sagemaker.max_body_bytes)
+        return cls(model, settings.sagemaker.endpoint, client)
 
     @property
     def has_scorer(self) -> bool:

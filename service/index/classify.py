@@ -24,11 +24,17 @@ class Classification:
     neighbors: list[Hit]
 
 
+DEFAULT_MIN_SCORE = 0.0
+"""Support below which classify answers null when neither the request nor the collection says (PUT `min_score`, or
+`o2v index calibrate`): none. A support threshold means something for one model and one label set only, which is
+what calibration measures; a server-wide guess would mislead every other collection."""
+
+
 def thresholds(
     collection: VectorCollection, label_key: str, min_score: float | None, default: float
 ) -> tuple[float, Mapping[str, float]]:
     """The min_score a vote uses, and per-label ones: the request's, else the collection's stored (with its per-label
-    thresholds when they were calibrated for this label_key), else `default` (O2V_CLASSIFY_MIN_SCORE)."""
+    thresholds when they were calibrated for this label_key), else `default` (DEFAULT_MIN_SCORE)."""
     if min_score is not None:
         return min_score, {}
     stored = collection.attributes()
@@ -42,11 +48,11 @@ def classify(
     label_key: str,
     k: int,
     min_score: float | None = None,
-    default: float = 0.0,
+    default: float = DEFAULT_MIN_SCORE,
 ) -> Classification:
     """Vote among the k nearest items that have `label_key`; items without it never vote. Without a `min_score` the
     collection's stored one applies (with its per-label thresholds when they were calibrated for this label_key),
-    else `default` (O2V_CLASSIFY_MIN_SCORE)."""
+    else `default` (DEFAULT_MIN_SCORE)."""
     check_string(label_key, "label_key", "label_key")
     min_score, per_label = thresholds(collection, label_key, min_score, default)
     check_min_score(min_score)
@@ -99,7 +105,7 @@ def leave_one_out(
     label_key: str,
     k: int,
     min_score: float | None = None,
-    default: float = 0.0,
+    default: float = DEFAULT_MIN_SCORE,
     limit: int = 2000,
     seed: int = 20261130,
 ) -> list[tuple[Any, float, bool]] | str:

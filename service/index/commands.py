@@ -65,9 +65,7 @@ def configure(subparsers: argparse._SubParsersAction) -> None:
     classify.add_argument("texts", nargs="+")
     classify.add_argument("--label-key", default="label")
     classify.add_argument("--k", type=int, default=10)
-    classify.add_argument(
-        "--min-score", type=float, help="default: the collection's (calibrate), else O2V_CLASSIFY_MIN_SCORE"
-    )
+    classify.add_argument("--min-score", type=float, help="default: the collection's (calibrate), else none")
 
     cluster = sub.add_parser("cluster", parents=[common], help="k-means clusters and the items nearest each centre")
     cluster.add_argument("collection")
@@ -185,7 +183,7 @@ def _classify(args: argparse.Namespace, settings: Settings, collections: Collect
 
     collection = collections.get(args.collection)
     for text, vector in zip(args.texts, _embedder(settings, collection)(args.texts), strict=True):
-        result = classify(collection, vector, args.label_key, args.k, args.min_score, settings.classify_min_score)
+        result = classify(collection, vector, args.label_key, args.k, args.min_score)
         print(json.dumps({"text": text, "label": result.label, "confidence": round(result.confidence, 4)}))
     return 0
 

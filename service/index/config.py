@@ -8,7 +8,7 @@ neither FAISS nor the settings, so the settings class, the CLI's argument parser
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache, partial
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from service.index.errors import InvalidRequest, Unusable
@@ -56,50 +56,59 @@ INDEX_PARAM_MIN = {
 crashes libfaiss on the first add; Milvus also wants M >= 2)."""
 
 
+HNSW_M = 16
+"""HNSW graph neighbours per node: recall@10 0.96 at 1M with ef_search 512 (docs/benchmarks.md); M=12 saves a
+quarter of the graph's memory for hnsw_sq8 (a PUT sets it per collection)."""
+HNSW_EF_CONSTRUCTION = 40
+"""HNSW build beam, FAISS' own default: the 1M benchmark's graph (docs/benchmarks.md) took 755 s to build with it."""
+HNSW_EF_SEARCH = 512
+"""HNSW query beam: recall@10 0.96 at 1M, 19.8× exact search in batches (docs/benchmarks.md); at least top_k
+anyway. A PUT sets it per collection, and it can change on an open collection (search-time)."""
+IVF_NLIST = 1024
+"""IVF lists: about √N for the 1M benchmark; fewer are trained while there are under 39 vectors a list."""
+IVF_NPROBE = 128
+"""IVF lists scanned per query: recall@10 0.955 at 1M with 1024 lists (docs/benchmarks.md); search-time."""
+IVF_MIN_TRAIN = 20_000
+"""Vectors stored before IVF trains (exact search until then): k-means on fewer gives lists too small to matter."""
+IVF_PQ_M = 48
+"""ivf_pq bytes per vector (rounded down to a divisor of the dimension): 384-d in 48 parts of 8 dimensions."""
+RERANK = 50
+"""Candidates beyond top_k that the compressed kinds re-rank exactly: hnsw_sq8 recall@10 0.957 at 1M with 50."""
+REBUILD_DELETED_SHARE = 0.2
+"""HNSW cannot delete: tombstoned vectors are skipped, and once they are this share of the graph it is rebuilt from
+the store (a fifth of the graph's memory spent on the dead at most, a rebuild per fifth of the data deleted)."""
+
+
 @cache
-def _declared() -> dict[str, Any]:
-    """The settings' declared defaults (not the environment's) as IndexConfig fields, read on first use: this
-    module is imported by the settings class itself."""
+def _default_kind() -> Kind:
+    """The settings' declared default kind (not the environment's), read on first use: this module is imported by
+    the settings class itself."""
     from service.settings import Settings
 
-    return asdict(IndexConfig.defaults(Settings.model_construct()))
-
-
-def _default(key: str) -> Any:
-    return _declared()[key]
+    return Settings.model_construct().index.default
 
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """A collection's index kind and the parameters that kind reads; stored with the collection. A field not
-    given takes the settings' declared default, so `IndexConfig()` is the service's out-of-the-box config."""
+    """A collection's index kind and the parameters that kind reads; stored with the collection. A kind not given
+    is the settings' declared default and every parameter not given its constant above, so `IndexConfig()` is the
+    service's out-of-the-box config."""
 
-    kind: Kind = field(default_factory=partial(_default, "kind"))
-    m: int = field(default_factory=partial(_default, "m"))
-    ef_construction: int = field(default_factory=partial(_default, "ef_construction"))
-    ef_search: int = field(default_factory=partial(_default, "ef_search"))
-    nlist: int = field(default_factory=partial(_default, "nlist"))
-    nprobe: int = field(default_factory=partial(_default, "nprobe"))
-    min_train: int = field(default_factory=partial(_default, "min_train"))
-    pq_m: int = field(default_factory=partial(_default, "pq_m"))
-    rerank: int = field(default_factory=partial(_default, "rerank"))
-    rebuild_deleted_share: float = field(default_factory=partial(_default, "rebuild_deleted_share"))
+    kind: Kind = field(default_factory=_default_kind)
+    m: int = HNSW_M
+    ef_construction: int = HNSW_EF_CONSTRUCTION
+    ef_search: int = HNSW_EF_SEARCH
+    nlist: int = IVF_NLIST
+    nprobe: int = IVF_NPROBE
+    min_train: int = IVF_MIN_TRAIN
+    pq_m: int = IVF_PQ_M
+    rerank: int = RERANK
+    rebuild_deleted_share: float = REBUILD_DELETED_SHARE
 
     @classmethod
     def defaults(cls, settings: Settings) -> IndexConfig:
-        """The service-wide defaults from Settings (hnsw_*, ivf_*, index_*)."""
-        return cls(
-            kind=settings.index.default.kind,
-            m=settings.index.default.m,
-            ef_construction=settings.index.default.ef_construction,
-            ef_search=settings.index.default.ef_search,
-            nlist=settings.index.default.nlist,
-            nprobe=settings.index.default.nprobe,
-            min_train=settings.index.default.min_train,
-            pq_m=settings.index.default.pq_m,
-            rerank=settings.index.default.rerank,
-            rebuild_deleted_share=settings.index.default.rebuild_deleted_share,
-        )
+        """The service-wide default: O2V_INDEX_DEFAULT's kind with the constants above (a PUT sets any of them)."""
+        return cls(kind=settings.index.default)
 
     def with_params(self, kind: str | None, params: dict[str, Any]) -> IndexConfig:
         """Defaults overridden by a create request; names a bad field rather than ignoring it. The bounds are what

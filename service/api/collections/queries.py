@@ -137,15 +137,14 @@ async def classify_text(
     collection = await call(collections.get, name)
     embedder, _ = await follow(request, collection, embedder, body.text)
     query = await query_vector(embedder, body.text, body.vector)
-    settings = services.settings
-    vote = (body.label_key, body.k, body.min_score, settings.classify_min_score)
+    vote = (body.label_key, body.k, body.min_score)
     result = await call(classify, collection, query, *vote)
     if body.text is not None:
         if services.watches(embedder):
             observe_scores(request, CLASSIFY_CONFIDENCE, [result.confidence])
             observe_label(request, result.label, result.confidence)
         label = None if result.label is None else canonical(result.label)
-        reference = partial(leave_one_out, collection, *vote, CLASSIFY_REFERENCE_MAX)
+        reference = partial(leave_one_out, collection, *vote, limit=CLASSIFY_REFERENCE_MAX)
         observe_classification(request, name, body.label_key, reference, label, result.confidence)
     return answer(ClassifyResponse.model_validate(result))
 

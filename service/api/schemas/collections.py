@@ -65,7 +65,7 @@ def _index_param(name: str, description: str) -> Any:
 
 
 class CreateRequest(StrictModel):
-    """Index kind and parameters; those left out take the server's defaults (O2V_HNSW_*, O2V_IVF_*, O2V_INDEX_*)."""
+    """Index kind and parameters; those left out take the defaults of service/index/config.py."""
 
     index: IndexKind | None = None
     m: int | None = _index_param("m", "hnsw, hnsw_sq8: graph neighbours per node")
@@ -114,7 +114,7 @@ class ClassifyRequest(TextOrVector):
         None,
         json_schema_extra=stated(
             description="default: the collection's (PUT or o2v index calibrate), else {classify_min_score} "
-            "(O2V_CLASSIFY_MIN_SCORE)"
+            "(no threshold)"
         ),
     )
 

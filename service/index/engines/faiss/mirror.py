@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,17 +26,27 @@ from service.index.engines.faiss.store import ADD, Store, Written
 from service.index.engines.faiss.vector_index import CLASSES, VectorIndex, build, build_streamed, from_state
 from service.index.errors import NotFound, Unusable
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 log = logging.getLogger(__name__)
 
 DB_FILE = "items.sqlite"
 SNAPSHOT_FILE = "index.npz"
 
 
+SNAPSHOT_EVERY = 10_000
+"""Changes between FAISS snapshots (and one at close): the store is the truth, so a crash costs at most this many
+changes replayed from SQLite at the next open, while a snapshot writes the whole index (1.5 GB for 1M flat 384-d
+vectors): taken much more often, it would become the write path's main cost."""
+
+
 @dataclass(frozen=True)
 class Options:
-    """Service-wide knobs a collection reads (from Settings)."""
+    """Service-wide knobs a collection reads: constants with their reasons, and O2V_INDEX_BUSY_TIMEOUT_S (tests vary
+    the others)."""
 
-    snapshot_every: int = 10_000
+    snapshot_every: int = SNAPSHOT_EVERY
     filter_exact_max: int = 20_000
     """Filters matching up to this many items are searched exactly, over those items' stored vectors (cheap at this
     size, and exact); more matches search the index with the filter, unless they are half of it or more."""
@@ -45,6 +55,12 @@ class Options:
     and the caller sees the result at once); larger ones are built aside."""
     busy_timeout_s: float = 60.0
     """How long a write waits for another connection's SQLite write lock (a re-embedding's commit, another worker)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Options:
+        """The service's options: the constants as they are now (SNAPSHOT_EVERY read at the call), the busy timeout
+        set."""
+        return cls(snapshot_every=SNAPSHOT_EVERY, busy_timeout_s=settings.index.busy_timeout_s)
 
 
 @dataclass

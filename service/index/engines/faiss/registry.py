@@ -52,9 +52,7 @@ class FaissCollections(CollectionRegistry):
 
     @classmethod
     def from_settings(cls, s: Settings) -> FaissCollections:
-        options = Options(
-            s.index.snapshot_every, Options.filter_exact_max, Options.rebuild_inline_max, s.index.busy_timeout_s
-        )
+        options = Options.from_settings(s)
         return cls(s.data_dir, IndexConfig.defaults(s), options, Limits.from_settings(s), s.limits.max_open_collections)
 
     def create(
