@@ -210,6 +210,25 @@ def paced_run(monitor: DriftMonitor, vectors: np.ndarray, cosines: np.ndarray, r
     return {"seconds_to_drift": first, "checking": monitor.report(detail=False)["checking"]}
 
 
+def paced_summary(rows: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
+    """Per signal, each configuration's median seconds to drift with its range (runs that never reached drift
+    counted as missing), and the median of the per-run differences paced − every due count (runs side by side)."""
+    signals = [k for k in rows[0] if k not in ("config", "run", "check rounds")]
+    out = []
+    for signal in signals:
+        by = {label: [r[signal] for r in rows if r["config"] == label] for label in labels}
+        line: dict[str, Any] = {"signal": signal}
+        for label, values in by.items():
+            seen = [v for v in values if v is not None]
+            spread = f" ({min(seen)}–{max(seen)})" if seen else ""
+            line[label] = f"{float(np.median(seen)):.1f}{spread}" if seen else "never"
+            line[f"missed: {label}"] = len(values) - len(seen)
+        pairs = [(a, b) for a, b in zip(*by.values(), strict=True) if a is not None and b is not None]
+        line["paced − every due (median)"] = round(float(np.median([a - b for a, b in pairs])), 2) if pairs else None
+        out.append(line)
+    return out
+
+
 def paced(settings: Settings, config: DriftConfig, encoder: OnnxEncoder, rate: float, repeats: int, path: Path) -> int:
     """`--paced`: seconds to drift at `rate` requests/s with the pacing defaults and with checks at every due count."""
     from bench.drift import log_pairs
@@ -232,7 +251,9 @@ def paced(settings: Settings, config: DriftConfig, encoder: OnnxEncoder, rate: f
             rows.append({"config": label, "run": run, **result["seconds_to_drift"]})
             rows[-1]["check rounds"] = result["checking"]["rounds"]
     print_table(rows, [(k, k) for k in rows[0]])
-    out = {"bench": "drift_paced", "rate": rate, "normal": PACED_NORMAL, "rows": rows}
+    summary = paced_summary(rows, list(configs))
+    print_table(summary, [(k, k) for k in summary[0]])
+    out = {"bench": "drift_paced", "rate": rate, "normal": PACED_NORMAL, "rows": rows, "summary": summary}
     print(json.dumps(out))
     path.write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -94,8 +94,13 @@ EMBED_PERMUTATIONS = 200
 EMBED_PVALUE = Limit(warning=0.05, drift=0.01, smaller_is_worse=True)
 """MMD p-values below which an embedding test warns or drifts (above 1 / (EMBED_PERMUTATIONS + 1))."""
 CPU_BUDGET = 0.1
-"""Share of wall time the checking thread may work: it rests t·(1/0.1 − 1) after a round of t CPU seconds, so the
-monitor costs at most a tenth of one core whatever the traffic (docs/drift.md, "Cost bounded in time")."""
+"""Share of wall time the checking thread may work, as a token bucket (`budget.CpuBudget`): credit accrues at 0.1 CPU
+second per second and a round spends its CPU time, so at saturation the monitor costs at most a tenth of one core
+whatever the traffic (docs/drift.md, "Cost bounded in time")."""
+CPU_BURST_S = 2.0
+"""The bucket's cap in CPU seconds: the MMD tests of all seven route families at once (7 × ≈ 0.15 s) with room to
+spare, so a check that comes due at low traffic never waits for the budget; at most 2 s of a core above the share
+after an idle spell (20 s of credit at 0.1)."""
 PERSIST_INTERVAL_S = 30.0
 """Seconds between writes of the drift state (and one on shutdown): a crash loses at most 30 s of scores, which the
 next 30 s of traffic replace; uploaded baselines are written before their PUT answers."""
@@ -154,6 +159,7 @@ class DriftConfig:
     check_every: int
     check_interval_s: float = CHECK_INTERVAL_S  # the worker checks a stream at most this often, whatever the traffic
     cpu_budget: float = CPU_BUDGET  # share of wall time the checking thread may work
+    cpu_burst_s: float = CPU_BURST_S  # the budget's credit cap (CPU seconds)
     confirm_checks: int = CONFIRM_CHECKS
     clear_checks: int = CLEAR_CHECKS
     hysteresis: float = HYSTERESIS

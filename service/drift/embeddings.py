@@ -189,14 +189,18 @@ class EmbeddingMonitor:
             f.own, f.tracker, f.result = ref, StatusTracker(self.confirm, self.clear), None
             f.checked = f.added - self.check_every
 
-    def record(self, vectors: np.ndarray) -> None:
-        """The request's embeddings, counted in its route family: a copy into the window, no statistics."""
+    def record(self, vectors: np.ndarray) -> bool:
+        """The request's embeddings, counted in its route family: a copy into the window, no statistics. True
+        when they made the family due by count (whatever its interval): the worker then wakes and waits out the
+        rest of the interval itself, instead of the next request finding the interval past."""
         rows = unit_rows(vectors).astype(np.float16)
         name = _family.get()
         with self.lock:
             family = self._family(name)
+            before = self._due(family, None)
             family.vectors.extend(rows)
             family.added += rows.shape[0]
+            return not before and self._due(family, None)
 
     def _due(self, f: _Family, now: float | None) -> bool:
         if f.added - f.checked < self.check_every or len(f.vectors) < self.min_samples:

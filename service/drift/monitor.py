@@ -1,58 +1,38 @@
 """The drift monitor: one object over the parts that record (`Recorder`), hold the streams (`StreamRegistry`),
-choose baselines (`BaselineChoice`), judge (`Judge`), check (`StreamChecks`), report (`Reports`) and persist."""
+choose baselines (`BaselineChoice`), judge (`Judge`), check (`StreamChecks`), report (`Reports`) and persist, built
+for the served model (`MonitorParts`) and rebuilt when it changes."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from service.drift.baseline import Baseline, BaselineChoice
-from service.drift.checks import CheckRound, StreamChecks
-from service.drift.classify import ClassifyMonitor, ReferenceSource
+from service.drift.baseline import Baseline
+from service.drift.classify import ReferenceSource
 from service.drift.config import DriftConfig
-from service.drift.describe import Reports
-from service.drift.embeddings import SIMILARITY_FAMILY, EmbeddingMonitor, load_sample
 from service.drift.judge import Judge
-from service.drift.labels import LabelMonitor
 from service.drift.models import CheckCost
 from service.drift.notify import StatusNotifier
-from service.drift.persistence import StateWriter, monitor_state, restore_state
-from service.drift.recording import Recorder
-from service.drift.registry import StreamRegistry, TrackedStream
+from service.drift.parts import Lasting, MonitorParts, model_inputs
+from service.drift.registry import TrackedStream
 from service.drift.status import PENDING
 from service.drift.store import DriftStore
-from service.drift.texts import PairRows, TextKeeper
-from service.drift.token_queue import TokenQueue
+from service.drift.texts import PairRows
 from service.drift.tokens import TokenModel, TokenRates
-from service.errors import ServiceError
 from service.settings import Settings
 from service.text import TextTokenizer
-
-DAMAGED = (ServiceError, ValueError, TypeError, KeyError, AttributeError, IndexError)  # a state of wrong content
-
-
-def model_inputs(
-    model_dir: str | Path | None, tokenizer: TextTokenizer | None
-) -> tuple[tuple[TokenRates, TokenModel] | None, np.ndarray | None]:
-    """What a model directory gives the monitor: with its tokenizer the token streams' rates and model (trained
-    rows, validation rates), and its embedding sample (None without one)."""
-    tokens = None
-    if tokenizer is not None:
-        model = TokenModel.load(model_dir, tokenizer.vocab_size)
-        tokens = (TokenRates(model.trained, tokenizer.unk_id, tokenizer.max_seq_len), model)
-    return tokens, load_sample(model_dir)
 
 
 class DriftMonitor:
     """Records in O(1) on the request path; the checking thread (`run_due_checks`) judges a stream once
     `check_every` new scores arrived. Checks and reads of the verdicts hold one check lock, so a read never shows
-    half a check; recording never takes it. `judge` replaces the verdicts' judge (a test's hook)."""
+    half a check; recording never takes it. `judge` replaces the verdicts' judge (a test's hook). The parts of the
+    served model (`MonitorParts`) are reached under their own names here."""
 
     def __init__(
         self,
@@ -65,39 +45,19 @@ class DriftMonitor:
         embedding_sample: np.ndarray | None = None,
         judge: Judge | None = None,
     ) -> None:
-        self.config, self.card, self.clock, self.store = config, card or {}, clock, store
+        self.config, self.clock, self.store = config, clock, store
         self.notifier = notifier or StatusNotifier(None)
-        self.token_rates = tokens[0] if tokens is not None else None
-        self.wake = threading.Event()  # set when some stream is due for a check
+        self.wake = threading.Event()  # set when some check comes due
         self.cost = CheckCost()
-        self._assemble(tokens, embedding_sample, judge or Judge(config))
-        if store is not None:
-            try:
-                restore_state(store.load(), self.baselines.card_id(), config, *self._restorable())
-            except DAMAGED as exc:
-                store.set_aside(f"{type(exc).__name__}: {exc}")
-                self._assemble(tokens, embedding_sample, self.checks.judge)  # nothing of the state half-restored
+        lasting = Lasting(config, store, clock, self.wake, self.cost, self._emit)
+        self._use(MonitorParts.restored(lasting, card or {}, tokens, embedding_sample, judge or Judge(config)))
 
-    def _assemble(self, tokens: tuple[TokenRates, TokenModel] | None, sample: np.ndarray | None, judge: Judge) -> None:
-        c = self.config
-        self.writer = StateWriter(self.store)
-        self.baselines = BaselineChoice(self.card, c, tokens[1] if tokens else None)
-        self.registry = StreamRegistry(c, token_streams=tokens is not None)
-        self.checks = StreamChecks(c, self.registry, judge, self.baselines, self.writer, self.clock, self._emit)
-        self.judge = judge.verdict  # the verdict on a live window against a baseline (bench.drift calls it)
-        self.labels = LabelMonitor(
-            c.window, c.learn_warmup, c.learn_size, c.max_labels, c.label_min_count, c.label_alpha
-        )
-        self.classify = ClassifyMonitor(
-            c.window, c.min_samples, c.max_streams, c.accuracy_fall, c.confirm_checks, c.clear_checks
-        )
-        queue = TokenQueue(tokens[0], c.token_queue, c.window, c.check_every, c.check_interval_s) if tokens else None
-        self.texts = TextKeeper(c.keep_texts, c.keep_texts_max_age_s, self.clock) if c.keep_texts else None
-        self.embeddings = None if sample is None else EmbeddingMonitor.of(sample, c)
-        parts = self.registry, self.labels, self.classify, queue, self.texts, self.embeddings
-        self.recorder = Recorder(*parts, self.writer, self.wake, self.clock)
-        self.round = CheckRound(self.checks, self.recorder, self.classify, self.embeddings)
-        self.reports = Reports(self.checks, self.card, self.recorder, self.classify, self.cost)
+    def _use(self, p: MonitorParts) -> None:
+        self.parts, self.card, self.token_rates, self.writer = p, p.card, p.token_rates, p.writer
+        self.baselines, self.registry, self.checks = p.baselines, p.registry, p.checks
+        self.judge = p.checks.judge.verdict  # the verdict on a live window against a baseline (bench.drift calls it)
+        self.labels, self.classify, self.texts, self.embeddings = p.labels, p.classify, p.texts, p.embeddings
+        self.recorder, self.round, self.reports = p.recorder, p.round, p.reports
 
     @classmethod
     def from_settings(
@@ -125,16 +85,9 @@ class DriftMonitor:
             return False
         tokens, sample = model_inputs(model_dir, tokenizer)
         with self.checks.lock:
-            saved = self.state()  # the restart path's input: what a shutdown would have written
-            saved["card"] = {"replaced": saved["card"]}  # never the new card's id, even for two cards without one
-            self.card, self.token_rates = card or {}, tokens[0] if tokens is not None else None
-            self._assemble(tokens, sample, self.checks.judge)
-            restore_state(saved, self.baselines.card_id(), self.config, *self._restorable())
+            self._use(self.parts.for_model(card or {}, tokens, sample))
         self.writer.dirty = True  # written by the checking thread's next save, not on the request path
         return True
-
-    def _restorable(self) -> tuple[StreamRegistry, LabelMonitor, ClassifyMonitor, EmbeddingMonitor | None]:
-        return self.registry, self.labels, self.classify, self.embeddings
 
     # streams
     def has_stream(self, name: str) -> bool:
@@ -213,22 +166,9 @@ class DriftMonitor:
     ) -> dict[str, Any]:
         """Replace a stream's baseline, reset its status to no verdict, and persist before returning; when the save
         fails nothing changed (`StreamChecks.replace_baseline`). `texts`: the embeddings of an uploaded baseline's
-        pairs, which become the `similarity` route family's embedding reference (the card's sample stays its
-        domain reference): computed first, stored with the baseline, and used only once stored, so a failed save
-        (a full disk) leaves the family's reference as it was."""
-        embeddings, reference = self.embeddings, None
-        if texts is not None and embeddings is not None:
-            reference = embeddings.uploaded_reference(texts, f"uploaded:{name}")
-        pending = {SIMILARITY_FAMILY: reference} if reference is not None else {}
-
-        def use() -> None:
-            if embeddings is not None and reference is not None:
-                embeddings.set_reference(SIMILARITY_FAMILY, reference)
-                self.writer.dirty = True  # the family's restarted status
-
-        def persist() -> None:
-            self.writer.commit(partial(self.state, pending), use)
-
+        pairs, which become the `similarity` route family's embedding reference once stored
+        (`MonitorParts.upload_persist`)."""
+        persist = self.parts.upload_persist(texts, f"uploaded:{name}")
         return self.checks.replace_baseline(name, scores, source, persist, made_for).described
 
     # checks: the worker thread (or a benchmark) calls these
@@ -277,9 +217,7 @@ class DriftMonitor:
     # persistence
     def state(self, pending: dict[str, Any] | None = None) -> dict[str, Any]:
         """The saved state; `pending`: uploaded embedding references to store before they are used."""
-        parts = self.labels, self.classify, self.registry, self.embeddings
-        with self.checks.lock:
-            return monitor_state(self.baselines.card_id(), *parts, pending)
+        return self.parts.state(pending)
 
     def save(self) -> bool:
         """Write the state if anything changed since the last write; returns whether it wrote."""

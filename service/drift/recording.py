@@ -92,7 +92,6 @@ class Recorder:
         if vectors.shape[1] != self.embeddings.reference.shape[1]:  # e.g. a SageMaker endpoint of another model
             self.dropped += vectors.shape[0]
             return
-        self.embeddings.record(vectors)
         self.writer.dirty = True
-        if self.embeddings.due():
+        if self.embeddings.record(vectors):
             self.wake.set()

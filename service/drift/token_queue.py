@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -26,12 +25,13 @@ class TokenQueue:
         self._drained_at = -math.inf  # time.monotonic() of the last paced drain
 
     def put(self, texts: Sequence[str] | None, rows: list[list[int]], lengths: list[int]) -> bool:
-        """Queue one request; True when enough texts wait and it is their turn (`turn`): wake the checker."""
+        """Queue one request; True when this one brought the waiting texts to `check_every`: wake the checker,
+        which drains them at their `turn`."""
         if len(self.requests) == self.requests.maxlen:
             self.dropped += 1
         self.requests.append((texts, rows, lengths))
-        self._queued_texts += len(rows)
-        return self._queued_texts >= self.check_every and self.turn(time.monotonic()) == 0.0
+        before, self._queued_texts = self._queued_texts, self._queued_texts + len(rows)
+        return before < self.check_every <= self._queued_texts
 
     def turn(self, now: float) -> float:
         """Seconds until the checker drains the queue again: once per check interval, so at saturation the

@@ -6,16 +6,18 @@ import logging
 import threading
 import time
 
+from service.drift.budget import CpuBudget
 from service.drift.monitor import DriftMonitor
 
 log = logging.getLogger("service.drift")
 
 
 class DriftWorker:
-    """Sleeps on the monitor's wake event (set by `record` when a stream is due), the next paced check or the
-    persist interval. After each round it pauses so that its work stays within `cpu_budget`: a round that took t CPU
-    seconds of this thread is followed by t·(1/budget − 1) of rest, so at saturation the monitor takes about that
-    share of a core, however much traffic arrives (checks then see more new scores each). Thread CPU time, not wall
+    """Sleeps on the monitor's wake event (set by the request path when a check comes due by count), the next
+    paced check (`next_check_in`) or the persist interval. Each round's CPU time is charged to a token bucket
+    (`CpuBudget`: `cpu_budget` of a core, up to `cpu_burst_s` of credit); the thread rests only while the bucket
+    is in debt, so at low traffic a due check runs at once, and at saturation the monitor takes about that share
+    of a core however much traffic arrives (checks then see more new scores each). Thread CPU time, not wall
     time: on a loaded machine a round waits for a core, and that wait is not the monitor's cost (BLAS helper
     threads of the MMD product are not counted either; bench.http_overhead measures the whole)."""
 
@@ -45,7 +47,8 @@ class DriftWorker:
         except Exception:  # a bad baseline must not stop the checks; they compute what they can
             log.exception("drift shift-test calibration failed")
         saved_at = time.monotonic()
-        cost, budget = self.monitor.cost, self.monitor.config.cpu_budget
+        cost, c = self.monitor.cost, self.monitor.config
+        budget = CpuBudget(c.cpu_budget, c.cpu_burst_s)
         while not self._stop.is_set():
             timeout = max(self.interval - (time.monotonic() - saved_at), 0.0)
             paced = self.monitor.next_check_in()
@@ -61,7 +64,7 @@ class DriftWorker:
                 log.exception("drift check failed")
             busy, spent = time.monotonic() - started, time.thread_time() - cpu
             cost.rounds, cost.busy_s, cost.cpu_s = cost.rounds + 1, cost.busy_s + busy, cost.cpu_s + spent
-            rest = spent * (1.0 / budget - 1.0)
+            rest = budget.spend(spent)
             if rest > 0.0:
                 cost.paused_s += rest
                 self._stop.wait(rest)
