@@ -137,7 +137,7 @@ def clinc_stream(
     monitor: DriftMonitor, collection: Any, vectors: np.ndarray, truth: list[str]
 ) -> tuple[Watch, dict[str, Any]]:
     watch, right = Watch(monitor), []
-    reference = partial(leave_one_out, collection, "label", K, None, 0.0, monitor.config.window * 2)
+    reference = partial(leave_one_out, collection, "label", K, None, monitor.config.window * 2)
     confidences = []
     token = _family.set("collections")
     try:

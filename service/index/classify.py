@@ -31,15 +31,15 @@ what calibration measures; a server-wide guess would mislead every other collect
 
 
 def thresholds(
-    collection: VectorCollection, label_key: str, min_score: float | None, default: float
+    collection: VectorCollection, label_key: str, min_score: float | None
 ) -> tuple[float, Mapping[str, float]]:
     """The min_score a vote uses, and per-label ones: the request's, else the collection's stored (with its per-label
-    thresholds when they were calibrated for this label_key), else `default` (DEFAULT_MIN_SCORE)."""
+    thresholds when they were calibrated for this label_key), else DEFAULT_MIN_SCORE."""
     if min_score is not None:
         return min_score, {}
     stored = collection.attributes()
     per_label = stored.get("label_min_scores") or {} if stored.get("label_key", label_key) == label_key else {}
-    return stored.get("min_score", default), per_label
+    return stored.get("min_score", DEFAULT_MIN_SCORE), per_label
 
 
 def classify(
@@ -48,13 +48,12 @@ def classify(
     label_key: str,
     k: int,
     min_score: float | None = None,
-    default: float = DEFAULT_MIN_SCORE,
 ) -> Classification:
     """Vote among the k nearest items that have `label_key`; items without it never vote. Without a `min_score` the
     collection's stored one applies (with its per-label thresholds when they were calibrated for this label_key),
-    else `default` (DEFAULT_MIN_SCORE)."""
+    else DEFAULT_MIN_SCORE."""
     check_string(label_key, "label_key", "label_key")
-    min_score, per_label = thresholds(collection, label_key, min_score, default)
+    min_score, per_label = thresholds(collection, label_key, min_score)
     check_min_score(min_score)
     neighbors = collection.nearest(vector, check_k(collection, k, "k"), {label_key: ANY})
     keys = [canonical(hit.metadata[label_key]) for hit in neighbors]
@@ -105,7 +104,6 @@ def leave_one_out(
     label_key: str,
     k: int,
     min_score: float | None = None,
-    default: float = DEFAULT_MIN_SCORE,
     limit: int = 2000,
     seed: int = 20261130,
 ) -> list[tuple[Any, float, bool]] | str:
@@ -128,7 +126,7 @@ def leave_one_out(
         )
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(rows), min(limit, len(rows)), replace=False).tolist())
-    min_score, per_label = thresholds(collection, label_key, min_score, default)
+    min_score, per_label = thresholds(collection, label_key, min_score)
     answers = []
     for i in chosen:
         item = rows[i]
