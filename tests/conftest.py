@@ -76,4 +76,4 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
     finally:
         os.environ.pop(URI_ENV, None)
-        server.stop()
+        server.discard()

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.index.engines.milvus.embedded import Server, missing_reason
+from service.index.engines.milvus import embedded
+from service.index.engines.milvus.embedded import missing_reason
 
 __all__ = ["REQUIRED_ENV", "URI_ENV", "Server", "database", "drop_databases", "missing_reason", "wait_until"]
 
@@ -23,6 +24,41 @@ URI_ENV = "O2V_TEST_MILVUS_URI"
 """The running server's address, for this process and the processes the tests start."""
 REQUIRED_ENV = "O2V_TEST_MILVUS_SERVER"
 PREFIX = "o2vtest"
+QUICK_TICKS = {
+    "QUERYCOORD_CHECKINTERVAL": "100",
+    "QUERYCOORD_CHECKCHANNELINTERVAL": "100",
+    "QUERYCOORD_CHECKSEGMENTINTERVAL": "100",
+    "QUERYCOORD_DISTPULLINTERVAL": "100",
+    "PROXY_TIMETICKINTERVAL": "50",
+}
+"""Milvus settings (as its environment overrides, in ms) for a server that holds a test's few tiny collections:
+the query coordinator's checks and distribution pulls every 100 ms instead of 0.5-1 s, and the proxy's time tick
+every 50 ms instead of 200 ms. Every test makes and loads collections and reads Session or Strong, which wait for
+these ticks: with Milvus' defaults a test on the server spends most of its time waiting (a load 2.5-4 s, a Strong
+read about 0.2 s); these halve that, for about 0.04 of a core more while the server idles."""
+
+
+class Server(embedded.Server):
+    """The embedded server with QUICK_TICKS, set in the environment it starts with (also when restarted)."""
+
+    def start(self, timeout: float = embedded.START_S) -> None:
+        saved = {name: os.environ.get(name) for name in QUICK_TICKS}
+        os.environ.update(QUICK_TICKS)  # the package hands the server a copy of this environment
+        try:
+            super().start(timeout)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name)
+                else:
+                    os.environ[name] = value
+
+    def discard(self) -> None:
+        """Stop it at once: a test server's data is not kept, and `stop` gives a graceful stop (30 s) 5 s first."""
+        if self.server.server_proc is not None and self.server.server_proc.poll() is None:
+            self.kill()
+        else:
+            self.stop()
 
 
 def database(folder: Path) -> str:

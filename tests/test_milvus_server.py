@@ -144,7 +144,7 @@ def own_server(tmp_path) -> Any:
     try:
         yield server
     finally:
-        server.stop()
+        server.discard()
 
 
 def write_stream(client: httpx.Client, stop: threading.Event, log: list[tuple[int, int, str | None, float]]) -> None:
