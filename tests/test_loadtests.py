@@ -92,6 +92,7 @@ def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path)
     weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
     with ServerProcess({"O2V_DATA_DIR": str(tmp_path / "data")}) as server:
         master = [*LOCUST, "--host", server.url, "--master", "--master-bind-port", port, "--expect-workers", "1"]
+        master += ["-t", "12s"]  # the worker's setup runs inside the run time: 5 s left no request at load 13
         worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-port", port, *weights]
         with subprocess.Popen(
             worker, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO
