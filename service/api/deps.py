@@ -4,9 +4,10 @@
 model a request names, the default model (promoted, else configured) when it names none, and `DefaultEmbedderDep`
 that default for routes without `model`: `await embedder.embed(texts)` gives unit-length float32 vectors [n, dim]
 through the micro-batcher. `get_embedder` (`EmbedderDep`) is the configured model's, which the collections pair with
-`served_fingerprint`. What a route reports to the drift monitor
-goes through `observe_scores`, `observe_label` and `observe_classification` (the app's `DriftSink`: a no-op when
-drift is off), and a route that feeds a caller-named drift stream calls `admit_stream` first.
+`served_fingerprint`. What a route reports to the drift monitor goes through `observe_scores`, `observe_pairs`,
+`observe_label` (each given the Embedder whose vectors made it: only the watched model's count) and
+`observe_classification` (the app's `DriftSink`: a no-op when drift is off), and a route that feeds a caller-named
+drift stream calls `admit_stream` first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from service.api.errors import ApiError
 from service.api.jobs import HeavyJobs, ReembedJobs
 from service.api.services import Services
 from service.drift.errors import InvalidStream
+from service.drift.sink import PairRows, Pairs
 from service.encoders.embedder import Embedder
 from service.index.base import CollectionRegistry
 from service.model.registry import ModelNameError, UnknownModel
@@ -78,13 +80,30 @@ async def fingerprint_embedder(request: Request, fingerprint: str) -> Embedder |
     return await get_services(request).models.for_fingerprint(fingerprint)
 
 
-def observe_scores(request: Request, stream: str, scores: Sequence[float]) -> None:
-    get_services(request).drift.record_many(stream, scores)
+def observe_scores(request: Request, embedder: Embedder, stream: str, scores: Sequence[float]) -> None:
+    """Scores computed from `embedder`'s vectors, recorded only when the drift monitor watches that model
+    (`Services.watches`): the streams judge the default model, so another model's scores would mix into them."""
+    services = get_services(request)
+    if services.watches(embedder):
+        services.drift.record_many(stream, scores)
 
 
-def observe_label(request: Request, label: str | None, confidence: float) -> None:
-    """A classification's label (None: out of scope) and confidence."""
-    get_services(request).drift.record_label(label, confidence)
+def observe_pairs(
+    request: Request, embedder: Embedder, stream: str, pairs: Pairs, rows: PairRows, cosines: Sequence[float]
+) -> None:
+    """A /similarity request's pair cosines (as `observe_scores`) with its pairs and token rows, which the drift
+    monitor keeps only with O2V_DRIFT_KEEP_TEXTS (`o2v drift export`: training pairs)."""
+    services = get_services(request)
+    if services.watches(embedder):
+        services.drift.record_many(stream, cosines)
+        services.drift.record_pairs(stream, pairs, rows, cosines)
+
+
+def observe_label(request: Request, embedder: Embedder, label: str | None, confidence: float) -> None:
+    """A classification's label (None: out of scope) and confidence, by `embedder`'s vectors (as `observe_scores`)."""
+    services = get_services(request)
+    if services.watches(embedder):
+        services.drift.record_label(label, confidence)
 
 
 def observe_classification(

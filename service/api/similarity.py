@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.api.deps import admit_stream, get_services, model_embedder, observe_scores
+from service.api.deps import admit_stream, model_embedder, observe_pairs
 from service.api.errors import BODY_ERRORS, responses
 from service.api.render import json_response
 from service.api.schemas.similarity import SimilarityRequest, SimilarityResponse
@@ -24,11 +24,6 @@ async def similarity(body: SimilarityRequest, request: Request) -> Response:
     vectors = await embedder.embed_ids(rows)
     cosines = pair_cosines(vectors[:n], vectors[n:])
     scores = (await embedder.score_ids(rows[:n], rows[n:]))[:, -1].tolist() if embedder.has_scorer else [None] * n
-    services = get_services(request)
-    if services.watches(embedder):  # scores of another model than the default would mix into its streams
-        stream = body.stream or SIMILARITY
-        observe_scores(request, stream, cosines.tolist())
-        # the drift monitor keeps them only with O2V_DRIFT_KEEP_TEXTS (`o2v drift export`: training pairs)
-        services.drift.record_pairs(stream, body.pairs, (rows[:n], rows[n:]), cosines.tolist())
+    observe_pairs(request, embedder, body.stream or SIMILARITY, body.pairs, (rows[:n], rows[n:]), cosines.tolist())
     results = [{"cosine": c, "score": s} for c, s in zip(cosines.tolist(), scores, strict=True)]
     return json_response({"results": results})

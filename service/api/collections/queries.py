@@ -1,7 +1,7 @@
 """Query routes: search (one or a batch), classify and cluster.
 
 Scores of text queries go to the drift streams `search_top1` and `classify_confidence` (and classify's labels to the
-label ranking) when the drift monitor watches the model that embedded them (`Services.watches`): those streams judge
+label ranking) when the drift monitor watches the model that embedded them (`observe_scores`): those streams judge
 the default model, and a collection re-embedded with another model, or kept on the configured one after a
 promotion, answers with other vectors. Classify answers always go to the collection's own classify stream, whose
 reference is the collection itself, in its model's space. Queries given as vectors say nothing about the traffic's
@@ -74,7 +74,6 @@ async def search(
     request: Request,
     collections: CollectionsDep,
     embedder: EmbedderDep,
-    services: ServicesDep,
 ) -> Response:
     """Nearest items by cosine to a text (embedded here) or a vector, optionally among exact metadata matches."""
     one_of(body.query, body.vector, "query")
@@ -82,8 +81,8 @@ async def search(
     embedder, _ = await follow(request, collection, embedder, body.query)
     query = await query_vector(embedder, body.query, body.vector)
     hits = await call(collection.search, query, body.top_k, body.filter)
-    if body.query is not None and hits and services.watches(embedder):
-        observe_scores(request, SEARCH_TOP1, [hits[0].score])
+    if body.query is not None and hits:
+        observe_scores(request, embedder, SEARCH_TOP1, [hits[0].score])
     return answer(SearchResponse(hits=hits))
 
 
@@ -103,7 +102,6 @@ async def search_batch(
     request: Request,
     collections: CollectionsDep,
     embedder: EmbedderDep,
-    services: ServicesDep,
 ) -> Response:
     """Several searches in one request (at most O2V_MAX_SEARCH_BATCH queries, O2V_MAX_TOP_K hits in all); the
     texts are embedded together."""
@@ -118,8 +116,8 @@ async def search_batch(
     queries = [(v, q.top_k, q.filter) for v, q in zip(vectors, body.queries, strict=True)]
     answers = await call(search_all, collection, queries)
     tops = [hits[0].score for q, hits in zip(body.queries, answers, strict=True) if q.query is not None and hits]
-    if tops and services.watches(embedder):
-        observe_scores(request, SEARCH_TOP1, tops)
+    if tops:
+        observe_scores(request, embedder, SEARCH_TOP1, tops)
     return answer(BatchSearchResponse(results=[SearchResponse(hits=hits) for hits in answers]))
 
 
@@ -130,7 +128,6 @@ async def classify_text(
     request: Request,
     collections: CollectionsDep,
     embedder: EmbedderDep,
-    services: ServicesDep,
 ) -> Response:
     """kNN vote over items having `label_key`; label null when the winner's support is below min_score."""
     one_of(body.text, body.vector, "text")
@@ -140,9 +137,8 @@ async def classify_text(
     vote = (body.label_key, body.k, body.min_score)
     result = await call(classify, collection, query, *vote)
     if body.text is not None:
-        if services.watches(embedder):
-            observe_scores(request, CLASSIFY_CONFIDENCE, [result.confidence])
-            observe_label(request, result.label, result.confidence)
+        observe_scores(request, embedder, CLASSIFY_CONFIDENCE, [result.confidence])
+        observe_label(request, embedder, result.label, result.confidence)
         label = None if result.label is None else canonical(result.label)
         reference = partial(leave_one_out, collection, *vote, limit=CLASSIFY_REFERENCE_MAX)
         observe_classification(request, name, body.label_key, reference, label, result.confidence)
