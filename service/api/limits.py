@@ -48,7 +48,6 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import ApiError, error_response
-from service.index.classify import DEFAULT_MIN_SCORE
 from service.index.metadata import MAX_FILTER_KEYS
 from service.settings import Settings
 
@@ -143,7 +142,6 @@ class Limits:
     max_search_batch: int
     max_invocation_instances: int
     max_invocation_tokens: int
-    classify_min_score: float
     dim: int
     max_seq_len: int
     max_token_id: int  # encoder 0's largest token id
@@ -165,7 +163,6 @@ class Limits:
             max_search_batch=settings.limits.max_search_batch,
             max_invocation_instances=settings.limits.max_invocation_instances,
             max_invocation_tokens=settings.limits.max_invocation_tokens,
-            classify_min_score=DEFAULT_MIN_SCORE,
             dim=encoder.dim,
             max_seq_len=model.max_seq_len("in0"),
             max_token_id=model.vocab_size("in0") - 1,

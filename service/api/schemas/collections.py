@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from service.api import limits
 from service.api.limits import Limit, stated
 from service.index.base import MAX_ID_CHARS, Item
+from service.index.classify import DEFAULT_MIN_SCORE
 from service.index.cluster import SEED_MAX, SEED_MIN
 from service.index.config import INDEX_PARAM_MAX, INDEX_PARAM_MIN, Kind
 from service.strings import Utf8Str, check_utf8
@@ -112,10 +113,7 @@ class ClassifyRequest(TextOrVector):
     k: TopK = 10
     min_score: float | None = Field(
         None,
-        json_schema_extra=stated(
-            description="default: the collection's (PUT or o2v index calibrate), else {classify_min_score} "
-            "(no threshold)"
-        ),
+        description=f"default: the collection's (PUT or o2v index calibrate), else {DEFAULT_MIN_SCORE} (no threshold)",
     )
 
 
