@@ -565,10 +565,11 @@ DRIFT_CONSTANTS = (
 )
 INDEX_CONSTANTS = {
     **{f"hnsw_{name}": f"HNSW_{name.upper()}" for name in ("m", "ef_construction", "ef_search")},
+    "hnsw_rebuild_deleted_share": "REBUILD_DELETED_SHARE",
     **{f"ivf_{name}": f"IVF_{name.upper()}" for name in ("nlist", "nprobe", "min_train", "pq_m")},
     "index_rerank": "RERANK",
-    "hnsw_rebuild_deleted_share": "REBUILD_DELETED_SHARE",
 }
+"""Former flat names of O2V_INDEX_DEFAULT's parameters (<prefix>_<field>) → their constants in index/config.py."""
 FIXED: dict[str, str] = {
     "models_unload_grace_s": "service.encoders.pool:UNLOAD_GRACE_S",
     "readyz_timeout_s": "service.api.health:READYZ_TIMEOUT_S",
@@ -606,12 +607,7 @@ internal tests, schedules, batching and thread tuning; limits fixed by a backend
 collection): flat name → where the constant is, with its reason in a docstring. Still accepted, with a warning naming
 the value."""
 SPLIT: dict[str, dict[str, str]] = {
-    "index_default": {
-        "kind": "index_default",
-        **{p: f"hnsw_{p}" for p in ("m", "ef_construction", "ef_search", "rebuild_deleted_share")},
-        **{p: f"ivf_{p}" for p in ("nlist", "nprobe", "min_train", "pq_m")},
-        "rerank": "index_rerank",
-    },
+    "index_default": {"kind": "index_default", **{flat.split("_", 1)[1]: flat for flat in INDEX_CONSTANTS}},
     "drift_baseline": {
         "kind": "drift_baseline",
         "live_streams": "drift_live_baseline_streams",
