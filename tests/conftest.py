@@ -11,8 +11,21 @@ import pytest
 
 from tests.disk_fixtures import small_disk  # noqa: F401 (a fixture, for every module)
 from tests.index_fixtures import STORES, close_opened
-from tests.milvus_server import REQUIRED_ENV, URI_ENV, Server, missing_reason
+from tests.milvus_server import REQUIRED_ENV, URI_ENV, Server, discard_shared, missing_reason, shared_uri
 from tests.public_data_fixtures import write_public_data
+
+WORKER_MEMORY_GB = 3
+"""What one test worker may hold at its peak (torch, onnxruntime, a FAISS index and a training run: about 2.2 GiB)."""
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Two workers a core (pyproject's `-n auto`): most of a test's time is spent waiting (on the Milvus server's
+    ticks, on processes it starts, on sockets), so one a core leaves the cores idle; at most one per
+    WORKER_MEMORY_GB of available memory, and at most 8 (each worker imports the whole stack)."""
+    import psutil
+
+    by_memory = int(psutil.virtual_memory().available / 2**30 // WORKER_MEMORY_GB)
+    return max(1, min(2 * (os.cpu_count() or 1), by_memory, 8))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,20 +73,34 @@ def public_data(public_data_tree: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One embedded Milvus server for the whole run (about 10-20 s to start), stopped at its end. Skipped, saying
-    why, where the `milvus` package is absent, unless O2V_TEST_MILVUS_SERVER=required (CI); a server that is
-    installed and does not start fails every test that needs it."""
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The run's embedded Milvus server (about 10-20 s to start), started at the first test that needs it; its
+    address. Under pytest-xdist the workers share one (`shared_uri`), killed by the controller at the end
+    (`pytest_sessionfinish`); run alone, the session stops its own. Skipped, saying why, where the `milvus` package
+    is absent, unless O2V_TEST_MILVUS_SERVER=required (CI); a server that is installed and does not start fails
+    every test that needs it."""
     reason = missing_reason()
     if reason is not None:
         if os.environ.get(REQUIRED_ENV) == "required":
             pytest.fail(reason)
         pytest.skip(reason)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ[URI_ENV] = shared_uri(tmp_path_factory.getbasetemp().parent)
+        yield os.environ[URI_ENV]
+        os.environ.pop(URI_ENV, None)
+        return
     server = Server(tmp_path_factory.mktemp("milvus-server"))
     server.start()
     os.environ[URI_ENV] = server.uri
     try:
-        yield server
+        yield server.uri
     finally:
         os.environ.pop(URI_ENV, None)
         server.discard()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller kills the server its workers shared (each worker's temporary folder is inside the
+    controller's); a worker, or a run without xdist, has nothing to do here."""
+    if not hasattr(session.config, "workerinput") and session.config.pluginmanager.hasplugin("dsession"):
+        discard_shared(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]

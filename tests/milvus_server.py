@@ -9,8 +9,11 @@ server that is installed but does not start always fails them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -18,12 +21,24 @@ from typing import Any
 from service.index.engines.milvus import embedded
 from service.index.engines.milvus.embedded import missing_reason
 
-__all__ = ["REQUIRED_ENV", "URI_ENV", "Server", "database", "drop_databases", "missing_reason", "wait_until"]
+__all__ = [
+    "REQUIRED_ENV",
+    "URI_ENV",
+    "Server",
+    "database",
+    "discard_shared",
+    "drop_databases",
+    "missing_reason",
+    "shared_uri",
+    "wait_until",
+]
 
 URI_ENV = "O2V_TEST_MILVUS_URI"
 """The running server's address, for this process and the processes the tests start."""
 REQUIRED_ENV = "O2V_TEST_MILVUS_SERVER"
-PREFIX = "o2vtest"
+PREFIX = f"o2vtest{os.environ.get('PYTEST_XDIST_WORKER', '')}d"
+"""Databases of this test process: under pytest-xdist each worker has its own (`o2vtestgw3d…`), so that one
+worker dropping its databases never touches another's on the run's shared server."""
 QUICK_TICKS = {
     "QUERYCOORD_CHECKINTERVAL": "100",
     "QUERYCOORD_CHECKCHANNELINTERVAL": "100",
@@ -59,6 +74,41 @@ class Server(embedded.Server):
             self.kill()
         else:
             self.stop()
+
+
+SHARED = "milvus-server.json"
+"""Under pytest-xdist, the run's one server: its address and process id, in the folder all workers share."""
+
+
+DETACHED: list[Any] = []
+"""The shared server's process, when this worker started it."""
+
+
+def shared_uri(root: Path) -> str:
+    """The address of the run's server shared by the xdist workers of `root` (their common temporary folder): the
+    first worker that needs it starts it, the others wait on the lock and connect. One server, not one a worker:
+    each costs seconds of CPU to start and a steady share of a core for its ticks. `discard_shared` kills it."""
+    from filelock import FileLock
+
+    record = root / SHARED
+    with FileLock(str(root / (SHARED + ".lock"))):
+        if not record.exists():
+            server = Server(root / "milvus-server")
+            server.start()
+            record.write_text(json.dumps({"uri": server.uri, "pid": server.process.pid}))
+            DETACHED.append(server.process)
+            server.server.server_proc = None  # the package stops its server when the object goes: this worker may
+            # finish before the others, so the controller stops it (`discard_shared`)
+        return str(json.loads(record.read_text())["uri"])
+
+
+def discard_shared(root: Path) -> None:
+    """Kill the shared server of `root`, if a worker started one (the xdist controller, once every worker is done)."""
+    record = root / SHARED
+    if record.exists():
+        with contextlib.suppress(ProcessLookupError):  # gone already
+            os.kill(int(json.loads(record.read_text())["pid"]), signal.SIGKILL)
+        record.unlink()
 
 
 def database(folder: Path) -> str:
