@@ -142,11 +142,14 @@ def loo_values(scores: np.ndarray, bw: float) -> np.ndarray:
 def _score(d: np.ndarray, bw: float) -> tuple[np.ndarray, np.ndarray]:
     """ψ = −f′/f of the Gaussian mixture at each row's point, from its distances to the scores in bandwidths, and
     the row's log density (up to one constant). Weights are shifted per row: no underflow between far-apart scores."""
-    sq = d * d
-    nearest = sq.min(axis=1, keepdims=True)
-    w = np.exp(-0.5 * (sq - nearest))
+    w = d * d
+    nearest = w.min(axis=1, keepdims=True)
+    w -= nearest  # in place, one array of the matrix's size: the same values as exp(−½(d² − nearest))
+    w *= -0.5
+    np.exp(w, out=w)
     total = w.sum(axis=1)
-    return (w * d).sum(axis=1) / total / bw, np.log(total) - 0.5 * nearest[:, 0]
+    w *= d
+    return w.sum(axis=1) / total / bw, np.log(total) - 0.5 * nearest[:, 0]
 
 
 def calibrate(scores: np.ndarray, p: ShiftParams) -> ShiftTest:
