@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
-from tests.gateway_fixtures import reported_scores
+from tests.gateway_fixtures import onnx_encoder, reported_scores
 from tests.index_fixtures import use_store
 
 API_KEY = "collections-test-key-4e1b"
@@ -31,8 +31,8 @@ def settings(data_dir: Path) -> Settings:
 
 @contextmanager
 def reviews_app(data_dir: Path) -> Iterator[TestClient]:
-    """The app with a flat collection "reviews" of the four REVIEWS."""
-    with TestClient(create_app(settings(data_dir))) as client:
+    """The app with a flat collection "reviews" of the four REVIEWS, around the session's encoder."""
+    with TestClient(create_app(settings(data_dir), onnx_encoder())) as client:
         assert client.put("/collections/reviews", headers=KEY).status_code == 201
         items = [{"id": i, "text": t, "metadata": m} for i, t, m in REVIEWS]
         assert client.post("/collections/reviews/items", json={"items": items}, headers=KEY).json() == {"upserted": 4}
@@ -184,6 +184,6 @@ def test_drop_and_restart(tmp_path, store, monkeypatch) -> None:
         assert client.get("/collections/gone").status_code == 404
         assert client.delete("/collections/gone", headers=KEY).status_code == 404
     assert store != "faiss" or (tmp_path / "reviews" / "index.npz").exists(), "shutdown snapshots the index"
-    with TestClient(create_app(settings(tmp_path))) as again:
+    with TestClient(create_app(settings(tmp_path), onnx_encoder())) as again:
         assert again.get("/collections/reviews").json()["count"] == 4
         assert again.post("/collections/reviews/search", json={"query": REVIEWS[0][1]}).json()["hits"][0]["id"] == "r1"

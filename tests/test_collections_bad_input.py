@@ -32,6 +32,7 @@ from service.index.engines.faiss.store import Item
 from service.index.engines.faiss.vector_index import IndexConfig
 from service.index.errors import InvalidRequest
 from service.settings import Settings
+from tests.gateway_fixtures import onnx_encoder
 from tests.index_fixtures import DIM, SMALL, items, registry, unit_vectors, use_store
 from tests.test_collections_api import API_KEY, KEY, REVIEWS
 
@@ -45,8 +46,8 @@ def app_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 @contextmanager
 def reviews(data_dir: Path, **overrides: Any) -> Iterator[TestClient]:
-    """The app with a flat collection "reviews" of the four REVIEWS."""
-    with TestClient(create_app(app_settings(data_dir, **overrides))) as client:
+    """The app with a flat collection "reviews" of the four REVIEWS, around the session's encoder."""
+    with TestClient(create_app(app_settings(data_dir, **overrides), onnx_encoder())) as client:
         client.put("/collections/reviews", headers=KEY)
         body = {"items": [{"id": i, "text": t, "metadata": m} for i, t, m in REVIEWS]}
         assert client.post("/collections/reviews/items", json=body, headers=KEY).json() == {"upserted": 4}

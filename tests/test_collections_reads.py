@@ -27,7 +27,7 @@ OTHER = "another-model@0123456789abcdef"
 def client(tmp_path, store, monkeypatch) -> Iterator[TestClient]:
     use_store(monkeypatch, store, tmp_path)
     limits = {"max_get_ids": 3, "max_scroll_limit": 2, "max_search_batch": 2, "max_top_k": 20}
-    with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY, **limits))) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY, **limits), onnx_encoder())) as client:
         assert client.put("/collections/reviews", headers=KEY).status_code == 201
         items = [{"id": i, "text": t, "metadata": m} for i, t, m in REVIEWS]
         assert client.post("/collections/reviews/items", json={"items": items}, headers=KEY).status_code == 200

@@ -17,6 +17,7 @@ join it (`EmbeddingMonitor`), so the embeddings of a change never become the ref
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,9 @@ import numpy as np
 from service.drift.mmd import SEED, median_distance, mix_floor, unit_rows
 
 CARD, UPLOADED, LEARNED = "card", "uploaded", "learned"
+CARD_CACHE = 8
+"""Card samples whose reference a process keeps: every app (and every monitor rebuilt for a served model) serves one
+of a few models, and the mix floor's SVD is the slowest step of building a drift monitor."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,13 @@ class EmbeddingReference:
         bandwidth = median_distance(units)
         floor = mix_floor(units, bandwidth, ordered=kind != CARD)
         return cls(units, bandwidth, source, kind, floor, max(seen, vectors.shape[0]))
+
+    @classmethod
+    def card(cls, vectors: np.ndarray, size: int, source: str) -> EmbeddingReference:
+        """`of` the model card's sample, computed once per content (it depends on nothing else); the rows are
+        read-only, since monitors share them."""
+        v = np.ascontiguousarray(vectors)
+        return _card_reference(v.tobytes(), v.dtype.str, v.shape, size, source)
 
     @classmethod
     def restored(cls, saved: dict[str, Any], vectors: np.ndarray, size: int) -> EmbeddingReference:
@@ -85,3 +96,10 @@ class EmbeddingReference:
             "bandwidth": self.bandwidth,
             "mix_floor": round(self.floor, 6),
         }
+
+
+@lru_cache(maxsize=CARD_CACHE)
+def _card_reference(raw: bytes, dtype: str, shape: tuple[int, ...], size: int, source: str) -> EmbeddingReference:
+    reference = EmbeddingReference.of(np.frombuffer(raw, dtype=dtype).reshape(shape), size, source, CARD)
+    reference.vectors.flags.writeable = False
+    return reference

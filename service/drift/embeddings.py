@@ -32,7 +32,7 @@ import numpy as np
 
 from service.datasets import file_sha256
 from service.drift.config import LEVELS, DriftConfig, Limit
-from service.drift.embedding_reference import CARD, LEARNED, UPLOADED, EmbeddingReference
+from service.drift.embedding_reference import LEARNED, UPLOADED, EmbeddingReference
 from service.drift.mmd import mmd_test, unit_rows
 from service.drift.models import EmbeddingReport, FamilyReport
 from service.drift.status import PENDING, StatusTracker
@@ -140,7 +140,7 @@ class EmbeddingMonitor:
         clear: int,
         interval_s: float = 0.0,
     ) -> None:
-        self.card = EmbeddingReference.of(reference, window, SAMPLE_FILE, CARD)
+        self.card = EmbeddingReference.card(reference, window, SAMPLE_FILE)
         self.reference = self.card.vectors  # its dimension is the one recorded embeddings must have
         self.window, self.min_samples, self.check_every = window, min_samples, check_every
         self.permutations, self.limit, self.confirm, self.clear = permutations, limit, confirm, clear

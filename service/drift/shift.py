@@ -142,11 +142,14 @@ def loo_values(scores: np.ndarray, bw: float) -> np.ndarray:
 def _score(d: np.ndarray, bw: float) -> tuple[np.ndarray, np.ndarray]:
     """ψ = −f′/f of the Gaussian mixture at each row's point, from its distances to the scores in bandwidths, and
     the row's log density (up to one constant). Weights are shifted per row: no underflow between far-apart scores."""
-    sq = d * d
-    nearest = sq.min(axis=1, keepdims=True)
-    w = np.exp(-0.5 * (sq - nearest))
+    w = d * d
+    nearest = w.min(axis=1, keepdims=True)
+    w -= nearest  # in place, one array of the matrix's size: the same values as exp(−½(d² − nearest))
+    w *= -0.5
+    np.exp(w, out=w)
     total = w.sum(axis=1)
-    return (w * d).sum(axis=1) / total / bw, np.log(total) - 0.5 * nearest[:, 0]
+    w *= d
+    return w.sum(axis=1) / total / bw, np.log(total) - 0.5 * nearest[:, 0]
 
 
 def calibrate(scores: np.ndarray, p: ShiftParams) -> ShiftTest:
@@ -162,12 +165,13 @@ def _calibrate(raw: bytes, p: ShiftParams) -> ShiftTest:
     mean, sd = float(null.mean()), max(float(null.std()), SD_FLOOR)
     n, rng = scores.size, np.random.default_rng(SEED)
     checks = np.arange(min(p.min_samples, p.horizon), p.horizon + 1, p.check_every)
-    worst = []
+    worst, sums = [], np.zeros((100, p.horizon + 1))  # sums[:, i]: the first i live scores' sum, reused
     for start in range(0, p.simulations, 100):
         m = min(100, p.simulations - start)
         ref = rng.normal(mean, sd / np.sqrt(n), m)  # the baseline mean's error: a mean of n values (CLT)
         live = rng.choice(null, (m, p.horizon))
-        cum = np.concatenate([np.zeros((m, 1)), np.cumsum(live, axis=1)], axis=1)
+        cum = sums[:m]
+        np.cumsum(live, axis=1, out=cum[:, 1:])
         lo = np.maximum(checks - p.window, 0)
         k = checks - lo
         settled = np.minimum(lo, p.reference_max)  # the scores that left the window join the reference
