@@ -62,6 +62,7 @@ def test_the_runner_as_a_command_exits_0_when_the_slo_holds(tmp_path: Path) -> N
 
 LOCUSTFILE = str(REPO / "loadtests" / "locustfile.py")
 LOCUST = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2", "-t", "5s"]
+ANSWERED = ["--o2v-stop-after", "10"]  # the run ends once 10 requests were answered, -t staying the limit
 KEY = "o2v-locust-test-key-7Hq2"
 
 
@@ -74,7 +75,7 @@ def test_plain_locust_against_a_fresh_keyed_server_creates_its_collections(tmp_p
     """`locust -f loadtests/locustfile.py --host URL` from the repository root, as locust runs: test_start creates
     what the callers need."""
     env = {"O2V_DATA_DIR": str(tmp_path / "data"), "O2V_API_KEY": KEY}
-    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
+    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2", *ANSWERED]
     with ServerProcess(env) as server:
         command = [*LOCUST, "--host", server.url, "--csv", str(tmp_path / "run"), *weights]
         done = subprocess.run(command, env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -89,7 +90,7 @@ def test_plain_locust_against_a_fresh_keyed_server_creates_its_collections(tmp_p
 def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path) -> None:
     """test_start fires on the master and on each worker: both run the idempotent setup; no request fails."""
     port = str(free_port())
-    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
+    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2", *ANSWERED]
     with ServerProcess({"O2V_DATA_DIR": str(tmp_path / "data")}) as server:
         master = [*LOCUST, "--host", server.url, "--master", "--master-bind-port", port, "--expect-workers", "1"]
         master += ["-t", "12s"]  # the worker's setup runs inside the run time: 5 s left no request at load 13
