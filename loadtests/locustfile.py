@@ -281,7 +281,8 @@ def _stop_after(environment: Environment, **_: Any) -> None:
     def watch() -> None:
         while runner.stats.total.num_requests < options.o2v_stop_after:
             time.sleep(0.1)
-        logging.getLogger(__name__).info("%d requests answered: shutting down", runner.stats.total.num_requests)
+        answered, limit = runner.stats.total.num_requests, options.o2v_stop_after
+        logging.getLogger(__name__).info("%d requests answered (--o2v-stop-after %d): shutting down", answered, limit)
         runner.quit()
 
     threading.Thread(target=watch, daemon=True).start()  # a greenlet: locust patches threading and time (gevent)

@@ -61,8 +61,9 @@ def test_the_runner_as_a_command_exits_0_when_the_slo_holds(tmp_path: Path) -> N
 
 
 LOCUSTFILE = str(REPO / "loadtests" / "locustfile.py")
-LOCUST = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2", "-t", "5s"]
-ANSWERED = ["--o2v-stop-after", "10"]  # the run ends once 10 requests were answered, -t staying the limit
+LOCUST = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2", "-t", "30s"]
+ANSWERED = ["--o2v-stop-after", "10"]  # the runs end once 10 requests were answered; -t is the limit at any load
+STOPPED = "requests answered (--o2v-stop-after 10): shutting down"  # on a master: at least 10, the workers report
 KEY = "o2v-locust-test-key-7Hq2"
 
 
@@ -82,6 +83,7 @@ def test_plain_locust_against_a_fresh_keyed_server_creates_its_collections(tmp_p
         listed = httpx.get(f"{server.url}/collections", headers={"Authorization": f"Bearer {KEY}"}).json()
     counts = {c["name"]: c["count"] for c in listed["collections"]}
     assert done.returncode == 0, done.stderr[-3000:]
+    assert STOPPED in done.stderr  # not by -t
     stats = locust_failures(tmp_path / "run")
     assert stats["Aggregated"][0] > 0 and stats["Aggregated"][1] == 0, stats
     assert counts["intents"] > 0 and counts["reviews"] > 0
@@ -93,7 +95,6 @@ def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path)
     weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2", *ANSWERED]
     with ServerProcess({"O2V_DATA_DIR": str(tmp_path / "data")}) as server:
         master = [*LOCUST, "--host", server.url, "--master", "--master-bind-port", port, "--expect-workers", "1"]
-        master += ["-t", "12s"]  # the worker's setup runs inside the run time: 5 s left no request at load 13
         worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-port", port, *weights]
         with subprocess.Popen(
             worker, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO
@@ -110,5 +111,6 @@ def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path)
             except subprocess.TimeoutExpired:
                 running.kill()
     assert done.returncode == 0, done.stderr[-3000:]
+    assert STOPPED in done.stderr  # not by -t
     stats = locust_failures(tmp_path / "run")
     assert stats["Aggregated"][0] > 0 and stats["Aggregated"][1] == 0, stats
