@@ -21,6 +21,7 @@ from errors. Options, each also an environment variable (O2V_LOADTEST_<NAME>):
     --o2v-shared-data DIR     text pools from the public datasets instead of loadtests/pools.py's fixtures
     --o2v-phases 48:20,4:20   users:seconds per phase, reached at -r users/s (default: -u users for -t)
     --o2v-phase-report FILE   per-phase JSON: requests, failures, 503s, percentiles (all, 200s, 503s), last failure
+    --o2v-stop-after N        quit once N requests were answered (0: run for -t, which stays the limit)
     --o2v-api-key KEY         Bearer key for every request (env O2V_API_KEY, the server's own setting)
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 from loadtests.plan import DEFAULT_WEIGHTS, SHED, load_collections, phases
 from loadtests.pools import Pools, load
@@ -64,6 +67,7 @@ def _options(parser: Any) -> None:
     option("shared-data", "", "public datasets folder for the text pools (default: project fixtures)")
     option("phases", "", "users:seconds,... (default: -u users for -t)")
     option("phase-report", "", "write per-phase statistics to this JSON file")
+    option("stop-after", 0, "quit once this many requests were answered (0: run for -t, which stays the limit)", int)
     parser.add_argument(
         "--o2v-api-key", default="", env_var="O2V_API_KEY", help="Bearer key for every request (keyed servers)"
     )
@@ -263,6 +267,25 @@ def _collections(environment: Environment, **_: Any) -> None:
     except httpx.HTTPError as exc:
         logging.getLogger(__name__).error("could not create the collections %s at %s: %s", names, environment.host, exc)
         raise
+
+
+@events.test_start.add_listener
+def _stop_after(environment: Environment, **_: Any) -> None:
+    """--o2v-stop-after N: quit as -t would once N requests were answered, so that a run that only has to show
+    that requests succeed ends when they did. Counted where the statistics meet: on the master, from the workers'
+    reports (every 3 s)."""
+    options, runner = environment.parsed_options, environment.runner
+    if options is None or not options.o2v_stop_after or runner is None or isinstance(runner, WorkerRunner):
+        return
+
+    def watch() -> None:
+        while runner.stats.total.num_requests < options.o2v_stop_after:
+            time.sleep(0.1)
+        answered, limit = runner.stats.total.num_requests, options.o2v_stop_after
+        logging.getLogger(__name__).info("%d requests answered (--o2v-stop-after %d): shutting down", answered, limit)
+        runner.quit()
+
+    threading.Thread(target=watch, daemon=True).start()  # a greenlet: locust patches threading and time (gevent)
 
 
 @events.init.add_listener

@@ -2,11 +2,11 @@
 codes.
 
 Each module in DOMAINS has `configure(subparsers)`, which adds its subcommands (the model's, serve, index, drift,
-tune, datasets), and `run(args)`, which does the one asked for; heavy imports wait for `run`, so
-`o2v --help` loads neither torch nor FAISS nor the model. A ServiceError exits with its own code
-(service/errors.py): 2 for a caller's mistake, 69 when a store or backend is unavailable, 75 when a database is
-locked by another writer past its wait, 74 when the disk is full, 76 when a backend answered nonsense; a plain
-ValueError or a missing file is the caller's mistake too (2). A full disk or a locked database that surfaces as a
+tune, datasets), and `run(args)`, which does the one asked for; heavy imports wait for `run`, so `o2v --help`
+loads neither torch nor FAISS nor the model, nor numpy (tests/test_seams.py checks). A ServiceError exits with its
+own code (service/errors.py): 2 for a caller's mistake, 69 when a store or backend is unavailable, 75 when a
+database is locked by another writer past its wait, 74 when the disk is full, 76 when a backend answered nonsense; a
+plain ValueError or a missing file is the caller's mistake too (2). A full disk or a locked database that surfaces as a
 plain OSError or SQLite error gets the same one-line message and code (storage_failure), not a traceback.
 """
 

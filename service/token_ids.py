@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
-import bpe_openai
+if TYPE_CHECKING:
+    import bpe_openai
 
 ENCODING = "cl100k_base"
+MAX_ID = 100276
+"""cl100k_base's last id (tiktoken's `max_token_value`). The request schema states it, and with it written here the
+service starts without importing bpe-openai, which builds every encoding it ships at import (1-2 s of each start);
+the encoding loads at the first token array. tests/test_gateway_validation.py checks it against the encoding."""
+UNDEFINED_IDS = (100256, *range(100261, 100276))
+"""The ids in 0..MAX_ID that cl100k_base never assigned, for the schema (checked like MAX_ID)."""
 
 
 class UndecodableIds(ValueError):
@@ -23,16 +31,13 @@ class UndecodableIds(ValueError):
 
 @cache
 def _encoding() -> bpe_openai.Encoding:
+    import bpe_openai
+
     return bpe_openai.get_encoding(ENCODING)
 
 
-def max_id() -> int:
-    return int(_encoding().max_token_value)
-
-
-@cache
-def undefined_ids() -> tuple[int, ...]:
-    """The ids in 0..max_id() the encoding never assigned (cl100k_base: 100256 and 100261..100275), for the schema."""
+def assigned_ids() -> tuple[int, tuple[int, ...]]:
+    """The encoding's own last id and the ids below it that it never assigned: what MAX_ID and UNDEFINED_IDS say."""
     encoding = _encoding()
     undefined = []
     for token in range(encoding.max_token_value + 1):
@@ -40,7 +45,7 @@ def undefined_ids() -> tuple[int, ...]:
             encoding.decode_single_token_bytes(token)
         except KeyError:
             undefined.append(token)
-    return tuple(undefined)
+    return int(encoding.max_token_value), tuple(undefined)
 
 
 def decode(ids: Sequence[int]) -> str:

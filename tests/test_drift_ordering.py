@@ -4,8 +4,9 @@ shift of shuffled traffic is still caught; the ordering estimate says 0 for shuf
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import chi2
 
-from service.drift.ordering import inflation, intrablock_correlation, live_correlation
+from service.drift.ordering import BATCHES, GATE, chi2_quantile, inflation, intrablock_correlation, live_correlation
 from tests.drift_fixtures import card, config, feed, monitor
 
 ORDERED = config(window=1000, min_samples=100, check_every=25, shift_simulations=2000)
@@ -16,6 +17,12 @@ def sections(seed: int, sizes: tuple[int, ...] = (300, 300, 300, 300, 300)) -> n
     rng = np.random.default_rng(seed)
     means = (0.35, 0.7, 0.5, 0.8, 0.45)
     return np.concatenate([np.clip(rng.normal(m, 0.12, n), -1, 1) for m, n in zip(means, sizes, strict=True)])
+
+
+def test_the_order_gate_is_scipys_chi2_quantile() -> None:
+    """The gate is computed without scipy.stats (whose import each start would pay), and is the same number."""
+    for dof in (BATCHES - 1, BATCHES - 2, BATCHES - 3, 1, 50):
+        assert chi2_quantile(GATE, dof) == float(chi2.ppf(GATE, dof))
 
 
 def test_shuffled_scores_have_no_ordering_and_sections_do() -> None:

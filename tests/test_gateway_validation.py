@@ -8,6 +8,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
+from service import token_ids
 from service.api import errors
 from service.api.auth import require_api_key
 from service.encoders.base import INVOKE_ENDPOINT_MAX_BYTES
@@ -118,6 +119,12 @@ def test_invalid_bodies_are_refused_naming_the_field(http, route, body, field, w
     assert error["type"] == "validation_error"
     assert error["field"] == field
     assert words in error["message"]
+
+
+def test_the_schema_states_the_token_ids_cl100k_base_defines():
+    """token_ids' constants (the request schema's bounds), which spare each start the encoding's import, are the
+    encoding's own."""
+    assert token_ids.assigned_ids() == (token_ids.MAX_ID, token_ids.UNDEFINED_IDS)
 
 
 @pytest.mark.parametrize(

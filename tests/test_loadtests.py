@@ -61,7 +61,9 @@ def test_the_runner_as_a_command_exits_0_when_the_slo_holds(tmp_path: Path) -> N
 
 
 LOCUSTFILE = str(REPO / "loadtests" / "locustfile.py")
-LOCUST = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2", "-t", "5s"]
+LOCUST = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", "2", "-r", "2", "-t", "30s"]
+ANSWERED = ["--o2v-stop-after", "10"]  # the runs end once 10 requests were answered; -t is the limit at any load
+STOPPED = "requests answered (--o2v-stop-after 10): shutting down"  # on a master: at least 10, the workers report
 KEY = "o2v-locust-test-key-7Hq2"
 
 
@@ -74,13 +76,14 @@ def test_plain_locust_against_a_fresh_keyed_server_creates_its_collections(tmp_p
     """`locust -f loadtests/locustfile.py --host URL` from the repository root, as locust runs: test_start creates
     what the callers need."""
     env = {"O2V_DATA_DIR": str(tmp_path / "data"), "O2V_API_KEY": KEY}
-    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
+    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2", *ANSWERED]
     with ServerProcess(env) as server:
         command = [*LOCUST, "--host", server.url, "--csv", str(tmp_path / "run"), *weights]
         done = subprocess.run(command, env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True, timeout=60)
         listed = httpx.get(f"{server.url}/collections", headers={"Authorization": f"Bearer {KEY}"}).json()
     counts = {c["name"]: c["count"] for c in listed["collections"]}
     assert done.returncode == 0, done.stderr[-3000:]
+    assert STOPPED in done.stderr  # not by -t
     stats = locust_failures(tmp_path / "run")
     assert stats["Aggregated"][0] > 0 and stats["Aggregated"][1] == 0, stats
     assert counts["intents"] > 0 and counts["reviews"] > 0
@@ -89,10 +92,9 @@ def test_plain_locust_against_a_fresh_keyed_server_creates_its_collections(tmp_p
 def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path) -> None:
     """test_start fires on the master and on each worker: both run the idempotent setup; no request fails."""
     port = str(free_port())
-    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2"]
+    weights = ["--o2v-weights", "intent=1,search=1,bulk=0,pairs=0", "--o2v-think-scale", "0.2", *ANSWERED]
     with ServerProcess({"O2V_DATA_DIR": str(tmp_path / "data")}) as server:
         master = [*LOCUST, "--host", server.url, "--master", "--master-bind-port", port, "--expect-workers", "1"]
-        master += ["-t", "12s"]  # the worker's setup runs inside the run time: 5 s left no request at load 13
         worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-port", port, *weights]
         with subprocess.Popen(
             worker, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO
@@ -109,5 +111,6 @@ def test_distributed_locust_master_and_worker_both_set_up_safely(tmp_path: Path)
             except subprocess.TimeoutExpired:
                 running.kill()
     assert done.returncode == 0, done.stderr[-3000:]
+    assert STOPPED in done.stderr  # not by -t
     stats = locust_failures(tmp_path / "run")
     assert stats["Aggregated"][0] > 0 and stats["Aggregated"][1] == 0, stats

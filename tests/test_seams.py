@@ -56,6 +56,21 @@ def test_the_app_and_the_encoders_load_without_torch_or_the_training_package():
     assert answer.stdout.strip() == "[]"
 
 
+def test_o2v_and_the_app_start_without_the_imports_they_do_not_need():
+    """Each costs every `o2v` command or every start 1 to 2 s: the CLI's parser (`o2v --help`, and the parsing of
+    every command) loads no numpy, scipy or drift monitor; the app loads scipy.special but not scipy.stats (drift's
+    statistics import it at the first check) nor bpe_openai (at the first token array)."""
+    heavy = ("numpy", "scipy", "scipy.stats", "bpe_openai", "service.drift.monitor")
+    expected = {
+        "import service.cli; service.cli.build_parser()": [],
+        "import service.api.app": ["numpy", "scipy", "service.drift.monitor"],
+    }
+    for code, modules in expected.items():
+        script = f"import sys\n{code}\nprint([m for m in {heavy} if m in sys.modules])"
+        answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
+        assert answer.stdout.strip() == str(modules), code
+
+
 def test_the_package_imports_none_of_the_checkout_s_tools():
     """The wheel holds service/ alone: an import of tests, bench or loadtests would fail once it is installed."""
     tools = ("tests", "bench", "loadtests")

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from scipy.stats import spearmanr
 from starlette.responses import HTMLResponse, Response
 
 from service.api.auth import require_api_key
@@ -109,6 +108,8 @@ async def set_baseline(
         texts, scores = await embed_pairs(embedder, pairs, services.settings.limits.max_request_texts)
         labels = [p[2] for p in body.pairs if p[2] is not None]
         if len(labels) == len(body.pairs) and len(set(labels)) > 1 and np.ptp(scores) > 0:
+            from scipy.stats import spearmanr  # late: scipy.stats costs each start 1-2 s
+
             label_spearman = round(float(spearmanr(scores, labels).statistic), 6)
         source = body.source or f"pairs:{len(body.pairs)} scored by {embedder.name}"
     else:

@@ -49,7 +49,7 @@ def _decoded(value: Any) -> Any:
         raise ValueError(str(exc)) from exc
 
 
-_TOKEN = {"type": "integer", "minimum": 0, "maximum": token_ids.max_id(), "not": {"enum": token_ids.undefined_ids()}}
+_TOKEN = {"type": "integer", "minimum": 0, "maximum": token_ids.MAX_ID, "not": {"enum": token_ids.UNDEFINED_IDS}}
 _IDS_SCHEMA = {"type": "array", "minItems": 1, "items": _TOKEN}
 _MANY_IDS = {"type": "array", "minItems": 1, "items": _IDS_SCHEMA, **limits.stated(maxItems="max_batch_size")}
 _TEXT_OR_IDS_SCHEMA = {

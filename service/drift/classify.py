@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import isotonic_regression
-from scipy.stats import chi2_contingency
 
 from service.drift.config import LEVELS, Limit
 from service.drift.models import ClassifyReference, ClassifyReport, ClassifyResult, LabelMix, LabelShare
@@ -78,6 +76,8 @@ class Reference:
 
     @classmethod
     def of(cls, answers: Answers) -> Reference:
+        from scipy.optimize import isotonic_regression  # late: scipy.stats costs each start 1-2 s
+
         conf = np.array([a[1] for a in answers], dtype=np.float64)
         right = np.array([a[2] for a in answers], dtype=np.float64)
         bins = max(1, min(CALIBRATION_BINS, conf.size // MIN_REFERENCE))
@@ -333,6 +333,8 @@ class ClassifyMonitor:
 def label_mix(ref: Reference, counts: Counter[Hashable | None], n: int) -> LabelMix:
     """The live label mix against the reference's: total variation, a chi-square p-value, and the labels that moved
     most (the others and labels the reference never answered are named as they are)."""
+    from scipy.stats import chi2_contingency
+
     labels = sorted(set(ref.shares) | set(counts), key=str)
     live = np.array([counts.get(label, 0) for label in labels], dtype=np.float64)
     expected = np.array([ref.shares.get(label, 0.0) for label in labels])

@@ -16,7 +16,6 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from scipy.stats import fisher_exact, mannwhitneyu
 
 NONE_LABEL = "(none)"  # classify answered null: out of scope
 OTHER_LABEL = "(other)"  # labels past max_labels share one row, so memory and /metrics stay bounded
@@ -69,6 +68,8 @@ class LabelMonitor:
         return out
 
     def _rank(self, ref: list[tuple[str, float]], live: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        from scipy.stats import fisher_exact, mannwhitneyu  # late: scipy.stats costs each start 1-2 s
+
         names = sorted({n for n, _ in ref} | {n for n, _ in live})
         limit = self.alpha / max(len(names), 1)
         rows: list[dict[str, Any]] = []

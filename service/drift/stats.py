@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import ks_2samp, wasserstein_distance
 
 PSI_EPSILON = 1e-4  # stands in for an empty bin, so one empty bin does not make PSI infinite
 LINF_ROBUST_FACTOR = 1.8  # Deequ's linf_robust: linf - 1.8·sqrt((n+m)/(n·m)), SageMaker's small-sample variant
@@ -58,6 +56,9 @@ def linf_robust(linf: float, n: int, m: int) -> float:
 
 def compare(baseline: np.ndarray, live: np.ndarray, edges: np.ndarray) -> Statistics:
     """All statistics of `live` against `baseline`; `edges` are the baseline's `quantile_edges`."""
+    from scipy.spatial.distance import jensenshannon  # late: scipy.stats costs each start 1-2 s
+    from scipy.stats import ks_2samp, wasserstein_distance
+
     ks = ks_2samp(live, baseline)
     expected, actual = bin_fractions(baseline, edges), bin_fractions(live, edges)
     w = float(wasserstein_distance(live, baseline))
