@@ -1,9 +1,11 @@
 """Gateways over a real Milvus server (tests/milvus_server.py): two `o2v serve` processes over one server, and a
-server killed, restarted and paused under a stream of writes. The behavioural suite runs on the server through
-the `store` fixture ("milvus-server"); these are what only a server can show."""
+server killed, restarted and paused under a stream of writes, and the one unpacked copy of the server's binaries
+that the servers share. The behavioural suite runs on the server through the `store` fixture ("milvus-server");
+these are what only a server can show."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -14,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from service.index.engines.milvus import embedded
 from service.index.errors import InvalidRequest
 from service.index.metadata import canonical
 from tests.index_fixtures import SMALL, items, registry, store_env, unit_vectors
@@ -275,3 +278,26 @@ def test_every_index_kind_the_server_builds_answers_and_the_others_are_422(milvu
         with pytest.raises(InvalidRequest) as refused:
             collection.upsert(items(3), unit_vectors(3))
         assert refused.value.field == "index" and "HNSW_SQ" in refused.value.message
+
+
+def test_servers_share_one_unpacked_copy_of_the_binaries(milvus_server, tmp_path) -> None:
+    shared = embedded.binaries()
+    assert shared is not None and (shared / "milvus").is_file()
+    assert (milvus_server.base / "bin").resolve() == shared.resolve()
+    assert (Server(tmp_path / "another").base / "bin").resolve() == shared.resolve()
+
+
+@pytest.mark.parametrize("kind", ["open to all", "a link"])
+def test_a_shared_copy_not_this_users_alone_is_not_run(milvus_server, tmp_path, monkeypatch, kind) -> None:
+    import milvus
+
+    monkeypatch.setattr(embedded.tempfile, "gettempdir", lambda: str(tmp_path))
+    planted = tmp_path / f"o2v-milvus-{milvus.__version__}-{os.getuid()}"
+    if kind == "a link":
+        (tmp_path / "elsewhere").mkdir()
+        planted.symlink_to(tmp_path / "elsewhere")
+    else:
+        planted.mkdir()
+        planted.chmod(0o777)
+    assert embedded.binaries() is None
+    assert not (Server(tmp_path / "server").base / "bin").exists()  # the package unpacks its own at start

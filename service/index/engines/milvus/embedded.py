@@ -4,15 +4,20 @@ local storage, x86-64 Linux; the `milvus-server` extra), for the tests (tests/mi
 
 `Server(folder)` picks every port free (the package would start from Milvus' defaults, which other processes may
 hold), starts the process, waits for its health check, and can kill, pause and restart it over the same data and
-address, as the fault tests do. Not for production: a cluster is deployed as Milvus documents it.
+address, as the fault tests do. Every server runs the one copy of the binaries the package ships compressed
+(`binaries`), unpacked once per machine and package version. Not for production: a cluster is deployed as Milvus
+documents it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +28,33 @@ START_S = 180.0
 BIND_TRIES = 3  # fresh free ports chosen again when one was taken between choosing and binding
 ETCD_CONFIG = "ETCD_CONFIG_PATH"
 """Milvus' variable for `etcd.config.path`, the embedded etcd's own configuration."""
+
+
+def binaries() -> Path | None:
+    """The package's binaries, unpacked once into a folder of the temporary directory that this user's servers
+    share: the package unpacks them (60 MB of LZMA, 4 CPU-seconds and 5-15 s on a busy machine) into each new
+    server's folder, which made every server a test starts pay that again. Unpacked aside and renamed into place,
+    so processes starting servers at once never run a half-written copy. None when that folder is not this user's
+    alone (anyone may create names in the temporary directory): the package then unpacks per server."""
+    import milvus
+
+    shared = Path(tempfile.gettempdir()) / f"o2v-milvus-{milvus.__version__}-{os.getuid()}"
+    if not shared.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=shared.name + "-", dir=shared.parent))
+        try:
+            milvus._initialize_data_files(str(staging))  # the package's own unpacking, with its checksum files
+            (staging / "bin").chmod(0o700)
+            try:
+                os.rename(staging / "bin", shared)
+            except OSError:  # another process put its copy there first
+                if not shared.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    found = shared.lstat()
+    if stat.S_ISLNK(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o022:
+        return None
+    return shared
 
 
 def missing_reason() -> str | None:
@@ -70,6 +102,9 @@ class Server:
         self.server.config.try_bind_port = bind_like_the_server
         self.etcd = base / "embed-etcd.yaml"  # its embedded etcd listens on 2379 and 2380 unless configured
         base.mkdir(parents=True, exist_ok=True)
+        shared = binaries()
+        if shared is not None and not (base / "bin").exists():
+            (base / "bin").symlink_to(shared, target_is_directory=True)  # the package finds them unpacked
         self.started = False  # once started, a restart keeps the ports
         self._choose_ports()
 
