@@ -11,7 +11,15 @@ import pytest
 
 from tests.disk_fixtures import small_disk  # noqa: F401 (a fixture, for every module)
 from tests.index_fixtures import STORES, close_opened
-from tests.milvus_server import REQUIRED_ENV, URI_ENV, Server, discard_shared, missing_reason, shared_uri
+from tests.milvus_server import (
+    REQUIRED_ENV,
+    URI_ENV,
+    RunServer,
+    Server,
+    discard_shared,
+    missing_reason,
+    shared_server,
+)
 from tests.public_data_fixtures import write_public_data
 
 WORKER_MEMORY_GB = 3
@@ -73,9 +81,9 @@ def public_data(public_data_tree: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunServer]:
     """The run's embedded Milvus server (about 10-20 s to start), started at the first test that needs it; its
-    address. Under pytest-xdist the workers share one (`shared_uri`), killed by the controller at the end
+    address and folder. Under pytest-xdist the workers share one (`shared_server`), killed by the controller at the end
     (`pytest_sessionfinish`); run alone, the session stops its own. Skipped, saying why, where the `milvus` package
     is absent, unless O2V_TEST_MILVUS_SERVER=required (CI); a server that is installed and does not start fails
     every test that needs it."""
@@ -85,15 +93,16 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(reason)
         pytest.skip(reason)
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ[URI_ENV] = shared_uri(tmp_path_factory.getbasetemp().parent)
-        yield os.environ[URI_ENV]
+        shared = shared_server(tmp_path_factory.getbasetemp().parent)
+        os.environ[URI_ENV] = shared.uri
+        yield shared
         os.environ.pop(URI_ENV, None)
         return
     server = Server(tmp_path_factory.mktemp("milvus-server"))
     server.start()
     os.environ[URI_ENV] = server.uri
     try:
-        yield server.uri
+        yield RunServer(server.uri, server.base)
     finally:
         os.environ.pop(URI_ENV, None)
         server.discard()

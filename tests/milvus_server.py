@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from service.index.engines.milvus import embedded
 from service.index.engines.milvus.embedded import missing_reason
@@ -24,12 +24,13 @@ from service.index.engines.milvus.embedded import missing_reason
 __all__ = [
     "REQUIRED_ENV",
     "URI_ENV",
+    "RunServer",
     "Server",
     "database",
     "discard_shared",
     "drop_databases",
     "missing_reason",
-    "shared_uri",
+    "shared_server",
     "wait_until",
 ]
 
@@ -93,15 +94,22 @@ class Server(embedded.Server):
             self.stop()
 
 
-SHARED = "milvus-server.json"
+SHARED, SHARED_BASE = "milvus-server.json", "milvus-server"
 """Under pytest-xdist, the run's one server: its address and process id, in the folder all workers share."""
+
+
+class RunServer(NamedTuple):
+    """The run's server as the `milvus_server` fixture gives it: its address and its folder."""
+
+    uri: str
+    base: Path
 
 
 DETACHED: list[Any] = []
 """The shared server's process, when this worker started it."""
 
 
-def shared_uri(root: Path) -> str:
+def shared_server(root: Path) -> RunServer:
     """The address of the run's server shared by the xdist workers of `root` (their common temporary folder): the
     first worker that needs it starts it, the others wait on the lock and connect. One server, not one a worker:
     each costs seconds of CPU to start and a steady share of a core for its ticks. `discard_shared` kills it."""
@@ -110,13 +118,13 @@ def shared_uri(root: Path) -> str:
     record = root / SHARED
     with FileLock(str(root / (SHARED + ".lock"))):
         if not record.exists():
-            server = Server(root / "milvus-server")
+            server = Server(root / SHARED_BASE)
             server.start()
             record.write_text(json.dumps({"uri": server.uri, "pid": server.process.pid}))
             DETACHED.append(server.process)
             server.server.server_proc = None  # the package stops its server when the object goes: this worker may
             # finish before the others, so the controller stops it (`discard_shared`)
-        return str(json.loads(record.read_text())["uri"])
+        return RunServer(str(json.loads(record.read_text())["uri"]), root / SHARED_BASE)
 
 
 def discard_shared(root: Path) -> None:
