@@ -158,6 +158,31 @@ def test_the_route_runs_it_as_a_job_with_progress(tmp_path, monkeypatch, store) 
         assert client.post("/collections/nope/reembed", headers=key).status_code == 404
 
 
+def test_a_job_read_as_done_comes_with_the_min_score_it_adopts(tmp_path, monkeypatch) -> None:
+    """GET /collections/{c} reads the job before the collection: a job says "done" only once its switch and
+    min_score are stored, so an answer that says "done" carries the min_score (read the other way round, an info
+    read just before the job stored it came back with a "done" job and no min_score)."""
+    reg, _ = old_collection(tmp_path, 50)
+    shut(reg)
+    with TestClient(create_app(Settings(data_dir=tmp_path, api_key=API_KEY), ENCODER)) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        collection = services.collections.get("c")
+        read = collection.info
+
+        def info_then_the_job_ends() -> dict:
+            answer = read()
+            deadline = time.monotonic() + 60
+            while services.reembed_jobs.status("c")["state"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return answer
+
+        monkeypatch.setattr(collection, "info", info_then_the_job_ends)
+        services.reembed_jobs.start(collection, ENCODER.embed_texts, SERVED, min_score=0.4)
+        answers = [client.get("/collections/c").json() for _ in range(2)]
+        assert [a["reembed"]["state"] for a in answers][-1] == "done", answers
+        assert all(a.get("min_score") == 0.4 for a in answers if a["reembed"]["state"] == "done"), answers
+
+
 def test_a_failure_mid_way_leaves_the_milvus_collection_and_no_leftover(tmp_path) -> None:
     reg, old = old_collection(tmp_path, 300, store="milvus")
     collection = reg.get("c")

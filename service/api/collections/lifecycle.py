@@ -87,8 +87,8 @@ async def list_collections(collections: CollectionsDep) -> Response:
 async def collection_info(name: Name, collections: CollectionsDep, jobs: ReembedJobsDep) -> Response:
     """Count, dimension, index, the model fingerprint, and the progress of a re-embedding started here."""
     collection = await call(collections.get, name)
+    job = jobs.status(name)  # before the info: a job says "done" only after its switch and min_score are stored
     info = await call(collection.info)
-    job = jobs.status(name)
     return answer(CollectionInfo.model_validate({**info, "reembed": job} if job is not None else info))
 
 
