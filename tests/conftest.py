@@ -92,24 +92,24 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunServe
         if os.environ.get(REQUIRED_ENV) == "required":
             pytest.fail(reason)
         pytest.skip(reason)
+    own = None
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared_server(tmp_path_factory.getbasetemp().parent)
-        os.environ[URI_ENV] = shared.uri
-        yield shared
-        os.environ.pop(URI_ENV, None)
-        return
-    server = Server(tmp_path_factory.mktemp("milvus-server"))
-    server.start()
-    os.environ[URI_ENV] = server.uri
+        run = shared_server(tmp_path_factory.getbasetemp().parent)
+    else:
+        own = Server(tmp_path_factory.mktemp("milvus-server"))
+        own.start()
+        run = RunServer(own.uri, own.base)
+    os.environ[URI_ENV] = run.uri
     try:
-        yield RunServer(server.uri, server.base)
+        yield run
     finally:
         os.environ.pop(URI_ENV, None)
-        server.discard()
+        if own is not None:
+            own.discard()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The xdist controller kills the server its workers shared (each worker's temporary folder is inside the
-    controller's); a worker, or a run without xdist, has nothing to do here."""
-    if not hasattr(session.config, "workerinput") and session.config.pluginmanager.hasplugin("dsession"):
+    controller's); a worker has nothing to do here, nor a run without xdist (no worker recorded a server)."""
+    if not hasattr(session.config, "workerinput"):
         discard_shared(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ __all__ = [
     "discard_shared",
     "drop_databases",
     "missing_reason",
+    "poll_loads_quickly",
     "shared_server",
     "wait_until",
 ]
@@ -67,13 +68,18 @@ one on its collection observer's 1 s tick, and a load's caller learns it half a 
 that is about 0.075 s less a load, for a few more cheap calls."""
 
 
+def poll_loads_quickly() -> None:
+    """pymilvus polls loads every LOAD_POLL_S in this process (a process setting, not the server's)."""
+    from pymilvus.settings import Config
+
+    Config.WaitTimeDurationWhenLoad = LOAD_POLL_S
+
+
 class Server(embedded.Server):
     """The embedded server with QUICK_TICKS, set in the environment it starts with (also when restarted); this
     process then polls loads every LOAD_POLL_S."""
 
     def start(self, timeout: float = embedded.START_S) -> None:
-        from pymilvus.settings import Config
-
         saved = {name: os.environ.get(name) for name in QUICK_TICKS}
         os.environ.update(QUICK_TICKS)  # the package hands the server a copy of this environment
         try:
@@ -84,7 +90,7 @@ class Server(embedded.Server):
                     os.environ.pop(name)
                 else:
                     os.environ[name] = value
-        Config.WaitTimeDurationWhenLoad = LOAD_POLL_S
+        poll_loads_quickly()
 
     def discard(self) -> None:
         """Stop it at once: a test server's data is not kept, and `stop` gives a graceful stop (30 s) 5 s first."""
@@ -124,7 +130,8 @@ def shared_server(root: Path) -> RunServer:
             DETACHED.append(server.process)
             server.server.server_proc = None  # the package stops its server when the object goes: this worker may
             # finish before the others, so the controller stops it (`discard_shared`)
-        return RunServer(str(json.loads(record.read_text())["uri"]), root / SHARED_BASE)
+    poll_loads_quickly()  # also in the workers that connect to the server another one started
+    return RunServer(str(json.loads(record.read_text())["uri"]), root / SHARED_BASE)
 
 
 def discard_shared(root: Path) -> None:
