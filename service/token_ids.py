@@ -36,18 +36,6 @@ def _encoding() -> bpe_openai.Encoding:
     return bpe_openai.get_encoding(ENCODING)
 
 
-def assigned_ids() -> tuple[int, tuple[int, ...]]:
-    """The encoding's own last id and the ids below it that it never assigned: what MAX_ID and UNDEFINED_IDS say."""
-    encoding = _encoding()
-    undefined = []
-    for token in range(encoding.max_token_value + 1):
-        try:
-            encoding.decode_single_token_bytes(token)
-        except KeyError:
-            undefined.append(token)
-    return int(encoding.max_token_value), tuple(undefined)
-
-
 def decode(ids: Sequence[int]) -> str:
     """The text `ids` stand for in cl100k_base; UndecodableIds names the first id it does not define."""
     encoding = _encoding()

@@ -124,7 +124,16 @@ def test_invalid_bodies_are_refused_naming_the_field(http, route, body, field, w
 def test_the_schema_states_the_token_ids_cl100k_base_defines():
     """token_ids' constants (the request schema's bounds), which spare each start the encoding's import, are the
     encoding's own."""
-    assert token_ids.assigned_ids() == (token_ids.MAX_ID, token_ids.UNDEFINED_IDS)
+    import bpe_openai
+
+    encoding = bpe_openai.get_encoding(token_ids.ENCODING)
+    undefined = []
+    for token in range(encoding.max_token_value + 1):
+        try:
+            encoding.decode_single_token_bytes(token)
+        except KeyError:
+            undefined.append(token)
+    assert (encoding.max_token_value, tuple(undefined)) == (token_ids.MAX_ID, token_ids.UNDEFINED_IDS)
 
 
 @pytest.mark.parametrize(
