@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import Bundle, initialize
@@ -20,6 +21,7 @@ from schemathesis.generation.stateful.state_machine import StepInput
 from service.api.app import create_app
 from service.settings import Settings
 from tests.gateway_fixtures import onnx_encoder
+from tests.schemathesis_fixtures import operation_labels, run_operation
 
 DATA_DIR = tempfile.mkdtemp(prefix="o2v-schemathesis-collections-")
 atexit.register(shutil.rmtree, DATA_DIR, True)
@@ -35,10 +37,14 @@ NOT_CHECKED = [
 ]
 
 
-@schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_collection_routes_follow_their_schema(case) -> None:
+def collection_case(case) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, excluded_checks=NOT_CHECKED)
+
+
+@pytest.mark.parametrize("operation", operation_labels(schema))
+def test_collection_routes_follow_their_schema(operation: str) -> None:
+    run_operation(schema, operation, collection_case)
 
 
 LINKS_ONLY = schemathesis.Config.from_dict({"phases": {"stateful": {"inference": {"algorithms": []}}}})

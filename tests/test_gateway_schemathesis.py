@@ -8,6 +8,7 @@ import json
 import shutil
 import tempfile
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.python.asgi import get_client
@@ -17,6 +18,7 @@ from service.api.app import create_app
 from service.settings import Settings
 from tests.adapt_fixtures import intents
 from tests.gateway_fixtures import onnx_encoder
+from tests.schemathesis_fixtures import operation_labels, run_operation
 
 GATEWAY_TAGS = ["embeddings", "similarity", "rerank", "tokenize", "tei", "operations", "sagemaker"]
 MODEL_TAGS = ["models"]
@@ -95,16 +97,24 @@ def token_arrays(case) -> bool:
     return isinstance(value, list) and any(isinstance(item, (int, float, list)) for item in value)
 
 
-@schema.parametrize()
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-def test_gateway_follows_its_schema(case):
+def gateway_case(case) -> None:
     case.call_and_validate(excluded_checks=[positive_data_acceptance] if token_arrays(case) else None)
 
 
-@models.parametrize()
+@pytest.mark.parametrize("operation", operation_labels(schema))
+def test_gateway_follows_its_schema(operation: str) -> None:
+    run_operation(schema, operation, gateway_case)
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-def test_model_routes_follow_their_schema(case):
+def model_case(case) -> None:
     tiny_collection()
     short_jobs(case)
     excluded = [positive_data_acceptance] if case.path in DOMAIN_RULES else None
     case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, excluded_checks=excluded)
+
+
+@pytest.mark.parametrize("operation", operation_labels(models))
+def test_model_routes_follow_their_schema(operation: str) -> None:
+    run_operation(models, operation, model_case)
