@@ -23,6 +23,7 @@ from service.index.engines.milvus.embedded import missing_reason
 
 __all__ = [
     "REQUIRED_ENV",
+    "SHORT_SESSIONS",
     "URI_ENV",
     "RunServer",
     "Server",
@@ -75,13 +76,25 @@ def poll_loads_quickly() -> None:
     Config.WaitTimeDurationWhenLoad = LOAD_POLL_S
 
 
+SHORT_SESSIONS = {"COMMON_SESSION_TTL": "5"}
+"""For a server a test kills and restarts: its components' sessions (etcd leases) last 5 s instead of 30. The
+restarted server takes its collections back only once the killed process' sessions have expired, and its embedded
+etcd keeps their leases across the restart, so with the default a collection is loaded and answers again about
+30 s after the restart instead of about 5 s. Not for a server a test pauses longer than that, nor for the run's
+server on a loaded machine: a server whose own session expires stops."""
+
+
 class Server(embedded.Server):
-    """The embedded server with QUICK_TICKS, set in the environment it starts with (also when restarted); this
-    process then polls loads every LOAD_POLL_S."""
+    """The embedded server with QUICK_TICKS and `settings` (Milvus settings, as environment overrides), set in the
+    environment it starts with (also when restarted); this process then polls loads every LOAD_POLL_S."""
+
+    def __init__(self, base: Path, settings: dict[str, str] | None = None) -> None:
+        super().__init__(base)
+        self.settings = {**QUICK_TICKS, **(settings or {})}
 
     def start(self, timeout: float = embedded.START_S) -> None:
-        saved = {name: os.environ.get(name) for name in QUICK_TICKS}
-        os.environ.update(QUICK_TICKS)  # the package hands the server a copy of this environment
+        saved = {name: os.environ.get(name) for name in self.settings}
+        os.environ.update(self.settings)  # the package hands the server a copy of this environment
         try:
             super().start(timeout)
         finally:

@@ -20,7 +20,7 @@ from service.index.engines.milvus import embedded
 from service.index.errors import InvalidRequest
 from service.index.metadata import canonical
 from tests.index_fixtures import SMALL, items, registry, store_env, unit_vectors
-from tests.milvus_server import Server, wait_until
+from tests.milvus_server import SHORT_SESSIONS, Server, wait_until
 from tests.server_process import ServerProcess
 from tests.test_index_reembed import ENCODER, OLD, SERVED, old_collection
 
@@ -141,8 +141,18 @@ def test_a_read_right_after_another_replica_reembedded_is_answered(milvus_server
 
 @pytest.fixture
 def own_server(tmp_path) -> Any:
-    """A server of this test's own, to kill and pause (the run's server serves the other tests)."""
-    server = Server(tmp_path / "milvus")
+    """A server of this test's own, to pause (the run's server serves the other tests)."""
+    yield from started(Server(tmp_path / "milvus"))
+
+
+@pytest.fixture
+def server_to_kill(tmp_path) -> Any:
+    """A server of this test's own, to kill and restart: with SHORT_SESSIONS, so its collections answer again
+    seconds after the restart rather than half a minute."""
+    yield from started(Server(tmp_path / "milvus", SHORT_SESSIONS))
+
+
+def started(server: Server) -> Any:
     server.start()
     try:
         yield server
@@ -182,11 +192,11 @@ def stored_ids(client: httpx.Client) -> set[str]:
             return ids
 
 
-def test_a_killed_server_loses_nothing_acknowledged_and_the_gateway_reconnects(own_server, tmp_path) -> None:
+def test_a_killed_server_loses_nothing_acknowledged_and_the_gateway_reconnects(server_to_kill, tmp_path) -> None:
     """SIGKILL of the server under a stream of writes, then a restart: writes in flight answer 503 with
     Retry-After (never 500), /readyz says the store is down, every acknowledged write is there after the restart,
     and the same gateway process serves again without a restart of its own."""
-    store = {"O2V_VECTOR_STORE": "milvus", "O2V_MILVUS_URI": own_server.uri, "O2V_MILVUS_TIMEOUT_S": "3"}
+    store = {"O2V_VECTOR_STORE": "milvus", "O2V_MILVUS_URI": server_to_kill.uri, "O2V_MILVUS_TIMEOUT_S": "3"}
     with (
         ServerProcess(gateway_env(tmp_path / "gw", **store), timeout_s=120) as gateway,
         httpx.Client(base_url=gateway.url, headers=KEY, timeout=60) as client,
@@ -197,11 +207,11 @@ def test_a_killed_server_loses_nothing_acknowledged_and_the_gateway_reconnects(o
         writer.start()
         try:
             wait_until(lambda: len(acknowledged(log)) >= 40, timeout=60)
-            own_server.kill()
+            server_to_kill.kill()
             wait_until(lambda: any(status != 200 for _, status, _, _ in log), timeout=30)
             ready = client.get("/readyz")
             assert ready.status_code == 503 and "store" in ready.text, ready.text
-            own_server.start()
+            server_to_kill.start()
             down = len(log)
             wait_until(lambda: any(status == 200 for _, status, _, _ in log[down:]), timeout=120, every=0.5)
             wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30)
