@@ -42,6 +42,7 @@ from service.object2vec.adapt import (
     recover,
 )
 from service.object2vec.adapt_report import render_adapt_report
+from service.processes import exit_process
 
 
 def sts_guard(path: Path | None, parent: ModelDir, adapted: Any, tokenizer: Any) -> dict[str, Any]:
@@ -156,4 +157,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
