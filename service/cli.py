@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from service.errors import EX_USAGE, ServiceError, storage_failure
+from service.processes import exit_process
 
 DOMAINS = (
     "service.object2vec.commands",  # train, export, export-embeddings, eval, convert, distill-data
@@ -64,4 +65,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata, spearmanr
 
 from service.datasets import file_sha256, read_clinc, read_reviews, read_sts, source_files
 from service.drift.tokens import TRAINED_FILE, load_trained
@@ -131,12 +130,16 @@ def read_lee(folder: Path) -> tuple[list[str], np.ndarray]:
 
 def pair_spearman(embed: Embed, pairs: Sequence[tuple[str, str, float]]) -> float:
     """Spearman of the cosine of each (a, b) with its human score."""
+    from scipy.stats import spearmanr  # late: scipy.stats costs each start about 0.8 s (an adaptation job's too)
+
     cosines = pair_cosines(embed([p[0] for p in pairs]), embed([p[1] for p in pairs]))
     return float(spearmanr(cosines, [p[2] for p in pairs]).statistic)
 
 
 def lee_spearman(embed: Embed, docs: Sequence[str], human: np.ndarray) -> float:
     """Spearman of document-pair cosines with the human ratings over the 1,225 distinct pairs (upper triangle)."""
+    from scipy.stats import spearmanr  # late: see pair_spearman
+
     vecs = embed(docs)
     upper = np.triu_indices(len(docs), 1)
     return float(spearmanr(cosine_matrix(vecs)[upper], human[upper]).statistic)
@@ -144,6 +147,8 @@ def lee_spearman(embed: Embed, docs: Sequence[str], human: np.ndarray) -> float:
 
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """P(a random positive scores above a random negative), ties counting half (Mann-Whitney U / n_pos n_neg)."""
+    from scipy.stats import rankdata  # late: see pair_spearman
+
     ranks = rankdata(np.concatenate([positive, negative]))
     n_pos, n_neg = len(positive), len(negative)
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

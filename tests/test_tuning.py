@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import struct
@@ -23,7 +24,7 @@ from botocore.stub import Stubber
 from service.cli import main
 from service.model.hyperparameters import parse_hyperparameters
 from service.object2vec.sagemaker_tuning import submit, training_image, validate_request
-from service.object2vec.tuning import JOURNAL, open_storage
+from service.object2vec.tuning import JOURNAL, TuneOptions, TuningJob, open_storage, trial_threads
 from service.object2vec.tuning_config import TuningError, check_tuning
 from service.object2vec.tuning_report import render_report
 from tests.object2vec_fixtures import tiny_config
@@ -186,6 +187,22 @@ def test_grid_runs_every_combination_once(tmp_path: Path) -> None:
         ("tanh", "16"),
         ("tanh", "8"),
     ]
+
+
+def test_trials_share_the_cores_and_omp_num_threads_caps_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cores = os.cpu_count() or 1
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert trial_threads(1) == cores and trial_threads(2) == max(1, cores // 2) and trial_threads(cores + 1) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert trial_threads(1) == 1
+    config, spec = write(tmp_path, tuning(parallel=2))
+    assert TuningJob(config, spec, TuneOptions(tmp_path / "tune")).threads == 1  # what each trial's train() sets
+    monkeypatch.setenv("OMP_NUM_THREADS", str(cores * 4))
+    assert trial_threads(1) == cores  # a cap, never more threads than cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    assert trial_threads(1) == cores
+    (tmp_path / "config.json").write_text(json.dumps({**tiny_config(tmp_path), "threads": 3}))
+    assert TuningJob(config, spec, TuneOptions(tmp_path / "tune")).threads == 3  # the config's own count wins
 
 
 def _finished(storage: str, name: str) -> int:

@@ -37,7 +37,6 @@ import onnx
 import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
-from scipy.stats import spearmanr
 
 from service.datasets import file_sha256
 from service.evaluation import intent_scores, knn
@@ -361,6 +360,8 @@ class PairTask:
         return a, b, y
 
     def evaluate(self, model: Object2Vec) -> dict[str, float | None]:
+        from scipy.stats import spearmanr  # late: a labelled job never needs scipy.stats (about 0.8 s to import)
+
         vecs = embed_rows(model, self.rows)
         cos = [float(vecs[i] @ vecs[j]) for i, j, _ in self.held]
         rho = spearmanr(cos, [y for _, _, y in self.held]).statistic if len(self.held) > 2 else float("nan")

@@ -42,10 +42,12 @@ from service.object2vec.adapt import (
     recover,
 )
 from service.object2vec.adapt_report import render_adapt_report
+from service.processes import exit_process
 
 
-def sts_guard(path: Path | None, parent: Any, adapted: Any, tokenizer: Any) -> dict[str, Any]:
-    """STS-B dev Spearman of the cosines, parent against adapted: what a team trades for its intents."""
+def sts_guard(path: Path | None, parent: ModelDir, adapted: Any, tokenizer: Any) -> dict[str, Any]:
+    """STS-B dev Spearman of the cosines, parent against adapted: what a team trades for its intents. The parent's
+    torch copy is recovered only when the guard runs."""
     if path is None or not path.is_file():
         return {"skipped": "no STS-B dev file (O2V_SHARED_DATA/stsbenchmark/sts-dev.csv): the guard is not measured"}
     from service.datasets import read_sts_file
@@ -55,7 +57,7 @@ def sts_guard(path: Path | None, parent: Any, adapted: Any, tokenizer: Any) -> d
     def embedder(model: Any) -> Any:
         return lambda texts: embed_rows(model, tokenizer.encode(texts))
 
-    before, after = pair_spearman(embedder(parent), pairs), pair_spearman(embedder(adapted), pairs)
+    before, after = pair_spearman(embedder(recover(parent)), pairs), pair_spearman(embedder(adapted), pairs)
     return {"parent": round(before, 4), "adapted": round(after, 4), "change": round(after - before, 4)}
 
 
@@ -105,7 +107,7 @@ def run(job_dir: Path, out_dir: Path) -> dict[str, Any]:
     else:
         result = fine_tune(parent, task_of, cfg, progress)
     tokenizer = parent.tokenizer()
-    guard = sts_guard(request.sts_dev, recover(parent), result.model, tokenizer)
+    guard = sts_guard(request.sts_dev, parent, result.model, tokenizer)
     lineage = lineage_of(parent, data, held, cfg, request.source)
     evaluation = {
         "held_out_items": len(held),
@@ -155,4 +157,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

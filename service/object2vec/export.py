@@ -21,7 +21,6 @@ from torch import nn
 from service.datasets import file_sha256
 from service.drift.tokens import channel_token_rows, trained_mask, write_token_files
 from service.object2vec.network import Encoder, Object2Vec
-from service.object2vec.rotation import rotate_model_dir
 from service.object2vec.train import load_checkpoint, read_checkpoint
 from service.text import TextTokenizer
 
@@ -267,5 +266,9 @@ def export_model(
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=1))
     found = channel_rows(config, state.get("channels", {}), bases)
     if rotate and found is not None:
+        # late: onnx and onnxruntime cost about 1 CPU-s to import, which a refused checkpoint, export-embeddings and
+        # an export without its channels never use
+        from service.object2vec.rotation import rotate_model_dir
+
         rotate_model_dir(model_dir, *found)
     return model_dir

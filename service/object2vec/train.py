@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from service.datasets import file_sha256
@@ -270,6 +269,8 @@ def evaluate(model: Object2Vec, data: PairData, cos_w: float, batch_size: int = 
 
     Pairs are read in length buckets (cheaper padding), so `cosines` is a distribution, not in file order.
     """
+    from scipy.stats import spearmanr  # late: `o2v export` and adaptation import this module but never evaluate
+
     model.eval()
     total, outs, cosines, labels = 0.0, [], [], []
     for x0, x1, y in batches(data, batch_size, None, bucket_width=1):

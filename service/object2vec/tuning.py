@@ -154,6 +154,15 @@ def _running_mean(curve: dict[int, float], step: int) -> float | None:
     return float(np.mean(values)) if values and max(curve) >= step else None
 
 
+def trial_threads(parallel: int) -> int:
+    """Torch threads of each trial when the config names none: the cores shared among the `parallel` trial processes,
+    and at most OMP_NUM_THREADS when the environment sets it. train() sets the count itself, so without this cap a
+    user's (or a CI runner's) OMP_NUM_THREADS=1 became two spinning threads per trial on a 2-core box."""
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    cap = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(threads, int(cap)) if cap.isdigit() and int(cap) > 0 else threads
+
+
 def suggest(trial: Trial, r: Range) -> str:
     """The trial's value for one range, as the string SageMaker would pass to the algorithm."""
     if r.kind == "categorical":
@@ -182,7 +191,7 @@ class TuningJob:
             raise ConfigError("tuning needs a 'validation' channel in the config: the objective is measured there")
         epochs = [int(r.high) for r in self.spec.ranges if r.name == "epochs" and r.kind == "integer"]
         self.max_epochs = max(epochs or [cfg.hp.epochs])
-        self.threads = cfg.threads or max(1, (os.cpu_count() or 1) // self.spec.max_parallel)
+        self.threads = cfg.threads or trial_threads(self.spec.max_parallel)
         self.study_name = options.study_name or self.out.name
         self.storage = open_storage(options.storage, self.out)
 
