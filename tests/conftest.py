@@ -116,6 +116,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         discard_shared(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collecting loaded (the whole stack's modules, the schemathesis apps) lives as long as the process: frozen,
+    the full garbage collections during the tests no longer walk it each time (2.4 -> 1.5 CPU-s of them in 48 s of
+    tests)."""
+    gc.freeze()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The test process is about to exit: the objects its tests loaded (torch, onnxruntime, schemathesis, apps) are
     left out of the interpreter's shutdown garbage collections and go with the process, as a command's do
