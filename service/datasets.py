@@ -9,7 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from service.settings import Settings
@@ -54,8 +57,30 @@ def read_reviews() -> list[tuple[str, int, str]]:
     return out
 
 
+SETTLED_NS = 2_000_000_000
+"""A file last changed at least this long before it was hashed has its hash remembered. A file rewritten in place
+to the same size within the clock's granularity (a few ms on Linux) keeps its modification and change times, so a
+hash taken that soon after a change could outlive the next change (git's "racy" entries); 2 s is well past any
+filesystem's granularity but FAT's."""
+
+
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB chunks (model cards record what a model was trained on)."""
+    """The sha256 of a file, read in 1 MiB chunks (model cards record what a model was trained on). Remembered for
+    the file as it is (inode, size, modification and change times): the drift monitor checks the served
+    encoder.onnx (12 MB bundled, hundreds for larger models) at every app start and every change of model."""
+    stat = os.stat(path)
+    version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < SETTLED_NS:
+        return _sha256(path)
+    return _remembered_sha256(str(Path(path).resolve()), version)
+
+
+@lru_cache(maxsize=64)
+def _remembered_sha256(path: str, version: tuple[int, ...]) -> str:
+    return _sha256(Path(path))
+
+
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

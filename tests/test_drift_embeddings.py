@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from bench.drift import log_pairs
+from service import datasets
 from service.api.route_family import route_family
 from service.cli import main
-from service.datasets import read_sts
+from service.datasets import file_sha256, read_sts
 from service.drift.config import Limit
 from service.drift.embeddings import SAMPLE_FILE, SAMPLE_META, EmbeddingMonitor, load_sample, write_sample
 from service.drift.mmd import median_distance, mmd_test, unit_rows
@@ -90,6 +91,22 @@ def test_a_sample_of_another_encoder_is_not_used(tmp_path: Path) -> None:
     write_sample(tmp_path, np.eye(4, 8), "four texts")
     assert load_sample(tmp_path) is not None and load_sample(tmp_path).shape == (4, 8)  # type: ignore[union-attr]
     (tmp_path / "encoder.onnx").write_bytes(b"model two, re-exported")
+    assert load_sample(tmp_path) is None
+
+
+def test_an_encoder_rewritten_in_place_is_hashed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder's hash is remembered per file version: a rewrite of the same size within the clock's granularity
+    (same inode, same times) is hashed again while it is that recent, and any file that changes size is."""
+    encoder = tmp_path / "encoder.onnx"
+    encoder.write_bytes(b"model one")
+    write_sample(tmp_path, np.eye(4, 8), "four texts")
+    assert load_sample(tmp_path) is not None
+    encoder.write_bytes(b"model two")
+    assert load_sample(tmp_path) is None
+    monkeypatch.setattr(datasets, "SETTLED_NS", 0)  # every file counts as settled: its hash is remembered
+    write_sample(tmp_path, np.eye(4, 8), "four texts")
+    assert load_sample(tmp_path) is not None and file_sha256(encoder) == file_sha256(encoder)
+    encoder.write_bytes(b"model three")
     assert load_sample(tmp_path) is None
 
 

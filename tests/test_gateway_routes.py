@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 
+from service.api.errors import ErrorBody
 from service.encoders.embedder import INLINE_TOKENIZE_CHARS
 from service.encoders.onnx import OnnxEncoder
 from service.model.model_dir import ModelDir
@@ -129,6 +131,22 @@ def test_openapi_states_the_limits_of_the_settings():
         schema = http.get("/openapi.json").json()["components"]["schemas"]
     texts = schema["EmbedRequest"]["properties"]["texts"]
     assert texts["maxItems"] == 7 and texts["items"]["maxLength"] == 99
+
+
+CREATE_ERRORS = [("400", "bad request"), ("401", "unauthorized"), ("409", "conflict"), ("422", "validation error")]
+
+
+def test_openapi_states_error_answers_as_fastapi_states_a_response_model(http):
+    """Error statuses reference ErrorBody, whose components read as FastAPI writes them for `{"model": ErrorBody}`."""
+    reference = FastAPI()
+    reference.get("/x", responses={503: {"model": ErrorBody, "description": "unavailable"}})(lambda: None)
+    expected = reference.openapi()
+    schema = http.get("/openapi.json").json()
+    content = expected["paths"]["/x"]["get"]["responses"]["503"]["content"]
+    create = schema["paths"]["/collections/{name}"]["put"]["responses"]
+    assert all(create[status] == {"description": why, "content": content} for status, why in CREATE_ERRORS)
+    for name in ("ErrorBody", "ErrorDetail"):
+        assert schema["components"]["schemas"][name] == expected["components"]["schemas"][name]
 
 
 class HeldEncoder(OnnxEncoder):
