@@ -221,7 +221,14 @@ class AllowMiddleware:
 def install(app: FastAPI) -> None:
     app.add_middleware(AllowMiddleware, routes=lambda: app.router.routes)
     generate = app.openapi
-    app.openapi = lambda: documented(generate())  # type: ignore[method-assign]  # FastAPI's documented way
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document with ErrorBody's components, merged once: FastAPI keeps the document it built."""
+        if app.openapi_schema is None:
+            app.openapi_schema = documented(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
