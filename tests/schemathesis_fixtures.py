@@ -1,7 +1,7 @@
 """Schemathesis tests built when their pytest item runs, not when it is collected: one item per API operation.
 
 `schema.parametrize()` builds every operation's Hypothesis test while collecting, coverage cases included (about
-15 CPU-s for the 59 operations of the two schemathesis modules), and under pytest-xdist every worker collects every
+10 CPU-s for the 59 operations of the two schemathesis modules), and under pytest-xdist every worker collects every
 item, so each worker paid for the whole schema. Here an item is parametrized by an operation's label, read from the
 schema without building anything, and `run_operation` builds that one operation's test in the worker that runs it,
 as `schema.parametrize()` would (schemathesis' own builder: the same phases, seed, settings and checks).
