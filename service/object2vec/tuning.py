@@ -38,6 +38,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 from tqdm import tqdm
 
+from service.object2vec.journal_lock import JournalLock
 from service.object2vec.train import ConfigError, TrainConfig, train
 from service.object2vec.tuning_config import Range, TuningError, TuningSpec, load_tuning
 from service.object2vec.tuning_report import render_report
@@ -75,7 +76,7 @@ def open_storage(url: str | None, out: Path) -> BaseStorage:
             return RDBStorage(url, heartbeat_interval=30, grace_period=120)
     path = Path(url) if url else out / JOURNAL
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalLock(str(path))))
 
 
 @contextmanager
