@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import chi2
 
-from service.drift.ordering import BATCHES, GATE, chi2_quantile, inflation, intrablock_correlation, live_correlation
+from service.drift.ordering import (
+    BATCHES,
+    GATE,
+    GATE_QUANTILES,
+    chi2_quantile,
+    inflation,
+    intrablock_correlation,
+    live_correlation,
+)
 from tests.drift_fixtures import card, config, feed, monitor
 
 ORDERED = config(window=1000, min_samples=100, check_every=25, shift_simulations=2000)
@@ -20,9 +28,12 @@ def sections(seed: int, sizes: tuple[int, ...] = (300, 300, 300, 300, 300)) -> n
 
 
 def test_the_order_gate_is_scipys_chi2_quantile() -> None:
-    """The gate is computed without scipy.stats (whose import each start would pay), and is the same number."""
+    """The gate is read from a table or computed without scipy.stats (whose import each start would pay), and is
+    the same number; the table holds every dof the estimator uses."""
+    assert set(GATE_QUANTILES) == {BATCHES - 1, BATCHES - 2, BATCHES - 3}
     for dof in (BATCHES - 1, BATCHES - 2, BATCHES - 3, 1, 50):
         assert chi2_quantile(GATE, dof) == float(chi2.ppf(GATE, dof))
+    assert chi2_quantile(0.95, BATCHES - 1) == float(chi2.ppf(0.95, BATCHES - 1))
 
 
 def test_shuffled_scores_have_no_ordering_and_sections_do() -> None:

@@ -23,11 +23,14 @@ there, the model assumes it does not).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaincinv
 
 BATCHES = 20
 MIN_BATCH = 2
 GATE = 0.99  # a batch-means variance above this χ² quantile (BATCHES − 1 dof) counts as order, not chance
+GATE_QUANTILES = {19: 36.19086912927004, 18: 34.805305734705065, 17: 33.40866360500461}
+"""χ²(GATE) quantiles at the degrees of freedom `intrablock_correlation` uses (BATCHES − 1, − 2, − 3), as scipy
+computes them (tests/test_drift_ordering.py checks each against scipy.stats): every start judges its card
+baseline's order, and importing scipy.special cost each server process about 0.25 s of its start."""
 
 
 def intrablock_correlation(values: np.ndarray, step: bool = False) -> float:
@@ -54,8 +57,12 @@ def intrablock_correlation(values: np.ndarray, step: bool = False) -> float:
 
 
 def chi2_quantile(q: float, dof: int) -> float:
-    """scipy.stats.chi2.ppf(q, dof), computed as it computes it: every start judges its card baseline's order, and
-    scipy.stats costs 1 to 2 s to import where scipy.special costs 0.15 s."""
+    """scipy.stats.chi2.ppf(q, dof): GATE_QUANTILES' number where it has one, else computed as scipy.stats computes
+    it (scipy.stats costs 1 to 2 s to import, scipy.special a tenth of that)."""
+    if q == GATE and dof in GATE_QUANTILES:
+        return GATE_QUANTILES[dof]
+    from scipy.special import gammaincinv
+
     return float(2.0 * gammaincinv(dof / 2.0, q))
 
 
