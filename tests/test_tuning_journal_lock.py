@@ -108,3 +108,17 @@ def test_a_note_left_for_another_link_is_not_trusted(journal: Path) -> None:
     assert not done.wait(timeout=1.5), "the note is for a link that is gone"
     plain.release()
     assert done.wait(timeout=20)
+
+
+def test_a_note_that_cannot_be_written_leaves_optunas_lock_working(journal: Path) -> None:
+    """Writing the note may fail (a full disk; here its path is taken by a folder): the lock is still taken and
+    released, and waiters give it Optuna's grace period."""
+    Path(f"{journal}.lock.holder").mkdir()
+    lock = JournalLock(str(journal))
+    lock.acquire()
+    assert Path(f"{journal}.lock").is_symlink()
+    lock.release()
+    assert not Path(f"{journal}.lock").is_symlink()
+    plain = JournalFileSymlinkLock(str(journal))
+    plain.acquire()
+    plain.release()

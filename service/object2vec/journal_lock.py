@@ -61,7 +61,13 @@ class JournalLock(JournalFileSymlinkLock):
             except FileExistsError:
                 pass
             else:
-                self._sign()
+                try:
+                    self._sign()
+                except OSError:
+                    pass  # no note (a full disk): waiters give this lock the grace period, as Optuna's
+                except BaseException:
+                    self.release()
+                    raise
                 return True
             if self._break_dead():
                 continue
@@ -84,8 +90,10 @@ class JournalLock(JournalFileSymlinkLock):
             pause = min(pause * 2, 1.0)
 
     def release(self) -> None:
-        """The note goes first: a lock without one waits the grace period, a note without its lock is never read."""
-        self._holder.unlink(missing_ok=True)
+        """The note goes first: a link without one gets the grace period, and a note left without its link is not
+        trusted (it names another link)."""
+        with contextlib.suppress(OSError):
+            self._holder.unlink(missing_ok=True)
         super().release()
 
     def _sign(self) -> None:
