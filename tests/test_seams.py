@@ -64,12 +64,13 @@ def test_the_app_and_the_encoders_load_without_torch_or_the_training_package():
 
 def test_o2v_and_the_app_start_without_the_imports_they_do_not_need():
     """Each costs every `o2v` command or every start 1 to 2 s: the CLI's parser (`o2v --help`, and the parsing of
-    every command) loads no numpy, scipy or drift monitor; the app loads scipy.special but not scipy.stats (drift's
-    statistics import it at the first check) nor bpe_openai (at the first token array)."""
+    every command) loads no numpy, scipy or drift monitor; the app loads no scipy (drift's statistics import
+    scipy.stats at the first check; the order gate's quantiles are a table) nor bpe_openai (at the first token
+    array)."""
     heavy = ("numpy", "scipy", "scipy.stats", "bpe_openai", "service.drift.monitor")
     expected = {
         "import service.cli; service.cli.build_parser()": [],
-        "import service.api.app": ["numpy", "scipy", "service.drift.monitor"],
+        "import service.api.app": ["numpy", "service.drift.monitor"],
     }
     for code, modules in expected.items():
         loaded = set(_modules_after(code))

@@ -30,7 +30,7 @@ GATE = 0.99  # a batch-means variance above this χ² quantile (BATCHES − 1 do
 GATE_QUANTILES = {19: 36.19086912927004, 18: 34.805305734705065, 17: 33.40866360500461}
 """χ²(GATE) quantiles at the degrees of freedom `intrablock_correlation` uses (BATCHES − 1, − 2, − 3), as scipy
 computes them (tests/test_drift_ordering.py checks each against scipy.stats): every start judges its card
-baseline's order, and importing scipy.special cost each server process about 0.25 s of its start."""
+baseline's order, and importing scipy.special cost each server process about 0.5 CPU-s of its start."""
 
 
 def intrablock_correlation(values: np.ndarray, step: bool = False) -> float:
