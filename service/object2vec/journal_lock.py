@@ -109,24 +109,34 @@ class JournalLock(JournalFileSymlinkLock):
             return {}
         return note if isinstance(note, dict) else {}
 
+    def _dead_holder(self) -> int | None:
+        """The PID the note names when the note is for the link there now, was written here, and that process is
+        gone; None otherwise."""
+        note = self._read_holder()
+        try:
+            link = os.lstat(self._lock_file)
+        except OSError:  # released meanwhile
+            return None
+        pid = note.get("pid")
+        if note.get("place") != _place() or note.get("link") != [link.st_ino, link.st_ctime_ns]:
+            return None
+        return pid if isinstance(pid, int) and not pid_alive(pid) else None
+
     def _break_dead(self) -> bool:
-        """Break the lock if its note is for the link there now and names a process of this place that is gone."""
-        if _place() is None:
+        """Break the lock if its holder died here. Asked first without the flock, so that waiting on a live holder
+        (the common case) opens no journal; asked again under it, so that two waiters cannot both break one lock."""
+        if _place() is None or self._dead_holder() is None:
             return False
         try:
             with open(self._lock_target_file, "ab") as journal:
                 fcntl.flock(journal, fcntl.LOCK_EX)  # released when the file closes, or its process dies
-                note = self._read_holder()
-                link = os.lstat(self._lock_file)
-                if note.get("place") != _place() or note.get("link") != [link.st_ino, link.st_ctime_ns]:
-                    return False
-                pid = note.get("pid")
-                if not isinstance(pid, int) or pid_alive(pid):
+                pid = self._dead_holder()
+                if pid is None:
                     return False
                 LOG.warning("%s: its holder, process %d, is gone; breaking it", self._lock_file, pid)
                 self._break()
                 return True
-        except OSError:  # the link went meanwhile, or this filesystem has no flock: the grace period decides
+        except OSError:  # this filesystem has no flock: the grace period decides
             return False
 
     def _break(self) -> None:
