@@ -10,11 +10,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from service.drift.baseline import card_calibrations
+from service.drift.config import DriftConfig
 from service.model.hyperparameters import parse_hyperparameters
 from service.object2vec.export import export_encoder, export_model, export_scorer
 from service.object2vec.network import Object2Vec
 from service.object2vec.train import TrainConfig, load_checkpoint, train
-from service.settings import DEFAULT_MODEL_DIR
+from service.settings import DEFAULT_MODEL_DIR, Settings
 from tests.object2vec_fixtures import tiny_config
 
 TOKENIZER = DEFAULT_MODEL_DIR / "tokenizer.json"
@@ -118,6 +120,8 @@ def test_export_writes_a_complete_model_directory(tmp_path: Path) -> None:
     card = json.loads((out / "model_card.json").read_text())
     dist = card["validation_score_distribution"]
     assert dist["n"] == 128 and len(dist["scores"]) == 128 and sum(dist["histogram"]["counts"]) == 128
+    assert dist["shift_calibrations"] == card_calibrations(card, DriftConfig.from_settings(Settings()))  # served as is
+    assert dist["shift_calibrations"][0]["drift"] > dist["shift_calibrations"][0]["warning"] > 0
     assert card["hyperparameters"]["enc0_network"] == "pooled_embedding" and card["name"] == "tiny"
     assert set(card["files"]) >= {"encoder.onnx", "scorer.onnx"} and "validation" in card["metrics"]
     assert card["channels"]["train"]["sha256"] and card["encoder"]["embedding_dtype"] == "int8"

@@ -15,7 +15,15 @@ import numpy as np
 from service.drift.config import DriftConfig
 from service.drift.errors import InvalidBaseline
 from service.drift.ordering import intrablock_correlation
-from service.drift.shift import MAX_ATOM, MIN_DISTINCT, ShiftParams, ShiftTest, calibrate
+from service.drift.shift import (
+    MAX_ATOM,
+    MIN_DISTINCT,
+    ShiftParams,
+    ShiftTest,
+    calibrate,
+    known_thresholds,
+    thresholds_entry,
+)
 from service.drift.stats import quantile_edges, summary
 from service.drift.streams import TOKEN_STREAMS
 from service.drift.tokens import RATES_FILE, TokenModel
@@ -24,6 +32,7 @@ MIN_BASELINE = 10
 STATE_DIGITS = 7
 CARD = "model_card:"  # source prefix of the model card's validation scores
 LEARNED = "live:"  # source prefix of a baseline learned from a stream's own first live scores
+CALIBRATIONS = "shift_calibrations"  # the card's validation_score_distribution entry of stored shift-test limits
 MODEL = "model_dir:"  # source prefix of a baseline from another file of the model directory (token rates)
 
 
@@ -40,6 +49,7 @@ class Baseline:
     created: float
     bins: int
     ordering: float | None = None  # ρ of the scores in the order given (`ordering.py`); kept, since they are sorted
+    calibrations: Any = None  # the model card's stored shift-test limits (`known_thresholds`), for a card baseline
     edges: np.ndarray = field(init=False)
     described: dict[str, Any] = field(init=False)
     _shift: ShiftTest | None = field(default=None, init=False, repr=False)
@@ -77,7 +87,7 @@ class Baseline:
         """The calibrated shift test of this baseline, simulated once (on the checking thread, never a request)."""
         with self._shift_lock:  # the worker's `prepare` and a first check may both ask: simulate once
             if self._shift is None:
-                self._shift = calibrate(self.scores, params)
+                self._shift = calibrate(self.scores, params, known_thresholds(self.calibrations, self.scores, params))
             return self._shift
 
     @classmethod
@@ -120,7 +130,18 @@ def card_baseline(card: dict[str, Any], bins: int) -> Baseline | None:
     if len(scores) < MIN_BASELINE:
         return None
     name = card.get("name", "model")
-    return Baseline.of(scores, f"{CARD}{name}:validation", bins, created=card_time(card))
+    baseline = Baseline.of(scores, f"{CARD}{name}:validation", bins, created=card_time(card))
+    baseline.calibrations = dist.get(CALIBRATIONS)
+    return baseline
+
+
+def card_calibrations(card: dict[str, Any], config: DriftConfig) -> list[dict[str, Any]]:
+    """The card's CALIBRATIONS entry: its validation scores' shift-test limits under `config` (an exporter's
+    settings), so a replica started with those settings judges from its first check without simulating them."""
+    baseline = card_baseline(card, config.psi_bins)
+    if baseline is None or config.shift is None or not baseline.continuous:
+        return []
+    return [thresholds_entry(baseline.scores, config.shift)]
 
 
 def card_time(card: dict[str, Any]) -> float | None:

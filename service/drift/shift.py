@@ -19,8 +19,10 @@ length that would ever be raised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -152,18 +154,31 @@ def _score(d: np.ndarray, bw: float) -> tuple[np.ndarray, np.ndarray]:
     return w.sum(axis=1) / total / bw, np.log(total) - 0.5 * nearest[:, 0]
 
 
-def calibrate(scores: np.ndarray, p: ShiftParams) -> ShiftTest:
-    """Build the test for this baseline and simulate its thresholds (see the module docstring)."""
-    return _calibrate(np.ascontiguousarray(scores, dtype=np.float64).tobytes(), p)
+Thresholds = tuple[float, float]
+"""A shift test's (warning, drift) limits of |z|."""
+
+
+def calibrate(scores: np.ndarray, p: ShiftParams, known: Thresholds | None = None) -> ShiftTest:
+    """Build the test for this baseline and simulate its thresholds (see the module docstring); `known` thresholds
+    (a model card's, `known_thresholds`) are taken instead of simulating them again."""
+    return _calibrate(np.ascontiguousarray(scores, dtype=np.float64).tobytes(), p, known)
 
 
 @lru_cache(maxsize=64)
-def _calibrate(raw: bytes, p: ShiftParams) -> ShiftTest:
+def _calibrate(raw: bytes, p: ShiftParams, known: Thresholds | None) -> ShiftTest:
     scores = np.frombuffer(raw, dtype=np.float64)
     bw = bandwidth(scores)
     grid, psi, null = efficient_score(scores, bw, p.clip)
     mean, sd = float(null.mean()), max(float(null.std()), SD_FLOOR)
-    n, rng = scores.size, np.random.default_rng(SEED)
+    warning, drift = known or simulate(null, mean, sd, scores.size, p)
+    return ShiftTest(
+        grid=grid, psi=psi, mean=mean, sd=sd, n_baseline=scores.size, window=p.window, warning=warning, drift=drift
+    )
+
+
+def simulate(null: np.ndarray, mean: float, sd: float, n: int, p: ShiftParams) -> Thresholds:
+    """The warning and drift limits of |z|: quantiles of the largest |z| that simulated normal runs reach."""
+    rng = np.random.default_rng(SEED)
     checks = np.arange(min(p.min_samples, p.horizon), p.horizon + 1, p.check_every)
     worst, sums = [], np.zeros((100, p.horizon + 1))  # sums[:, i]: the first i live scores' sum, reused
     for start in range(0, p.simulations, 100):
@@ -182,13 +197,34 @@ def _calibrate(raw: bytes, p: ShiftParams) -> ShiftTest:
             z = np.min(np.stack([z[:, i : z.shape[1] - p.confirm + 1 + i] for i in range(p.confirm)]), axis=0)
         worst.append(z.max(axis=1))
     maxima = np.concatenate(worst)
-    return ShiftTest(
-        grid=grid,
-        psi=psi,
-        mean=mean,
-        sd=sd,
-        n_baseline=n,
-        window=p.window,
-        warning=float(np.quantile(maxima, 1.0 - p.warning_false_alarm)),
-        drift=float(np.quantile(maxima, 1.0 - p.false_alarm)),
-    )
+    return float(np.quantile(maxima, 1.0 - p.warning_false_alarm)), float(np.quantile(maxima, 1.0 - p.false_alarm))
+
+
+def scores_digest(scores: np.ndarray) -> str:
+    """What a stored calibration was simulated on: the sha256 of the baseline's scores as float64."""
+    return hashlib.sha256(np.ascontiguousarray(scores, dtype=np.float64).tobytes()).hexdigest()
+
+
+def thresholds_entry(scores: np.ndarray, p: ShiftParams) -> dict[str, Any]:
+    """The simulated limits of this baseline under `p`, as a model card stores them (`known_thresholds` reads them):
+    a replica that starts with the same scores and settings then skips the simulation (about 0.35 CPU-s)."""
+    test = calibrate(scores, p)
+    return {"params": asdict(p), "scores_sha256": scores_digest(scores), "warning": test.warning, "drift": test.drift}
+
+
+def known_thresholds(entries: Any, scores: np.ndarray, p: ShiftParams) -> Thresholds | None:
+    """The stored limits simulated on exactly these scores with exactly these parameters, or None (other settings,
+    other scores, a malformed entry: simulate)."""
+    if not isinstance(entries, list):
+        return None
+    wanted, digest = asdict(p), None
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("params") != wanted:
+            continue
+        digest = digest or scores_digest(scores)
+        warning, drift = entry.get("warning"), entry.get("drift")
+        if entry.get("scores_sha256") != digest or not (isinstance(warning, float) and isinstance(drift, float)):
+            continue
+        if 0 < warning < np.inf and 0 < drift < np.inf:
+            return warning, drift
+    return None

@@ -19,9 +19,12 @@ import torch
 from torch import nn
 
 from service.datasets import file_sha256
+from service.drift.baseline import CALIBRATIONS, card_calibrations
+from service.drift.config import DriftConfig
 from service.drift.tokens import channel_token_rows, trained_mask, write_token_files
 from service.object2vec.network import Encoder, Object2Vec
 from service.object2vec.train import load_checkpoint, read_checkpoint
+from service.settings import Settings
 from service.text import TextTokenizer
 
 OPSET = 17
@@ -257,6 +260,7 @@ def export_model(
         "drift_tokens": drift_tokens,
     }
     card.update(extra_card or {})
+    card["validation_score_distribution"][CALIBRATIONS] = card_calibrations(card, DriftConfig.from_settings(Settings()))
     card["files"] = {
         p.name: file_sha256(p)
         for p in sorted(model_dir.iterdir())
