@@ -141,6 +141,7 @@ if store == "faiss":
 else:
     catalog = registry(data, store=store)
     catalog.catalog.write("c", old, 16)
+    assert catalog.catalog.row("c", "Strong")["config"] == old  # consumed: the next process' Bounded read sees it
     catalog.close()
 out = {}
 with TestClient(create_app(app_settings(data, **store_settings(store, data)))) as client:
