@@ -72,6 +72,13 @@ def monitor(
     return DriftMonitor(config, card() if model_card is None else model_card, store, notifier)
 
 
+def pay_first_checks() -> None:
+    """A process' first checks import scipy.stats and simulate the card's limits (about 0.8 s together): a test that
+    times checks, or counts the rounds a worker runs while it records, pays that here first, with a monitor of its
+    own; otherwise it passes or fails by whether an earlier test in the process already paid it."""
+    feed(monitor(), "similarity", scores(70, mean=0.8))
+
+
 def feed(m: DriftMonitor, stream: str, values: list[float], chunk: int | None = None) -> list[str]:
     """Record `values` in chunks of check_every, running the due checks after each; the statuses seen."""
     step = chunk or m.config.check_every

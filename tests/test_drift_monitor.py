@@ -24,7 +24,7 @@ from service.drift.notify import StatusNotifier
 from service.drift.store import DriftStore
 from service.errors import NotFound
 from service.uris import MASK
-from tests.drift_fixtures import FAST, card, config, feed, monitor, scores
+from tests.drift_fixtures import FAST, card, config, feed, monitor, pay_first_checks, scores
 
 
 def test_card_seeds_pair_streams_and_live_streams_learn_their_own() -> None:
@@ -172,8 +172,7 @@ def test_webhook_receives_the_status_change_after_a_retry(webhook: tuple[str, li
 def test_unreachable_webhook_never_blocks_recording() -> None:
     notifier = StatusNotifier("http://127.0.0.1:9/none", timeout_s=0.2, retries=1, backoff_s=0.01)
     m = monitor(notifier=notifier)
-    feed(monitor(), "similarity", scores(70, mean=0.8))  # a process' first checks import scipy.stats and simulate
-    # the card's limits (0.8 s together): paid here, by a monitor without a hook, the time below is the hook's
+    pay_first_checks()  # by a monitor without a hook: the time below is the hook's
     started = time.perf_counter()
     feed(m, "similarity", scores(70, mean=0.8))
     assert time.perf_counter() - started < 1.0
