@@ -51,18 +51,26 @@ def journal(tmp_path: Path) -> Path:
     return path
 
 
+def names(journal: Path) -> list[Path]:
+    """The holders' names of the journal's lock (`<journal>.lock.<place>.<pid>.<nonce>`)."""
+    return sorted(journal.parent.glob(f"{journal.name}.lock.*"))
+
+
 def test_a_dead_holders_lock_is_broken_without_the_grace_period(
     journal: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     proc = hold(journal, "ours", "die")
-    lock_file, note = Path(f"{journal}.lock"), Path(f"{journal}.lock.holder")
-    assert lock_file.is_symlink() and note.is_file(), "SIGKILL leaves the link and its note"
+    lock_file = Path(f"{journal}.lock")
+    [name] = names(journal)
+    assert lock_file.is_symlink() and os.path.samefile(lock_file, journal), "Optuna's link to the journal"
+    assert os.lstat(lock_file).st_ino == os.lstat(name).st_ino, "SIGKILL leaves the link under its holder's name"
+    assert f".{proc.pid}." in name.name
     lock = JournalLock(str(journal), grace_period=600)
     with caplog.at_level(logging.WARNING):
         assert acquire_in_thread(lock).wait(timeout=20), "a dead holder on this machine is not waited for"
-    assert f"process {proc.pid}, is gone" in caplog.text
+    assert f"{name.name} is gone" in caplog.text
     lock.release()
-    assert not lock_file.exists() and not lock_file.is_symlink() and not note.exists()
+    assert not lock_file.exists() and not lock_file.is_symlink() and names(journal) == []
 
 
 def test_a_live_holder_is_waited_for_until_it_dies(journal: Path) -> None:
@@ -97,11 +105,11 @@ def test_a_holder_without_a_note_gets_the_grace_period(journal: Path) -> None:
     lock.release()
 
 
-def test_a_note_left_for_another_link_is_not_trusted(journal: Path) -> None:
-    """A dead holder's note outlives its link when an older version broke that link; the live lock taken after it
-    must not be broken because the note names a dead process."""
+def test_a_name_left_without_its_lock_is_not_trusted(journal: Path) -> None:
+    """A dead holder's name outlives its lock when plain Optuna broke that lock; the live lock taken after it must not
+    be broken because a name beside it gives a dead process."""
     hold(journal, "ours", "die")
-    os.unlink(f"{journal}.lock")  # what an older version's grace period does
+    os.unlink(f"{journal}.lock")  # what plain Optuna's grace period does
     plain = JournalFileSymlinkLock(str(journal))
     plain.acquire()
     done = acquire_in_thread(JournalLock(str(journal), grace_period=600))
@@ -110,13 +118,34 @@ def test_a_note_left_for_another_link_is_not_trusted(journal: Path) -> None:
     assert done.wait(timeout=20)
 
 
-def test_a_note_that_cannot_be_written_leaves_optunas_lock_working(journal: Path) -> None:
-    """Writing the note may fail (a full disk; here its path is taken by a folder): the lock is still taken and
-    released, and waiters give it Optuna's grace period."""
-    Path(f"{journal}.lock.holder").mkdir()
+def test_names_left_by_killed_processes_go_at_the_next_lock(journal: Path) -> None:
+    """A process killed between making its name and the lock, or between releasing the lock and its name, leaves a
+    name that no lock shares: the next holder removes those of dead processes here, never a live one's."""
+    hold(journal, "ours", "die")
+    os.unlink(f"{journal}.lock")
+    [dead] = names(journal)
+    place = dead.name.split(".")[-3]
+    live = journal.parent / f"{journal.name}.lock.{place}.{os.getpid()}.0123abcd"
+    os.symlink(journal, live)
+    lock = JournalLock(str(journal), grace_period=600)
+    lock.acquire()
+    assert not dead.is_symlink() and live.is_symlink()
+    lock.release()
+    assert names(journal) == [live]
+
+
+def test_where_no_hard_link_can_be_made_the_lock_is_optunas(journal: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem without hard links (EPERM from link()): the lock is Optuna's own link, taken and released, and
+    given the grace period like plain Optuna's."""
+
+    def no_hard_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
     lock = JournalLock(str(journal))
     lock.acquire()
-    assert Path(f"{journal}.lock").is_symlink()
+    assert Path(f"{journal}.lock").is_symlink() and os.lstat(f"{journal}.lock").st_nlink == 1
+    assert names(journal) == []
     lock.release()
     assert not Path(f"{journal}.lock").is_symlink()
     plain = JournalFileSymlinkLock(str(journal))
